@@ -1,0 +1,1 @@
+"""Change and object detectors behind small registered protocols; zone indicators."""

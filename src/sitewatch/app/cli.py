@@ -1,0 +1,77 @@
+"""The ``sitewatch`` command line: a thin layer over library calls."""
+
+from __future__ import annotations
+
+import logging
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from sitewatch import __version__
+from sitewatch.app.commands import (
+    demo,
+    evaluate,
+    ingest,
+    monitor,
+    report,
+    simulate,
+    sites,
+    train,
+    workspace,
+)
+from sitewatch.app.errors import exit_code_for
+from sitewatch.core.errors import SitewatchError
+
+app = typer.Typer(
+    name="sitewatch",
+    help="Watch sites through time series of satellite and aerial images.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+stderr = Console(stderr=True)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"sitewatch {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    verbose: Annotated[int, typer.Option("--verbose", "-v", count=True, help="More log output.")] = 0,
+    quiet: Annotated[int, typer.Option("--quiet", "-q", count=True, help="Less log output.")] = 0,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")
+    ] = False,
+) -> None:
+    level = logging.WARNING - 10 * verbose + 10 * quiet
+    logging.basicConfig(level=max(logging.DEBUG, min(logging.CRITICAL, level)),
+                        format="%(levelname)s %(name)s: %(message)s")
+
+
+for module in (workspace, sites, ingest, simulate, monitor, report, demo, evaluate, train):
+    module.register(app)
+
+
+def main() -> None:
+    """Console entry point: library errors become a message and a meaningful exit code."""
+    try:
+        app(standalone_mode=False)
+    except SitewatchError as error:
+        stderr.print(f"[bold red]error:[/] {error}", highlight=False, markup=True)
+        raise SystemExit(exit_code_for(error)) from None
+    except typer.Abort:
+        stderr.print("aborted")
+        raise SystemExit(130) from None
+    except Exception as error:  # click usage errors carry their own exit code
+        import click
+
+        if isinstance(error, click.exceptions.ClickException):
+            error.show()
+            raise SystemExit(error.exit_code) from None
+        if isinstance(error, click.exceptions.Exit):
+            raise SystemExit(error.exit_code) from None
+        raise

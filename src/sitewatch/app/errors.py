@@ -1,0 +1,34 @@
+"""The one table mapping library errors to CLI exit codes and messages."""
+
+from __future__ import annotations
+
+from sitewatch.core.errors import (
+    CatalogError,
+    ImageryError,
+    NotFoundError,
+    SitewatchError,
+    StoreError,
+    UnsupportedInputError,
+    ValidationError,
+    WorkspaceNotFoundError,
+)
+
+# Most specific first. Exit codes: 1 generic failure, 2 usage (typer's own),
+# 3 not found, 4 bad input data, 5 imagery problem, 6 store problem.
+EXIT_CODES: tuple[tuple[type[SitewatchError], int], ...] = (
+    (WorkspaceNotFoundError, 3),
+    (NotFoundError, 3),
+    (CatalogError, 4),
+    (ValidationError, 4),
+    (UnsupportedInputError, 4),
+    (ImageryError, 5),
+    (StoreError, 6),
+    (SitewatchError, 1),
+)
+
+
+def exit_code_for(error: SitewatchError) -> int:
+    for error_type, code in EXIT_CODES:
+        if isinstance(error, error_type):
+            return code
+    return 1

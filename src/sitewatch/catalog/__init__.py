@@ -1,0 +1,1 @@
+"""Site catalogs: the GeoJSON schema, validation, and the built-in reference sites."""

@@ -1,0 +1,62 @@
+"""One root error for sitewatch, mixed with the builtin each case resembles.
+
+Callers may catch either ``SitewatchError`` or the builtin (``ValueError``,
+``OSError``, ...). Messages name the input, what is wrong and what to do.
+"""
+
+from __future__ import annotations
+
+
+class SitewatchError(Exception):
+    """Root of every error sitewatch raises on purpose."""
+
+
+class ValidationError(SitewatchError, ValueError):
+    """A domain value was built with a bad field."""
+
+    def __init__(self, type_name: str, field: str, message: str) -> None:
+        self.type_name = type_name
+        self.field = field
+        super().__init__(f"{type_name}.{field}: {message}")
+
+
+class CatalogError(SitewatchError, ValueError):
+    """A site catalog is malformed; ``problems`` lists every problem found."""
+
+    def __init__(self, source: str, problems: list[str]) -> None:
+        self.source = source
+        self.problems = list(problems)
+        listing = "\n".join(f"  - {p}" for p in self.problems)
+        super().__init__(f"{source}: {len(self.problems)} problem(s) in site catalog:\n{listing}")
+
+
+class ImageryError(SitewatchError, OSError):
+    """An image could not be used; the message names the file and the problem."""
+
+
+class NotGeoreferencedError(ImageryError):
+    """An image has no CRS or no geotransform."""
+
+
+class NoSiteCoverageError(ImageryError):
+    """An image footprint covers no site of the catalog."""
+
+
+class NoValidPixelsError(ImageryError):
+    """An image covers a site but has no valid pixels over it."""
+
+
+class UnsupportedInputError(SitewatchError, ValueError):
+    """An input is outside what a component accepts (bands, GSD, CRS, size)."""
+
+
+class StoreError(SitewatchError, RuntimeError):
+    """The workspace store could not complete an operation."""
+
+
+class WorkspaceNotFoundError(StoreError, FileNotFoundError):
+    """No workspace at the given path."""
+
+
+class NotFoundError(StoreError, LookupError):
+    """A record (site, scene, alert, ...) does not exist."""

@@ -1,0 +1,25 @@
+"""Time helpers: every timestamp sitewatch stores is timezone-aware UTC."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+
+def ensure_utc(value: datetime) -> datetime:
+    """Return ``value`` in UTC; a naive datetime is taken to be UTC already."""
+    if value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value.astimezone(UTC)
+
+
+def parse_utc(text: str) -> datetime:
+    """Parse an ISO 8601 date or datetime (``Z`` accepted) into aware UTC."""
+    cleaned = text.strip()
+    if cleaned.endswith(("Z", "z")):
+        cleaned = cleaned[:-1] + "+00:00"
+    try:
+        return ensure_utc(datetime.fromisoformat(cleaned))
+    except ValueError:
+        raise ValueError(
+            f"{text!r} is not an ISO 8601 date or datetime; write e.g. 2019-02-22 or 2019-02-22T02:31:00Z"
+        ) from None

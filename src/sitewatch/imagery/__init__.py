@@ -1,0 +1,1 @@
+"""Reading imagery, site grids, chips, co-registration, and the scene simulator."""

@@ -1,0 +1,1 @@
+"""Baselines, scoring and alert rules."""

@@ -1,0 +1,1 @@
+"""Workflows that join the library layers to a workspace: ingest, monitor, report data."""

@@ -1,0 +1,1 @@
+"""Workspaces: settings, the SQL store with migrations, and raster artefacts beside it."""
