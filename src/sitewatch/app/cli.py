@@ -10,11 +10,13 @@ from rich.console import Console
 
 from sitewatch import __version__
 from sitewatch.app.commands import (
+    alerts,
     demo,
     evaluate,
     ingest,
     monitor,
     report,
+    serve,
     simulate,
     sites,
     train,
@@ -41,7 +43,9 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def _root(
-    verbose: Annotated[int, typer.Option("--verbose", "-v", count=True, help="More log output.")] = 0,
+    verbose: Annotated[
+        int, typer.Option("--verbose", "-v", count=True, help="More log output.")
+    ] = 0,
     quiet: Annotated[int, typer.Option("--quiet", "-q", count=True, help="Less log output.")] = 0,
     version: Annotated[
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")
@@ -52,7 +56,9 @@ def _root(
                         format="%(levelname)s %(name)s: %(message)s")
 
 
-for module in (workspace, sites, ingest, simulate, monitor, report, demo, evaluate, train):
+for module in (
+    workspace, sites, ingest, simulate, monitor, alerts, report, serve, demo, evaluate, train,
+):
     module.register(app)
 
 
