@@ -1,0 +1,60 @@
+"""Every CLI verb answers --help, and verbs that list or report things offer --json."""
+
+from __future__ import annotations
+
+import click
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from sitewatch.app.cli import app
+
+# Verbs whose output is a listing or a report: they must offer machine-readable output.
+JSON_VERBS = {
+    ("sites", "list"),
+    ("sites", "show"),
+    ("sites", "validate"),
+    ("ingest",),
+    ("simulate",),
+    ("monitor",),
+    ("alerts", "list"),
+    ("alerts", "show"),
+    ("report",),
+    ("eval", "change"),
+    ("eval", "detect"),
+    ("eval", "alerts"),
+}
+
+
+def _commands(command: click.Command, path: tuple[str, ...] = ()) -> list[tuple[tuple[str, ...], click.Command]]:
+    found = [(path, command)]
+    if isinstance(command, click.Group):
+        for name, sub in sorted(command.commands.items()):
+            found.extend(_commands(sub, (*path, name)))
+    return found
+
+
+ROOT = typer.main.get_command(app)
+ALL = _commands(ROOT)
+
+
+@pytest.mark.parametrize("path", [p for p, _ in ALL], ids=lambda p: " ".join(p) or "sitewatch")
+def test_help(path: tuple[str, ...]) -> None:
+    result = CliRunner().invoke(app, [*path, "--help"])
+    assert result.exit_code == 0, result.output
+    assert "Usage" in result.output
+
+
+@pytest.mark.parametrize("path", sorted(JSON_VERBS), ids=" ".join)
+def test_listing_verbs_offer_json(path: tuple[str, ...]) -> None:
+    commands = dict(ALL)
+    if path not in commands:
+        pytest.fail(f"verb 'sitewatch {' '.join(path)}' is missing")
+    options = {opt for param in commands[path].params for opt in getattr(param, "opts", [])}
+    assert "--json" in options, f"'sitewatch {' '.join(path)}' has no --json option"
+
+
+def test_version() -> None:
+    result = CliRunner().invoke(app, ["--version"])
+    assert result.exit_code == 0
+    assert result.output.startswith("sitewatch ")
