@@ -26,7 +26,10 @@ JSON_VERBS = {
 }
 
 
-def _commands(command: click.Command, path: tuple[str, ...] = ()) -> list[tuple[tuple[str, ...], click.Command]]:
+Path = tuple[str, ...]
+
+
+def _commands(command: click.Command, path: Path = ()) -> list[tuple[Path, click.Command]]:
     found = [(path, command)]
     if isinstance(command, click.Group):
         for name, sub in sorted(command.commands.items()):

@@ -18,7 +18,7 @@ def utm_epsg(lon: float, lat: float) -> int:
             f"({lon}, {lat}) is outside the UTM domain (lon -180..180, lat -80..84); "
             "give a site in longitude, latitude order"
         )
-    zone = min(int(math.floor((lon + 180.0) / 6.0)) + 1, 60)
+    zone = min(math.floor((lon + 180.0) / 6.0) + 1, 60)
     return (32600 if lat >= 0 else 32700) + zone
 
 
