@@ -1,0 +1,219 @@
+"""The workspace database schema (SQLAlchemy Core), portable across SQLite and PostgreSQL.
+
+Portability rules: no dialect-specific SQL; geometries as WKB plus bounding-box
+columns (so PostGIS can add a geometry column later without a fork, and plain SQL can
+filter by bbox); timestamps stored as UTC; enums as strings. The migrations in
+``store/migrations/versions`` create exactly these tables; a test compares them.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Dialect
+from sqlalchemy.types import TypeDecorator
+
+ID = 64
+"""Length of id columns: site/zone ids are at most 64 characters."""
+LONG_ID = 200
+"""Scene, observation and alert ids are derived strings; room for prefixes."""
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware-UTC datetimes in, aware-UTC datetimes out, on every backend.
+
+    SQLite has no time zone type: values are stored as naive UTC text there, and
+    read back with ``tzinfo=UTC``; PostgreSQL stores ``timestamptz``.
+    """
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"refusing to store naive datetime {value.isoformat()}; give aware UTC")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+metadata = sa.MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+
+def _bbox(prefix: str = "") -> list[sa.Column[float]]:
+    """Bounding-box columns (min_x, min_y, max_x, max_y) for bbox filters without a spatial index."""
+    return [sa.Column(f"{prefix}{name}", sa.Float, nullable=False)
+            for name in ("min_x", "min_y", "max_x", "max_y")]
+
+
+sites = sa.Table(
+    "sites",
+    metadata,
+    sa.Column("id", sa.String(ID), primary_key=True),
+    sa.Column("name", sa.Text, nullable=False),
+    sa.Column("country", sa.String(100), nullable=False),
+    sa.Column("category", sa.String(100), nullable=False),
+    sa.Column("aliases", sa.JSON, nullable=False),
+    sa.Column("gsd", sa.Float, nullable=False),
+    sa.Column("approximate", sa.Boolean, nullable=False),
+    sa.Column("notes", sa.Text, nullable=False),
+    sa.Column("references", sa.JSON, nullable=False),
+    sa.Column("geometry_wkb", sa.LargeBinary, nullable=False),
+    *_bbox(),
+    sa.Column("updated", UTCDateTime, nullable=False),
+)
+
+zones = sa.Table(
+    "zones",
+    metadata,
+    sa.Column("site_id", sa.String(ID), sa.ForeignKey("sites.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("id", sa.String(ID), primary_key=True),
+    sa.Column("position", sa.Integer, nullable=False),
+    sa.Column("name", sa.Text, nullable=False),
+    sa.Column("kind", sa.String(32), nullable=False),
+    sa.Column("geometry_wkb", sa.LargeBinary, nullable=False),
+    *_bbox(),
+)
+
+scenes = sa.Table(
+    "scenes",
+    metadata,
+    sa.Column("id", sa.String(LONG_ID), primary_key=True),
+    sa.Column("uri", sa.Text, nullable=False),
+    sa.Column("sensor", sa.String(200), nullable=False),
+    sa.Column("acquired", UTCDateTime, nullable=False, index=True),
+    sa.Column("gsd", sa.Float, nullable=False),
+    sa.Column("crs", sa.Text, nullable=False),
+    sa.Column("footprint_wkb", sa.LargeBinary, nullable=False),
+    *_bbox(),
+    sa.Column("bands", sa.JSON, nullable=False),
+    sa.Column("width", sa.Integer, nullable=False),
+    sa.Column("height", sa.Integer, nullable=False),
+    sa.Column("checksum", sa.String(64), nullable=False, index=True),
+    sa.Column("cloud_cover", sa.Float, nullable=True),
+    sa.Column("off_nadir", sa.Float, nullable=True),
+    sa.Column("license", sa.Text, nullable=True),
+    sa.Column("attribution", sa.Text, nullable=True),
+    sa.Column("ingested", UTCDateTime, nullable=False),
+)
+
+observations = sa.Table(
+    "observations",
+    metadata,
+    sa.Column("id", sa.String(LONG_ID), primary_key=True),
+    sa.Column("site_id", sa.String(ID), sa.ForeignKey("sites.id"), nullable=False),
+    sa.Column("scene_id", sa.String(LONG_ID), sa.ForeignKey("scenes.id", ondelete="CASCADE"),
+              nullable=False, index=True),
+    sa.Column("acquired", UTCDateTime, nullable=False),
+    sa.Column("chip_path", sa.Text, nullable=False, unique=True),
+    sa.Column("valid_fraction", sa.Float, nullable=False),
+    sa.Column("shift_rows", sa.Float, nullable=False),
+    sa.Column("shift_cols", sa.Float, nullable=False),
+    sa.Column("shift_confidence", sa.Float, nullable=True),
+    sa.Index("ix_observations_site_acquired", "site_id", "acquired"),
+)
+
+detections = sa.Table(
+    "detections",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("observation_id", sa.String(LONG_ID), sa.ForeignKey("observations.id", ondelete="CASCADE"),
+              nullable=False, index=True),
+    sa.Column("position", sa.Integer, nullable=False),
+    sa.Column("class_name", sa.String(100), nullable=False),
+    sa.Column("score", sa.Float, nullable=False),
+    sa.Column("geometry_wkb", sa.LargeBinary, nullable=False),
+    *_bbox(),
+    sa.Column("zone_id", sa.String(ID), nullable=True),
+    sa.Column("detector", sa.String(200), nullable=False),
+)
+
+change_regions = sa.Table(
+    "change_regions",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("observation_id", sa.String(LONG_ID), sa.ForeignKey("observations.id", ondelete="CASCADE"),
+              nullable=False, index=True),
+    sa.Column("position", sa.Integer, nullable=False),
+    sa.Column("reference_observation_id", sa.String(LONG_ID), nullable=False),
+    sa.Column("geometry_wkb", sa.LargeBinary, nullable=False),
+    *_bbox(),
+    sa.Column("area_m2", sa.Float, nullable=False),
+    sa.Column("mean_probability", sa.Float, nullable=False),
+    sa.Column("zone_id", sa.String(ID), nullable=True),
+    sa.Column("detector", sa.String(200), nullable=False),
+)
+
+indicator_values = sa.Table(
+    "indicator_values",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("observation_id", sa.String(LONG_ID), sa.ForeignKey("observations.id", ondelete="CASCADE"),
+              nullable=False, index=True),
+    sa.Column("site_id", sa.String(ID), nullable=False),
+    sa.Column("zone_id", sa.String(ID), nullable=False),
+    sa.Column("name", sa.String(100), nullable=False),
+    sa.Column("value", sa.Float, nullable=True),
+    sa.Column("quality", sa.Float, nullable=False),
+    sa.Column("acquired", UTCDateTime, nullable=False),
+    sa.UniqueConstraint("observation_id", "zone_id", "name"),
+    sa.Index("ix_indicator_values_site_zone_name", "site_id", "zone_id", "name"),
+)
+
+alerts = sa.Table(
+    "alerts",
+    metadata,
+    sa.Column("id", sa.String(LONG_ID), primary_key=True),
+    sa.Column("site_id", sa.String(ID), sa.ForeignKey("sites.id"), nullable=False, index=True),
+    sa.Column("observation_id", sa.String(LONG_ID), sa.ForeignKey("observations.id"), nullable=False),
+    sa.Column("acquired", UTCDateTime, nullable=False),
+    sa.Column("created", UTCDateTime, nullable=False),
+    sa.Column("indicator", sa.String(100), nullable=False),
+    sa.Column("value", sa.Float, nullable=False),
+    sa.Column("baseline", sa.Float, nullable=False),
+    sa.Column("score", sa.Float, nullable=False),
+    sa.Column("explanation", sa.Text, nullable=False),
+    sa.Column("zone_id", sa.String(ID), nullable=True),
+    sa.Column("p_value", sa.Float, nullable=True),
+    sa.Column("state", sa.String(32), nullable=False),
+)
+
+alert_events = sa.Table(
+    "alert_events",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("alert_id", sa.String(LONG_ID), sa.ForeignKey("alerts.id", ondelete="CASCADE"),
+              nullable=False, index=True),
+    sa.Column("state", sa.String(32), nullable=False),
+    sa.Column("who", sa.String(200), nullable=False),
+    sa.Column("at", UTCDateTime, nullable=False),
+    sa.Column("comment", sa.Text, nullable=False),
+)
+
+assessments = sa.Table(
+    "assessments",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("alert_id", sa.String(LONG_ID), sa.ForeignKey("alerts.id", ondelete="CASCADE"),
+              nullable=False, index=True),
+    sa.Column("author", sa.String(200), nullable=False),
+    sa.Column("created", UTCDateTime, nullable=False),
+    sa.Column("judgement", sa.String(32), nullable=False),
+    sa.Column("confidence", sa.String(32), nullable=False),
+    sa.Column("text", sa.Text, nullable=False),
+    sa.Column("hypotheses", sa.JSON, nullable=False),
+)

@@ -1,0 +1,132 @@
+"""Workspace settings: one typed object read from ``sitewatch.toml``, each field overridable by env.
+
+Precedence (last wins): the defaults below, the workspace's ``sitewatch.toml``, then
+``SITEWATCH_<FIELD>`` environment variables (``SITEWATCH_FALSE_ALARM_RATE=0.001``), so a
+one-off run can change a setting without editing the file.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any, cast
+
+from sitewatch.core.errors import ValidationError
+
+SETTINGS_FILE = "sitewatch.toml"
+ENV_PREFIX = "SITEWATCH_"
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Settings of one workspace."""
+
+    name: str = "sitewatch"
+    """Human name of the workspace, shown in reports and the dashboard."""
+    false_alarm_rate: float = 0.01
+    """Chance, per observation of a quiet site, of a false alert the user accepts (alpha)."""
+    change_threshold: float = 0.2
+    """Per-zone change score above which the first monitoring pass raises an alert."""
+    min_valid_fraction: float = 0.3
+    """Observations with less valid (cloud-free, covered) area than this are not scored."""
+    database_url: str = ""
+    """SQLAlchemy URL of the database; empty means the SQLite file ``sitewatch.db`` in the workspace."""
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not self.name.strip():
+            raise _bad("name", f"{self.name!r} must be a non-empty string")
+        _check_fraction("false_alarm_rate", self.false_alarm_rate, open_interval=True)
+        _check_number("change_threshold", self.change_threshold)
+        if self.change_threshold < 0:
+            raise _bad("change_threshold", f"{self.change_threshold!r} must be >= 0")
+        _check_fraction("min_valid_fraction", self.min_valid_fraction, open_interval=False)
+        if not isinstance(self.database_url, str):
+            raise _bad("database_url", f"{self.database_url!r} must be a string (a SQLAlchemy URL)")
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any], *, source: str) -> Settings:
+        """Settings from ``values`` (a parsed TOML table); unknown keys are errors naming ``source``."""
+        known = {f.name: f for f in fields(cls)}
+        unknown = sorted(set(values) - set(known))
+        if unknown:
+            raise _bad(unknown[0], f"unknown setting in {source}; known settings: {', '.join(known)}")
+        converted: dict[str, Any] = {
+            key: _convert(key, known[key].type, value, source) for key, value in values.items()
+        }
+        return cls(**converted)
+
+    @classmethod
+    def load(cls, root: Path, *, environ: Mapping[str, str] | None = None) -> Settings:
+        """Settings of the workspace at ``root``: defaults, then ``sitewatch.toml``, then env overrides."""
+        path = Path(root) / SETTINGS_FILE
+        try:
+            text = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            text = ""
+        except OSError as error:
+            raise _bad("file", f"{path} cannot be read ({error.strerror}); check its permissions") from None
+        try:
+            values: dict[str, Any] = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as error:
+            raise _bad("file", f"{path} is not valid TOML: {error}; fix or delete the file") from None
+        environment = os.environ if environ is None else environ
+        for name in (f.name for f in fields(cls)):
+            variable = ENV_PREFIX + name.upper()
+            if variable in environment:
+                values[name] = environment[variable]
+        return cls.from_mapping(values, source=f"{path} or {ENV_PREFIX}* environment variables")
+
+    def to_toml(self) -> str:
+        """The settings as a commented ``sitewatch.toml``."""
+        lines = ["# sitewatch workspace settings; SITEWATCH_<NAME> in the environment overrides each one."]
+        for field in fields(self):
+            value = getattr(self, field.name)
+            rendered = _toml_value(value)
+            lines.append(f"{field.name} = {rendered}")
+        return "\n".join(lines) + "\n"
+
+    def replace(self, **changes: Any) -> Settings:
+        return dataclasses.replace(self, **changes)
+
+
+def _bad(field: str, message: str) -> ValidationError:
+    return ValidationError("Settings", field, message)
+
+
+def _check_number(name: str, value: object) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise _bad(name, f"{value!r} is not a finite number")
+
+
+def _check_fraction(name: str, value: object, *, open_interval: bool) -> None:
+    _check_number(name, value)
+    value = cast(float, value)
+    if open_interval and not 0 < value < 1:
+        raise _bad(name, f"{value!r} must be between 0 and 1 (exclusive), e.g. 0.01")
+    if not open_interval and not 0 <= value <= 1:
+        raise _bad(name, f"{value!r} must be between 0 and 1")
+
+
+def _convert(name: str, annotation: object, value: object, source: str) -> object:
+    """Turn env strings (and TOML ints for float fields) into the field's type."""
+    if annotation in (float, "float"):
+        if isinstance(value, str):
+            try:
+                return float(value)
+            except ValueError:
+                raise _bad(name, f"{value!r} from {source} is not a number") from None
+        if isinstance(value, int) and not isinstance(value, bool):
+            return float(value)
+    return value
+
+
+def _toml_value(value: object) -> str:
+    if isinstance(value, str):
+        escaped = value.replace("\\", "\\\\").replace('"', '\\"')
+        return f'"{escaped}"'
+    return repr(value)

@@ -1,0 +1,615 @@
+"""A workspace: a folder with settings, a migrated SQL database and chip files beside it.
+
+Every write is one database transaction. Chip files are moved into ``chips/`` inside the
+transaction that records them and removed again if it fails, so a failed or killed write
+leaves at most staging files or unreferenced chips, which :meth:`Workspace.open` removes
+(when no other process has the workspace open).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from types import TracebackType
+from typing import IO, Any
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
+
+from sitewatch.catalog import builtin_sites
+from sitewatch.core.errors import (
+    NotFoundError,
+    StoreError,
+    UnsupportedInputError,
+    WorkspaceNotFoundError,
+)
+from sitewatch.core.types import (
+    Alert,
+    AlertState,
+    Assessment,
+    ChangeRegion,
+    Detection,
+    IndicatorValue,
+    Observation,
+    Scene,
+    Site,
+)
+from sitewatch.store import codec, migrate
+from sitewatch.store import schema as t
+from sitewatch.store.chips import (
+    CHIPS_DIR,
+    STAGING_DIR,
+    chip_relpath,
+    clean_orphan_chips,
+    clean_staging,
+    place_chip,
+    remove_quietly,
+)
+from sitewatch.store.records import AlertEvent
+from sitewatch.store.settings import SETTINGS_FILE, Settings
+
+try:  # POSIX advisory locks tell whether another process has the workspace open
+    import fcntl
+except ImportError:  # pragma: no cover - Windows: clean-up then runs only from `sitewatch init`
+    fcntl = None  # type: ignore[assignment]
+
+log = logging.getLogger(__name__)
+
+DATABASE_FILE = "sitewatch.db"
+LOCK_FILE = ".sitewatch.lock"
+BUSY_TIMEOUT_S = 30
+SYSTEM_USER = "sitewatch"
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Workspace:
+    """One workspace folder. Build with :meth:`init` or :meth:`open`; close it (or use ``with``)."""
+
+    def __init__(self, root: Path, settings: Settings, engine: Engine, lock: IO[bytes] | None) -> None:
+        self.root = root
+        self.settings = settings
+        self._engine = engine
+        self._lock = lock
+
+    # --- lifecycle -------------------------------------------------------------------------------
+
+    @classmethod
+    def init(cls, root: Path, *, sites: Sequence[Site] | None = None) -> Workspace:
+        """Create (or re-open and migrate) the workspace at ``root`` and load ``sites``.
+
+        ``sites`` defaults to the built-in reference catalog. Sites already present are kept
+        as they are, so re-running ``init`` never overwrites a user's edits.
+        """
+        root = Path(root)
+        if root.exists() and not root.is_dir():
+            raise StoreError(f"{root} exists and is not a folder; choose another workspace path")
+        try:
+            root.mkdir(parents=True, exist_ok=True)
+            (root / CHIPS_DIR).mkdir(exist_ok=True)
+            (root / STAGING_DIR).mkdir(exist_ok=True)
+            settings_path = root / SETTINGS_FILE
+            if not settings_path.exists():
+                settings_path.write_text(Settings(name=root.resolve().name or "sitewatch").to_toml(),
+                                         encoding="utf-8")
+        except OSError as error:
+            raise StoreError(f"cannot create workspace {root}: {error.strerror or error}; "
+                             "check the path is writable") from None
+        workspace = cls._connect(root, create=True)
+        try:
+            if sites is None:
+                sites = builtin_sites()
+            present = {site.id for site in workspace.sites()}
+            missing = [site for site in sites if site.id not in present]
+            if missing:
+                workspace.add_sites(missing)
+        except BaseException:
+            workspace.close()
+            raise
+        return workspace
+
+    @classmethod
+    def open(cls, root: Path) -> Workspace:
+        """Open the existing workspace at ``root``; migrates an older database to the current schema."""
+        return cls._connect(Path(root), create=False)
+
+    @classmethod
+    def _connect(cls, root: Path, *, create: bool) -> Workspace:
+        if not (root / SETTINGS_FILE).is_file():
+            raise WorkspaceNotFoundError(
+                f"no sitewatch workspace at {root} (no {SETTINGS_FILE}); run `sitewatch init {root}` "
+                "to create one, or pass --workspace / set SITEWATCH_WORKSPACE to an existing one"
+            )
+        settings = Settings.load(root)
+        url = settings.database_url or f"sqlite:///{(root / DATABASE_FILE).resolve()}"
+        if not create and not settings.database_url and not (root / DATABASE_FILE).is_file():
+            raise WorkspaceNotFoundError(
+                f"workspace {root} has settings but no database {DATABASE_FILE}; run `sitewatch init {root}` "
+                "to create an empty one (loads the reference sites)"
+            )
+        engine = _create_engine(url)
+        lock = None
+        try:
+            with _database_errors(url, "migrating the database"):
+                before, after = migrate.upgrade_to_head(engine)
+            if before != after:
+                log.info("workspace %s database migrated %s -> %s", root, before or "empty", after)
+            lock, alone = _lock_workspace(root)
+            workspace = cls(root, settings, engine, lock)
+            if alone:
+                workspace._clean_leftovers()
+            elif lock is not None:
+                log.debug("workspace %s is open in another process; leftover clean-up deferred", root)
+            _share_lock(lock)
+            return workspace
+        except BaseException:
+            engine.dispose()
+            if lock is not None:
+                lock.close()
+            raise
+
+    def close(self) -> None:
+        """Release the database connections and the workspace lock; safe to call twice."""
+        self._engine.dispose()
+        if self._lock is not None:
+            self._lock.close()
+            self._lock = None
+
+    def __enter__(self) -> Workspace:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, value: BaseException | None,
+                 traceback: TracebackType | None) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Workspace({str(self.root)!r})"
+
+    @property
+    def engine(self) -> Engine:
+        """The SQLAlchemy engine, for store modules that keep their own tables (users, sessions)."""
+        return self._engine
+
+    def staging_dir(self) -> Path:
+        """Where callers write chips before :meth:`add_scene` moves them in; emptied at open."""
+        path = self.root / STAGING_DIR
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    @staticmethod
+    def chip_relpath(site_id: str, observation_id: str) -> str:
+        """The ``Observation.chip_path`` :meth:`add_scene` expects: ``chips/<site>/<observation>.tif``."""
+        return chip_relpath(site_id, observation_id)
+
+    def chip_path(self, observation: Observation) -> Path:
+        """Absolute path of the observation's chip COG."""
+        return self.root / observation.chip_path
+
+    def _clean_leftovers(self) -> None:
+        for path in clean_staging(self.root / STAGING_DIR):
+            log.warning("removed stale staging file %s (left by an interrupted write)", path)
+        with self._read("listing chip files") as connection:
+            referenced = set(connection.execute(sa.select(t.observations.c.chip_path)).scalars())
+        for path in clean_orphan_chips(self.root, referenced):
+            log.warning("removed orphan chip %s (no observation references it; an interrupted write)", path)
+
+    # --- transactions ----------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _write(self, action: str) -> Iterator[Connection]:
+        with _database_errors(str(self._engine.url), action), self._engine.begin() as connection:
+            yield connection
+
+    @contextlib.contextmanager
+    def _read(self, action: str) -> Iterator[Connection]:
+        with _database_errors(str(self._engine.url), action), self._engine.connect() as connection:
+            yield connection
+
+    # --- sites -----------------------------------------------------------------------------------
+
+    def sites(self) -> list[Site]:
+        """Every site of the workspace, by id."""
+        with self._read("reading sites") as connection:
+            site_rows = connection.execute(sa.select(t.sites).order_by(t.sites.c.id)).mappings().all()
+            zone_rows = connection.execute(sa.select(t.zones)).mappings().all()
+        by_site: dict[str, list[Any]] = {}
+        for row in zone_rows:
+            by_site.setdefault(row["site_id"], []).append(row)
+        return [codec.site_from(row, by_site.get(row["id"], [])) for row in site_rows]
+
+    def site(self, id_or_alias: str) -> Site:
+        """The site with this id, name or alias (case and punctuation ignored)."""
+        sites = self.sites()
+        for site in sites:
+            if site.id == id_or_alias:
+                return site
+        matches = [site for site in sites if site.matches(id_or_alias)]
+        if len(matches) == 1:
+            return matches[0]
+        known = ", ".join(site.id for site in sites) or "none"
+        if matches:
+            raise NotFoundError(f"{id_or_alias!r} names several sites ({', '.join(s.id for s in matches)}); "
+                                "give the site id instead")
+        raise NotFoundError(f"no site {id_or_alias!r} in workspace {self.root} (known: {known}); "
+                            "add one with `sitewatch sites add FILE`")
+
+    def add_sites(self, sites: Sequence[Site], *, replace: bool = False) -> list[str]:
+        """Add ``sites`` in one transaction; an existing id is an error unless ``replace``."""
+        ids = [site.id for site in sites]
+        repeated = sorted({i for i in ids if ids.count(i) > 1})
+        if repeated:
+            raise UnsupportedInputError(f"site id(s) given more than once: {', '.join(repeated)}")
+        now = _now()
+        with self._write("adding sites") as connection:
+            existing = set(connection.execute(sa.select(t.sites.c.id).where(t.sites.c.id.in_(ids))).scalars())
+            if existing and not replace:
+                raise StoreError(
+                    f"site(s) {', '.join(sorted(existing))} already in workspace {self.root}; nothing was "
+                    "added. Use `sitewatch sites add FILE --replace` (replace=True) to overwrite them"
+                )
+            for site in sites:
+                if site.id in existing:
+                    connection.execute(t.sites.update().where(t.sites.c.id == site.id)
+                                       .values(codec.site_row(site, now)))
+                    connection.execute(t.zones.delete().where(t.zones.c.site_id == site.id))
+                else:
+                    connection.execute(t.sites.insert().values(codec.site_row(site, now)))
+                if site.zones:
+                    connection.execute(t.zones.insert(), codec.zone_rows(site))
+        return ids
+
+    # --- scenes and observations -----------------------------------------------------------------
+
+    def has_scene(self, scene_id: str) -> bool:
+        with self._read("looking up a scene") as connection:
+            return _scene_exists(connection, scene_id)
+
+    def scene(self, scene_id: str) -> Scene:
+        with self._read("reading a scene") as connection:
+            row = connection.execute(sa.select(t.scenes).where(t.scenes.c.id == scene_id)).mappings().first()
+        if row is None:
+            raise NotFoundError(f"no scene {scene_id!r} in workspace {self.root}; ingest it with "
+                                "`sitewatch ingest PATH`")
+        return codec.scene_from(row)
+
+    def scenes(self, site_id: str | None = None) -> list[Scene]:
+        """Scenes by acquisition time; with ``site_id``, only those with an observation of that site."""
+        query = sa.select(t.scenes).order_by(t.scenes.c.acquired, t.scenes.c.id)
+        if site_id is not None:
+            query = query.where(t.scenes.c.id.in_(
+                sa.select(t.observations.c.scene_id).where(t.observations.c.site_id == site_id)))
+        with self._read("reading scenes") as connection:
+            return [codec.scene_from(row) for row in connection.execute(query).mappings()]
+
+    def add_scene(self, scene: Scene, observations: Sequence[tuple[Observation, Path]]) -> bool:
+        """Record ``scene`` with its observations and move their chips into place, all or nothing.
+
+        Each pair is an observation and the chip file the caller wrote (e.g. under
+        :meth:`staging_dir`); ``observation.chip_path`` must be :meth:`chip_relpath` of it.
+        Returns False, changing nothing, when the scene is already stored.
+        """
+        self._check_new_observations(scene, observations)
+        if self.has_scene(scene.id):
+            return False
+        placed: list[Path] = []
+        try:
+            with self._write(f"recording scene {scene.id}") as connection:
+                if _scene_exists(connection, scene.id):
+                    return False
+                known_sites = set(connection.execute(sa.select(t.sites.c.id)).scalars())
+                unknown = sorted({o.site_id for o, _ in observations} - known_sites)
+                if unknown:
+                    raise NotFoundError(f"observations of scene {scene.id} refer to unknown site(s) "
+                                        f"{', '.join(unknown)}; add them with `sitewatch sites add FILE`")
+                connection.execute(t.scenes.insert().values(codec.scene_row(scene, _now())))
+                if observations:
+                    connection.execute(t.observations.insert(),
+                                       [codec.observation_row(o) for o, _ in observations])
+                for observation, source in observations:
+                    placed.append(self.root / observation.chip_path)
+                    place_chip(self.root, Path(source), observation.chip_path)
+        except IntegrityError:
+            remove_quietly(placed)
+            if self.has_scene(scene.id):  # a concurrent ingest stored it first
+                return False
+            raise
+        except BaseException:
+            remove_quietly(placed)
+            raise
+        return True
+
+    def _check_new_observations(self, scene: Scene, observations: Sequence[tuple[Observation, Path]]) -> None:
+        seen: set[str] = set()
+        for observation, source in observations:
+            if observation.scene_id != scene.id:
+                raise UnsupportedInputError(
+                    f"observation {observation.id} has scene_id {observation.scene_id!r} but is added with "
+                    f"scene {scene.id!r}; build it with scene_id=scene.id")
+            expected = chip_relpath(observation.site_id, observation.id)
+            if observation.chip_path != expected:
+                raise UnsupportedInputError(
+                    f"observation {observation.id} has chip_path {observation.chip_path!r}; it must be "
+                    f"{expected!r} (use Workspace.chip_relpath(site_id, observation_id))")
+            if observation.id in seen:
+                raise UnsupportedInputError(
+                    f"observation id {observation.id!r} given twice for scene {scene.id}")
+            seen.add(observation.id)
+            if not Path(source).is_file():
+                raise UnsupportedInputError(
+                    f"chip file {source} for observation {observation.id} does not exist; write the chip "
+                    "(e.g. under Workspace.staging_dir()) before calling add_scene")
+
+    def observations(self, site_id: str | None = None, *, since: datetime | None = None,
+                     until: datetime | None = None) -> list[Observation]:
+        """Observations ordered by acquisition time; ``since``/``until`` are inclusive bounds."""
+        query = sa.select(t.observations).order_by(t.observations.c.acquired, t.observations.c.id)
+        if site_id is not None:
+            query = query.where(t.observations.c.site_id == site_id)
+        if since is not None:
+            query = query.where(t.observations.c.acquired >= since)
+        if until is not None:
+            query = query.where(t.observations.c.acquired <= until)
+        with self._read("reading observations") as connection:
+            return [codec.observation_from(row) for row in connection.execute(query).mappings()]
+
+    def observation(self, observation_id: str) -> Observation:
+        with self._read("reading an observation") as connection:
+            row = _observation_row(connection, observation_id)
+        if row is None:
+            raise NotFoundError(f"no observation {observation_id!r} in workspace {self.root}; "
+                                "list them with `sitewatch sites show SITE`")
+        return codec.observation_from(row)
+
+    # --- analytics outputs -------------------------------------------------------------------------
+
+    def replace_change_regions(self, observation_id: str, regions: Sequence[ChangeRegion]) -> None:
+        """Make ``regions`` the change regions of the observation (re-runs replace, never add)."""
+        self._check_owner("change region", observation_id, regions)
+        with self._write(f"storing change regions of {observation_id}") as connection:
+            self._require_observation(connection, observation_id)
+            connection.execute(t.change_regions.delete()
+                               .where(t.change_regions.c.observation_id == observation_id))
+            if regions:
+                connection.execute(t.change_regions.insert(),
+                                   [codec.change_region_row(r, i) for i, r in enumerate(regions)])
+
+    def change_regions(self, *, observation_id: str | None = None,
+                       site_id: str | None = None) -> list[ChangeRegion]:
+        query = sa.select(t.change_regions).join(
+            t.observations, t.observations.c.id == t.change_regions.c.observation_id)
+        if observation_id is not None:
+            query = query.where(t.change_regions.c.observation_id == observation_id)
+        if site_id is not None:
+            query = query.where(t.observations.c.site_id == site_id)
+        query = query.order_by(t.observations.c.acquired, t.change_regions.c.observation_id,
+                               t.change_regions.c.position)
+        with self._read("reading change regions") as connection:
+            return [codec.change_region_from(row) for row in connection.execute(query).mappings()]
+
+    def replace_detections(self, observation_id: str, detections: Sequence[Detection]) -> None:
+        """Make ``detections`` the detections of the observation (re-runs replace, never add)."""
+        self._check_owner("detection", observation_id, detections)
+        with self._write(f"storing detections of {observation_id}") as connection:
+            self._require_observation(connection, observation_id)
+            connection.execute(t.detections.delete().where(t.detections.c.observation_id == observation_id))
+            if detections:
+                connection.execute(t.detections.insert(),
+                                   [codec.detection_row(d, i) for i, d in enumerate(detections)])
+
+    def detections(self, *, observation_id: str | None = None, site_id: str | None = None,
+                   class_name: str | None = None) -> list[Detection]:
+        query = sa.select(t.detections).join(
+            t.observations, t.observations.c.id == t.detections.c.observation_id)
+        if observation_id is not None:
+            query = query.where(t.detections.c.observation_id == observation_id)
+        if site_id is not None:
+            query = query.where(t.observations.c.site_id == site_id)
+        if class_name is not None:
+            query = query.where(t.detections.c.class_name == class_name)
+        query = query.order_by(t.observations.c.acquired, t.detections.c.observation_id,
+                               t.detections.c.position)
+        with self._read("reading detections") as connection:
+            return [codec.detection_from(row) for row in connection.execute(query).mappings()]
+
+    def replace_indicators(self, observation_id: str, values: Sequence[IndicatorValue]) -> None:
+        """Make ``values`` the indicator values of the observation (re-runs replace, never add)."""
+        self._check_owner("indicator value", observation_id, values)
+        with self._write(f"storing indicators of {observation_id}") as connection:
+            row = self._require_observation(connection, observation_id)
+            wrong_site = sorted({v.site_id for v in values if v.site_id != row["site_id"]})
+            if wrong_site:
+                raise UnsupportedInputError(
+                    f"indicator values for observation {observation_id} (site {row['site_id']}) name site(s) "
+                    f"{', '.join(wrong_site)}; build them with the observation's site_id")
+            connection.execute(t.indicator_values.delete()
+                               .where(t.indicator_values.c.observation_id == observation_id))
+            if values:
+                connection.execute(t.indicator_values.insert(), [codec.indicator_row(v) for v in values])
+
+    def indicators(self, site_id: str, *, zone_id: str | None = None,
+                   name: str | None = None) -> list[IndicatorValue]:
+        """Indicator values of a site ordered by acquisition time (then zone and name)."""
+        query = sa.select(t.indicator_values).where(t.indicator_values.c.site_id == site_id)
+        if zone_id is not None:
+            query = query.where(t.indicator_values.c.zone_id == zone_id)
+        if name is not None:
+            query = query.where(t.indicator_values.c.name == name)
+        query = query.order_by(t.indicator_values.c.acquired, t.indicator_values.c.observation_id,
+                               t.indicator_values.c.zone_id, t.indicator_values.c.name)
+        with self._read("reading indicators") as connection:
+            return [codec.indicator_from(row) for row in connection.execute(query).mappings()]
+
+    def _check_owner(self, what: str, observation_id: str, items: Sequence[Any]) -> None:
+        strangers = sorted({item.observation_id for item in items if item.observation_id != observation_id})
+        if strangers:
+            raise UnsupportedInputError(
+                f"{what}s given for observation {observation_id!r} belong to {', '.join(strangers)}; "
+                "store each observation's outputs with its own call")
+
+    def _require_observation(self, connection: Connection, observation_id: str) -> Any:
+        row = _observation_row(connection, observation_id)
+        if row is None:
+            raise NotFoundError(f"no observation {observation_id!r} in workspace {self.root}; "
+                                "ingest its scene before storing analytics outputs for it")
+        return row
+
+    # --- alerts ------------------------------------------------------------------------------------
+
+    def upsert_alerts(self, alerts: Sequence[Alert]) -> None:
+        """Insert new alerts, update existing ones by id (keeping their state and creation time)."""
+        with self._write("storing alerts") as connection:
+            for alert in alerts:
+                row = codec.alert_row(alert)
+                exists = connection.execute(sa.select(t.alerts.c.id).where(t.alerts.c.id == alert.id)).first()
+                if exists:
+                    row.pop("state")
+                    row.pop("created")
+                    connection.execute(t.alerts.update().where(t.alerts.c.id == alert.id).values(row))
+                else:
+                    connection.execute(t.alerts.insert().values(row))
+                    connection.execute(t.alert_events.insert().values(
+                        alert_id=alert.id, state=alert.state.value, who=SYSTEM_USER, at=alert.created,
+                        comment="raised"))
+
+    def alerts(self, *, site_id: str | None = None, state: AlertState | None = None) -> list[Alert]:
+        """Alerts, newest observation first."""
+        query = sa.select(t.alerts)
+        if site_id is not None:
+            query = query.where(t.alerts.c.site_id == site_id)
+        if state is not None:
+            query = query.where(t.alerts.c.state == AlertState(state).value)
+        query = query.order_by(t.alerts.c.acquired.desc(), t.alerts.c.created.desc(), t.alerts.c.id)
+        with self._read("reading alerts") as connection:
+            return [codec.alert_from(row) for row in connection.execute(query).mappings()]
+
+    def alert(self, alert_id: str) -> Alert:
+        with self._read("reading an alert") as connection:
+            row = connection.execute(sa.select(t.alerts).where(t.alerts.c.id == alert_id)).mappings().first()
+        if row is None:
+            raise NotFoundError(f"no alert {alert_id!r} in workspace {self.root}; list them with "
+                                "`sitewatch alerts list`")
+        return codec.alert_from(row)
+
+    def set_alert_state(self, alert_id: str, state: AlertState, *, who: str, comment: str = "") -> Alert:
+        """Move an alert to ``state``, recording who did it and why in its history."""
+        try:
+            new_state = AlertState(state)
+        except ValueError:
+            choices = ", ".join(s.value for s in AlertState)
+            raise UnsupportedInputError(f"alert state {state!r} is not one of: {choices}") from None
+        if not isinstance(who, str) or not who.strip():
+            raise UnsupportedInputError("set_alert_state needs who= (the analyst's name)")
+        with self._write(f"changing the state of alert {alert_id}") as connection:
+            done = connection.execute(t.alerts.update().where(t.alerts.c.id == alert_id)
+                                      .values(state=new_state.value))
+            if done.rowcount == 0:
+                raise NotFoundError(f"no alert {alert_id!r} in workspace {self.root}; list them with "
+                                    "`sitewatch alerts list`")
+            connection.execute(t.alert_events.insert().values(
+                alert_id=alert_id, state=new_state.value, who=who.strip(), at=_now(), comment=comment))
+        return self.alert(alert_id)
+
+    def alert_history(self, alert_id: str) -> list[AlertEvent]:
+        """Every state an alert went through, oldest first."""
+        self.alert(alert_id)
+        query = (sa.select(t.alert_events).where(t.alert_events.c.alert_id == alert_id)
+                 .order_by(t.alert_events.c.at, t.alert_events.c.id))
+        with self._read("reading alert history") as connection:
+            return [codec.alert_event_from(row) for row in connection.execute(query).mappings()]
+
+    def add_assessment(self, assessment: Assessment) -> None:
+        """Keep one analyst's judgement on an alert; every assessment is kept, none replaces another."""
+        with self._write(f"storing an assessment of alert {assessment.alert_id}") as connection:
+            query = sa.select(t.alerts.c.id).where(t.alerts.c.id == assessment.alert_id)
+            if connection.execute(query).first() is None:
+                raise NotFoundError(f"no alert {assessment.alert_id!r} in workspace {self.root}; "
+                                    "an assessment must refer to a stored alert")
+            connection.execute(t.assessments.insert().values(codec.assessment_row(assessment)))
+
+    def assessments(self, alert_id: str) -> list[Assessment]:
+        """Assessments of an alert, oldest first."""
+        self.alert(alert_id)
+        query = (sa.select(t.assessments).where(t.assessments.c.alert_id == alert_id)
+                 .order_by(t.assessments.c.created, t.assessments.c.id))
+        with self._read("reading assessments") as connection:
+            return [codec.assessment_from(row) for row in connection.execute(query).mappings()]
+
+
+# --- helpers ----------------------------------------------------------------------------------------
+
+
+def _scene_exists(connection: Connection, scene_id: str) -> bool:
+    return connection.execute(sa.select(t.scenes.c.id).where(t.scenes.c.id == scene_id)).first() is not None
+
+
+def _observation_row(connection: Connection, observation_id: str) -> Any:
+    return connection.execute(
+        sa.select(t.observations).where(t.observations.c.id == observation_id)).mappings().first()
+
+
+def _create_engine(url: str) -> Engine:
+    if not url.startswith("sqlite"):
+        return sa.create_engine(url, pool_pre_ping=True)
+    engine = sa.create_engine(url, connect_args={"timeout": BUSY_TIMEOUT_S})
+
+    @event.listens_for(engine, "connect")
+    def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        # WAL lets readers (dashboard, report) run while an ingest writes; the busy timeout makes
+        # a second writer wait instead of failing at once.
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_S * 1000}")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+    return engine
+
+
+@contextlib.contextmanager
+def _database_errors(url: str, action: str) -> Iterator[None]:
+    """Turn driver errors into :class:`StoreError` messages that say what to do."""
+    where = url.removeprefix("sqlite:///")
+    try:
+        yield
+    except OperationalError as error:
+        detail = str(error.orig)
+        if "locked" in detail or "busy" in detail:
+            raise StoreError(f"{where}: database is busy (another sitewatch process is writing) while "
+                             f"{action}; wait for it to finish and run the command again") from error
+        raise StoreError(f"{where}: {action} failed: {detail}; check the disk has space and the database "
+                         "file is writable, or restore it from a backup") from error
+    except IntegrityError as error:
+        raise StoreError(f"{where}: {action} broke a database constraint ({error.orig}); the store is "
+                         "unchanged. Check the ids refer to stored sites, scenes and observations") from error
+    except SQLAlchemyError as error:
+        raise StoreError(f"{where}: {action} failed: {error}; the store is unchanged") from error
+
+
+def _lock_workspace(root: Path) -> tuple[IO[bytes] | None, bool]:
+    """Try for the exclusive lock: True when no other process has the workspace open.
+
+    Only then is clean-up safe: another process's staging files or just-moved chips are
+    not leftovers while it runs. Whoever holds the exclusive lock cleans, then shares it.
+    """
+    if fcntl is None:  # pragma: no cover
+        return None, False
+    handle = open(root / LOCK_FILE, "a+b")  # noqa: SIM115 - held for the workspace's lifetime
+    try:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        return handle, False
+    return handle, True
+
+
+def _share_lock(handle: IO[bytes] | None) -> None:
+    """Hold a shared lock while open (waits only while another process is cleaning up)."""
+    if fcntl is not None and handle is not None:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_SH)
