@@ -1,0 +1,189 @@
+"""The change-detector contract: one small protocol, one result type, one registry.
+
+A detector compares two co-registered images of the same grid and says, per pixel,
+how likely it changed. Like titiler's algorithm base, each detector declares what it
+accepts (band count, ground sample distance) so callers can refuse unsuitable inputs
+before spending time, and each result states how its operating point was chosen, so
+that no figure hides a threshold tuned on the data it is scored on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+from numpy.typing import NDArray
+
+from sitewatch.core.errors import UnsupportedInputError
+
+FloatImage = NDArray[np.float32]
+"""Pixels as float32 ``(bands, rows, cols)``."""
+BoolMask = NDArray[np.bool_]
+"""A ``(rows, cols)`` boolean mask."""
+
+
+@dataclass(frozen=True, slots=True)
+class ChangeResult:
+    """What a detector says about one pair of images."""
+
+    probability: NDArray[np.float32]
+    """Change probability 0..1 per pixel, ``(rows, cols)``; 0 where the input was not valid."""
+    mask: BoolMask
+    """Changed pixels at the detector's operating point: ``probability >= threshold``."""
+    threshold: float
+    """Operating point on the probability scale."""
+    rule: str
+    """How the operating point was chosen (a fixed rule, or the data it was chosen on)."""
+    detector: str
+    """Name of the detector that produced the result."""
+
+    def __post_init__(self) -> None:
+        if self.probability.ndim != 2 or self.probability.shape != self.mask.shape:
+            raise ValueError(
+                f"ChangeResult.probability {self.probability.shape} and mask {self.mask.shape} must be "
+                "the same (rows, cols) shape"
+            )
+        if self.mask.dtype != np.bool_:
+            raise ValueError(f"ChangeResult.mask must be boolean, got {self.mask.dtype}")
+        if not 0.0 <= self.threshold <= 1.0:
+            raise ValueError(f"ChangeResult.threshold {self.threshold} must lie in 0..1")
+
+    @property
+    def changed_fraction(self) -> float:
+        """Fraction of pixels in the mask (0 for an empty image)."""
+        return float(self.mask.mean()) if self.mask.size else 0.0
+
+
+@runtime_checkable
+class ChangeDetector(Protocol):
+    """A change detector: declares its contract, then maps (before, after) to a result."""
+
+    name: str
+    """Registry name, e.g. ``"cva"``."""
+    min_bands: int
+    """Fewest bands the method needs."""
+    gsd_range: tuple[float, float]
+    """Ground sample distances in metres the method was designed and checked for (inclusive)."""
+    description: str
+    """One line: the method and how its operating point is chosen."""
+
+    def __call__(
+        self, before: FloatImage, after: FloatImage, *, valid: BoolMask | None = None
+    ) -> ChangeResult: ...
+
+
+def check_pair(
+    detector: ChangeDetector,
+    before: NDArray[np.floating],
+    after: NDArray[np.floating],
+    valid: BoolMask | None,
+    *,
+    gsd: float | None = None,
+) -> tuple[FloatImage, FloatImage, BoolMask]:
+    """Validate a pair against ``detector``'s contract; return float32 copies and the valid mask.
+
+    The valid mask excludes pixels that are invalid in the given mask or non-finite in either image,
+    so detectors never fit statistics to nodata.
+    """
+    for label, image in (("before", before), ("after", after)):
+        if image.ndim != 3:
+            raise UnsupportedInputError(
+                f"{detector.name}: {label} image has shape {image.shape}; give (bands, rows, cols)"
+            )
+    if before.shape != after.shape:
+        raise UnsupportedInputError(
+            f"{detector.name}: before {before.shape} and after {after.shape} differ; resample both to the "
+            "same grid (co-register the observation to its reference) first"
+        )
+    if before.shape[0] < detector.min_bands:
+        raise UnsupportedInputError(
+            f"{detector.name}: needs at least {detector.min_bands} band(s), the images have {before.shape[0]}"
+        )
+    if gsd is not None:
+        low, high = detector.gsd_range
+        if not low <= gsd <= high:
+            raise UnsupportedInputError(
+                f"{detector.name}: ground sample distance {gsd} m is outside its range {low}..{high} m; "
+                "choose another detector (see `change_detectors()`)"
+            )
+    before32 = np.asarray(before, dtype=np.float32)
+    after32 = np.asarray(after, dtype=np.float32)
+    finite = np.isfinite(before32).all(axis=0) & np.isfinite(after32).all(axis=0)
+    if valid is not None:
+        if valid.shape != before.shape[1:]:
+            raise UnsupportedInputError(
+                f"{detector.name}: valid mask {valid.shape} does not match the images {before.shape[1:]}"
+            )
+        finite &= valid.astype(bool)
+    if not finite.all():
+        before32 = np.where(finite, before32, 0.0).astype(np.float32)
+        after32 = np.where(finite, after32, 0.0).astype(np.float32)
+    return before32, after32, finite
+
+
+def score_result(
+    detector: str,
+    score: NDArray[np.floating],
+    score_threshold: float,
+    valid: BoolMask,
+    rule: str,
+    *,
+    softness: float | None = None,
+) -> ChangeResult:
+    """Turn a change score and its threshold into a :class:`ChangeResult`.
+
+    The probability is a logistic of the score centred on the threshold, so the mask at
+    probability 0.5 is exactly ``score >= score_threshold``; ``softness`` (default a quarter
+    of the threshold's distance from the median score) sets how quickly it saturates.
+    """
+    score = np.asarray(score, dtype=np.float32)
+    if softness is None:
+        centre = float(np.median(score[valid])) if valid.any() else 0.0
+        softness = max(abs(score_threshold - centre) / 4.0, 1e-6)
+    z = np.clip((score - np.float32(score_threshold)) / np.float32(softness), -30.0, 30.0)
+    probability = (1.0 / (1.0 + np.exp(-z))).astype(np.float32)
+    probability[~valid] = 0.0
+    mask = (score >= score_threshold) & valid
+    return ChangeResult(probability=probability, mask=mask, threshold=0.5, rule=rule, detector=detector)
+
+
+# --- registry ---------------------------------------------------------------------------------
+
+DetectorFactory = Callable[[], ChangeDetector]
+_REGISTRY: dict[str, DetectorFactory] = {}
+
+
+def register_change_detector(name: str) -> Callable[[DetectorFactory], DetectorFactory]:
+    """Class decorator adding a detector (built with no arguments) to the registry under ``name``."""
+
+    def add(factory: DetectorFactory) -> DetectorFactory:
+        if name in _REGISTRY:
+            raise ValueError(f"change detector {name!r} is already registered")
+        _REGISTRY[name] = factory
+        return factory
+
+    return add
+
+
+def change_detectors() -> list[str]:
+    """Names of the registered change detectors, in registration order.
+
+    The built-in methods register themselves when ``sitewatch.analytics.change`` is imported,
+    which Python always does before this module.
+    """
+    return list(_REGISTRY)
+
+
+def get_change_detector(name: str) -> ChangeDetector:
+    """A new detector of the given registry name."""
+    try:
+        factory = _REGISTRY[name]
+    except KeyError:
+        known = ", ".join(_REGISTRY)
+        raise UnsupportedInputError(
+            f"no change detector named {name!r}; choose one of: {known}"
+        ) from None
+    return factory()
+

@@ -1,0 +1,46 @@
+"""Change vector analysis: the length of the per-pixel spectral difference vector.
+
+The oldest baseline (Malila 1980). The operating point is Otsu's threshold on the
+magnitudes of the pair itself, a fixed rule that sees no labels.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from sitewatch.analytics.change.base import (
+    BoolMask,
+    ChangeResult,
+    FloatImage,
+    check_pair,
+    register_change_detector,
+    score_result,
+)
+from sitewatch.analytics.change.thresholds import otsu_threshold, sample_valid
+
+
+def cva_magnitude(before: FloatImage, after: FloatImage) -> FloatImage:
+    """Euclidean norm over bands of ``after - before``, ``(rows, cols)`` float32."""
+    difference = after - before
+    return np.sqrt(np.einsum("brc,brc->rc", difference, difference)).astype(np.float32)
+
+
+@register_change_detector("cva")
+@dataclass(frozen=True, slots=True)
+class ChangeVectorAnalysis:
+    """CVA magnitude with Otsu's threshold."""
+
+    name: str = "cva"
+    min_bands: int = 1
+    gsd_range: tuple[float, float] = (0.05, 1000.0)
+    description: str = "change vector magnitude; operating point: Otsu on the pair's magnitudes"
+
+    def __call__(self, before: FloatImage, after: FloatImage, *, valid: BoolMask | None = None) -> ChangeResult:
+        before, after, valid = check_pair(self, before, after, valid)
+        magnitude = cva_magnitude(before, after)
+        if not valid.any():
+            return score_result(self.name, magnitude, np.inf, valid, "no valid pixels", softness=1.0)
+        threshold = otsu_threshold(sample_valid(magnitude, valid))
+        return score_result(self.name, magnitude, threshold, valid, "Otsu on the pair's CVA magnitudes")

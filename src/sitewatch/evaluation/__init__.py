@@ -1,0 +1,1 @@
+"""Scoring analytics against labelled third-party data (readers, metrics, harnesses)."""
