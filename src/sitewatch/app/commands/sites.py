@@ -1,9 +1,139 @@
-"""CLI verbs: sites (being written)."""
+"""CLI verbs ``sites list | show | add | validate``: the site catalog of a workspace."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+from typing import Annotated
+
 import typer
+from pyproj import Geod
+from rich.console import Console
+from rich.table import Table
+
+from sitewatch.app.errors import exit_code_for
+from sitewatch.app.options import JsonOption, WorkspaceOption, resolve_workspace
+from sitewatch.catalog import catalog_to_geojson, load_catalog, read_catalog_document, site_to_feature
+from sitewatch.catalog.geojson import validate_catalog
+from sitewatch.core.errors import CatalogError
+from sitewatch.core.types import Site
+from sitewatch.store import Workspace
+
+sites_app = typer.Typer(help="The site catalog: list, show, add and validate sites.", no_args_is_help=True)
+_GEOD = Geod(ellps="WGS84")
+
+
+def _area_km2(site_geometry: object) -> float:
+    area, _ = _GEOD.geometry_area_perimeter(site_geometry)
+    return abs(area) / 1e6
+
+
+def _console() -> Console:
+    return Console(highlight=False, soft_wrap=True)
+
+
+@sites_app.command("list")
+def list_sites(workspace: WorkspaceOption = None, as_json: JsonOption = False) -> None:
+    """List the workspace's sites (--json: the catalog as a GeoJSON FeatureCollection)."""
+    with Workspace.open(resolve_workspace(workspace)) as ws:
+        sites = ws.sites()
+    if as_json:
+        typer.echo(json.dumps(catalog_to_geojson(sites), ensure_ascii=False))
+        return
+    table = Table(title=f"{len(sites)} site(s)")
+    for column in ("id", "name", "country", "category", "zones", "GSD m", "location"):
+        table.add_column(column)
+    for site in sites:
+        table.add_row(site.id, site.name, site.country, site.category, str(len(site.zones)), f"{site.gsd:g}",
+                      "approx." if site.approximate else "surveyed")
+    _console().print(table)
+
+
+@sites_app.command("show")
+def show_site(
+    site_id: Annotated[str, typer.Argument(metavar="ID", help="Site id, name or alias (e.g. Tongchang-ri).")],
+    workspace: WorkspaceOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Show one site and its zones (--json: the site as a GeoJSON Feature)."""
+    with Workspace.open(resolve_workspace(workspace)) as ws:
+        site = ws.site(site_id)
+        observations = ws.observations(site.id)
+    if as_json:
+        typer.echo(json.dumps(site_to_feature(site), ensure_ascii=False))
+        return
+    _print_site(site, len(observations))
+
+
+def _print_site(site: Site, n_observations: int) -> None:
+    console = _console()
+    lon, lat = site.geometry.centroid.x, site.geometry.centroid.y
+    console.print(f"[bold]{site.name}[/] ({site.id})")
+    if site.aliases:
+        console.print(f"  aliases:      {', '.join(site.aliases)}")
+    console.print(f"  country:      {site.country}    category: {site.category}")
+    console.print(f"  centre:       {lat:.5f} N, {lon:.5f} E    area: {_area_km2(site.geometry):.2f} km²"
+                  + ("    (approximate public location)" if site.approximate else ""))
+    console.print(f"  site grid:    EPSG:{site.utm_epsg} at {site.gsd:g} m per pixel")
+    console.print(f"  observations: {n_observations}")
+    if site.notes:
+        console.print(f"  notes:        {site.notes}")
+    for reference in site.references:
+        console.print(f"  reference:    {reference}")
+    table = Table(title="zones")
+    for column in ("id", "kind", "name", "area m²"):
+        table.add_column(column)
+    for zone in site.zones:
+        table.add_row(zone.id, zone.kind.value, zone.name, f"{_area_km2(zone.geometry) * 1e6:,.0f}")
+    console.print(table)
+
+
+@sites_app.command("add")
+def add_sites(
+    file: Annotated[Path, typer.Argument(metavar="FILE", help="GeoJSON site catalog (docs/catalog.md).")],
+    replace: Annotated[bool, typer.Option("--replace", help="Overwrite sites whose id exists.")] = False,
+    workspace: WorkspaceOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Add the sites of a GeoJSON catalog file to the workspace, all or none."""
+    sites = load_catalog(file)
+    with Workspace.open(resolve_workspace(workspace)) as ws:
+        added = ws.add_sites(sites, replace=replace)
+    if as_json:
+        typer.echo(json.dumps({"file": str(file), "added": added}))
+    else:
+        typer.echo(f"added {len(added)} site(s) from {file}: {', '.join(added)}")
+
+
+@sites_app.command("validate")
+def validate(
+    file: Annotated[Path, typer.Argument(metavar="FILE", help="GeoJSON site catalog to check.")],
+    workspace: WorkspaceOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Check a catalog file and print every problem with its feature index and field (exit 4 if invalid).
+
+    Needs no workspace; --workspace is accepted for symmetry and ignored.
+    """
+    del workspace
+    try:
+        problems = validate_catalog(read_catalog_document(file))
+    except CatalogError as error:  # unreadable or not JSON: the reading problem is the one problem
+        problems = error.problems
+    sites = [] if problems else [site.id for site in load_catalog(file)]
+    if as_json:
+        report = {"file": str(file), "valid": not problems, "sites": sites, "problems": problems}
+        typer.echo(json.dumps(report, ensure_ascii=False))
+    elif problems:
+        typer.echo(f"{file}: {len(problems)} problem(s):")
+        for problem in problems:
+            typer.echo(f"  - {problem}")
+    else:
+        typer.echo(f"{file}: valid, {len(sites)} site(s): {', '.join(sites)}")
+    if problems:
+        raise typer.Exit(exit_code_for(CatalogError(str(file), problems)))
 
 
 def register(app: typer.Typer) -> None:
     """Add this module's verbs to ``app``."""
+    app.add_typer(sites_app, name="sites")
