@@ -1,0 +1,332 @@
+"""Zone activity indicators from what the detectors found in one observation.
+
+An indicator is one number per zone and observation (changed area, vehicle count, ...)
+that the monitor compares with the zone's own history. Two rules matter downstream:
+
+* "not observed" is ``value=None`` (too little of the zone visible), never zero, so a
+  cloudy day cannot look like a quiet day;
+* every value carries a quality weight in 0..1 from the zone's visible fraction, the
+  image's ground sample distance against the site grid's, and haze, so doubtful
+  measurements count for less.
+
+Each indicator name maps to an :class:`IndicatorSpec` saying which direction is
+"more activity" and the smallest meaningful difference, which the baselines need.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+
+import numpy as np
+from affine import Affine
+from pyproj import Transformer
+from rasterio.features import rasterize
+from shapely.geometry.base import BaseGeometry
+from shapely.ops import transform as transform_geometry
+
+from sitewatch.core.errors import UnsupportedInputError
+from sitewatch.core.types import ChangeRegion, Detection, IndicatorValue, Observation, Site
+
+SITE_ZONE_ID = "site"
+"""Zone id used for a site that declares no zones: the whole site grid."""
+
+STRUCTURE_CLASSES = frozenset({"building", "structure", "storage_tank", "crane"})
+"""Detection classes whose appearance or removal counts as structure change."""
+
+
+class IndicatorKind(StrEnum):
+    """What an indicator measures; decides how its baseline spread is floored."""
+
+    COUNT = "count"
+    AREA = "area"
+    FRACTION = "fraction"
+    INDEX = "index"
+
+
+@dataclass(frozen=True, slots=True)
+class IndicatorSpec:
+    """How the monitor reads one indicator."""
+
+    name: str
+    kind: IndicatorKind
+    direction: int
+    """+1 when larger values mean more activity, -1 when smaller do, 0 for either way."""
+    floor: float
+    """Smallest spread worth alerting on, in the indicator's unit (keeps a zero-variance
+    history from turning any tiny wobble into an alert)."""
+    unit: str
+    label: str
+    """Words for the analyst sentence, e.g. "changed area"."""
+
+
+_FIXED_SPECS: dict[str, IndicatorSpec] = {
+    spec.name: spec
+    for spec in (
+        IndicatorSpec("changed_area_m2", IndicatorKind.AREA, +1, 50.0, "m²", "changed area"),
+        IndicatorSpec("change_intensity", IndicatorKind.FRACTION, +1, 0.01, "", "mean change probability"),
+        IndicatorSpec("brightened_area_m2", IndicatorKind.AREA, +1, 50.0, "m²",
+                      "area that changed and brightened (new surfaces)"),
+        IndicatorSpec("darkened_area_m2", IndicatorKind.AREA, +1, 50.0, "m²",
+                      "area that changed and darkened (removed or shadowed surfaces)"),
+        IndicatorSpec("new_structure_area_m2", IndicatorKind.AREA, +1, 50.0, "m²", "new structure area"),
+        IndicatorSpec("removed_structure_area_m2", IndicatorKind.AREA, +1, 50.0, "m²",
+                      "removed structure area"),
+        IndicatorSpec("ndvi_mean", IndicatorKind.INDEX, -1, 0.03, "", "mean vegetation index (NDVI)"),
+    )
+}
+
+_COUNT_PREFIX = "count_"
+
+
+def count_indicator(class_name: str) -> str:
+    """Indicator name of the number of ``class_name`` detections in a zone."""
+    cleaned = re.sub(r"[^a-z0-9]+", "_", class_name.strip().lower()).strip("_")
+    if not cleaned:
+        raise UnsupportedInputError(
+            f"detection class {class_name!r} has no letters or digits to name a count"
+        )
+    return _COUNT_PREFIX + cleaned
+
+
+def indicator_spec(name: str) -> IndicatorSpec:
+    """The spec of indicator ``name``; counts of any detection class are known by prefix."""
+    if name in _FIXED_SPECS:
+        return _FIXED_SPECS[name]
+    if name.startswith(_COUNT_PREFIX) and len(name) > len(_COUNT_PREFIX):
+        class_label = name[len(_COUNT_PREFIX):].replace("_", " ")
+        return IndicatorSpec(name, IndicatorKind.COUNT, +1, 1.0, "", f"{class_label} count")
+    known = ", ".join(sorted(_FIXED_SPECS))
+    raise UnsupportedInputError(
+        f"unknown indicator {name!r}; known: {known}, or count_<class> for detection counts"
+    )
+
+
+# --- zone masks on the site grid ---------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ZoneMasks:
+    """Boolean masks of a site's zones on its grid, and the grid's geometry."""
+
+    zone_ids: tuple[str, ...]
+    masks: np.ndarray
+    """(zones, rows, cols) bool."""
+    transform: Affine
+    """Pixel → site-grid CRS (metres)."""
+    zone_area_m2: tuple[float, ...]
+    """Area of each zone on the grid (its pixel count times the pixel area)."""
+
+    @property
+    def pixel_area_m2(self) -> float:
+        return abs(self.transform.a * self.transform.e - self.transform.b * self.transform.d)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return (int(self.masks.shape[1]), int(self.masks.shape[2]))
+
+
+def zone_masks(site: Site, *, transform: Affine, shape: tuple[int, int], crs: str | int) -> ZoneMasks:
+    """Rasterise ``site``'s zones onto a grid (``transform``, ``shape`` in ``crs``).
+
+    A site without zones gets one zone, ``"site"``, covering its outline.
+    """
+    to_grid = Transformer.from_crs("EPSG:4326", crs, always_xy=True).transform
+    outlines: list[tuple[str, BaseGeometry]] = (
+        [(zone.id, zone.geometry) for zone in site.zones] if site.zones else [(SITE_ZONE_ID, site.geometry)]
+    )
+    rows, cols = shape
+    masks = np.zeros((len(outlines), rows, cols), dtype=bool)
+    for index, (_, outline) in enumerate(outlines):
+        projected = transform_geometry(to_grid, outline)
+        masks[index] = rasterize(
+            [(projected, 1)], out_shape=(rows, cols), transform=transform, fill=0, dtype="uint8",
+            all_touched=False,
+        ).astype(bool)
+    pixel_area = abs(transform.a * transform.e - transform.b * transform.d)
+    empty = [zone_id for (zone_id, _), mask in zip(outlines, masks, strict=True) if not mask.any()]
+    if empty:
+        raise UnsupportedInputError(
+            f"site {site.id!r}: zone(s) {', '.join(empty)} cover no pixel of the {rows}x{cols} site grid; "
+            "check the zone outlines in the site catalog"
+        )
+    return ZoneMasks(
+        zone_ids=tuple(zone_id for zone_id, _ in outlines),
+        masks=masks,
+        transform=transform,
+        zone_area_m2=tuple(float(mask.sum()) * pixel_area for mask in masks),
+    )
+
+
+# --- evidence and quality ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ObservationEvidence:
+    """What the imagery and the detectors said about one observation, on the site grid.
+
+    ``None`` in a field means that step did not run, so its indicators are not produced
+    (which is different from an indicator that was measured and is zero).
+    """
+
+    valid: np.ndarray
+    """(rows, cols) bool: pixels observed (not nodata, not cloud)."""
+    gsd: float
+    """The source image's ground sample distance in metres."""
+    change_probability: np.ndarray | None = None
+    """(rows, cols) probability 0..1 that a pixel changed against the reference."""
+    change_regions: Sequence[ChangeRegion] | None = None
+    detections: Sequence[Detection] | None = None
+    reference_detections: Sequence[Detection] | None = None
+    brightness_change: np.ndarray | None = None
+    """(rows, cols) signed brightness difference observation − reference, any unit."""
+    bands: Mapping[str, np.ndarray] | None = None
+    """Band name (lower case: red, nir, ...) → (rows, cols) reflectance of the observation."""
+    haze: float | None = None
+    """0..1 haze or thin-cloud fraction where known (e.g. the scene's cloud cover)."""
+
+
+def quality_weight(visible_fraction: float, *, gsd: float, site_gsd: float, haze: float | None) -> float:
+    """Weight 0..1 of a zone measurement.
+
+    Visible fraction enters linearly (half a zone seen is half the evidence); an image
+    coarser than the site grid loses weight by the ratio of GSDs (small objects vanish);
+    haze removes its own fraction.
+    """
+    if not (math.isfinite(gsd) and gsd > 0 and math.isfinite(site_gsd) and site_gsd > 0):
+        raise UnsupportedInputError(f"GSDs must be positive metres, got image {gsd!r} and site {site_gsd!r}")
+    resolution = min(1.0, site_gsd / gsd)
+    clarity = 1.0 - min(1.0, max(0.0, haze)) if haze is not None else 1.0
+    return float(min(1.0, max(0.0, visible_fraction)) * resolution * clarity)
+
+
+def _zone_of(geometry: BaseGeometry, masks: ZoneMasks) -> str | None:
+    col, row = ~masks.transform * (geometry.centroid.x, geometry.centroid.y)
+    r, c = math.floor(row), math.floor(col)
+    rows, cols = masks.shape
+    if not (0 <= r < rows and 0 <= c < cols):
+        return None
+    for zone_id, mask in zip(masks.zone_ids, masks.masks, strict=True):
+        if mask[r, c]:
+            return zone_id
+    return None
+
+
+def _structure_area(current: Sequence[Detection], other: Sequence[Detection]) -> dict[str | None, float]:
+    """Area of structure detections in ``current`` that overlap nothing in ``other``, per zone."""
+    others = [d.geometry for d in other if d.class_name in STRUCTURE_CLASSES]
+    areas: dict[str | None, float] = {}
+    for detection in current:
+        if detection.class_name not in STRUCTURE_CLASSES:
+            continue
+        if any(detection.geometry.intersects(g) for g in others):
+            continue
+        areas[detection.zone_id] = areas.get(detection.zone_id, 0.0) + float(detection.geometry.area)
+    return areas
+
+
+def extract_indicators(
+    site: Site,
+    observation: Observation,
+    masks: ZoneMasks,
+    evidence: ObservationEvidence,
+    *,
+    min_visible_fraction: float = 0.3,
+    change_threshold: float = 0.5,
+) -> list[IndicatorValue]:
+    """Indicators of every zone of ``site`` in ``observation``.
+
+    A zone with less than ``min_visible_fraction`` of its pixels visible gets every
+    indicator as not observed (``value=None``, quality 0).
+    """
+    if evidence.valid.shape != masks.shape:
+        raise UnsupportedInputError(
+            f"observation {observation.id}: valid mask is {evidence.valid.shape}, "
+            f"site grid is {masks.shape}; extract the chip on the site grid first"
+        )
+    for name, layer in (("change_probability", evidence.change_probability),
+                        ("brightness_change", evidence.brightness_change)):
+        if layer is not None and layer.shape != masks.shape:
+            raise UnsupportedInputError(
+                f"observation {observation.id}: {name} is {layer.shape}, site grid is {masks.shape}"
+            )
+    per_zone: dict[str, dict[str, float]] = {zone_id: {} for zone_id in masks.zone_ids}
+    visible: dict[str, float] = {}
+    pixel_area = masks.pixel_area_m2
+    changed = None
+    if evidence.change_probability is not None:
+        changed = (evidence.change_probability >= change_threshold) & evidence.valid
+    for zone_id, mask, zone_area in zip(masks.zone_ids, masks.masks, masks.zone_area_m2, strict=True):
+        seen = mask & evidence.valid
+        n_seen = int(seen.sum())
+        visible[zone_id] = n_seen / max(1, int(mask.sum()))
+        if n_seen == 0:
+            continue
+        values = per_zone[zone_id]
+        scale_up = zone_area / (n_seen * pixel_area)  # estimate for the whole zone from its visible part
+        if changed is not None and evidence.change_probability is not None:
+            zone_changed = changed & mask
+            values["changed_area_m2"] = float(zone_changed.sum()) * pixel_area * scale_up
+            values["change_intensity"] = float(evidence.change_probability[seen].mean())
+            if evidence.brightness_change is not None:
+                brighter = zone_changed & (evidence.brightness_change > 0)
+                darker = zone_changed & (evidence.brightness_change < 0)
+                values["brightened_area_m2"] = float(brighter.sum()) * pixel_area * scale_up
+                values["darkened_area_m2"] = float(darker.sum()) * pixel_area * scale_up
+        if evidence.bands is not None and {"red", "nir"} <= set(evidence.bands):
+            red = evidence.bands["red"][seen].astype(np.float64)
+            nir = evidence.bands["nir"][seen].astype(np.float64)
+            total = red + nir
+            ok = total > 0
+            if ok.any():
+                values["ndvi_mean"] = float(((nir[ok] - red[ok]) / total[ok]).mean())
+    if evidence.change_probability is None and evidence.change_regions is not None:
+        for zone_id in masks.zone_ids:
+            if visible[zone_id] > 0:
+                per_zone[zone_id]["changed_area_m2"] = 0.0
+        for region in evidence.change_regions:
+            region_zone = region.zone_id or _zone_of(region.geometry, masks)
+            if region_zone in per_zone and "changed_area_m2" in per_zone[region_zone]:
+                per_zone[region_zone]["changed_area_m2"] += region.area_m2
+    if evidence.detections is not None:
+        classes = sorted({d.class_name for d in evidence.detections})
+        for zone_id in masks.zone_ids:
+            if visible[zone_id] > 0:
+                for class_name in classes:
+                    per_zone[zone_id][count_indicator(class_name)] = 0.0
+        for detection in evidence.detections:
+            detection_zone = detection.zone_id or _zone_of(detection.geometry, masks)
+            name = count_indicator(detection.class_name)
+            if detection_zone in per_zone and name in per_zone[detection_zone]:
+                per_zone[detection_zone][name] += 1.0
+        if evidence.reference_detections is not None:
+            new = _structure_area(evidence.detections, evidence.reference_detections)
+            removed = _structure_area(evidence.reference_detections, evidence.detections)
+            for zone_id in masks.zone_ids:
+                if visible[zone_id] > 0:
+                    per_zone[zone_id]["new_structure_area_m2"] = new.get(zone_id, 0.0)
+                    per_zone[zone_id]["removed_structure_area_m2"] = removed.get(zone_id, 0.0)
+    names = sorted({name for values in per_zone.values() for name in values})
+    results: list[IndicatorValue] = []
+    for zone_id in masks.zone_ids:
+        fraction = visible[zone_id]
+        observed = fraction >= min_visible_fraction
+        quality = 0.0
+        if observed:
+            quality = quality_weight(fraction, gsd=evidence.gsd, site_gsd=site.gsd, haze=evidence.haze)
+        for name in names:
+            value = per_zone[zone_id].get(name) if observed else None
+            results.append(IndicatorValue(
+                observation_id=observation.id,
+                site_id=site.id,
+                zone_id=zone_id,
+                name=name,
+                value=value,
+                quality=quality if value is not None else 0.0,
+                acquired=observation.acquired,
+            ))
+    return results
+
