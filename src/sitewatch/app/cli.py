@@ -65,7 +65,10 @@ for module in (
 def main() -> None:
     """Console entry point: library errors become a message and a meaningful exit code."""
     try:
-        app(standalone_mode=False)
+        # Outside standalone mode click returns typer.Exit's code instead of exiting with it.
+        code = app(standalone_mode=False)
+        if isinstance(code, int) and code != 0:
+            raise SystemExit(code)
     except SitewatchError as error:
         stderr.print(f"[bold red]error:[/] {error}", highlight=False, markup=True)
         raise SystemExit(exit_code_for(error)) from None
