@@ -1,9 +1,114 @@
-"""CLI verbs: ingest (being written)."""
+"""CLI verb ``ingest``: add images (files or folders) to a workspace, one chip per covered site."""
 
 from __future__ import annotations
 
+import json
+import os
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated
+
 import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from sitewatch.app.options import JsonOption, WorkspaceOption, resolve_workspace
+from sitewatch.core.timeutil import parse_utc
+from sitewatch.pipeline.ingest import FileOutcome, FileStatus, IngestReport, ingest
+from sitewatch.store import Workspace
+
+FAILED_EXIT_CODE = 5
+"""Exit code when any file failed (the imagery code of ``sitewatch.app.errors``)."""
+PAUSE_ENV = "SITEWATCH_INGEST_PAUSE_S"
+"""Seconds to wait after each file: lets crash tests kill an ingest between two files."""
+
+_STATUS_STYLE = {FileStatus.INGESTED: "green", FileStatus.SKIPPED: "yellow", FileStatus.FAILED: "red"}
+
+
+def _parse_acquired(value: str | None) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        return parse_utc(value)
+    except ValueError as error:
+        raise typer.BadParameter(str(error), param_hint="--acquired") from None
+
+
+def _pause_seconds() -> float:
+    text = os.environ.get(PAUSE_ENV, "").strip()
+    try:
+        return max(0.0, float(text)) if text else 0.0
+    except ValueError:
+        raise typer.BadParameter(f"{PAUSE_ENV}={text!r} is not a number of seconds") from None
+
+
+def ingest_command(
+    paths: Annotated[list[Path], typer.Argument(help="Image files or folders (searched recursively).",
+                                                show_default=False)],
+    acquired: Annotated[
+        str | None,
+        typer.Option("--acquired", help="Acquisition time (ISO 8601, UTC if no offset) for every file; "
+                     "needed when a file's tags, STAC item and name do not say it.", show_default=False),
+    ] = None,
+    sensor: Annotated[
+        str | None,
+        typer.Option("--sensor", help="Sensor name for every file (default: from tags or STAC, else 'unknown').",
+                     show_default=False),
+    ] = None,
+    workspace: WorkspaceOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Ingest images: one chip per site the footprint covers; exits 5 when any file failed."""
+    when = _parse_acquired(acquired)
+    pause = _pause_seconds()
+    out = Console()
+    err = Console(stderr=True)
+    with Workspace.open(resolve_workspace(workspace)) as ws:
+        progress = Progress(TextColumn("[bold]ingest[/]"), BarColumn(), MofNCompleteColumn(),
+                            TextColumn("{task.description}"), TimeElapsedColumn(), console=err,
+                            disable=as_json or not err.is_terminal, transient=True)
+        with progress:
+            task = progress.add_task("", total=None)
+
+            def report_progress(path: Path, index: int, total: int, outcome: FileOutcome | None) -> None:
+                if outcome is None:
+                    progress.update(task, total=total, description=path.name)
+                    return
+                progress.update(task, completed=index + 1)
+                if outcome.status is FileStatus.FAILED and not as_json:
+                    progress.console.print(f"[red]failed:[/] {outcome.message}", highlight=False)
+                if pause:
+                    time.sleep(pause)
+
+            report = ingest(ws, paths, acquired=when, sensor=sensor, progress=report_progress)
+    if as_json:
+        typer.echo(json.dumps(report.to_dict()))
+    else:
+        _print_summary(out, report)
+    if not report.outcomes:
+        err.print(f"no image files found in {', '.join(str(p) for p in paths)}", highlight=False)
+    if not report.ok:
+        raise typer.Exit(FAILED_EXIT_CODE)
+
+
+def _print_summary(console: Console, report: IngestReport) -> None:
+    table = Table(title="ingest", show_lines=False)
+    table.add_column("file", overflow="fold")
+    table.add_column("status")
+    table.add_column("scene")
+    table.add_column("sites / problem", overflow="fold")
+    for outcome in report.outcomes:
+        style = _STATUS_STYLE[outcome.status]
+        detail = ", ".join(outcome.site_ids) if outcome.status is FileStatus.INGESTED else outcome.message
+        detail = detail.removeprefix(f"{outcome.path}: ")  # the file column names it already
+        table.add_row(str(outcome.path), f"[{style}]{outcome.status.value}[/]", outcome.scene_id or "", detail)
+    console.print(table)
+    console.print(f"{len(report.ingested)} ingested, {len(report.skipped)} skipped, "
+                  f"{len(report.failed)} failed", highlight=False)
 
 
 def register(app: typer.Typer) -> None:
     """Add this module's verbs to ``app``."""
+    app.command("ingest")(ingest_command)

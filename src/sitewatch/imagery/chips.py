@@ -1,0 +1,214 @@
+"""Chips: an image resampled onto a site grid, with the mask of pixels that were really observed.
+
+Only the window of the source that covers the grid is read, so a chip of a 2 km site costs the
+same from a 40,000-pixel scene as from a small crop. Invalid pixels (source nodata, alpha or
+internal masks, NaN, outside the footprint) never bleed into valid ones: resampling runs in
+floating point with NaN as nodata, and the valid mask is where every band came out finite.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import rasterio
+from affine import Affine
+from rasterio.crs import CRS as RasterioCRS
+from rasterio.enums import Resampling
+from rasterio.errors import RasterioError
+from rasterio.warp import reproject, transform_bounds
+from rasterio.windows import Window
+
+from sitewatch.core.errors import ValidationError
+from sitewatch.imagery.errors import UnreadableImageError
+from sitewatch.imagery.grid import SiteGrid
+from sitewatch.imagery.readers import band_names, gdal_message, ground_sample_distance, open_image
+
+_WINDOW_PAD = 3
+"""Source pixels read beyond the grid on each side, so edge pixels get their full kernel."""
+_DOWNSAMPLE_AVERAGE_FROM = 1.5
+"""Grid GSD / source GSD above which pixels are averaged instead of interpolated."""
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Chip:
+    """Pixels of one image on a site grid."""
+
+    array: np.ndarray
+    """(bands, height, width) in the source dtype; invalid pixels hold 0 (NaN for floats)."""
+    valid: np.ndarray
+    """(height, width) bool: True where the pixel was observed in every band."""
+    bands: tuple[str, ...] = field(default=())
+    """Band names, one per band of ``array`` (``b1..bn`` when empty)."""
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.array, np.ndarray) or self.array.ndim != 3 or 0 in self.array.shape:
+            shape = getattr(self.array, "shape", None)
+            raise ValidationError("Chip", "array",
+                                  f"must be a non-empty (bands, height, width) array, got {shape}")
+        valid = self.valid
+        if not isinstance(valid, np.ndarray) or valid.dtype != bool or valid.shape != self.array.shape[1:]:
+            raise ValidationError(
+                "Chip", "valid", f"must be a bool array of shape {self.array.shape[1:]}, "
+                f"got {getattr(self.valid, 'dtype', None)} {getattr(self.valid, 'shape', None)}"
+            )
+        names = self.bands or tuple(f"b{i}" for i in range(1, self.array.shape[0] + 1))
+        if len(names) != self.array.shape[0]:
+            raise ValidationError("Chip", "bands", f"{len(names)} names for {self.array.shape[0]} bands")
+        object.__setattr__(self, "bands", names)
+
+    @property
+    def valid_fraction(self) -> float:
+        """Share of grid pixels observed, 0..1."""
+        return float(self.valid.mean())
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self.array.dtype
+
+
+def choose_resampling(source_gsd: float, grid_gsd: float) -> Resampling:
+    """Average when the grid is clearly coarser than the source (anti-aliasing), bilinear otherwise."""
+    return Resampling.average if grid_gsd / source_gsd >= _DOWNSAMPLE_AVERAGE_FROM else Resampling.bilinear
+
+
+def _working_dtype(dtype: np.dtype) -> type[np.floating]:
+    # float32 holds every 8/16-bit integer exactly; wider integers and float64 need float64.
+    return np.float32 if dtype.itemsize <= 2 or dtype == np.float32 else np.float64
+
+
+def extract_chip(path: Path, grid: SiteGrid, *, resampling: Resampling | None = None) -> Chip:
+    """Resample the image at ``path`` onto ``grid``, reading only the window that covers it.
+
+    A grid that the image does not overlap gives an all-invalid chip (``valid_fraction == 0``);
+    deciding whether that is an error is the caller's business.
+    """
+    path = Path(path)
+    with open_image(path) as dataset:
+        dtype = np.result_type(*dataset.dtypes)
+        work = _working_dtype(dtype)
+        names = band_names(dataset)
+        destination = np.full((dataset.count, *grid.shape), np.nan, dtype=work)
+        method = resampling or choose_resampling(ground_sample_distance(dataset, path), grid.gsd)
+        window = _covering_window(dataset.crs, dataset.transform, dataset.width, dataset.height, grid)
+        if window is not None:
+            try:
+                pixels = dataset.read(window=window).astype(work)
+                observed = dataset.dataset_mask(window=window) > 0
+            except RasterioError as error:
+                raise UnreadableImageError(
+                    f"{path}: pixels over the site grid cannot be read ({gdal_message(error)}); the file is probably "
+                    "truncated or corrupt, copy or download it again"
+                ) from error
+            # One band NaN makes the whole pixel unobserved, so the warper drops it in every band.
+            observed &= np.isfinite(pixels).all(axis=0)
+            pixels[:, ~observed] = np.nan
+            reproject(
+                source=pixels,
+                destination=destination,
+                src_transform=_window_transform(dataset.transform, window),
+                src_crs=dataset.crs,
+                src_nodata=np.nan,
+                dst_transform=grid.transform,
+                dst_crs=RasterioCRS.from_epsg(grid.epsg),
+                dst_nodata=np.nan,
+                resampling=method,
+            )
+    valid: np.ndarray = np.isfinite(destination).all(axis=0)
+    return Chip(array=_to_dtype(destination, dtype, valid), valid=valid, bands=names)
+
+
+def _covering_window(crs: RasterioCRS, transform: Affine, width: int, height: int,
+                     grid: SiteGrid) -> Window | None:
+    """The source window covering ``grid`` (padded, clipped to the image), None when they do not meet."""
+    west, south, east, north = transform_bounds(RasterioCRS.from_epsg(grid.epsg), crs, *grid.bounds,
+                                                densify_pts=21)
+    if not all(math.isfinite(v) for v in (west, south, east, north)):
+        return None
+    # Pixel positions of the four corners (also right for rotated source grids).
+    inverse = ~transform
+    corners_x = np.array([west, east, east, west])
+    corners_y = np.array([north, north, south, south])
+    cols = inverse.a * corners_x + inverse.b * corners_y + inverse.c
+    rows = inverse.d * corners_x + inverse.e * corners_y + inverse.f
+    col_start = math.floor(cols.min()) - _WINDOW_PAD
+    row_start = math.floor(rows.min()) - _WINDOW_PAD
+    col_stop = math.ceil(cols.max()) + _WINDOW_PAD
+    row_stop = math.ceil(rows.max()) + _WINDOW_PAD
+    col_start, row_start = max(col_start, 0), max(row_start, 0)
+    col_stop, row_stop = min(col_stop, width), min(row_stop, height)
+    if col_stop <= col_start or row_stop <= row_start:
+        return None
+    return Window(col_start, row_start, col_stop - col_start, row_stop - row_start)
+
+
+def _window_transform(transform: Affine, window: Window) -> Affine:
+    """Geotransform of ``window`` (rasterio's own helper trips affine's ``*`` deprecation warning)."""
+    col, row = float(window.col_off), float(window.row_off)
+    return Affine(transform.a, transform.b, transform.a * col + transform.b * row + transform.c,
+                  transform.d, transform.e, transform.d * col + transform.e * row + transform.f)
+
+
+def _to_dtype(values: np.ndarray, dtype: np.dtype, valid: np.ndarray) -> np.ndarray:
+    """Back to the source dtype: integers rounded and clipped to their range, invalid pixels 0."""
+    if np.issubdtype(dtype, np.floating):
+        out = values.astype(dtype)
+        out[:, ~valid] = np.nan
+        return out
+    info = np.iinfo(dtype) if np.issubdtype(dtype, np.integer) else None
+    filled = np.where(np.isfinite(values), values, 0.0)
+    if info is not None:
+        filled = np.clip(np.rint(filled), info.min, info.max)
+    return filled.astype(dtype)
+
+
+def write_chip(chip: Chip, grid: SiteGrid, path: Path) -> Path:
+    """Write ``chip`` as a Cloud Optimized GeoTIFF on ``grid`` (deflate, tiled, overviews, mask).
+
+    Validity is stored as an internal mask (not a nodata value) so no real pixel value is lost.
+    """
+    if chip.array.shape[1:] != grid.shape:
+        raise ValidationError("Chip", "array",
+                              f"shape {chip.array.shape[1:]} does not match grid {grid.shape}")
+    path = Path(path)
+    profile = {
+        "driver": "COG",
+        "width": grid.width,
+        "height": grid.height,
+        "count": chip.array.shape[0],
+        "dtype": chip.array.dtype.name,
+        "crs": RasterioCRS.from_epsg(grid.epsg),
+        "transform": grid.transform,
+        "compress": "deflate",
+        "blocksize": 256,
+        "overview_resampling": "average",
+        "BIGTIFF": "IF_SAFER",
+    }
+    if np.issubdtype(chip.array.dtype, np.floating):
+        profile["predictor"] = 3
+    elif chip.array.dtype.itemsize > 1:
+        profile["predictor"] = 2
+    try:
+        with rasterio.open(path, "w", **profile) as dataset:
+            dataset.write(chip.array)
+            dataset.write_mask(np.where(chip.valid, 255, 0).astype(np.uint8))
+            for index, name in enumerate(chip.bands, start=1):
+                dataset.set_band_description(index, name)
+    except RasterioError as error:
+        raise UnreadableImageError(
+            f"{path}: the chip could not be written ({gdal_message(error)}); check free disk space and permissions"
+        ) from error
+    return path
+
+
+def read_chip(path: Path) -> Chip:
+    """Read a chip written by :func:`write_chip` (or any georeferenced raster) with its mask."""
+    with open_image(Path(path)) as dataset:
+        array = dataset.read()
+        valid = dataset.dataset_mask() > 0
+        names = band_names(dataset)
+    if np.issubdtype(array.dtype, np.floating):
+        valid &= np.isfinite(array).all(axis=0)
+    return Chip(array=array, valid=valid, bands=names)

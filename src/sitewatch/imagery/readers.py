@@ -1,0 +1,383 @@
+"""Read what an image is — where, when, how sharp, by what — before any pixel is resampled.
+
+Anything GDAL (through rasterio) opens with georeferencing is accepted: GeoTIFF, COG, JPEG2000,
+ENVI with its ``.hdr``, VRT, ... :func:`open_image` is the one gate every reader goes through: it
+refuses, with a message naming the file and the fix, files that are empty, unreadable, truncated,
+not georeferenced, absurdly large, or in a CRS a site grid cannot use.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import math
+import warnings
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+import rasterio
+from affine import Affine
+from pyproj import CRS, Geod, Transformer
+from pyproj.exceptions import CRSError, ProjError
+from rasterio.errors import NotGeoreferencedWarning, RasterioError
+from rasterio.io import DatasetReader
+from rasterio.windows import Window
+from shapely.geometry import Polygon
+
+from sitewatch.core.errors import ImageryError, NotGeoreferencedError
+from sitewatch.core.timeutil import ensure_utc
+from sitewatch.core.types import Scene
+from sitewatch.imagery.acquisition import StacSidecar, acquisition_time, find_stac_item
+from sitewatch.imagery.errors import (
+    EmptyImageError,
+    ImageTooLargeError,
+    MissingAcquisitionTimeError,
+    UnreadableImageError,
+    UnsupportedCrsError,
+)
+
+log = logging.getLogger(__name__)
+
+MAX_SIDE = 100_000
+"""Largest width or height accepted; larger is a corrupt header or not a single scene."""
+MAX_PIXELS_PER_BAND = 2**31
+"""Largest pixel count per band accepted (GDAL's own limit for many operations)."""
+SCENE_ID_LENGTH = 16
+"""Hex digits of the checksum used as the scene id."""
+FOOTPRINT_POINTS_PER_EDGE = 16
+"""Points per image edge when projecting the footprint, so curved edges (e.g. sinusoidal) stay true."""
+
+_GEOD = Geod(ellps="WGS84")
+_CHECKSUM_CHUNK = 1 << 20
+
+
+@contextmanager
+def open_image(path: Path) -> Iterator[DatasetReader]:
+    """Open ``path`` with rasterio after checking it is a usable, georeferenced raster.
+
+    Raises a subclass of :class:`ImageryError` naming the file when it is missing, empty,
+    unreadable or truncated, not georeferenced, too large, or in an unusable CRS.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise ImageryError(f"{path}: no such file; check the path")
+    if not path.is_file():
+        raise ImageryError(f"{path}: not a regular file (a folder or device); give an image file")
+    if path.stat().st_size == 0:
+        raise EmptyImageError(f"{path}: the file is empty (0 bytes); copy or download it again")
+    with warnings.catch_warnings():
+        # The warning says what ds.crs/ds.transform say too; _check_georeferenced turns it into an error.
+        warnings.simplefilter("ignore", NotGeoreferencedWarning)
+        try:
+            dataset = rasterio.open(path)
+        except RasterioError as error:
+            raise UnreadableImageError(
+                f"{path}: not a raster GDAL can read ({gdal_message(error)}); check the file is a complete image "
+                "(GeoTIFF, JPEG2000, ENVI with .hdr, ...)"
+            ) from error
+        try:
+            _check_size(dataset, path)
+            _check_georeferenced(dataset, path)
+            _check_crs(dataset, path)
+            _check_pixels_readable(dataset, path)
+        except BaseException:
+            dataset.close()
+            raise
+    with dataset:
+        yield dataset
+
+
+def gdal_message(error: BaseException) -> str:
+    """The most specific message of a rasterio error: GDAL's own, chained as the cause.
+
+    rasterio often raises "Read failed. See previous exception for details." with the real
+    reason (e.g. ``TIFFReadEncodedStrip() failed``) in ``__cause__``.
+    """
+    messages = []
+    current: BaseException | None = error
+    while current is not None and len(messages) < 5:
+        text = str(current).strip()
+        if text and "see previous exception" not in text.lower():
+            messages.append(text)
+        current = current.__cause__ or current.__context__
+    return "; ".join(dict.fromkeys(messages)) or type(error).__name__
+
+
+def _check_size(dataset: DatasetReader, path: Path) -> None:
+    width, height = dataset.width, dataset.height
+    if width <= 0 or height <= 0 or dataset.count <= 0:
+        raise UnreadableImageError(
+            f"{path}: declares {width}x{height} pixels and {dataset.count} bands; the file holds no image"
+        )
+    if width > MAX_SIDE or height > MAX_SIDE or width * height > MAX_PIXELS_PER_BAND:
+        raise ImageTooLargeError(
+            f"{path}: declares {width}x{height} pixels per band, over the limit of {MAX_SIDE} per side "
+            f"and {MAX_PIXELS_PER_BAND} per band; the header is probably corrupt, otherwise cut the "
+            "scene into tiles (e.g. gdal_translate -srcwin) and ingest those"
+        )
+
+
+def _check_georeferenced(dataset: DatasetReader, path: Path) -> None:
+    if dataset.crs is None or dataset.transform.is_identity:
+        hint = ""
+        if dataset.gcps[0] or dataset.rpcs is not None:
+            hint = " It has ground control points or RPCs only:"
+            hint += " orthorectify or warp it first (gdalwarp -t_srs EPSG:<code> IN OUT)."
+        else:
+            hint = (" Give it a CRS and geotransform first (gdal_translate -a_srs EPSG:<code> -a_ullr ...,"
+                    " or a world file), or use the original georeferenced product.")
+        missing = "no CRS" if dataset.crs is None else "no geotransform"
+        raise NotGeoreferencedError(f"{path}: the image is not georeferenced ({missing}).{hint}")
+    if not dataset.transform.is_rectilinear:
+        # Rotated grids are legal and reproject fine; only log them, they are rare and worth a look.
+        log.info("%s has a rotated geotransform %s", path, tuple(dataset.transform)[:6])
+
+
+def _pyproj_crs(dataset: DatasetReader, path: Path) -> CRS:
+    try:
+        return CRS.from_wkt(dataset.crs.to_wkt())
+    except CRSError as error:
+        raise UnsupportedCrsError(
+            f"{path}: its CRS cannot be interpreted ({error}); reproject it to a standard CRS "
+            "(gdalwarp -t_srs EPSG:4326 IN OUT)"
+        ) from error
+
+
+def _check_crs(dataset: DatasetReader, path: Path) -> None:
+    crs = _pyproj_crs(dataset, path)
+    if crs.is_engineering or not (crs.is_projected or crs.is_geographic):
+        raise UnsupportedCrsError(
+            f"{path}: its CRS {crs.name!r} ({crs.type_name}) is a local/engineering system with no "
+            "relation to the Earth, so no site can be located in it; georeference the image to a "
+            "geographic or projected CRS (e.g. gdalwarp -t_srs EPSG:4326 with ground control points)"
+        )
+    footprint_lonlat(dataset, path)  # raises when the CRS cannot reach WGS 84
+
+
+def _check_pixels_readable(dataset: DatasetReader, path: Path) -> None:
+    """Read the first and the last block (and the smallest overview): a truncated file fails here.
+
+    Headers of truncated TIFFs open fine; the missing bytes are the last strips or tiles, which
+    hold the end of the last band (band-interleaved) or of all bands (pixel-interleaved).
+    """
+    first_band, last_band = 1, dataset.count
+    block_height, block_width = dataset.block_shapes[last_band - 1]
+    last_row = ((dataset.height - 1) // block_height) * block_height
+    last_col = ((dataset.width - 1) // block_width) * block_width
+    windows = (
+        (first_band, Window(0, 0, min(block_width, dataset.width), min(block_height, dataset.height))),
+        (last_band, Window(last_col, last_row, dataset.width - last_col, dataset.height - last_row)),
+    )
+    try:
+        for band, window in windows:
+            dataset.read(band, window=window)
+        overviews = dataset.overviews(1)
+        if overviews:
+            factor = overviews[-1]
+            dataset.read(1, out_shape=(max(1, dataset.height // factor), max(1, dataset.width // factor)))
+    except RasterioError as error:
+        raise UnreadableImageError(
+            f"{path}: pixel data cannot be read ({gdal_message(error)}); the file is probably truncated or corrupt, "
+            "copy or download it again"
+        ) from error
+
+
+def apply_transform(transform: Affine, cols: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Map coordinates of (fractional) pixel positions under an affine geotransform."""
+    cols, rows = np.asarray(cols, dtype=float), np.asarray(rows, dtype=float)
+    return (transform.a * cols + transform.b * rows + transform.c,
+            transform.d * cols + transform.e * rows + transform.f)
+
+
+def footprint_lonlat(dataset: DatasetReader, path: Path | None = None) -> Polygon:
+    """The image outline in WGS 84 lon/lat, edges densified so projected curves are kept."""
+    name = path or Path(dataset.name)
+    steps = np.linspace(0.0, 1.0, FOOTPRINT_POINTS_PER_EDGE + 1)[:-1]
+    width, height = dataset.width, dataset.height
+    # Clockwise from the upper-left corner: top, right, bottom, left edges.
+    cols = np.concatenate([steps, np.ones_like(steps), 1 - steps, np.zeros_like(steps)]) * width
+    rows = np.concatenate([np.zeros_like(steps), steps, np.ones_like(steps), 1 - steps]) * height
+    xs, ys = apply_transform(dataset.transform, cols, rows)
+    lons, lats = _to_lonlat(dataset, name, xs, ys)
+    if np.ptp(lons) > 180.0:
+        raise UnsupportedCrsError(
+            f"{name}: the footprint crosses the antimeridian or spans over half the globe; "
+            "cut the scene at 180° longitude (gdalwarp -te ...) and ingest the parts"
+        )
+    outline = Polygon(zip(lons.tolist(), lats.tolist(), strict=True))
+    if not outline.is_valid:
+        outline = outline.buffer(0)
+    if not isinstance(outline, Polygon) or outline.is_empty or outline.area <= 0:
+        raise UnsupportedCrsError(
+            f"{name}: the footprint does not form a valid area in longitude/latitude; "
+            "check the CRS and geotransform (gdalinfo)"
+        )
+    return outline
+
+
+def _to_lonlat(dataset: DatasetReader, path: Path, xs: np.ndarray,
+               ys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    crs = _pyproj_crs(dataset, path)
+    try:
+        transformer = Transformer.from_crs(crs, "EPSG:4326", always_xy=True)
+        lons, lats = transformer.transform(xs, ys, errcheck=True)
+    except (ProjError, CRSError) as error:
+        raise UnsupportedCrsError(
+            f"{path}: its CRS {crs.name!r} cannot be transformed to WGS 84 longitude/latitude ({error}); "
+            "reproject the image to a standard CRS (gdalwarp -t_srs EPSG:4326 IN OUT)"
+        ) from error
+    lons, lats = np.asarray(lons, dtype=float), np.asarray(lats, dtype=float)
+    if not (np.isfinite(lons).all() and np.isfinite(lats).all()) or np.abs(lats).max() > 90.0:
+        raise UnsupportedCrsError(
+            f"{path}: its corners fall outside the Earth in CRS {crs.name!r}; "
+            "the CRS or the geotransform is wrong, check them with gdalinfo"
+        )
+    return lons, lats
+
+
+def ground_sample_distance(dataset: DatasetReader, path: Path | None = None) -> float:
+    """Pixel size in metres: mean of the x and y steps, geodesic for geographic CRSs."""
+    name = path or Path(dataset.name)
+    transform = dataset.transform
+    step_x = math.hypot(transform.a, transform.d)
+    step_y = math.hypot(transform.b, transform.e)
+    crs = _pyproj_crs(dataset, name)
+    if crs.is_projected:
+        factor = crs.axis_info[0].unit_conversion_factor if crs.axis_info else 1.0
+        return float((step_x + step_y) / 2.0 * factor)
+    centre_col, centre_row = dataset.width / 2.0, dataset.height / 2.0
+    pixels = np.array([[centre_col, centre_row], [centre_col + 1, centre_row], [centre_col, centre_row + 1]])
+    xs, ys = apply_transform(transform, pixels[:, 0], pixels[:, 1])
+    lons, lats = _to_lonlat(dataset, name, xs, ys)
+    _, _, across = _GEOD.inv(lons[0], lats[0], lons[1], lats[1])
+    _, _, along = _GEOD.inv(lons[0], lats[0], lons[2], lats[2])
+    return float((across + along) / 2.0)
+
+
+def sha256_file(path: Path) -> str:
+    """SHA-256 of the file's bytes, read in chunks so huge scenes need no memory."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as stream:
+        while chunk := stream.read(_CHECKSUM_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def image_tags(dataset: DatasetReader) -> dict[str, str]:
+    """Dataset tags of the default, ``IMAGERY`` (GDAL's normalised) and ``IMD`` (Maxar) domains."""
+    tags: dict[str, str] = {}
+    for namespace in ("IMD", None, "IMAGERY"):  # later domains win: IMAGERY is GDAL's normalised view
+        try:
+            found = dataset.tags(ns=namespace) if namespace else dataset.tags()
+        except RasterioError:
+            continue
+        tags.update({str(k): str(v) for k, v in found.items()})
+    return tags
+
+
+def band_names(dataset: DatasetReader) -> tuple[str, ...]:
+    """Band descriptions where the file has them, else ``b1 .. bn``."""
+    return tuple(
+        (description.strip() if description and description.strip() else f"b{index}")
+        for index, description in enumerate(dataset.descriptions, start=1)
+    )
+
+
+def _first_tag(tags: Mapping[str, str], keys: tuple[str, ...]) -> str | None:
+    upper = {key.upper(): value for key, value in tags.items()}
+    for key in keys:
+        value = upper.get(key, "").strip().strip('"').strip()
+        if value:
+            return value
+    return None
+
+
+def _tag_number(tags: Mapping[str, str], keys: tuple[str, ...]) -> float | None:
+    text = _first_tag(tags, keys)
+    try:
+        return float(text) if text is not None else None
+    except ValueError:
+        return None
+
+
+def _cloud_cover(tags: Mapping[str, str]) -> float | None:
+    fraction = _tag_number(tags, ("IMAGE_1.CLOUDCOVER", "IMAGE.CLOUDCOVER"))  # IMD writes 0..1
+    if fraction is None:
+        percent = _tag_number(tags, ("CLOUDCOVER", "CLOUD_COVER", "CLOUD_COVERAGE_ASSESSMENT"))
+        fraction = percent / 100.0 if percent is not None else None
+    return fraction if fraction is not None and 0.0 <= fraction <= 1.0 else None  # -999 means unknown
+
+
+def _off_nadir(tags: Mapping[str, str]) -> float | None:
+    angle = _tag_number(
+        tags, ("IMAGE_1.MEANOFFNADIRVIEWANGLE", "IMAGE.MEANOFFNADIRVIEWANGLE", "OFF_NADIR", "OFFNADIR")
+    )
+    return abs(angle) if angle is not None and abs(angle) <= 90.0 else None
+
+
+def _sensor(tags: Mapping[str, str]) -> str | None:
+    return _first_tag(
+        tags,
+        ("SATELLITEID", "IMAGE_1.SATID", "IMAGE.SATID", "SPACECRAFT_ID", "PLATFORM", "SENSOR", "SENSOR_ID"),
+    )
+
+
+def inspect_image(path: Path, *, acquired: datetime | None = None, sensor: str | None = None,
+                  checksum: str | None = None) -> Scene:
+    """Describe the image at ``path`` as a :class:`Scene`, reading only headers and two blocks.
+
+    ``checksum`` saves re-reading the file when the caller already hashed it (:func:`sha256_file`).
+    ``acquired`` and ``sensor`` given by the caller win over what the file says. Without them the
+    acquisition time comes from tags, a STAC item beside the file, or the file name
+    (:func:`~sitewatch.imagery.acquisition.acquisition_time`); when none says it,
+    :class:`MissingAcquisitionTimeError` asks for ``--acquired``.
+    """
+    path = Path(path)
+    with open_image(path) as dataset:
+        tags = image_tags(dataset)
+        stac = find_stac_item(path)
+        when = ensure_utc(acquired) if acquired is not None else acquisition_time(path, tags, stac)
+        if when is None:
+            raise MissingAcquisitionTimeError(
+                f"{path}: no acquisition time found in its tags, a STAC item beside it, or its file "
+                "name; pass --acquired YYYY-MM-DD (acquired= in Python)"
+            )
+        footprint = footprint_lonlat(dataset, path)
+        gsd = ground_sample_distance(dataset, path)
+        crs_text = dataset.crs.to_string()
+        bands = band_names(dataset)
+        width, height = dataset.width, dataset.height
+    checksum = checksum or sha256_file(path)
+    cloud_cover = _cloud_cover(tags)
+    off_nadir = _off_nadir(tags)
+    return Scene(
+        id=checksum[:SCENE_ID_LENGTH],
+        uri=str(path.resolve()),
+        sensor=sensor or _sensor(tags) or _stac_field(stac, "sensor") or "unknown",
+        acquired=when,
+        gsd=gsd,
+        crs=crs_text,
+        footprint=footprint,
+        bands=bands,
+        width=width,
+        height=height,
+        checksum=checksum,
+        cloud_cover=cloud_cover if cloud_cover is not None else _stac_number(stac, "cloud_cover"),
+        off_nadir=off_nadir if off_nadir is not None else _stac_number(stac, "off_nadir"),
+        license=_first_tag(tags, ("LICENSE", "LICENCE")) or _stac_field(stac, "license"),
+        attribution=(_first_tag(tags, ("TIFFTAG_COPYRIGHT", "COPYRIGHT", "ATTRIBUTION"))
+                     or _stac_field(stac, "attribution")),
+    )
+
+
+def _stac_field(stac: StacSidecar | None, name: str) -> str | None:
+    value = getattr(stac, name) if stac is not None else None
+    return value if isinstance(value, str) else None
+
+
+def _stac_number(stac: StacSidecar | None, name: str) -> float | None:
+    value = getattr(stac, name) if stac is not None else None
+    return float(value) if isinstance(value, int | float) else None

@@ -1,0 +1,240 @@
+"""Ingest images into a workspace: describe each, cut a chip per covered site, store all at once.
+
+Per file: :func:`~sitewatch.imagery.readers.inspect_image` → skip when the scene is stored →
+the catalog sites whose outline meets the footprint → per site a chip on the site grid, written
+to the workspace's staging folder → :meth:`Workspace.add_scene` records the scene and its
+observations and moves the chips in one transaction. A bad file is reported and the batch goes
+on; nothing of a failed file stays in the store.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from pathlib import Path
+
+from rasterio.errors import RasterioError
+
+from sitewatch.core.errors import NoSiteCoverageError, NoValidPixelsError, SitewatchError
+from sitewatch.core.types import Observation, Scene, Site
+from sitewatch.imagery.chips import extract_chip, write_chip
+from sitewatch.imagery.grid import site_grid
+from sitewatch.imagery.readers import SCENE_ID_LENGTH, inspect_image, sha256_file
+from sitewatch.store import Workspace, chip_relpath
+
+log = logging.getLogger(__name__)
+
+RASTER_SUFFIXES = frozenset({
+    ".tif", ".tiff", ".gtif", ".gtiff", ".jp2", ".j2k", ".jpx", ".img", ".vrt", ".ntf", ".nitf",
+    ".dat", ".bsq", ".bil", ".bip", ".envi",
+})
+"""File suffixes taken as rasters when a folder is expanded (case-insensitive)."""
+SIDECAR_SUFFIXES = frozenset({
+    ".hdr", ".ovr", ".aux", ".xml", ".json", ".geojson", ".msk", ".md", ".txt", ".imd", ".rpb", ".til",
+    ".tfw", ".tifw", ".j2w", ".wld", ".prj", ".jpg", ".jpeg", ".png", ".bmp", ".gif", ".html", ".csv",
+})
+"""Suffixes of files beside rasters (headers, overviews, metadata, quick-looks) never ingested."""
+
+
+class FileStatus(StrEnum):
+    """What ingest did with one file."""
+
+    INGESTED = "ingested"
+    SKIPPED = "skipped"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True, slots=True)
+class FileOutcome:
+    """The result of one file."""
+
+    path: Path
+    status: FileStatus
+    message: str
+    """Why it was skipped or failed (names the file), or a short summary when ingested."""
+    scene_id: str | None = None
+    site_ids: tuple[str, ...] = ()
+    """Sites that got an observation (ingested only)."""
+
+
+@dataclass(frozen=True, slots=True)
+class IngestReport:
+    """Per-file outcomes of one ingest run, in the order the files were processed."""
+
+    outcomes: tuple[FileOutcome, ...] = field(default_factory=tuple)
+
+    def _with(self, status: FileStatus) -> tuple[FileOutcome, ...]:
+        return tuple(o for o in self.outcomes if o.status is status)
+
+    @property
+    def ingested(self) -> tuple[FileOutcome, ...]:
+        return self._with(FileStatus.INGESTED)
+
+    @property
+    def skipped(self) -> tuple[FileOutcome, ...]:
+        return self._with(FileStatus.SKIPPED)
+
+    @property
+    def failed(self) -> tuple[FileOutcome, ...]:
+        return self._with(FileStatus.FAILED)
+
+    @property
+    def ok(self) -> bool:
+        """True when no file failed."""
+        return not self.failed
+
+    def to_dict(self) -> dict[str, object]:
+        """JSON-ready form (paths as strings)."""
+        return {
+            "ingested": len(self.ingested),
+            "skipped": len(self.skipped),
+            "failed": len(self.failed),
+            "files": [
+                {"path": str(o.path), "status": o.status.value, "message": o.message,
+                 "scene_id": o.scene_id, "sites": list(o.site_ids)}
+                for o in self.outcomes
+            ],
+        }
+
+
+ProgressCallback = Callable[[Path, int, int, FileOutcome | None], None]
+"""``progress(path, index, total, outcome)``: called with ``outcome=None`` before a file, then with it."""
+
+
+def _is_sidecar(path: Path) -> bool:
+    name = path.name.lower()
+    return name.endswith((".aux.xml", ".stac.json")) or path.suffix.lower() in SIDECAR_SUFFIXES
+
+
+def _has_envi_header(path: Path) -> bool:
+    """True for ENVI data files: ``x`` or ``x.dat`` with ``x.hdr`` (any case) beside them."""
+    stems = {path.name.lower(), path.stem.lower()}
+    try:
+        siblings = path.parent.iterdir()
+        return any(s.suffix.lower() == ".hdr" and s.stem.lower() in stems for s in siblings)
+    except OSError:
+        return False
+
+
+def expand_paths(paths: Iterable[Path]) -> list[Path]:
+    """Files to ingest: files as given, folders searched recursively for rasters (sorted).
+
+    Inside folders, a file counts as a raster when its suffix is in :data:`RASTER_SUFFIXES` or it
+    is an ENVI data file with a ``.hdr`` beside it; sidecars (``.hdr``, ``.aux.xml``, ``.ovr``,
+    ``.json``, quick-look JPEGs, ...) are left out. A path given twice is ingested once.
+    """
+    found: list[Path] = []
+    for path in paths:
+        path = Path(path)
+        if path.is_dir():
+            for candidate in sorted(p for p in path.rglob("*") if p.is_file()):
+                if any(part.startswith(".") for part in candidate.relative_to(path).parts):
+                    continue  # hidden folders and files (.git, .staging, ...)
+                if _is_sidecar(candidate):
+                    continue
+                if candidate.suffix.lower() in RASTER_SUFFIXES or _has_envi_header(candidate):
+                    found.append(candidate)
+        else:
+            found.append(path)
+    return list(dict.fromkeys(found))
+
+
+def covered_sites(scene: Scene, sites: Sequence[Site]) -> list[Site]:
+    """Sites whose outline intersects the scene footprint (touching edges do not count)."""
+    return [site for site in sites if site.geometry.intersects(scene.footprint)
+            and site.geometry.intersection(scene.footprint).area > 0]
+
+
+def ingest(workspace: Workspace, paths: Sequence[Path], *, acquired: datetime | None = None,
+           sensor: str | None = None, progress: ProgressCallback | None = None) -> IngestReport:
+    """Ingest ``paths`` (files or folders) into ``workspace``; returns what happened to each file.
+
+    ``acquired`` and ``sensor`` apply to every file and win over what the files say. Files that
+    fail are reported in the result, never raised, so one bad file does not stop a batch.
+    """
+    files = expand_paths(paths)
+    sites = workspace.sites()
+    outcomes: list[FileOutcome] = []
+    for index, path in enumerate(files):
+        if progress is not None:
+            progress(path, index, len(files), None)
+        outcome = _ingest_file(workspace, path, sites, acquired=acquired, sensor=sensor)
+        log.info("%s: %s", outcome.status.value, outcome.message)
+        outcomes.append(outcome)
+        if progress is not None:
+            progress(path, index, len(files), outcome)
+    return IngestReport(tuple(outcomes))
+
+
+def _ingest_file(workspace: Workspace, path: Path, sites: Sequence[Site], *, acquired: datetime | None,
+                 sensor: str | None) -> FileOutcome:
+    try:
+        # Checked before reading tags: re-ingesting a stored file must not need --acquired again.
+        checksum = sha256_file(path) if path.is_file() else None
+        if checksum is not None and workspace.has_scene(checksum[:SCENE_ID_LENGTH]):
+            scene_id = checksum[:SCENE_ID_LENGTH]
+            return FileOutcome(path, FileStatus.SKIPPED, f"{path}: already ingested (scene {scene_id})",
+                               scene_id=scene_id)
+        scene = inspect_image(path, acquired=acquired, sensor=sensor, checksum=checksum)
+        site_ids = _store_scene(workspace, path, scene, sites)
+    except (SitewatchError, RasterioError, OSError) as error:
+        message = str(error)
+        if str(path) not in message:
+            message = f"{path}: {message}"
+        return FileOutcome(path, FileStatus.FAILED, message)
+    if site_ids is None:
+        return FileOutcome(path, FileStatus.SKIPPED, f"{path}: already ingested (scene {scene.id})",
+                           scene_id=scene.id)
+    return FileOutcome(path, FileStatus.INGESTED,
+                       f"{path}: scene {scene.id} over {', '.join(site_ids)}",
+                       scene_id=scene.id, site_ids=tuple(site_ids))
+
+
+def _store_scene(workspace: Workspace, path: Path, scene: Scene, sites: Sequence[Site]) -> list[str] | None:
+    """Cut, stage and record the chips of ``scene``; the site ids stored, or None if already stored."""
+    covered = covered_sites(scene, sites)
+    if not covered:
+        west, south, east, north = scene.footprint.bounds
+        raise NoSiteCoverageError(
+            f"{path}: its footprint (lon {west:.5f}..{east:.5f}, lat {south:.5f}..{north:.5f}) covers "
+            f"none of the workspace's {len(sites)} site(s); add a site there (`sitewatch sites add FILE`) "
+            "or check the image's georeferencing"
+        )
+    staging = workspace.staging_dir()
+    staged: list[tuple[Observation, Path]] = []
+    try:
+        for site in covered:
+            grid = site_grid(site)
+            chip = extract_chip(path, grid)
+            if chip.valid_fraction <= 0.0:
+                log.info("%s: no valid pixels over site %s; no observation for it", path, site.id)
+                continue
+            observation_id = f"{site.id}-{scene.id}"
+            chip_file = staging / f"{observation_id}.{uuid.uuid4().hex[:8]}.tif"
+            staged.append((
+                Observation(
+                    id=observation_id,
+                    site_id=site.id,
+                    scene_id=scene.id,
+                    acquired=scene.acquired,
+                    chip_path=chip_relpath(site.id, observation_id),
+                    valid_fraction=chip.valid_fraction,
+                ),
+                chip_file,
+            ))
+            write_chip(chip, grid, chip_file)
+        if not staged:
+            names = ", ".join(site.id for site in covered)
+            raise NoValidPixelsError(
+                f"{path}: the footprint covers site(s) {names} but every pixel over them is nodata, "
+                "masked or NaN; check the image's nodata value and mask (gdalinfo -stats)"
+            )
+        stored = workspace.add_scene(scene, staged)
+    finally:
+        for _, chip_file in staged:
+            chip_file.unlink(missing_ok=True)  # moved by add_scene on success; a leftover otherwise
+    return [observation.site_id for observation, _ in staged] if stored else None
