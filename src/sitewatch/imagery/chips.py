@@ -99,8 +99,8 @@ def extract_chip(path: Path, grid: SiteGrid, *, resampling: Resampling | None = 
                 observed = dataset.dataset_mask(window=window) > 0
             except RasterioError as error:
                 raise UnreadableImageError(
-                    f"{path}: pixels over the site grid cannot be read ({gdal_message(error)}); the file is probably "
-                    "truncated or corrupt, copy or download it again"
+                    f"{path}: pixels over the site grid cannot be read ({gdal_message(error)}); "
+                    "the file is probably truncated or corrupt, copy or download it again"
                 ) from error
             # One band NaN makes the whole pixel unobserved, so the warper drops it in every band.
             observed &= np.isfinite(pixels).all(axis=0)
@@ -116,7 +116,7 @@ def extract_chip(path: Path, grid: SiteGrid, *, resampling: Resampling | None = 
                 dst_nodata=np.nan,
                 resampling=method,
             )
-    valid: np.ndarray = np.isfinite(destination).all(axis=0)
+    valid = np.asarray(np.isfinite(destination).all(axis=0), dtype=bool)
     return Chip(array=_to_dtype(destination, dtype, valid), valid=valid, bands=names)
 
 
@@ -198,7 +198,8 @@ def write_chip(chip: Chip, grid: SiteGrid, path: Path) -> Path:
                 dataset.set_band_description(index, name)
     except RasterioError as error:
         raise UnreadableImageError(
-            f"{path}: the chip could not be written ({gdal_message(error)}); check free disk space and permissions"
+            f"{path}: the chip could not be written ({gdal_message(error)}); "
+            "check free disk space and permissions"
         ) from error
     return path
 

@@ -75,8 +75,8 @@ def open_image(path: Path) -> Iterator[DatasetReader]:
             dataset = rasterio.open(path)
         except RasterioError as error:
             raise UnreadableImageError(
-                f"{path}: not a raster GDAL can read ({gdal_message(error)}); check the file is a complete image "
-                "(GeoTIFF, JPEG2000, ENVI with .hdr, ...)"
+                f"{path}: not a raster GDAL can read ({gdal_message(error)}); check the file is a "
+                "complete image (GeoTIFF, JPEG2000, ENVI with .hdr, ...)"
             ) from error
         try:
             _check_size(dataset, path)
@@ -96,7 +96,7 @@ def gdal_message(error: BaseException) -> str:
     rasterio often raises "Read failed. See previous exception for details." with the real
     reason (e.g. ``TIFFReadEncodedStrip() failed``) in ``__cause__``.
     """
-    messages = []
+    messages: list[str] = []
     current: BaseException | None = error
     while current is not None and len(messages) < 5:
         text = str(current).strip()
@@ -180,8 +180,8 @@ def _check_pixels_readable(dataset: DatasetReader, path: Path) -> None:
             dataset.read(1, out_shape=(max(1, dataset.height // factor), max(1, dataset.width // factor)))
     except RasterioError as error:
         raise UnreadableImageError(
-            f"{path}: pixel data cannot be read ({gdal_message(error)}); the file is probably truncated or corrupt, "
-            "copy or download it again"
+            f"{path}: pixel data cannot be read ({gdal_message(error)}); the file is probably "
+            "truncated or corrupt, copy or download it again"
         ) from error
 
 

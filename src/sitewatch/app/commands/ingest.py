@@ -54,8 +54,8 @@ def ingest_command(
     ] = None,
     sensor: Annotated[
         str | None,
-        typer.Option("--sensor", help="Sensor name for every file (default: from tags or STAC, else 'unknown').",
-                     show_default=False),
+        typer.Option("--sensor", show_default=False,
+                     help="Sensor name for every file (default: from tags or STAC, else 'unknown')."),
     ] = None,
     workspace: WorkspaceOption = None,
     as_json: JsonOption = False,
@@ -103,7 +103,8 @@ def _print_summary(console: Console, report: IngestReport) -> None:
         style = _STATUS_STYLE[outcome.status]
         detail = ", ".join(outcome.site_ids) if outcome.status is FileStatus.INGESTED else outcome.message
         detail = detail.removeprefix(f"{outcome.path}: ")  # the file column names it already
-        table.add_row(str(outcome.path), f"[{style}]{outcome.status.value}[/]", outcome.scene_id or "", detail)
+        status = f"[{style}]{outcome.status.value}[/]"
+        table.add_row(str(outcome.path), status, outcome.scene_id or "", detail)
     console.print(table)
     console.print(f"{len(report.ingested)} ingested, {len(report.skipped)} skipped, "
                   f"{len(report.failed)} failed", highlight=False)
