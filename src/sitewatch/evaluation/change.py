@@ -106,7 +106,8 @@ class Confusion:
         n = self.total
         if n == 0:
             return 0.0
-        expected = ((self.tp + self.fp) * (self.tp + self.fn) + (self.fn + self.tn) * (self.fp + self.tn)) / n**2
+        predicted_changed, truly_changed = self.tp + self.fp, self.tp + self.fn
+        expected = (predicted_changed * truly_changed + (n - predicted_changed) * (n - truly_changed)) / n**2
         return (self.overall_accuracy - expected) / (1 - expected) if expected < 1 else 0.0
 
     def as_dict(self) -> dict[str, float | int]:

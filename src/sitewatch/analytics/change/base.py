@@ -60,14 +60,21 @@ class ChangeResult:
 class ChangeDetector(Protocol):
     """A change detector: declares its contract, then maps (before, after) to a result."""
 
-    name: str
-    """Registry name, e.g. ``"cva"``."""
-    min_bands: int
-    """Fewest bands the method needs."""
-    gsd_range: tuple[float, float]
-    """Ground sample distances in metres the method was designed and checked for (inclusive)."""
-    description: str
-    """One line: the method and how its operating point is chosen."""
+    @property
+    def name(self) -> str:
+        """Registry name, e.g. ``"cva"``."""
+
+    @property
+    def min_bands(self) -> int:
+        """Fewest bands the method needs."""
+
+    @property
+    def gsd_range(self) -> tuple[float, float]:
+        """Ground sample distances in metres the method was designed and checked for (inclusive)."""
+
+    @property
+    def description(self) -> str:
+        """One line: the method and how its operating point is chosen."""
 
     def __call__(
         self, before: FloatImage, after: FloatImage, *, valid: BoolMask | None = None
@@ -110,7 +117,7 @@ def check_pair(
             )
     before32 = np.asarray(before, dtype=np.float32)
     after32 = np.asarray(after, dtype=np.float32)
-    finite = np.isfinite(before32).all(axis=0) & np.isfinite(after32).all(axis=0)
+    finite: BoolMask = np.asarray(np.isfinite(before32).all(axis=0) & np.isfinite(after32).all(axis=0))
     if valid is not None:
         if valid.shape != before.shape[1:]:
             raise UnsupportedInputError(

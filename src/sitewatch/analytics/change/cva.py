@@ -37,7 +37,9 @@ class ChangeVectorAnalysis:
     gsd_range: tuple[float, float] = (0.05, 1000.0)
     description: str = "change vector magnitude; operating point: Otsu on the pair's magnitudes"
 
-    def __call__(self, before: FloatImage, after: FloatImage, *, valid: BoolMask | None = None) -> ChangeResult:
+    def __call__(
+        self, before: FloatImage, after: FloatImage, *, valid: BoolMask | None = None
+    ) -> ChangeResult:
         before, after, valid = check_pair(self, before, after, valid)
         magnitude = cva_magnitude(before, after)
         if not valid.any():

@@ -68,7 +68,8 @@ def fit_irmad(before: NDArray[np.float32], after: NDArray[np.float32], *, max_it
     # trim the Gaussian's tails, and iterating compounds it: on pure no-change data the mean chi-square
     # drifts from N to over 3N). The test needs calibrated variates, so their scale is re-estimated
     # robustly (1.4826 x median absolute deviation), which tolerates up to half the pixels changing.
-    mad = transform.a.T @ (x - transform.mean_before[:, None]) - transform.b.T @ (y - transform.mean_after[:, None])
+    mad = (transform.a.T @ (x - transform.mean_before[:, None])
+           - transform.b.T @ (y - transform.mean_after[:, None]))
     centre = np.median(mad, axis=1, keepdims=True)
     sigma = np.maximum(1.4826 * np.median(np.abs(mad - centre), axis=1), 1e-12)
     return replace(transform, sigma=sigma)
@@ -105,7 +106,9 @@ class IrMad:
     description: str = "IR-MAD (Nielsen 2007); operating point: chi-square test at 1 % significance"
     significance: float = 0.01
 
-    def __call__(self, before: FloatImage, after: FloatImage, *, valid: BoolMask | None = None) -> ChangeResult:
+    def __call__(
+        self, before: FloatImage, after: FloatImage, *, valid: BoolMask | None = None
+    ) -> ChangeResult:
         before, after, valid = check_pair(self, before, after, valid)
         bands, rows, cols = before.shape
         flat_before = before.reshape(bands, -1)

@@ -30,8 +30,8 @@ _FIT_SAMPLES = 200_000
 def _eigen_kernels(difference: NDArray[np.float32], valid: BoolMask, block: int, components: int
                    ) -> list[NDArray[np.float32]]:
     rows, cols = (difference.shape[0] // block) * block, (difference.shape[1] // block) * block
-    tiles = difference[:rows, :cols].reshape(rows // block, block, cols // block, block)
-    tiles = tiles.transpose(0, 2, 1, 3).reshape(-1, block * block)
+    grid = difference[:rows, :cols].reshape(rows // block, block, cols // block, block)
+    tiles = grid.transpose(0, 2, 1, 3).reshape(-1, block * block)
     tile_valid = valid[:rows, :cols].reshape(rows // block, block, cols // block, block).all(axis=(1, 3))
     tiles = tiles[tile_valid.ravel()]
     if len(tiles) < components + 1:
@@ -66,11 +66,15 @@ class PcaKMeans:
     name: str = "pca-kmeans"
     min_bands: int = 1
     gsd_range: tuple[float, float] = (0.05, 1000.0)
-    description: str = "PCA of 4x4 difference blocks + 2-means (Celik 2009); operating point: k-means boundary"
+    description: str = (
+        "PCA of 4x4 difference blocks + 2-means (Celik 2009); operating point: k-means boundary"
+    )
     block: int = 4
     components: int = 3
 
-    def __call__(self, before: FloatImage, after: FloatImage, *, valid: BoolMask | None = None) -> ChangeResult:
+    def __call__(
+        self, before: FloatImage, after: FloatImage, *, valid: BoolMask | None = None
+    ) -> ChangeResult:
         before, after, valid = check_pair(self, before, after, valid)
         difference = cva_magnitude(before, after)
         kernels = _eigen_kernels(difference, valid, self.block, self.components)

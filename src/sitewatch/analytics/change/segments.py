@@ -87,7 +87,9 @@ class SegmentChange:
     pixels_per_segment: int = 150
     smoothing: float = 1.5
 
-    def __call__(self, before: FloatImage, after: FloatImage, *, valid: BoolMask | None = None) -> ChangeResult:
+    def __call__(
+        self, before: FloatImage, after: FloatImage, *, valid: BoolMask | None = None
+    ) -> ChangeResult:
         before, after, valid = check_pair(self, before, after, valid)
         if not valid.any():
             return score_result(self.name, np.zeros(valid.shape, np.float32), 1.0, valid, "no valid pixels",
