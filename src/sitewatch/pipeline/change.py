@@ -1,0 +1,139 @@
+"""Change detection over a workspace: an observation against its site's reference, regions stored.
+
+The reference of a site is its earliest observation with enough valid pixels (or one the caller
+names). The observation is co-registered to it by phase correlation and its radiometry mapped onto
+the reference's on pseudo-invariant pixels before the detector runs, so that geolocation error and
+illumination do not read as change. When co-registration refuses (too little overlap or texture,
+tiles disagreeing), nothing is stored: an unregistered pair would report edges as change, and "not
+measured" must stay different from "no change". Re-running replaces the observation's regions.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+import rasterio
+from rasterio import features
+
+from sitewatch.analytics.change import ChangeDetector, get_change_detector
+from sitewatch.analytics.change.regions import change_regions
+from sitewatch.core.errors import NotFoundError, UnsupportedInputError
+from sitewatch.core.types import Observation
+from sitewatch.imagery.chips import read_chip
+from sitewatch.imagery.coregister import CoregistrationError, Registration, coregister
+from sitewatch.imagery.grid import lonlat_to_crs
+from sitewatch.imagery.radiometry import RadiometryError, fit_radiometry
+from sitewatch.store.workspace import Workspace
+
+log = logging.getLogger(__name__)
+
+HIGH_RESOLUTION_LIMIT_M = 5.0
+"""Grids at or finer than this use the object-based ``segments`` detector, coarser ones IR-MAD."""
+
+
+def default_detector(gsd: float, bands: int) -> ChangeDetector:
+    """The project's choice for a grid: object-based change on sub-5 m imagery, IR-MAD on coarser
+    multispectral imagery (it scores best on the Landsat pairs, see docs/change.md), CVA otherwise."""
+    if gsd <= HIGH_RESOLUTION_LIMIT_M:
+        return get_change_detector("segments")
+    return get_change_detector("irmad" if bands >= 2 else "cva")
+
+
+@dataclass(frozen=True, slots=True)
+class ChangeOutcome:
+    """What one change run did for one observation."""
+
+    observation_id: str
+    reference_observation_id: str
+    detector: str
+    registration: Registration | None
+    """The shift applied; None when co-registration refused (see ``skipped``)."""
+    regions: int
+    changed_area_m2: float
+    operating_point: str
+    skipped: str | None = None
+    """Why nothing was stored, when nothing was."""
+
+
+def reference_for(ws: Workspace, observation: Observation, min_valid_fraction: float) -> Observation:
+    """The site's earliest observation other than ``observation`` with enough valid pixels."""
+    for candidate in ws.observations(observation.site_id):
+        if candidate.id != observation.id and candidate.valid_fraction >= min_valid_fraction:
+            return candidate
+    raise NotFoundError(
+        f"site {observation.site_id!r} has no other observation with at least {min_valid_fraction:.0%} valid "
+        "pixels to compare with; ingest an earlier image of the site first"
+    )
+
+
+def detect_change(
+    ws: Workspace,
+    observation_id: str,
+    *,
+    reference_id: str | None = None,
+    detector: ChangeDetector | None = None,
+    min_area_m2: float = 10.0,
+) -> ChangeOutcome:
+    """Compare an observation with its reference and store its change regions (replacing earlier ones)."""
+    observation = ws.observation(observation_id)
+    reference = (
+        ws.observation(reference_id) if reference_id
+        else reference_for(ws, observation, ws.settings.min_valid_fraction)
+    )
+    if reference.site_id != observation.site_id:
+        raise UnsupportedInputError(
+            f"reference {reference.id} is of site {reference.site_id!r}, the observation of "
+            f"{observation.site_id!r}; choose a reference of the same site"
+        )
+    site = ws.site(observation.site_id)
+    reference_chip = read_chip(ws.chip_path(reference))
+    observation_chip = read_chip(ws.chip_path(observation))
+    with rasterio.open(ws.chip_path(observation)) as dataset:
+        transform = dataset.transform
+        epsg = dataset.crs.to_epsg() if dataset.crs is not None else None
+    if epsg is None:
+        raise UnsupportedInputError(f"chip of {observation.id} has no EPSG CRS; re-ingest the scene")
+    if reference_chip.array.shape != observation_chip.array.shape:
+        raise UnsupportedInputError(
+            f"observation {observation.id} {observation_chip.array.shape} and reference {reference.id} "
+            f"{reference_chip.array.shape} are not on one site grid; re-ingest both scenes"
+        )
+    before = reference_chip.array.astype(np.float32)
+    model = detector or default_detector(float(abs(transform.a)), before.shape[0])
+    try:
+        after, valid_after, registration = coregister(
+            before, observation_chip.array.astype(np.float32),
+            valid_reference=reference_chip.valid, valid_moving=observation_chip.valid,
+        )
+    except CoregistrationError as refusal:
+        log.warning("observation %s not co-registered to %s: %s", observation.id, reference.id, refusal)
+        return ChangeOutcome(observation.id, reference.id, model.name, None, 0, 0.0, "", skipped=str(refusal))
+    valid = reference_chip.valid & valid_after
+    try:
+        after = fit_radiometry(before, after, valid=valid).apply(after)
+    except RadiometryError as problem:
+        log.info("observation %s: radiometry left as is (%s)", observation.id, problem)
+    result = model(before, after, valid=valid)
+    zones = {
+        zone.id: features.rasterize(
+            [(lonlat_to_crs(zone.geometry, epsg), 1)], out_shape=valid.shape, transform=transform,
+            fill=0, dtype="uint8",
+        ).astype(bool)
+        for zone in site.zones
+    }
+    regions = change_regions(
+        result, transform, observation_id=observation.id, reference_observation_id=reference.id,
+        zone_masks=zones, min_area_m2=min_area_m2,
+    )
+    ws.replace_change_regions(observation.id, regions)
+    return ChangeOutcome(
+        observation_id=observation.id,
+        reference_observation_id=reference.id,
+        detector=model.name,
+        registration=registration,
+        regions=len(regions),
+        changed_area_m2=float(sum(r.area_m2 for r in regions)),
+        operating_point=result.rule,
+    )
