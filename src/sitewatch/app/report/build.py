@@ -1,0 +1,178 @@
+"""Build a static HTML report of a workspace: per site a timeline and alerts with before/after chips."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from jinja2 import Environment, PackageLoader, select_autoescape
+
+from sitewatch import __version__
+from sitewatch.app.report.images import CLASS_COLOURS, load_chip_picture, render_picture, shared_stretch
+from sitewatch.app.report.plots import Series, timeline_svg
+from sitewatch.core.types import Alert, AlertState, Assessment, Observation, Scene, Site
+from sitewatch.store import Workspace
+
+ProgressCallback = Callable[[str, int, int], None]
+
+
+@dataclass(frozen=True, slots=True)
+class AlertEvidence:
+    """What the report shows for one alert."""
+
+    alert: Alert
+    after: Observation
+    after_scene: Scene
+    after_image: str
+    before: Observation | None
+    before_scene: Scene | None
+    before_image: str | None
+    detection_counts: dict[str, int]
+    change_region_count: int
+    assessments: tuple[Assessment, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class SiteSection:
+    site: Site
+    observations: tuple[Observation, ...]
+    alerts: tuple[AlertEvidence, ...]
+    timeline: str
+    indicator_plots: tuple[str, ...]
+    track_record: dict[str, int]
+
+
+@dataclass(frozen=True, slots=True)
+class ReportResult:
+    path: Path
+    sites: int
+    observations: int
+    alerts: int
+    per_site: dict[str, int] = field(default_factory=dict)
+
+
+def build_report(
+    workspace: Workspace,
+    out_dir: Path | None = None,
+    *,
+    site_ids: Sequence[str] | None = None,
+    progress: ProgressCallback | None = None,
+) -> ReportResult:
+    """Write ``report.html`` and its pictures under ``out_dir`` (default ``<workspace>/report``)."""
+    target = Path(out_dir) if out_dir is not None else workspace.root / "report"
+    assets = target / "assets"
+    assets.mkdir(parents=True, exist_ok=True)
+    sites = [workspace.site(s) for s in site_ids] if site_ids else workspace.sites()
+    sections = []
+    for index, site in enumerate(sites):
+        if progress is not None:
+            progress(site.id, index, len(sites))
+        sections.append(_site_section(workspace, site, assets))
+    if progress is not None:
+        progress("done", len(sites), len(sites))
+
+    environment = Environment(
+        loader=PackageLoader("sitewatch.app.report", "templates"),
+        autoescape=select_autoescape(["html"]),
+    )
+    html = environment.get_template("report.html").render(
+        title=f"sitewatch report — {workspace.settings.name}",
+        generated=datetime.now(UTC),
+        version=__version__,
+        workspace=str(workspace.root),
+        sections=sections,
+        class_colours=CLASS_COLOURS,
+    )
+    path = target / "report.html"
+    temporary = path.with_suffix(".html.tmp")
+    temporary.write_text(html, encoding="utf-8")
+    temporary.replace(path)
+    return ReportResult(
+        path=path,
+        sites=len(sections),
+        observations=sum(len(s.observations) for s in sections),
+        alerts=sum(len(s.alerts) for s in sections),
+        per_site={s.site.id: len(s.alerts) for s in sections},
+    )
+
+
+def _site_section(workspace: Workspace, site: Site, assets: Path) -> SiteSection:
+    observations = tuple(workspace.observations(site.id))
+    alerts = sorted(workspace.alerts(site_id=site.id), key=lambda a: a.acquired)
+    evidence = tuple(_alert_evidence(workspace, alert, observations, assets) for alert in alerts)
+    timeline = timeline_svg(
+        [Series("valid fraction", tuple(o.acquired for o in observations),
+                tuple(o.valid_fraction for o in observations))],
+        observations=[o.acquired for o in observations],
+        alerts=[a.acquired for a in alerts],
+        title=f"{site.name}: observations (valid fraction) and alerts",
+        height=150,
+    )
+    plots = []
+    for zone in site.zones:
+        values = workspace.indicators(site.id, zone_id=zone.id)
+        by_name: dict[str, list[tuple[datetime, float | None]]] = {}
+        for value in sorted(values, key=lambda v: v.acquired):
+            by_name.setdefault(value.name, []).append((value.acquired, value.value))
+        if not by_name:
+            continue
+        series = [
+            Series(name, tuple(t for t, _ in points), tuple(v for _, v in points))
+            for name, points in sorted(by_name.items())
+        ]
+        zone_alerts = [a.acquired for a in alerts if a.zone_id in (None, zone.id)]
+        plots.append(timeline_svg(series, alerts=zone_alerts, title=f"zone {zone.id} ({zone.kind.value})"))
+    record = Counter(a.state.value for a in alerts)
+    track_record = {state.value: record.get(state.value, 0) for state in AlertState}
+    track_record["total"] = len(alerts)
+    return SiteSection(site, observations, evidence, timeline, tuple(plots), track_record)
+
+
+def _alert_evidence(
+    workspace: Workspace, alert: Alert, observations: Sequence[Observation], assets: Path
+) -> AlertEvidence:
+    after = workspace.observation(alert.observation_id)
+    min_valid = workspace.settings.min_valid_fraction
+    earlier = [
+        o for o in observations if o.acquired < after.acquired and o.valid_fraction >= min_valid
+    ]
+    before = earlier[-1] if earlier else None
+    detections = workspace.detections(observation_id=after.id)
+    regions = workspace.change_regions(observation_id=after.id)
+    after_picture = load_chip_picture(workspace.chip_path(after))
+    pictures = [after_picture]
+    before_picture = None
+    if before is not None:
+        before_picture = load_chip_picture(workspace.chip_path(before))
+        pictures.append(before_picture)
+    stretch = shared_stretch(pictures)
+    stem = _safe_name(alert.id)
+    after_name = f"{stem}-after.png"
+    render_picture(after_picture, stretch, detections=detections, change_regions=regions).save(
+        assets / after_name, optimize=True
+    )
+    before_name = None
+    if before is not None and before_picture is not None:
+        before_name = f"{stem}-before.png"
+        render_picture(
+            before_picture, stretch, detections=workspace.detections(observation_id=before.id)
+        ).save(assets / before_name, optimize=True)
+    return AlertEvidence(
+        alert=alert,
+        after=after,
+        after_scene=workspace.scene(after.scene_id),
+        after_image=f"assets/{after_name}",
+        before=before,
+        before_scene=workspace.scene(before.scene_id) if before is not None else None,
+        before_image=f"assets/{before_name}" if before_name else None,
+        detection_counts=dict(Counter(d.class_name for d in detections)),
+        change_region_count=len(regions),
+        assessments=tuple(workspace.assessments(alert.id)),
+    )
+
+
+def _safe_name(text: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_" else "_" for c in text)

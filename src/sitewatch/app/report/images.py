@@ -1,0 +1,113 @@
+"""Chip pictures for reports: a shared contrast stretch and detections/change drawn on top."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import rasterio
+from affine import Affine
+from PIL import Image, ImageDraw
+from shapely.geometry.base import BaseGeometry
+
+from sitewatch.core.types import ChangeRegion, Detection
+
+# Outline colours per detected class; anything else is drawn in white.
+CLASS_COLOURS: dict[str, tuple[int, int, int]] = {
+    "car": (0, 200, 255),
+    "large_vehicle": (255, 200, 0),
+    "tanker_truck": (255, 120, 0),
+    "rail_car": (190, 120, 255),
+    "crane": (255, 60, 200),
+    "structure": (120, 255, 120),
+}
+CHANGE_COLOUR = (255, 40, 40)
+
+
+@dataclass(frozen=True, slots=True)
+class ChipPicture:
+    """A chip ready to draw: display-range RGB pixels, validity, and where they lie."""
+
+    rgb: np.ndarray
+    """float32 (h, w, 3) in the chip's own units, not yet stretched."""
+    valid: np.ndarray
+    """bool (h, w)."""
+    transform: Affine
+
+
+def load_chip_picture(path: Path) -> ChipPicture:
+    """Read a chip COG as three display bands (first three, or one band repeated)."""
+    with rasterio.open(path) as dataset:
+        bands = [1, 2, 3] if dataset.count >= 3 else [1, 1, 1]
+        pixels = dataset.read(bands).astype(np.float32)
+        valid = dataset.dataset_mask() > 0
+        transform = dataset.transform
+    valid &= np.all(np.isfinite(pixels), axis=0)
+    return ChipPicture(np.moveaxis(pixels, 0, -1), valid, transform)
+
+
+def shared_stretch(pictures: Sequence[ChipPicture]) -> tuple[np.ndarray, np.ndarray]:
+    """Per-band 2nd/98th percentiles over the valid pixels of all pictures.
+
+    Before and after share one stretch so that a brightness change shows as one.
+    """
+    samples = [p.rgb[p.valid] for p in pictures if p.valid.any()]
+    if not samples:
+        return np.zeros(3, np.float32), np.ones(3, np.float32)
+    stacked = np.concatenate(samples)
+    low = np.percentile(stacked, 2, axis=0)
+    high = np.percentile(stacked, 98, axis=0)
+    return low, np.maximum(high, low + 1e-6)
+
+
+def render_picture(
+    picture: ChipPicture,
+    stretch: tuple[np.ndarray, np.ndarray],
+    *,
+    detections: Sequence[Detection] = (),
+    change_regions: Sequence[ChangeRegion] = (),
+    max_size: int = 640,
+) -> Image.Image:
+    """The chip as an 8-bit image with change regions and detections outlined."""
+    low, high = stretch
+    scaled = np.clip((picture.rgb - low) / (high - low), 0.0, 1.0) * 255.0
+    scaled[~picture.valid] = (40, 40, 40)
+    image = Image.fromarray(scaled.astype(np.uint8))
+    scale = min(1.0, max_size / max(image.size))
+    if scale < 1.0:
+        size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
+        image = image.resize(size, Image.Resampling.LANCZOS)
+    draw = ImageDraw.Draw(image)
+    to_pixels = ~picture.transform
+    for region in change_regions:
+        _outline(draw, region.geometry, to_pixels, scale, CHANGE_COLOUR, width=2)
+    for detection in detections:
+        colour = CLASS_COLOURS.get(detection.class_name, (255, 255, 255))
+        _outline(draw, detection.geometry, to_pixels, scale, colour, width=1)
+    return image
+
+
+def _outline(
+    draw: ImageDraw.ImageDraw,
+    geometry: BaseGeometry,
+    to_pixels: Affine,
+    scale: float,
+    colour: tuple[int, int, int],
+    *,
+    width: int,
+) -> None:
+    parts = getattr(geometry, "geoms", [geometry])
+    for part in parts:
+        ring = getattr(part, "exterior", None)
+        coords = list(ring.coords) if ring is not None else list(part.coords)
+        points = []
+        for x, y in coords:
+            col, row = to_pixels * (x, y)
+            points.append((col * scale, row * scale))
+        if len(points) >= 2:
+            draw.line(points, fill=colour, width=width)
+        elif points:
+            cx, cy = points[0]
+            draw.ellipse((cx - 2, cy - 2, cx + 2, cy + 2), outline=colour)

@@ -1,0 +1,103 @@
+"""The HTML report: per site a timeline and alerts with before/after chips and drawn evidence."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+from PIL import Image
+from rasterio.warp import transform_bounds
+from shapely.geometry import box
+from typer.testing import CliRunner
+
+from sitewatch.app.cli import app
+from sitewatch.app.report import build_report
+from sitewatch.core.types import Alert, Assessment, ChangeRegion, Detection, Site, Zone
+from sitewatch.pipeline.ingest import ingest
+from sitewatch.store import Workspace
+
+RGB = Path(__file__).resolve().parent / "data" / "RGB.byte.tif"
+
+
+def _site_over(path: Path) -> Site:
+    """A test site well inside the footprint of ``path``."""
+    with rasterio.open(path) as dataset:
+        west, south, east, north = transform_bounds(dataset.crs, "EPSG:4326", *dataset.bounds)
+    cx, cy = (west + east) / 2, (south + north) / 2
+    outline = box(cx - 0.02, cy - 0.015, cx + 0.02, cy + 0.015)
+    zone = Zone("north", "North half", "other", box(cx - 0.02, cy, cx + 0.02, cy + 0.015))
+    return Site("test-site", "Test site", "US", "test", outline, zones=(zone,), gsd=60.0)
+
+
+@pytest.fixture
+def workspace(tmp_path: Path) -> Iterator[Workspace]:
+    images = tmp_path / "images"
+    images.mkdir()
+    for day in ("2020-01-01", "2020-01-11"):
+        shutil.copy(RGB, images / f"rgb_{day}.tif")
+        # Make the copies differ so they are distinct scenes.
+        with rasterio.open(images / f"rgb_{day}.tif", "r+") as dataset:
+            dataset.update_tags(NOTE=day)
+    ws = Workspace.init(tmp_path / "ws", sites=[_site_over(RGB)])
+    report = ingest(ws, [images])
+    assert report.ok, report.to_dict()
+    yield ws
+    ws.close()
+
+
+def test_report_shows_alert_with_before_and_after(workspace: Workspace, tmp_path: Path) -> None:
+    observations = workspace.observations("test-site")
+    assert len(observations) == 2
+    before, after = observations
+    with rasterio.open(workspace.chip_path(after)) as chip:
+        left, bottom, right, top = chip.bounds
+    centre_x, centre_y = (left + right) / 2, (bottom + top) / 2
+    region = box(centre_x - 600, centre_y - 600, centre_x + 600, centre_y + 600)
+    workspace.replace_change_regions(after.id, [ChangeRegion(
+        after.id, before.id, region, area_m2=region.area, mean_probability=0.9, zone_id="north")])
+    workspace.replace_detections(after.id, [Detection(
+        after.id, "large_vehicle", 0.8, box(centre_x, centre_y, centre_x + 120, centre_y + 60))])
+    alert = Alert(
+        id="a1", site_id="test-site", observation_id=after.id, acquired=after.acquired,
+        created=datetime(2020, 1, 12, tzinfo=UTC), indicator="changed_area_m2", value=1.44e6,
+        baseline=0.0, score=9.0, p_value=0.01, zone_id="north",
+        explanation="Changed area in zone north is far above its usual level.",
+    )
+    workspace.upsert_alerts([alert])
+    workspace.add_assessment(Assessment(
+        "a1", "analyst-1", datetime(2020, 1, 13, tzinfo=UTC), "likely", "moderate",
+        text="Looks like construction.", hypotheses=("construction", "seasonal change")))
+
+    result = build_report(workspace, tmp_path / "out")
+
+    html = result.path.read_text(encoding="utf-8")
+    assert result.alerts == 1 and result.per_site == {"test-site": 1}
+    assert "Changed area in zone north is far above its usual level." in html
+    assert "analyst-1" in html and "likely" in html
+    assert 'alt="before"' in html and 'alt="after"' in html
+    after_png = tmp_path / "out" / "assets" / "a1-after.png"
+    with Image.open(after_png) as picture:
+        pixels = np.asarray(picture.convert("RGB"))
+    # The change region is outlined in red somewhere in the picture.
+    assert np.all(pixels == (255, 40, 40), axis=-1).any()
+    assert (tmp_path / "out" / "assets" / "a1-before.png").is_file()
+
+
+def test_report_cli_json(workspace: Workspace, tmp_path: Path) -> None:
+    workspace.close()
+    result = CliRunner().invoke(app, ["report", "-w", str(workspace.root), "--json"])
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.output)
+    assert payload["sites"] == 1 and payload["observations"] == 2 and payload["alerts"] == 0
+    assert Path(payload["path"]).is_file()
+
+
+def test_report_of_missing_workspace_says_what_to_do(tmp_path: Path) -> None:
+    result = CliRunner().invoke(app, ["report", "-w", str(tmp_path / "nowhere")])
+    assert result.exit_code != 0
