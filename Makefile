@@ -5,36 +5,48 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.sitewatch-installed
+DEV_STAMP := $(VENV)/.sitewatch-dev-installed
 DEMO_WORKSPACE ?= demo/workspace
 
-.PHONY: venv system-deps demo test lint typecheck unit bench serve clean
+.PHONY: venv system-deps demo test lint typecheck unit serve clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "sitewatch needs Python >= 3.11; set PYTHON=/path/to/python3.11")'
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -e .
 	touch $(STAMP)
+
+# Tests and training need more (pytest, ruff, mypy, playwright, torch): only `make test` installs them.
+$(DEV_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[dev,train]'
+	touch $(DEV_STAMP)
 
 venv: $(STAMP)
 
-# Debian packages the tests need. rasterio's wheel bundles GDAL, so for now nothing else is required.
+# Debian packages the tests need (rasterio's wheel bundles GDAL): Chromium for the browser tests.
+SYSTEM_PACKAGES := chromium fonts-dejavu-core
+
 system-deps:
-	@bash scripts/system-deps.sh
+	@bash scripts/system-deps.sh $(SYSTEM_PACKAGES)
 
 demo: $(STAMP)
 	$(BIN)/sitewatch demo --workspace $(DEMO_WORKSPACE)
 
-lint: $(STAMP)
+# The dashboard over the demo workspace (make demo prints the analyst's credentials).
+serve: $(STAMP)
+	$(BIN)/sitewatch serve --workspace $(DEMO_WORKSPACE)
+
+lint: $(DEV_STAMP)
 	$(BIN)/ruff check src tests benchmarks
 
-typecheck: $(STAMP)
+typecheck: $(DEV_STAMP)
 	$(BIN)/mypy
 
-unit: $(STAMP)
+unit: $(DEV_STAMP)
 	$(BIN)/pytest -q
 
-test: system-deps $(STAMP) lint typecheck unit
+test: system-deps $(DEV_STAMP) lint typecheck unit
 
 clean:
 	rm -rf $(VENV) demo .pytest_cache .mypy_cache .ruff_cache
