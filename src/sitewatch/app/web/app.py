@@ -1,0 +1,58 @@
+"""The FastAPI application over one workspace: JSON API, tiles, exports and the dashboard."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
+
+from sitewatch import __version__
+from sitewatch.app.web.cache import ResponseCache
+from sitewatch.app.web.errors import install_error_handlers
+from sitewatch.app.web.middleware import BodyLimitMiddleware, SecurityHeadersMiddleware
+from sitewatch.app.web.routes import accounts, alerts, analytics, catalog, exports, pages, tiles
+from sitewatch.store.queries import StoreRevision
+from sitewatch.store.users import UserStore, workspace_engine
+from sitewatch.store.workspace import Workspace
+
+STATIC = Path(__file__).resolve().parent / "static"
+DEFAULT_MAX_BODY = 64 * 1024
+"""Bytes: the largest request body accepted; forms and JSON bodies are a few kB at most."""
+
+
+def create_app(workspace_root: Path | str, *, max_body_bytes: int = DEFAULT_MAX_BODY) -> FastAPI:
+    """The web app over the workspace at ``workspace_root`` (opened now, closed at shutdown).
+
+    Raises ``WorkspaceNotFoundError`` (naming ``sitewatch init``) when there is none.
+    """
+    ws = Workspace.open(Path(workspace_root))
+    revision = StoreRevision(ws)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+        revision.close()
+        ws.close()
+
+    app = FastAPI(
+        title="sitewatch",
+        version=__version__,
+        description="Sites, observations, detections, change regions, indicators, alerts and assessments of "
+        "a sitewatch workspace. Authenticate with `Authorization: Bearer <token>` "
+        "(`sitewatch users token NAME`) or a session cookie from POST /api/auth/login; "
+        "writes with a cookie also need the X-CSRF-Token header.",
+        lifespan=lifespan,
+    )
+    app.state.workspace = ws
+    app.state.users = UserStore(workspace_engine(ws))
+    app.state.cache = ResponseCache(revision.current)
+    install_error_handlers(app)
+    for module in (accounts, catalog, analytics, alerts, tiles, exports, pages):
+        app.include_router(module.router)
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    app.add_middleware(SecurityHeadersMiddleware)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=max_body_bytes)
+    return app

@@ -1,0 +1,91 @@
+"""Shared request dependencies: the workspace, pagination and time-range parameters."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Annotated, Any, TypeVar
+
+from fastapi import Depends, Query, Request
+
+from sitewatch.app.web.errors import BadRequestError
+from sitewatch.core.timeutil import parse_utc
+from sitewatch.store.workspace import Workspace
+
+T = TypeVar("T")
+MAX_PAGE = 1000
+
+
+def workspace(request: Request) -> Workspace:
+    ws: Workspace = request.app.state.workspace
+    return ws
+
+
+WorkspaceDep = Annotated[Workspace, Depends(workspace)]
+
+
+@dataclass(frozen=True, slots=True)
+class Paging:
+    limit: int
+    offset: int
+
+    def page(self, request: Request, items: Sequence[Any], total: int | None = None) -> dict[str, Any]:
+        """The envelope of one page; ``items`` is the whole list unless ``total`` says it is a slice."""
+        if total is None:
+            total = len(items)
+            items = items[self.offset : self.offset + self.limit]
+        following = self.offset + self.limit
+        next_url = (
+            str(request.url.include_query_params(offset=following, limit=self.limit))
+            if following < total
+            else None
+        )
+        return {
+            "total": total,
+            "limit": self.limit,
+            "offset": self.offset,
+            "next": next_url,
+            "items": list(items),
+        }
+
+
+def paging(
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE, description=f"page size, at most {MAX_PAGE}")] = 100,
+    offset: Annotated[int, Query(ge=0, description="items to skip")] = 0,
+) -> Paging:
+    return Paging(limit=limit, offset=offset)
+
+
+PagingDep = Annotated[Paging, Depends(paging)]
+
+
+@dataclass(frozen=True, slots=True)
+class TimeRange:
+    since: datetime | None
+    until: datetime | None
+
+    def contains(self, moment: datetime) -> bool:
+        return (self.since is None or moment >= self.since) and (self.until is None or moment <= self.until)
+
+
+def _parse(name: str, text: str | None) -> datetime | None:
+    if text is None or not text.strip():
+        return None
+    try:
+        return parse_utc(text)
+    except ValueError as error:
+        raise BadRequestError(f"query parameter {name}: {error}") from None
+
+
+def time_range(
+    since: Annotated[str | None, Query(description="ISO 8601 date or datetime, inclusive")] = None,
+    until: Annotated[str | None, Query(description="ISO 8601 date or datetime, inclusive")] = None,
+) -> TimeRange:
+    window = TimeRange(_parse("since", since), _parse("until", until))
+    if window.since and window.until and window.since > window.until:
+        raise BadRequestError(f"since ({since}) is after until ({until}); swap them")
+    return window
+
+
+TimeRangeDep = Annotated[TimeRange, Depends(time_range)]

@@ -1,0 +1,157 @@
+"""The one table mapping library errors to HTTP statuses, and the one JSON error shape.
+
+Every error the API returns looks like::
+
+    {"error": {"status": 404, "type": "not_found", "message": "...", "detail": [...]}}
+
+``detail`` is a list (empty unless there are per-field problems), so clients parse one shape.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from sitewatch.core.errors import (
+    CatalogError,
+    ImageryError,
+    NotFoundError,
+    SitewatchError,
+    StoreError,
+    UnsupportedInputError,
+    ValidationError,
+    WorkspaceNotFoundError,
+)
+from sitewatch.store.users import AuthenticationError, PermissionDeniedError
+
+log = logging.getLogger(__name__)
+
+
+class WebError(SitewatchError):
+    """An error only the web layer raises (bad query parameter, CSRF, body too large)."""
+
+    status = 400
+    type = "bad_request"
+
+
+class BadRequestError(WebError, ValueError):
+    """A request parameter or body is malformed."""
+
+
+class CsrfError(WebError, PermissionError):
+    """A browser form or cookie-authenticated write came without the session's CSRF token."""
+
+    status = 403
+    type = "csrf"
+
+
+class PayloadTooLargeError(WebError, ValueError):
+    """A request body is larger than the server accepts."""
+
+    status = 413
+    type = "payload_too_large"
+
+
+# Most specific first: (error class, HTTP status, error type).
+HTTP_STATUSES: tuple[tuple[type[BaseException], int, str], ...] = (
+    (AuthenticationError, 401, "unauthenticated"),
+    (PermissionDeniedError, 403, "forbidden"),
+    (WorkspaceNotFoundError, 503, "workspace_missing"),
+    (NotFoundError, 404, "not_found"),
+    (CatalogError, 400, "bad_request"),
+    (ValidationError, 400, "bad_request"),
+    (UnsupportedInputError, 400, "bad_request"),
+    (ImageryError, 500, "imagery_error"),
+    (StoreError, 409, "conflict"),
+)
+
+_STATUS_TYPES = {
+    400: "bad_request",
+    401: "unauthenticated",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    500: "internal_error",
+}
+
+
+def status_for(error: BaseException) -> tuple[int, str]:
+    """HTTP status and error type for a library or web error."""
+    if isinstance(error, WebError):
+        return error.status, error.type
+    for error_type, status, name in HTTP_STATUSES:
+        if isinstance(error, error_type):
+            return status, name
+    return 500, "internal_error"
+
+
+def error_body(
+    status: int, message: str, *, type_: str | None = None, detail: list[dict[str, Any]] | None = None
+) -> dict[str, Any]:
+    return {
+        "error": {
+            "status": status,
+            "type": type_ or _STATUS_TYPES.get(status, "error"),
+            "message": message,
+            "detail": detail or [],
+        }
+    }
+
+
+def error_response(
+    status: int,
+    message: str,
+    *,
+    type_: str | None = None,
+    detail: list[dict[str, Any]] | None = None,
+    headers: dict[str, str] | None = None,
+) -> JSONResponse:
+    return JSONResponse(
+        error_body(status, message, type_=type_, detail=detail), status_code=status, headers=headers
+    )
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Make every error, ours or the framework's, answer in the one shape."""
+
+    @app.exception_handler(SitewatchError)
+    async def _library_error(request: Request, error: SitewatchError) -> Response:
+        status, type_ = status_for(error)
+        if status >= 500:
+            log.error("%s %s failed: %s", request.method, request.url.path, error)
+        headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+        return error_response(status, str(error), type_=type_, headers=headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def _bad_input(request: Request, error: RequestValidationError) -> Response:
+        detail = [
+            {
+                "location": ".".join(str(p) for p in problem.get("loc", ())),
+                "problem": str(problem.get("msg", "invalid")),
+            }
+            for problem in error.errors()
+        ]
+        summary = "; ".join(f"{d['location']}: {d['problem']}" for d in detail)
+        return error_response(
+            400, f"invalid request: {summary}; see /docs for the expected input", detail=detail
+        )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, error: StarletteHTTPException) -> Response:
+        message = error.detail if isinstance(error.detail, str) else "request failed"
+        if error.status_code == 404 and message == "Not Found":
+            message = f"no route {request.url.path}; the API is described at /docs"
+        return error_response(error.status_code, message, headers=dict(error.headers or {}) or None)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, error: Exception) -> Response:
+        log.exception("%s %s failed", request.method, request.url.path)
+        return error_response(500, "internal error; the server log has the traceback")

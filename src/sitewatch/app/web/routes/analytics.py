@@ -1,0 +1,133 @@
+"""Read routes for what the analytics stored: detections, change regions, indicator values.
+
+Detections can number in the millions, so these page in SQL (``sitewatch.store.queries``)
+instead of loading every row.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request
+
+from sitewatch.app.web import schemas, serialize
+from sitewatch.app.web.auth import Caller, reader
+from sitewatch.app.web.deps import PagingDep, TimeRangeDep, WorkspaceDep
+from sitewatch.app.web.errors import BadRequestError
+from sitewatch.app.web.serialize import GeometryCrs
+from sitewatch.store import queries
+from sitewatch.store.workspace import Workspace
+
+router = APIRouter(prefix="/api", tags=["analytics"])
+ReaderDep = Annotated[Caller, Depends(reader)]
+SiteFilter = Annotated[str | None, Query(description="site id, name or alias")]
+ObservationFilter = Annotated[str | None, Query(description="observation id")]
+CrsOption = Annotated[
+    GeometryCrs, Query(description="wgs84: longitude/latitude; grid: the site grid's UTM metres")
+]
+
+
+def scope(
+    ws: Workspace, site: str | None, observation: str | None
+) -> tuple[str | None, str | None, int | None]:
+    """(site id, observation id, EPSG of the site grid) of a query; a site or observation is required."""
+    if site is None and observation is None:
+        raise BadRequestError(
+            "give a site or an observation (e.g. ?site=sohae): detections are listed per site"
+        )
+    site_id = ws.site(site).id if site else None
+    if observation is not None:
+        owner = ws.observation(observation).site_id
+        if site_id is not None and owner != site_id:
+            raise BadRequestError(f"observation {observation!r} belongs to site {owner!r}, not {site_id!r}")
+        site_id = owner
+    assert site_id is not None  # one of the two was given above
+    return site_id, observation, ws.site(site_id).utm_epsg
+
+
+@router.get(
+    "/detections",
+    response_model=schemas.DetectionPage,
+    summary="Detections of a site or observation, filtered by class, score and time",
+)
+def list_detections(
+    request: Request,
+    ws: WorkspaceDep,
+    page: PagingDep,
+    window: TimeRangeDep,
+    _: ReaderDep,
+    site: SiteFilter = None,
+    observation: ObservationFilter = None,
+    class_name: Annotated[str | None, Query(description="e.g. vehicle, large_vehicle")] = None,
+    min_score: Annotated[float, Query(ge=0, le=1)] = 0.0,
+    crs: CrsOption = GeometryCrs.WGS84,
+) -> dict[str, Any]:
+    site_id, observation_id, epsg = scope(ws, site, observation)
+    assert epsg is not None
+    found, total = queries.detections_page(
+        ws,
+        site_id=site_id,
+        observation_id=observation_id,
+        class_name=class_name,
+        min_score=min_score,
+        since=window.since,
+        until=window.until,
+        limit=page.limit,
+        offset=page.offset,
+    )
+    return page.page(request, [serialize.detection(d, epsg, crs) for d in found], total)
+
+
+@router.get(
+    "/change-regions",
+    response_model=schemas.ChangeRegionPage,
+    summary="Change regions of a site or observation, filtered by time",
+)
+def list_change_regions(
+    request: Request,
+    ws: WorkspaceDep,
+    page: PagingDep,
+    window: TimeRangeDep,
+    _: ReaderDep,
+    site: SiteFilter = None,
+    observation: ObservationFilter = None,
+    crs: CrsOption = GeometryCrs.WGS84,
+) -> dict[str, Any]:
+    site_id, observation_id, epsg = scope(ws, site, observation)
+    assert epsg is not None
+    found, total = queries.change_regions_page(
+        ws,
+        site_id=site_id,
+        observation_id=observation_id,
+        since=window.since,
+        until=window.until,
+        limit=page.limit,
+        offset=page.offset,
+    )
+    return page.page(request, [serialize.change_region(r, epsg, crs) for r in found], total)
+
+
+@router.get(
+    "/indicators",
+    response_model=schemas.IndicatorPage,
+    summary="Indicator values of a site, filtered by zone, name and time, oldest first",
+)
+def list_indicators(
+    request: Request,
+    ws: WorkspaceDep,
+    page: PagingDep,
+    window: TimeRangeDep,
+    _: ReaderDep,
+    site: Annotated[str, Query(description="site id, name or alias")],
+    zone: Annotated[str | None, Query(description="zone id")] = None,
+    name: Annotated[str | None, Query(description="indicator name")] = None,
+) -> dict[str, Any]:
+    resolved = ws.site(site)
+    if zone is not None:
+        try:
+            resolved.zone(zone)
+        except KeyError as error:
+            raise BadRequestError(str(error).strip("'\"")) from None
+    values = [v for v in ws.indicators(resolved.id, zone_id=zone, name=name) if window.contains(v.acquired)]
+    values.sort(key=lambda v: (v.acquired, v.zone_id, v.name))
+    return page.page(request, [serialize.indicator(v) for v in values])

@@ -1,0 +1,170 @@
+"""Imagery of observations: Web Mercator XYZ tiles for the map and a whole-chip preview.
+
+There is no internet basemap: the site's own chips are the map. Only chips that
+resolve inside the workspace's ``chips/`` folder are ever opened, so no request can
+make the server read a file elsewhere.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Annotated, Any
+
+import numpy as np
+from fastapi import APIRouter, Depends, Response
+from fastapi import Path as PathParam
+from rasterio.warp import transform_bounds
+from rio_tiler.errors import TileOutsideBounds
+from rio_tiler.io import Reader
+from rio_tiler.models import ImageData
+
+from sitewatch.app.web.auth import Caller, reader
+from sitewatch.app.web.deps import WorkspaceDep
+from sitewatch.core.errors import ImageryError, NotFoundError
+from sitewatch.core.types import Observation
+from sitewatch.store.workspace import Workspace
+
+router = APIRouter(prefix="/api/observations", tags=["imagery"])
+ReaderDep = Annotated[Caller, Depends(reader)]
+_PNG = "image/png"
+_CACHE_HEADERS = {"Cache-Control": "private, max-age=3600"}
+_RGB_NAMES = (("red", "r", "b4"), ("green", "g", "b3"), ("blue", "b", "b2"))
+
+
+def chip_file(ws: Workspace, observation: Observation) -> Path:
+    """The chip of ``observation``, refusing any path that leaves the workspace's chips folder."""
+    chips = (ws.root / "chips").resolve()
+    path = ws.chip_path(observation).resolve()
+    if not path.is_relative_to(chips):
+        raise NotFoundError(
+            f"observation {observation.id!r} points outside the workspace's chips folder; re-ingest it"
+        )
+    if not path.is_file():
+        raise NotFoundError(
+            f"the chip of observation {observation.id!r} is missing ({path.name}); re-ingest it"
+        )
+    return path
+
+
+class _Stretch:
+    """Per-chip display stretch (2nd-98th percentile per band), computed once per observation."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._known: dict[str, list[tuple[float, float]]] = {}
+
+    def ranges(
+        self, observation_id: str, source: Reader, indexes: tuple[int, ...]
+    ) -> list[tuple[float, float]]:
+        with self._lock:
+            if observation_id in self._known:
+                return self._known[observation_id]
+        preview = source.preview(indexes=indexes, max_size=512)
+        ranges = []
+        for band in range(preview.count):
+            valid = (
+                preview.array[band].compressed() if np.ma.isMaskedArray(preview.array) else preview.data[band]
+            )
+            low, high = np.percentile(valid, (2, 98)) if valid.size else (0.0, 1.0)
+            ranges.append((float(low), float(high) if high > low else float(low) + 1.0))
+        with self._lock:
+            self._known[observation_id] = ranges
+        return ranges
+
+
+_stretch = _Stretch()
+
+
+def _band_indexes(ws: Workspace, observation: Observation, count: int) -> tuple[int, ...]:
+    if count < 3:
+        return (1,)
+    try:
+        names = [b.lower() for b in ws.scene(observation.scene_id).bands]
+    except NotFoundError:
+        names = []
+    picked = []
+    for aliases in _RGB_NAMES:
+        index = next((i + 1 for i, n in enumerate(names) if n in aliases), None)
+        if index is None or index > count:
+            return (1, 2, 3)
+        picked.append(index)
+    return tuple(picked)
+
+
+def _render(image: ImageData, observation_id: str, source: Reader, indexes: tuple[int, ...]) -> bytes:
+    if image.data.dtype != np.uint8:
+        image.rescale(in_range=_stretch.ranges(observation_id, source, indexes))
+    return image.render(img_format="PNG")
+
+
+def _open(ws: Workspace, observation_id: str) -> tuple[Observation, Path]:
+    observation = ws.observation(observation_id)
+    return observation, chip_file(ws, observation)
+
+
+@router.get(
+    "/{observation_id}/tiles/{z}/{x}/{y}.png",
+    response_class=Response,
+    responses={200: {"content": {_PNG: {}}}},
+    summary="A Web Mercator tile of an observation's chip",
+)
+def tile(
+    observation_id: str,
+    ws: WorkspaceDep,
+    _: ReaderDep,
+    z: Annotated[int, PathParam(ge=0, le=24)],
+    x: Annotated[int, PathParam(ge=0)],
+    y: Annotated[int, PathParam(ge=0)],
+) -> Response:
+    observation, path = _open(ws, observation_id)
+    try:
+        with Reader(str(path)) as source:
+            indexes = _band_indexes(ws, observation, source.dataset.count)
+            image = source.tile(x, y, z, indexes=indexes)
+            return Response(
+                _render(image, observation.id, source, indexes), media_type=_PNG, headers=_CACHE_HEADERS
+            )
+    except TileOutsideBounds:
+        raise NotFoundError(f"tile {z}/{x}/{y} lies outside observation {observation_id!r}") from None
+    except OSError as error:
+        raise ImageryError(f"cannot read the chip of observation {observation_id!r}: {error}") from None
+
+
+@router.get(
+    "/{observation_id}/preview.png",
+    response_class=Response,
+    responses={200: {"content": {_PNG: {}}}},
+    summary="The whole chip on its site grid (north up), for the before/after view",
+)
+def preview(observation_id: str, ws: WorkspaceDep, _: ReaderDep) -> Response:
+    observation, path = _open(ws, observation_id)
+    try:
+        with Reader(str(path)) as source:
+            indexes = _band_indexes(ws, observation, source.dataset.count)
+            image = source.preview(indexes=indexes, max_size=1024)
+            return Response(
+                _render(image, observation.id, source, indexes), media_type=_PNG, headers=_CACHE_HEADERS
+            )
+    except OSError as error:
+        raise ImageryError(f"cannot read the chip of observation {observation_id!r}: {error}") from None
+
+
+@router.get(
+    "/{observation_id}/grid",
+    summary="The chip's grid: size, bounds in the site CRS and in longitude/latitude, EPSG code",
+)
+def grid(observation_id: str, ws: WorkspaceDep, _: ReaderDep) -> dict[str, Any]:
+    path = _open(ws, observation_id)[1]
+    try:
+        with Reader(str(path)) as source:
+            dataset = source.dataset
+            return {
+                "width": dataset.width,
+                "height": dataset.height,
+                "bounds": list(dataset.bounds),
+                "epsg": dataset.crs.to_epsg() if dataset.crs else None,
+                "lonlat_bounds": list(transform_bounds(dataset.crs, "EPSG:4326", *dataset.bounds)),
+            }
+    except OSError as error:
+        raise ImageryError(f"cannot read the chip of observation {observation_id!r}: {error}") from None

@@ -1,0 +1,256 @@
+"""Request bodies and response shapes of the JSON API, for validation and the OpenAPI schema.
+
+Responses are built as plain dicts (``serialize``) and these models describe them;
+request bodies are validated by them, so bad input answers 400 in the one error shape.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from sitewatch.core.types import AlertState, Confidence, Likelihood
+
+GeoJsonGeometry = dict[str, Any]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class ZoneOut(BaseModel):
+    id: str
+    name: str
+    kind: str
+    geometry: GeoJsonGeometry
+
+
+class SiteOut(BaseModel):
+    id: str
+    name: str
+    country: str
+    category: str
+    aliases: list[str]
+    gsd: float
+    approximate: bool
+    notes: str
+    references: list[str]
+    utm_epsg: int
+    centre: list[float] = Field(description="[longitude, latitude] of the outline's centroid")
+    geometry: GeoJsonGeometry
+    zones: list[ZoneOut]
+    alert_state: str | None = Field(
+        description="most pressing state of the site's alerts, None without alerts"
+    )
+    open_alerts: int = Field(description="alerts still new or acknowledged")
+
+
+class SceneOut(BaseModel):
+    id: str
+    uri: str
+    sensor: str
+    acquired: str
+    gsd: float
+    crs: str
+    footprint: GeoJsonGeometry
+    bands: list[str]
+    width: int
+    height: int
+    checksum: str
+    cloud_cover: float | None
+    off_nadir: float | None
+    license: str | None
+    attribution: str | None
+
+
+class ObservationOut(BaseModel):
+    id: str
+    site_id: str
+    scene_id: str
+    acquired: str
+    valid_fraction: float
+    shift: list[float]
+    shift_confidence: float | None
+    tiles: str = Field(description="XYZ tile URL template (Web Mercator) of the chip")
+    preview: str = Field(description="URL of a PNG of the whole chip on its site grid")
+
+
+class DetectionOut(BaseModel):
+    observation_id: str
+    class_name: str
+    score: float
+    zone_id: str | None
+    detector: str
+    geometry: GeoJsonGeometry
+
+
+class ChangeRegionOut(BaseModel):
+    observation_id: str
+    reference_observation_id: str
+    area_m2: float
+    mean_probability: float
+    zone_id: str | None
+    detector: str
+    geometry: GeoJsonGeometry
+
+
+class IndicatorOut(BaseModel):
+    observation_id: str
+    site_id: str
+    zone_id: str
+    name: str
+    value: float | None = Field(description="None means not observed, which is not zero")
+    quality: float
+    acquired: str
+
+
+class AlertOut(BaseModel):
+    id: str
+    site_id: str
+    observation_id: str
+    acquired: str
+    created: str
+    indicator: str
+    zone_id: str | None
+    value: float
+    baseline: float
+    score: float
+    p_value: float | None
+    explanation: str
+    state: AlertState
+
+
+class AssessmentOut(BaseModel):
+    alert_id: str
+    author: str
+    created: str
+    judgement: Likelihood
+    confidence: Confidence
+    text: str
+    hypotheses: list[str]
+
+
+class AlertEventOut(BaseModel):
+    state: str
+    who: str
+    when: str
+    comment: str
+
+
+class Page(BaseModel):
+    """One page of a filtered listing; ``next`` is the URL of the following page, None at the end."""
+
+    total: int
+    limit: int
+    offset: int
+    next: str | None
+
+
+class SitePage(Page):
+    items: list[SiteOut]
+
+
+class ScenePage(Page):
+    items: list[SceneOut]
+
+
+class ObservationPage(Page):
+    items: list[ObservationOut]
+
+
+class DetectionPage(Page):
+    items: list[DetectionOut]
+
+
+class ChangeRegionPage(Page):
+    items: list[ChangeRegionOut]
+
+
+class IndicatorPage(Page):
+    items: list[IndicatorOut]
+
+
+class AlertPage(Page):
+    items: list[AlertOut]
+
+
+class TrackRecord(BaseModel):
+    """How earlier alerts at a site were judged: the context for a new one."""
+
+    total: int
+    by_state: dict[str, int]
+    summary: str
+
+
+class AlertDetail(BaseModel):
+    alert: AlertOut
+    site: SiteOut
+    observation: ObservationOut
+    reference: ObservationOut | None = Field(description="the observation before, for the before/after view")
+    history: list[AlertEventOut]
+    assessments: list[AssessmentOut]
+    track_record: TrackRecord
+
+
+class SeriesOut(BaseModel):
+    zone_id: str
+    name: str
+    points: list[IndicatorOut]
+    baseline: dict[str, float] | None = Field(
+        description="robust centre and band (median ± 3 scaled MAD) of the observed values, None if too few"
+    )
+
+
+class Timeline(BaseModel):
+    """Everything the site page plots: observations, indicator series with baseline bands, alerts."""
+
+    site: SiteOut
+    observations: list[ObservationOut]
+    series: list[SeriesOut]
+    alerts: list[AlertOut]
+    track_record: TrackRecord
+
+
+class TriageIn(_Strict):
+    state: AlertState
+    comment: str = Field("", max_length=2000)
+
+
+class AssessmentIn(_Strict):
+    judgement: Likelihood
+    confidence: Confidence
+    hypotheses: list[str] = Field(default_factory=list, max_length=20)
+    text: str = Field("", max_length=10000)
+
+
+class LoginIn(_Strict):
+    name: str = Field(min_length=1, max_length=64)
+    password: str = Field(min_length=1, max_length=1024)
+
+
+class LoginOut(BaseModel):
+    name: str
+    role: str
+    csrf_token: str
+
+
+class UserIn(_Strict):
+    name: str = Field(min_length=1, max_length=64)
+    password: str = Field(min_length=8, max_length=1024)
+    role: str
+
+
+class UserOut(BaseModel):
+    name: str
+    role: str
+    created: str
+
+
+class TokenIn(_Strict):
+    label: str = Field("", max_length=200)
+
+
+class TokenOut(BaseModel):
+    name: str
+    token: str = Field(description="shown once; only its hash is stored")
