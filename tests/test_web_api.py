@@ -1,0 +1,229 @@
+"""Every route of the JSON API over a real sample workspace: answers, filters, pagination, bad input."""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from e2e.sample_workspace import SampleWorkspace, build_sample_workspace
+from sitewatch.app.web import create_app
+
+KML = "{http://www.opengis.net/kml/2.2}"
+
+
+@pytest.fixture(scope="module")
+def sample(tmp_path_factory: pytest.TempPathFactory) -> SampleWorkspace:
+    return build_sample_workspace(tmp_path_factory.mktemp("web") / "ws")
+
+
+@pytest.fixture(scope="module")
+def client(sample: SampleWorkspace) -> Iterator[TestClient]:
+    with TestClient(create_app(sample.root)) as test_client:
+        yield test_client
+
+
+def bearer(sample: SampleWorkspace, role: str = "viewer") -> dict[str, str]:
+    return {"Authorization": f"Bearer {sample.tokens[role]}"}
+
+
+def get(client: TestClient, sample: SampleWorkspace, url: str, role: str = "viewer") -> Any:
+    response = client.get(url, headers=bearer(sample, role))
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def test_sites_list_and_lookup_by_alias(client: TestClient, sample: SampleWorkspace) -> None:
+    page = get(client, sample, "/api/sites")
+    assert page["total"] == 1 and page["next"] is None
+    [site] = page["items"]
+    assert site["id"] == sample.site_id and site["utm_epsg"] == 32651
+    assert site["alert_state"] == "new" and site["open_alerts"] == 1
+    assert get(client, sample, "/api/sites/Testport%20Station")["id"] == sample.site_id
+    zones = get(client, sample, f"/api/sites/{sample.site_id}/zones")
+    assert {z["id"] for z in zones} == {"pad", "yard"}
+
+
+def test_timeline_has_series_with_baseline_and_alerts(client: TestClient, sample: SampleWorkspace) -> None:
+    timeline = get(client, sample, f"/api/sites/{sample.site_id}/timeline")
+    assert [o["id"] for o in timeline["observations"]] == sample.observation_ids
+    pad = next(s for s in timeline["series"] if s["zone_id"] == "pad")
+    assert [p["value"] for p in pad["points"]] == [2.0, 2.0, 2.0, 9.0]
+    assert pad["baseline"]["centre"] == 2.0
+    yard = next(s for s in timeline["series"] if s["zone_id"] == "yard")
+    assert yard["points"][1]["value"] is None  # not observed stays distinct from zero
+    assert {a["id"] for a in timeline["alerts"]} == set(sample.alert_ids)
+    assert "1 benign" in timeline["track_record"]["summary"]
+
+
+def test_scenes_and_observations_with_time_filters(client: TestClient, sample: SampleWorkspace) -> None:
+    scenes = get(client, sample, f"/api/scenes?site={sample.site_id}")
+    assert scenes["total"] == 4
+    scene = get(client, sample, f"/api/scenes/{scenes['items'][0]['id']}")
+    assert scene["bands"] == ["red", "green", "blue"] and scene["license"] == "CC0-1.0"
+    later = get(client, sample, f"/api/observations?site={sample.site_id}&since=2019-02-10")
+    assert [o["id"] for o in later["items"]] == sample.observation_ids[2:]
+    window = get(client, sample, "/api/scenes?since=2019-02-01&until=2019-02-09")
+    assert window["total"] == 2
+    one = get(client, sample, f"/api/observations/{sample.observation_ids[0]}")
+    assert one["site_id"] == sample.site_id and one["tiles"].endswith("{z}/{x}/{y}.png")
+
+
+def test_pagination_links_the_next_page(client: TestClient, sample: SampleWorkspace) -> None:
+    first = get(client, sample, f"/api/observations?site={sample.site_id}&limit=3")
+    assert len(first["items"]) == 3 and first["total"] == 4
+    second = get(client, sample, first["next"].replace("http://testserver", ""))
+    assert [o["id"] for o in second["items"]] == sample.observation_ids[3:] and second["next"] is None
+
+
+def test_detections_filters_pages_and_crs(client: TestClient, sample: SampleWorkspace) -> None:
+    site_wide = get(client, sample, f"/api/detections?site={sample.site_id}")
+    assert site_wide["total"] == 2 + 2 + 2 + 9
+    last = sample.observation_ids[-1]
+    page = get(client, sample, f"/api/detections?observation={last}&limit=4&offset=4")
+    assert page["total"] == 9 and len(page["items"]) == 4 and page["offset"] == 4
+    lon, lat = page["items"][0]["geometry"]["coordinates"][0][0]
+    assert 124.6 < lon < 124.8 and 39.6 < lat < 39.7
+    grid = get(client, sample, f"/api/detections?observation={last}&crs=grid&limit=1")
+    x, y = grid["items"][0]["geometry"]["coordinates"][0][0]
+    assert x > 100_000 and y > 4_000_000  # UTM metres
+    assert get(client, sample, f"/api/detections?site={sample.site_id}&class_name=crane")["total"] == 0
+    recent = get(client, sample, f"/api/detections?site={sample.site_id}&since=2019-02-20")
+    assert recent["total"] == 9
+
+
+def test_change_regions_and_indicators(client: TestClient, sample: SampleWorkspace) -> None:
+    regions = get(client, sample, f"/api/change-regions?site={sample.site_id}")
+    assert regions["total"] == 3
+    assert regions["items"][0]["reference_observation_id"] in sample.observation_ids
+    values = get(client, sample, f"/api/indicators?site={sample.site_id}&zone=pad&name=vehicle_count")
+    assert values["total"] == 4
+    assert get(client, sample, f"/api/indicators?site={sample.site_id}&until=2019-02-02")["total"] == 2
+
+
+def test_alerts_filters_and_detail(client: TestClient, sample: SampleWorkspace) -> None:
+    everything = get(client, sample, "/api/alerts")
+    assert [a["id"] for a in everything["items"]] == ["alert-trucks", "alert-quiet"]  # newest first
+    benign = get(client, sample, f"/api/alerts?site={sample.site_id}&state=benign")
+    assert [a["id"] for a in benign["items"]] == ["alert-quiet"]
+    detail = get(client, sample, "/api/alerts/alert-trucks")
+    assert detail["observation"]["id"] == sample.observation_ids[-1]
+    assert detail["reference"]["id"] == sample.observation_ids[-2]
+    assert detail["track_record"]["by_state"]["benign"] == 1 and detail["track_record"]["total"] == 1
+    history = get(client, sample, "/api/alerts/alert-quiet/history")
+    assert history[-1]["state"] == "benign" and history[-1]["who"] == "seed"
+
+
+def test_analyst_triages_and_assessments_accumulate(client: TestClient, sample: SampleWorkspace) -> None:
+    answer = client.post(
+        "/api/alerts/alert-trucks/state",
+        headers=bearer(sample, "analyst"),
+        json={"state": "acknowledged", "comment": "looking"},
+    )
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["state"] == "acknowledged"
+    for author, judgement in (("analyst", "likely"), ("admin", "unlikely")):
+        created = client.post(
+            "/api/alerts/alert-trucks/assessments",
+            headers=bearer(sample, author),
+            json={
+                "judgement": judgement,
+                "confidence": "moderate",
+                "hypotheses": ["rocket assembly", "routine maintenance"],
+                "text": "trucks massing by the pad",
+            },
+        )
+        assert created.status_code == 201, created.text
+        assert created.json()["author"] == author
+    kept = get(client, sample, "/api/alerts/alert-trucks/assessments")
+    assert [(a["author"], a["judgement"]) for a in kept][-2:] == [
+        ("analyst", "likely"),
+        ("admin", "unlikely"),
+    ]
+    timeline = get(client, sample, f"/api/sites/{sample.site_id}/timeline")  # the cache sees the change
+    assert next(a for a in timeline["alerts"] if a["id"] == "alert-trucks")["state"] == "acknowledged"
+
+
+def test_tiles_preview_and_grid(client: TestClient, sample: SampleWorkspace) -> None:
+    observation = sample.observation_ids[-1]
+    grid = get(client, sample, f"/api/observations/{observation}/grid")
+    assert grid["width"] == 128 and grid["epsg"] == 32651
+    preview = client.get(f"/api/observations/{observation}/preview.png", headers=bearer(sample))
+    assert preview.status_code == 200 and preview.content.startswith(b"\x89PNG")
+    # the Web Mercator tile holding the site at zoom 16
+    tile = client.get(f"/api/observations/{observation}/tiles/16/55469/24891.png", headers=bearer(sample))
+    assert tile.status_code == 200, tile.text
+    assert tile.content.startswith(b"\x89PNG")
+    outside = client.get(f"/api/observations/{observation}/tiles/16/0/0.png", headers=bearer(sample))
+    assert outside.status_code == 404 and outside.json()["error"]["type"] == "not_found"
+
+
+def test_geojson_and_kml_exports(client: TestClient, sample: SampleWorkspace) -> None:
+    alerts = client.get("/api/exports/alerts.geojson", headers=bearer(sample))
+    assert alerts.headers["content-type"].startswith("application/geo+json")
+    collection = alerts.json()
+    assert collection["type"] == "FeatureCollection" and len(collection["features"]) == 2
+    assert {f["properties"]["id"] for f in collection["features"]} == set(sample.alert_ids)
+    detections = client.get(
+        f"/api/exports/detections.geojson?site={sample.site_id}&min_score=0.5", headers=bearer(sample)
+    ).json()
+    assert len(detections["features"]) == 15
+    lon, lat = detections["features"][0]["geometry"]["coordinates"][0][0]
+    assert 124.6 < lon < 124.8 and 39.6 < lat < 39.7
+    kml = client.get(
+        f"/api/exports/detections.kml?observation={sample.observation_ids[-1]}", headers=bearer(sample)
+    )
+    assert kml.headers["content-type"].startswith("application/vnd.google-earth.kml+xml")
+    placemarks = ET.fromstring(kml.content).findall(f".//{KML}Placemark")
+    assert len(placemarks) == 9 and placemarks[0].find(f".//{KML}coordinates") is not None
+    alert_kml = ET.fromstring(client.get("/api/exports/alerts.kml", headers=bearer(sample)).content)
+    assert len(alert_kml.findall(f".//{KML}Placemark")) == 2
+
+
+def test_login_session_and_me(client: TestClient, sample: SampleWorkspace) -> None:
+    from e2e.sample_workspace import PASSWORD
+
+    with TestClient(client.app) as browser:
+        answer = browser.post("/api/auth/login", json={"name": "analyst", "password": PASSWORD})
+        assert answer.status_code == 200 and answer.json()["role"] == "analyst"
+        assert browser.get("/api/auth/me").json()["name"] == "analyst"
+        csrf = answer.json()["csrf_token"]
+        assert browser.post("/api/auth/logout", headers={"X-CSRF-Token": csrf}).status_code == 204
+        assert browser.get("/api/auth/me").status_code == 401
+
+
+def test_admin_manages_users(client: TestClient, sample: SampleWorkspace) -> None:
+    created = client.post(
+        "/api/users",
+        headers=bearer(sample, "admin"),
+        json={"name": "newcomer", "password": "long-enough", "role": "viewer"},
+    )
+    assert created.status_code == 201, created.text
+    token = client.post("/api/users/newcomer/tokens", headers=bearer(sample, "admin"), json={"label": "ci"})
+    assert token.status_code == 201
+    me = client.get("/api/auth/me", headers={"Authorization": f"Bearer {token.json()['token']}"})
+    assert me.json() == {"name": "newcomer", "role": "viewer", "created": me.json()["created"]}
+    assert "newcomer" in {u["name"] for u in get(client, sample, "/api/users", role="admin")}
+
+
+def test_openapi_describes_every_api_route(client: TestClient) -> None:
+    schema = client.get("/openapi.json").json()
+    paths = set(schema["paths"])
+    for route in (
+        "/api/sites",
+        "/api/sites/{site}/timeline",
+        "/api/detections",
+        "/api/change-regions",
+        "/api/indicators",
+        "/api/alerts",
+        "/api/alerts/{alert_id}/state",
+        "/api/alerts/{alert_id}/assessments",
+        "/api/exports/detections.{fmt}",
+        "/api/observations/{observation_id}/tiles/{z}/{x}/{y}.png",
+        "/api/auth/login",
+    ):
+        assert route in paths, route
+    assert "/alerts/{alert_id}" not in paths  # HTML pages stay out of the API schema
