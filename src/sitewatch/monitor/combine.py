@@ -1,9 +1,15 @@
 """Combining evidence: across a site's zones and indicators, and across a watchlist day.
 
-Within a site, the combined score of an observation is its largest series score (each
-already in robust-z units, weighted by quality); its p-value is the conformal rank of
-that maximum among the maxima of the calibration observations, so correlation between
-zones and indicators is accounted for by the data, not by a Bonferroni bound.
+Within a site, the combined score of an observation adds up, over its zones and
+indicators, how far each series score (robust z, weighted by quality) exceeds
+``SERIES_SLACK``, each term capped at ``SERIES_CAP``:
+``S = Σ_k min(max(z_k − slack, 0), cap)``. The cap keeps one busy car park (a holiday, a
+staff gathering) from outweighing everything, the slack keeps the many quiet series from
+adding noise, and activity that shows in several zones and indicators at once (trucks,
+cranes, rail cars and fresh change together, the signature of a launch preparation)
+adds up. Its p-value is the conformal rank of ``S`` among the calibration observations'
+``S``, so correlation between zones and indicators is accounted for by the data, not by
+a Bonferroni bound, and the statistic's choice affects power only, never validity.
 
 Across a watchlist, the site p-values of all observations acquired on one UTC day are
 passed through Benjamini–Hochberg at level α, so that on a busy day with many sites the
@@ -14,12 +20,23 @@ from __future__ import annotations
 
 import numpy as np
 
+SERIES_SLACK = 1.0
+"""Series scores up to this many robust standard deviations add nothing to the site score."""
+SERIES_CAP = 6.0
+"""Most one series can add to the site score."""
+
 
 def site_scores(series_scores: np.ndarray) -> np.ndarray:
-    """Largest series score along axis -2 of (..., series, time); NaN where none observed."""
-    filled = np.where(np.isnan(series_scores), -np.inf, series_scores)
-    best = filled.max(axis=-2)
-    return np.where(np.isneginf(best), np.nan, best)
+    """Combined score along axis -2 of (..., series, time); NaN where no series was observed."""
+    observed = ~np.isnan(series_scores)
+    excess = np.clip(np.nan_to_num(series_scores, nan=0.0) - SERIES_SLACK, 0.0, SERIES_CAP)
+    total = excess.sum(axis=-2)
+    return np.where(observed.any(axis=-2), total, np.nan)
+
+
+def contributions(series_scores: np.ndarray) -> np.ndarray:
+    """Each series' share of the combined score (same shape; NaN counts 0)."""
+    return np.clip(np.nan_to_num(series_scores, nan=0.0) - SERIES_SLACK, 0.0, SERIES_CAP)
 
 
 def benjamini_hochberg(p_values: np.ndarray, alpha: float) -> np.ndarray:

@@ -93,7 +93,7 @@ class EngineResult:
     weekday_term: np.ndarray
     """(sites, series, time) bool: a weekday term was used."""
     cusum: np.ndarray
-    """(sites, series, time) CUSUM statistic after the observation."""
+    """(sites, series, time) CUSUM statistic the observation brought it to (before a restart)."""
     slow_build: np.ndarray
     """(sites, series, time) bool: CUSUM alarm."""
 
@@ -204,7 +204,8 @@ def score_sites(
 
         normal = np.where(np.isnan(new_scores), np.nan, normal_scores(series_p, config.cusum.clip))
         armed = n_series_history >= cfg.min_history
-        statistic, alarm = cusum_step(statistic, normal, k=config.cusum.k, threshold=threshold, armed=armed)
+        statistic, alarm, reached = cusum_step(statistic, normal, k=config.cusum.k, threshold=threshold,
+                                               armed=armed)
 
         chosen = sites[include]
         slot = position[chosen]
@@ -226,7 +227,7 @@ def score_sites(
         out_location[:, :, t] = new_location
         out_scale[:, :, t] = scale
         out_weekday[:, :, t] = weekday
-        out_cusum[:, :, t] = statistic
+        out_cusum[:, :, t] = reached
         out_slow[:, :, t] = alarm
 
     return EngineResult(

@@ -58,12 +58,14 @@ def normal_scores(p_values: np.ndarray, clip: float) -> np.ndarray:
 
 def cusum_step(
     statistic: np.ndarray, scores: np.ndarray, *, k: float, threshold: float, armed: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """One CUSUM update. Returns (new statistic, alarm); NaN scores leave a series unchanged.
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One CUSUM update: (statistic carried on, alarm, statistic reached before any restart).
+
+    NaN scores leave a series unchanged.
 
     ``armed`` (bool, broadcastable) says where alarms may sound (warm-up over); the
     statistic restarts from zero after an alarm.
     """
     updated = np.where(np.isnan(scores), statistic, np.maximum(0.0, statistic + np.nan_to_num(scores) - k))
     alarm = armed & (updated >= threshold)
-    return np.where(alarm, 0.0, updated), alarm
+    return np.where(alarm, 0.0, updated), alarm, updated

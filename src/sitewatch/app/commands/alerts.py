@@ -1,9 +1,164 @@
-"""CLI verbs: alerts (being written)."""
+"""CLI verbs ``sitewatch alerts list | show | ack | resolve``: triage with who, when and why."""
 
 from __future__ import annotations
 
+import getpass
+import json
+import os
+from typing import Annotated, Any
+
 import typer
+from rich.console import Console
+from rich.table import Table
+
+from sitewatch.app.commands.monitor import alert_json
+from sitewatch.app.options import JsonOption, WorkspaceOption, resolve_workspace
+from sitewatch.core.types import Alert, AlertState
+from sitewatch.monitor.explain import format_p
+from sitewatch.monitor.lifecycle import check_transition, parse_resolution, track_record
+from sitewatch.store import Workspace
+
+alerts_app = typer.Typer(help="Alerts: list, show the evidence, acknowledge, resolve.", no_args_is_help=True)
+
+AlertIdArgument = Annotated[str, typer.Argument(metavar="ID", help="Alert id (see `sitewatch alerts list`).")]
+WhoOption = Annotated[
+    str | None, typer.Option("--who", help="Analyst name recorded in the history (default: $SITEWATCH_USER "
+                                           "or the login name).")
+]
+CommentOption = Annotated[str, typer.Option("--comment", "-m", help="Why; kept in the alert's history.")]
+
+
+def _who(who: str | None) -> str:
+    if who and who.strip():
+        return who.strip()
+    return os.environ.get("SITEWATCH_USER") or getpass.getuser()
+
+
+def _console() -> Console:
+    return Console(highlight=False, soft_wrap=True)
+
+
+@alerts_app.command("list")
+def list_alerts(
+    workspace: WorkspaceOption = None,
+    site: Annotated[
+        str | None, typer.Option("--site", "-s", help="Only this site (id, name or alias).")
+    ] = None,
+    state: Annotated[
+        str | None,
+        typer.Option("--state", help="Only alerts in this state: new, acknowledged, confirmed, benign, "
+                                     "false_alarm."),
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """List alerts, newest first."""
+    wanted = AlertState(state.replace("-", "_")) if state else None
+    with Workspace.open(resolve_workspace(workspace)) as ws:
+        site_id = ws.site(site).id if site else None
+        alerts = ws.alerts(site_id=site_id, state=wanted)
+    if as_json:
+        typer.echo(json.dumps([alert_json(a) for a in alerts], ensure_ascii=False))
+        return
+    table = Table(title=f"{len(alerts)} alert(s)")
+    for column in ("id", "acquired", "site", "zone", "indicator", "value", "usual", "p", "state"):
+        table.add_column(column)
+    for alert in alerts:
+        table.add_row(alert.id, f"{alert.acquired:%Y-%m-%d}", alert.site_id, alert.zone_id or "-",
+                      alert.indicator, f"{alert.value:.4g}", f"{alert.baseline:.4g}",
+                      format_p(alert.p_value) if alert.p_value is not None else "-", alert.state.value)
+    _console().print(table)
+
+
+def _show_json(ws: Workspace, alert: Alert) -> dict[str, Any]:
+    others = [a for a in ws.alerts(site_id=alert.site_id) if a.id != alert.id]
+    series = (ws.indicators(alert.site_id, zone_id=alert.zone_id, name=alert.indicator)
+              if alert.zone_id else [])
+    recent = [v for v in series if v.acquired <= alert.acquired][-12:]
+    return {
+        **alert_json(alert),
+        "history": [
+            {"state": e.state.value, "who": e.who, "when": e.when.isoformat(), "comment": e.comment}
+            for e in ws.alert_history(alert.id)
+        ],
+        "track_record": track_record(others).as_dict(),
+        "track_record_text": track_record(others).describe(),
+        "recent_values": [
+            {"observation_id": v.observation_id, "acquired": v.acquired.isoformat(), "value": v.value,
+             "quality": v.quality}
+            for v in recent
+        ],
+        "assessments": [
+            {"author": a.author, "created": a.created.isoformat(), "judgement": a.judgement.value,
+             "confidence": a.confidence.value, "text": a.text}
+            for a in ws.assessments(alert.id)
+        ],
+    }
+
+
+@alerts_app.command("show")
+def show_alert(alert_id: AlertIdArgument, workspace: WorkspaceOption = None,
+               as_json: JsonOption = False) -> None:
+    """Show an alert's evidence: zone, indicator, value against baseline, p-value, history, track record."""
+    with Workspace.open(resolve_workspace(workspace)) as ws:
+        data = _show_json(ws, ws.alert(alert_id))
+        site_name = ws.site(data["site_id"]).name
+    if as_json:
+        typer.echo(json.dumps(data, ensure_ascii=False))
+        return
+    console = _console()
+    console.print(f"[bold]{data['id']}[/]  {site_name}  {data['acquired'][:10]}  state: {data['state']}")
+    console.print(f"  zone:        {data['zone_id'] or '-'}")
+    console.print(f"  indicator:   {data['indicator']} = {data['value']:.4g} "
+                  f"(baseline {data['baseline']:.4g})")
+    p_text = format_p(data["p_value"]) if data["p_value"] is not None else "-"
+    console.print(f"  p-value:     {p_text}    score: {data['score']:.2f}")
+    console.print(f"  observation: {data['observation_id']}")
+    console.print(f"  why:         {data['explanation']}")
+    if data["recent_values"]:
+        values = ", ".join("-" if v["value"] is None else f"{v['value']:.3g}" for v in data["recent_values"])
+        console.print(f"  recent values of {data['indicator']} (oldest first): {values}")
+    console.print(f"  track record: {data['track_record_text']}")
+    console.print("  history:")
+    for event in data["history"]:
+        comment = f" — {event['comment']}" if event["comment"] else ""
+        console.print(f"    {event['when'][:19]}  {event['state']:<13} by {event['who']}{comment}")
+    for assessment in data["assessments"]:
+        console.print(f"  assessment by {assessment['author']}: {assessment['judgement']} "
+                      f"({assessment['confidence']} confidence) {assessment['text']}")
+
+
+def _move(workspace: WorkspaceOption, alert_id: str, target: AlertState, who: str | None, comment: str,
+          as_json: bool) -> None:
+    with Workspace.open(resolve_workspace(workspace)) as ws:
+        current = ws.alert(alert_id)
+        check_transition(alert_id, current.state, target)
+        alert = ws.set_alert_state(alert_id, target, who=_who(who), comment=comment)
+    if as_json:
+        typer.echo(json.dumps(alert_json(alert), ensure_ascii=False))
+        return
+    _console().print(f"{alert.id}: {current.state.value} → {alert.state.value}")
+
+
+@alerts_app.command("ack")
+def acknowledge(alert_id: AlertIdArgument, workspace: WorkspaceOption = None, who: WhoOption = None,
+                comment: CommentOption = "", as_json: JsonOption = False) -> None:
+    """Acknowledge an alert: someone is looking at it."""
+    _move(workspace, alert_id, AlertState.ACKNOWLEDGED, who, comment, as_json)
+
+
+@alerts_app.command("resolve")
+def resolve(
+    alert_id: AlertIdArgument,
+    verdict: Annotated[str, typer.Option("--as", help="confirmed, benign or false-alarm.")],
+    workspace: WorkspaceOption = None,
+    who: WhoOption = None,
+    comment: CommentOption = "",
+    as_json: JsonOption = False,
+) -> None:
+    """Resolve an alert. Benign activity and false alarms rejoin the site's baseline; confirmed stays out."""
+    _move(workspace, alert_id, parse_resolution(verdict), who, comment, as_json)
 
 
 def register(app: typer.Typer) -> None:
-    """Add this module's verbs to ``app``."""
+    """Add the ``alerts`` verb group to ``app``."""
+    app.add_typer(alerts_app, name="alerts")

@@ -1,9 +1,107 @@
-"""CLI verbs: monitor (being written)."""
+"""CLI verb ``sitewatch monitor``: score new observations and raise alerts."""
 
 from __future__ import annotations
 
+import json
+from typing import Annotated, Any
+
 import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from sitewatch.app.options import JsonOption, WorkspaceOption, resolve_workspace
+from sitewatch.core.types import Alert
+from sitewatch.pipeline.monitor import MonitorOptions, MonitorReport, run_monitor
+from sitewatch.store import Workspace
+
+
+def alert_json(alert: Alert) -> dict[str, Any]:
+    """An alert as plain JSON values (shared by ``monitor`` and ``alerts``)."""
+    return {
+        "id": alert.id,
+        "site_id": alert.site_id,
+        "observation_id": alert.observation_id,
+        "acquired": alert.acquired.isoformat(),
+        "created": alert.created.isoformat(),
+        "zone_id": alert.zone_id,
+        "indicator": alert.indicator,
+        "value": alert.value,
+        "baseline": alert.baseline,
+        "score": alert.score,
+        "p_value": alert.p_value,
+        "state": alert.state.value,
+        "explanation": alert.explanation,
+    }
+
+
+def report_json(report: MonitorReport) -> dict[str, Any]:
+    return {
+        "false_alarm_rate": report.false_alarm_rate,
+        "change_detector": report.change_detector,
+        "object_detection": report.object_detection,
+        "sites": [
+            {
+                "site_id": s.site_id,
+                "name": s.site_name,
+                "observations": s.observations,
+                "processed": s.processed,
+                "alerts_total": s.alerts_total,
+                "new_alerts": [alert_json(a) for a in s.new_alerts],
+            }
+            for s in report.sites
+        ],
+    }
+
+
+def print_report(report: MonitorReport, console: Console) -> None:
+    """The final table: alerts per site, then one line per new alert."""
+    table = Table(title=f"Monitoring pass (false-alarm rate {report.false_alarm_rate:g} per observation)")
+    for column in ("site", "observations", "scored now", "new alerts", "alerts in total"):
+        table.add_column(column)
+    for site in report.sites:
+        table.add_row(site.site_name, str(site.observations), str(site.processed), str(len(site.new_alerts)),
+                      str(site.alerts_total))
+    console.print(table)
+    for alert in report.new_alerts:
+        console.print(f"[bold]{alert.id}[/] {alert.acquired:%Y-%m-%d} {alert.site_id}: {alert.explanation}")
+    if not report.object_detection:
+        console.print("[dim]object detection not installed: indicators come from change detection only[/]")
+
+
+def monitor(
+    workspace: WorkspaceOption = None,
+    false_alarm_rate: Annotated[
+        float | None,
+        typer.Option("--false-alarm-rate", "-a", min=1e-6, max=0.5,
+                     help="Alpha: chance of a false alert per observation of a quiet site "
+                          "(default: the workspace setting, 0.01 unless changed)."),
+    ] = None,
+    full: Annotated[
+        bool, typer.Option("--full", help="Recompute every observation's indicators, not only new ones.")
+    ] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Score new observations of every site against its own history and raise alerts."""
+    options = MonitorOptions(false_alarm_rate=false_alarm_rate, full=full)
+    console = Console(stderr=True, highlight=False)
+    bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                   console=console, disable=as_json)
+    tasks: dict[str, Any] = {}
+
+    def progress(site_id: str, done: int, total: int) -> None:
+        if site_id not in tasks:
+            tasks[site_id] = bar.add_task(f"monitoring {site_id}", total=total)
+        bar.update(tasks[site_id], completed=done)
+
+    with Workspace.open(resolve_workspace(workspace)) as ws, bar:
+        report = run_monitor(ws, options, progress=progress)
+    if as_json:
+        typer.echo(json.dumps(report_json(report), ensure_ascii=False))
+        return
+    print_report(report, Console(highlight=False, soft_wrap=True))
 
 
 def register(app: typer.Typer) -> None:
-    """Add this module's verbs to ``app``."""
+    """Add the ``monitor`` verb to ``app``."""
+    app.command("monitor")(monitor)

@@ -1,0 +1,207 @@
+"""From stored indicator values to alerts: one site's history in, scored, decided, explained.
+
+The store hands over :class:`~sitewatch.core.types.IndicatorValue` rows; this module
+lays them out as a (series × time) table, runs the engine, applies
+Benjamini–Hochberg per watchlist day across sites, and writes the
+:class:`~sitewatch.core.types.Alert` values with their evidence and sentence. Alert
+ids depend only on the site, the observation and the kind of alert, so scoring the
+same history twice yields the same alerts.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+import numpy as np
+
+from sitewatch.analytics.indicators import IndicatorSpec, indicator_spec
+from sitewatch.core.types import Alert, IndicatorValue, Site
+from sitewatch.monitor.combine import contributions, daily_benjamini_hochberg
+from sitewatch.monitor.engine import EngineConfig, EngineResult, score_sites
+from sitewatch.monitor.explain import Evidence, explain_alert, explain_slow_build
+from sitewatch.monitor.lifecycle import track_record
+
+SECONDS_PER_DAY = 86_400.0
+
+
+@dataclass(frozen=True, slots=True)
+class IndicatorHistory:
+    """One site's indicator values as a (series × time) table, observations in time order."""
+
+    site_id: str
+    observation_ids: tuple[str, ...]
+    acquired: tuple[datetime, ...]
+    series: tuple[tuple[str, str], ...]
+    """(zone_id, indicator name) of each row."""
+    values: np.ndarray
+    """(series, time); NaN = not observed."""
+    quality: np.ndarray
+    """(series, time) weights 0..1."""
+
+    @classmethod
+    def from_values(cls, site_id: str, values: Sequence[IndicatorValue]) -> IndicatorHistory:
+        """Lay out ``values`` of one site; a series missing at an observation is not observed there."""
+        times: dict[str, datetime] = {}
+        for item in values:
+            times.setdefault(item.observation_id, item.acquired)
+        order = sorted(times, key=lambda oid: (times[oid], oid))
+        series = sorted({(v.zone_id, v.name) for v in values})
+        column = {oid: i for i, oid in enumerate(order)}
+        row = {key: i for i, key in enumerate(series)}
+        table = np.full((len(series), len(order)), np.nan)
+        quality = np.zeros((len(series), len(order)))
+        for item in values:
+            if item.value is not None:
+                r, c = row[(item.zone_id, item.name)], column[item.observation_id]
+                table[r, c] = item.value
+                quality[r, c] = item.quality
+        return cls(site_id, tuple(order), tuple(times[o] for o in order), tuple(series), table, quality)
+
+    @property
+    def specs(self) -> list[IndicatorSpec]:
+        return [indicator_spec(name) for _, name in self.series]
+
+    def days(self) -> np.ndarray:
+        return np.array([a.timestamp() / SECONDS_PER_DAY for a in self.acquired])
+
+    def rest_days(self, rest: Sequence[int]) -> np.ndarray:
+        return np.array([a.weekday() in rest for a in self.acquired], dtype=bool)
+
+
+@dataclass(frozen=True, slots=True)
+class SiteScores:
+    """A site's history with the engine's scores of it (the engine's site axis dropped)."""
+
+    history: IndicatorHistory
+    result: EngineResult
+
+    def site_p(self) -> np.ndarray:
+        return self.result.site_p[0]
+
+
+def score_history(
+    history: IndicatorHistory, config: EngineConfig, feedback: Mapping[str, int] | None = None
+) -> SiteScores:
+    """Score every observation of ``history``; ``feedback`` maps observation id → -1/0/+1."""
+    word = np.array([[(feedback or {}).get(o, 0) for o in history.observation_ids]], dtype=np.int8)
+    result = score_sites(
+        history.values[None], history.quality[None], history.days()[None], history.specs,
+        config=config, rest_day=history.rest_days(config.baseline.rest_days)[None], feedback=word,
+    )
+    return SiteScores(history, result)
+
+
+def decide(scored: Sequence[SiteScores], false_alarm_rate: float) -> list[np.ndarray]:
+    """Which candidate observations become alerts: BH at α over each UTC day of the watchlist."""
+    labels: list[str] = []
+    p_values: list[float] = []
+    for site in scored:
+        armed = site.result.n_history[0] >= 1
+        for when, p, armed_here in zip(site.history.acquired, site.site_p(), armed, strict=True):
+            labels.append(when.date().isoformat())
+            p_values.append(float(p) if armed_here else float("nan"))
+    rejected = daily_benjamini_hochberg(np.array(labels), np.array(p_values), false_alarm_rate)
+    decisions = []
+    start = 0
+    for site in scored:
+        count = len(site.history.observation_ids)
+        decisions.append(site.result.candidate[0] & rejected[start:start + count])
+        start += count
+    return decisions
+
+
+def alert_id(site_id: str, observation_id: str, kind: str) -> str:
+    """Stable id of the ``kind`` alert ("activity" or "slow-build") raised by an observation."""
+    digest = hashlib.sha1(f"{site_id}\0{observation_id}\0{kind}".encode()).hexdigest()[:8]
+    return f"{site_id}-{kind}-{digest}"
+
+
+def _evidence(site: Site, scores: SiteScores, row: int, t: int) -> Evidence:
+    zone_id, name = scores.history.series[row]
+    zone_name = next((z.name for z in site.zones if z.id == zone_id), zone_id)
+    return Evidence(
+        zone_name=zone_name,
+        spec=indicator_spec(name),
+        value=float(scores.history.values[row, t]),
+        baseline=float(scores.result.location[0, row, t]),
+        p_value=float(scores.result.series_p[0, row, t]),
+    )
+
+
+def build_alerts(
+    site: Site,
+    scores: SiteScores,
+    decisions: np.ndarray,
+    *,
+    config: EngineConfig,
+    earlier: Sequence[Alert],
+    created: datetime,
+) -> list[Alert]:
+    """Alerts of ``site`` for the decided observations and for CUSUM alarms, oldest first.
+
+    ``earlier`` are the site's alerts already known (any state): each new alert's track
+    record counts those, and the ones built here, acquired before it.
+    """
+    history, result = scores.history, scores.result
+    built: list[Alert] = []
+    known = {a.id: a for a in earlier}
+    slow_any = result.slow_build[0].any(axis=0)
+    for t in (int(i) for i in np.flatnonzero(decisions | slow_any)):
+        observation_id, acquired = history.observation_ids[t], history.acquired[t]
+        before = [a for a in (*known.values(), *built) if a.acquired < acquired]
+        unique_before = list({a.id: a for a in before}.values())
+        record = track_record(unique_before)
+        n_history = int(result.n_history[0, t])
+        if decisions[t]:
+            shares = contributions(result.series_score[0, :, t])
+            order = [int(r) for r in np.argsort(-shares, kind="stable") if shares[r] > 0]
+            if not order:
+                order = [int(np.nanargmax(result.series_score[0, :, t]))]
+            primary = _evidence(site, scores, order[0], t)
+            others = [_evidence(site, scores, r, t) for r in order[1:]]
+            site_p = float(result.site_p[0, t])
+            built.append(Alert(
+                id=alert_id(site.id, observation_id, "activity"),
+                site_id=site.id,
+                observation_id=observation_id,
+                acquired=acquired,
+                created=created,
+                indicator=primary.spec.name,
+                value=primary.value,
+                baseline=primary.baseline,
+                score=float(result.site_score[0, t]),
+                explanation=explain_alert(
+                    site_name=site.name, primary=primary, others=others, site_p=site_p,
+                    false_alarm_rate=config.false_alarm_rate, n_history=n_history,
+                    extrapolated=bool(result.extrapolated[0, t]), record=record,
+                ),
+                zone_id=history.series[order[0]][0],
+                p_value=site_p,
+            ))
+        elif slow_any[t]:
+            rows = np.flatnonzero(result.slow_build[0, :, t])
+            row = int(rows[np.argmax(result.series_score[0, rows, t])])
+            primary = _evidence(site, scores, row, t)
+            if not np.isfinite(primary.value):
+                continue
+            built.append(Alert(
+                id=alert_id(site.id, observation_id, "slow-build"),
+                site_id=site.id,
+                observation_id=observation_id,
+                acquired=acquired,
+                created=created,
+                indicator=primary.spec.name,
+                value=primary.value,
+                baseline=primary.baseline if np.isfinite(primary.baseline) else 0.0,
+                score=float(np.max(result.cusum[0, rows, t])),
+                explanation=explain_slow_build(
+                    site_name=site.name, primary=primary, observations=n_history,
+                    statistic=float(np.max(result.cusum[0, rows, t])), record=record,
+                ),
+                zone_id=history.series[row][0],
+                p_value=primary.p_value,
+            ))
+    return built
