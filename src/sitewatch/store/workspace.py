@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import weakref
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -78,6 +79,8 @@ class Workspace:
         self.settings = settings
         self._engine = engine
         self._lock = lock
+        # A workspace dropped without close() still releases its lock and connections.
+        self._finalizer = weakref.finalize(self, _release, engine, lock)
 
     # --- lifecycle -------------------------------------------------------------------------------
 
@@ -157,10 +160,8 @@ class Workspace:
 
     def close(self) -> None:
         """Release the database connections and the workspace lock; safe to call twice."""
-        self._engine.dispose()
-        if self._lock is not None:
-            self._lock.close()
-            self._lock = None
+        self._finalizer()
+        self._lock = None
 
     def __enter__(self) -> Workspace:
         return self
@@ -543,6 +544,12 @@ class Workspace:
 
 
 # --- helpers ----------------------------------------------------------------------------------------
+
+
+def _release(engine: Engine, lock: IO[bytes] | None) -> None:
+    engine.dispose()
+    if lock is not None:
+        lock.close()
 
 
 def _scene_exists(connection: Connection, scene_id: str) -> bool:
