@@ -175,3 +175,11 @@ def test_init_dir_and_workspace_must_agree(tmp_path: Path) -> None:
     result = runner.invoke(app, ["init", str(tmp_path / "a"), "-w", str(tmp_path / "b")])
     assert result.exit_code == 2
     assert "give one" in result.output
+
+
+@pytest.mark.parametrize("verb", [["init"], ["sites"], ["sites", "list"], ["sites", "show"], ["sites", "add"],
+                                  ["sites", "validate"]], ids=" ".join)
+def test_every_verb_answers_help(verb: list[str]) -> None:
+    result = runner.invoke(app, [*verb, "--help"])
+    assert result.exit_code == 0, result.output
+    assert "Usage" in result.output and ("--workspace" in result.output or verb == ["sites"])
