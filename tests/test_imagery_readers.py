@@ -144,7 +144,7 @@ def test_missing_file(tmp_path: Path) -> None:
 def test_not_an_image(tmp_path: Path) -> None:
     path = tmp_path / "notes.tif"
     path.write_text("these are not pixels\n" * 50, encoding="utf-8")
-    _refused(path, UnreadableImageError, "not a raster")
+    _refused(path, UnreadableImageError, "cannot open it")
 
 
 def test_truncated_tiff_is_caught_before_any_chip(tmp_path: Path) -> None:

@@ -75,8 +75,8 @@ def open_image(path: Path) -> Iterator[DatasetReader]:
             dataset = rasterio.open(path)
         except RasterioError as error:
             raise UnreadableImageError(
-                f"{path}: not a raster GDAL can read ({gdal_message(error)}); check the file is a "
-                "complete image (GeoTIFF, JPEG2000, ENVI with .hdr, ...)"
+                f"{path}: GDAL cannot open it ({gdal_message(error)}); it is truncated, corrupt or not "
+                "a raster: copy or download it again, or give a GeoTIFF, JPEG2000, ENVI (.hdr), ... file"
             ) from error
         try:
             _check_size(dataset, path)

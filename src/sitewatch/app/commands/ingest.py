@@ -78,7 +78,9 @@ def ingest_command(
                     return
                 progress.update(task, completed=index + 1)
                 if outcome.status is FileStatus.FAILED and not as_json:
-                    progress.console.print(f"[red]failed:[/] {outcome.message}", highlight=False)
+                    # soft_wrap: a path in the message must stay whole, to be copied or grepped
+                    progress.console.print(f"[red]failed:[/] {outcome.message}", highlight=False,
+                                           soft_wrap=True)
                 if pause:
                     time.sleep(pause)
 

@@ -1,0 +1,141 @@
+"""`sitewatch ingest` through its runner and as a process: exit codes, messages, and the crash test."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+from shapely.geometry import box
+from typer.testing import CliRunner
+
+from sitewatch.app.cli import app
+from sitewatch.core.types import Site
+from sitewatch.store import Workspace
+
+EXUMA = Site(id="exuma", name="Exuma", country="BS", category="test",
+             geometry=box(-77.9, 24.4, -77.6, 24.7), gsd=100.0)
+CLI = [sys.executable, "-c", "from sitewatch.app.cli import main; main()"]
+
+
+@pytest.fixture
+def root(tmp_path: Path) -> Path:
+    path = tmp_path / "ws"
+    Workspace.init(path, sites=[EXUMA]).close()
+    return path
+
+
+def _state(root: Path) -> tuple[int, int, list[str]]:
+    with Workspace.open(root) as ws:
+        chips = sorted(p.relative_to(root).as_posix() for p in (root / "chips").rglob("*") if p.is_file())
+        return len(ws.scenes()), len(ws.observations()), chips
+
+
+def test_ingest_json_and_idempotent(root: Path, test_data: Path) -> None:
+    runner = CliRunner()
+    image = str(test_data / "RGB.byte.tif")
+    result = runner.invoke(app, ["ingest", image, "--acquired", "2001-05-01T15:00:00Z", "-w", str(root),
+                                 "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert (report["ingested"], report["failed"]) == (1, 0)
+    assert report["files"][0]["sites"] == ["exuma"] and report["files"][0]["status"] == "ingested"
+    with Workspace.open(root) as ws:
+        assert ws.observations()[0].acquired == datetime(2001, 5, 1, 15, tzinfo=UTC)
+    again = runner.invoke(app, ["ingest", image, "-w", str(root)])
+    assert again.exit_code == 0, again.output
+    assert "skipped" in again.stdout and "0 ingested, 1 skipped, 0 failed" in again.stdout
+
+
+def test_bad_acquired_is_a_usage_error(root: Path, test_data: Path) -> None:
+    result = CliRunner().invoke(app, ["ingest", str(test_data / "RGB.byte.tif"), "--acquired", "Feb 22",
+                                      "-w", str(root)])
+    assert result.exit_code == 2
+    assert "ISO 8601" in result.output
+
+
+def test_corrupt_file_exits_5_names_it_and_leaves_the_store_unchanged(root: Path, test_data: Path,
+                                                                     tmp_path: Path) -> None:
+    first = [*CLI, "ingest", str(test_data / "RGB.byte.tif"), "--acquired", "2001-05-01", "-w", str(root)]
+    subprocess.run(first, check=True, capture_output=True, timeout=120)
+    before = _state(root)
+    corrupt = tmp_path / "corrupt_2019-02-22.tif"
+    corrupt.write_bytes((test_data / "RGB.byte.tif").read_bytes()[:250_000])
+    done = subprocess.run([*CLI, "ingest", str(corrupt), "-w", str(root)], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 5, done.stdout + done.stderr
+    assert str(corrupt) in done.stderr and "truncated" in done.stderr
+    assert "1 failed" in done.stdout
+    assert _state(root) == before
+
+
+def test_missing_workspace_says_how_to_make_one(tmp_path: Path, test_data: Path) -> None:
+    done = subprocess.run([*CLI, "ingest", str(test_data / "RGB.byte.tif"), "-w", str(tmp_path / "none")],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 3 and "sitewatch init" in done.stderr
+
+
+def _scenes(test_data: Path, folder: Path, count: int) -> list[Path]:
+    """``count`` distinct dated scenes derived from RGB.byte.tif (different pixels, so different ids)."""
+    folder.mkdir()
+    with rasterio.open(test_data / "RGB.byte.tif") as source:
+        profile = source.profile
+        pixels = source.read()
+    paths = []
+    for index in range(count):
+        changed = pixels.copy()
+        changed[pixels > 0] = np.clip(pixels[pixels > 0].astype(int) + index + 1, 1, 255).astype(np.uint8)
+        path = folder / f"scene_2019-02-{10 + index:02d}.tif"
+        with rasterio.open(path, "w", **profile) as target:
+            target.write(changed)
+        paths.append(path)
+    return paths
+
+
+@pytest.mark.slow
+def test_killed_ingest_leaves_a_consistent_store_and_the_rerun_completes(root: Path, test_data: Path,
+                                                                        tmp_path: Path) -> None:
+    files = _scenes(test_data, tmp_path / "in", 4)
+    env = {**os.environ, "SITEWATCH_INGEST_PAUSE_S": "2"}
+    process = subprocess.Popen([*CLI, "ingest", *map(str, files), "-w", str(root)], env=env,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 90
+        # Kill as soon as the first chip lands in chips/: inside or just after the first transaction.
+        while not any((root / "chips").rglob("*.tif")):
+            assert process.poll() is None, "ingest ended before it could be killed"
+            assert time.monotonic() < deadline, "no chip appeared within 90 s"
+            time.sleep(0.005)
+        process.send_signal(signal.SIGKILL)
+    finally:
+        process.kill()
+        process.wait(timeout=30)
+    assert process.returncode == -signal.SIGKILL
+
+    rerun = subprocess.run([*CLI, "ingest", *map(str, files), "-w", str(root), "--json"],
+                           capture_output=True, text=True, timeout=300)
+    assert rerun.returncode == 0, rerun.stderr
+    report = json.loads(rerun.stdout)
+    assert report["failed"] == 0 and report["ingested"] + report["skipped"] == 4
+    assert report["ingested"] >= 3  # the kill came before the second file
+
+    with Workspace.open(root) as ws:
+        scenes = ws.scenes()
+        observations = ws.observations()
+        assert len(scenes) == 4 and len({s.id for s in scenes}) == 4  # each file exactly once
+        assert sorted(s.acquired.day for s in scenes) == [10, 11, 12, 13]
+        assert len(observations) == 4 and {o.scene_id for o in observations} == {s.id for s in scenes}
+        referenced = {o.chip_path for o in observations}
+        for observation in observations:
+            assert ws.chip_path(observation).is_file()
+        on_disk = {p.relative_to(root).as_posix() for p in (root / "chips").rglob("*") if p.is_file()}
+        assert on_disk == referenced  # no orphan chip, no partial file
+        assert not any(ws.staging_dir().iterdir())  # no staging leftovers
