@@ -94,8 +94,9 @@ def score_history(
     return SiteScores(history, result)
 
 
-def decide(scored: Sequence[SiteScores], false_alarm_rate: float) -> list[np.ndarray]:
-    """Which candidate observations become alerts: BH at α over each UTC day of the watchlist."""
+def decide(scored: Sequence[SiteScores], level: float) -> list[np.ndarray]:
+    """Which candidate observations become alerts: BH at ``level`` (the instant test's share of α)
+    over each UTC day of the watchlist."""
     labels: list[str] = []
     p_values: list[float] = []
     for site in scored:
@@ -103,7 +104,7 @@ def decide(scored: Sequence[SiteScores], false_alarm_rate: float) -> list[np.nda
         for when, p, armed_here in zip(site.history.acquired, site.site_p(), armed, strict=True):
             labels.append(when.date().isoformat())
             p_values.append(float(p) if armed_here else float("nan"))
-    rejected = daily_benjamini_hochberg(np.array(labels), np.array(p_values), false_alarm_rate)
+    rejected = daily_benjamini_hochberg(np.array(labels), np.array(p_values), level)
     decisions = []
     start = 0
     for site in scored:

@@ -41,7 +41,7 @@ MEDIAN_EFFICIENCY = math.sqrt(math.pi / 2)
 class BaselineConfig:
     """How baselines are learned (see the module docstring)."""
 
-    window: int = 120
+    window: int = 150
     """Most calibration observations kept per site."""
     max_age_days: float = 730.0
     """Observations older than this are forgotten."""

@@ -45,8 +45,14 @@ class EngineConfig:
     cusum: CusumConfig = field(default_factory=CusumConfig)
     tail_scale_floor: float = 1.0
     """Smallest exponential-tail scale, in score units, used beyond the calibration maximum."""
+    sequential_share: float = 0.2
+    """Share of α spent on the slow-build test; the instant test gets the rest, so that both
+    together raise at most about α false alerts per quiet observation."""
 
     def __post_init__(self) -> None:
+        if not 0.0 <= self.sequential_share < 1.0:
+            raise ValidationError("EngineConfig", "sequential_share",
+                                  f"{self.sequential_share!r} must lie in [0, 1)")
         if not 0.0 < self.false_alarm_rate < 0.5:
             raise ValidationError(
                 "EngineConfig", "false_alarm_rate",
@@ -54,9 +60,19 @@ class EngineConfig:
             )
 
     @property
+    def instant_rate(self) -> float:
+        """The level the per-observation (instant) test runs at."""
+        return self.false_alarm_rate * (1.0 - self.sequential_share)
+
+    @property
+    def sequential_rate(self) -> float:
+        """The false-alarm rate per observation allotted to the slow-build test."""
+        return self.false_alarm_rate * self.sequential_share
+
+    @property
     def conformal_history(self) -> int:
-        """Calibration observations from which ``p <= α`` is an exact conformal decision."""
-        return max(self.baseline.min_history, int(np.ceil(1.0 / self.false_alarm_rate)) - 1)
+        """Calibration observations from which the instant decision is exactly conformal."""
+        return max(self.baseline.min_history, int(np.ceil(1.0 / self.instant_rate)) - 1)
 
 
 def refit_due(step: int, config: BaselineConfig) -> bool:
@@ -79,7 +95,7 @@ class EngineResult:
     n_history: np.ndarray
     """(sites, time) calibration observations the site had."""
     candidate: np.ndarray
-    """(sites, time) bool: p <= α after warm-up."""
+    """(sites, time) bool: p at most the instant test's level, after warm-up."""
     extrapolated: np.ndarray
     """(sites, time) bool: history shorter than 1/α − 1, so p <= α relied on the tail model."""
     series_p: np.ndarray
@@ -131,9 +147,10 @@ def score_sites(
     floors, directions, counts = spec_floors(specs)
     floors_b, counts_b = floors[None, :], counts[None, :]
     cfg = config.baseline
-    alpha = config.false_alarm_rate
+    alpha = config.instant_rate
     width = cfg.window
-    threshold = cusum_threshold(max(n_series, 1) / alpha, config.cusum.k)
+    threshold = (cusum_threshold(max(n_series, 1) / config.sequential_rate, config.cusum.k)
+                 if config.sequential_share > 0 else np.inf)
 
     # float32 buffers: half the memory traffic, and indicator values need no more precision.
     buf_values = np.full((n_sites, n_series, width), np.nan, np.float32)

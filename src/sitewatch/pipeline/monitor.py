@@ -280,7 +280,7 @@ def run_monitor(workspace: Workspace, options: MonitorOptions | None = None, *,
             word, current = baseline_feedback(alert.state), feedback.get(alert.observation_id, 0)
             feedback[alert.observation_id] = -1 if -1 in (word, current) else max(word, current)
         scored.append(score_history(IndicatorHistory.from_values(site.id, values), config, feedback))
-    decisions = decide(scored, alpha)
+    decisions = decide(scored, config.instant_rate)
 
     created = datetime.now(UTC)
     outcomes = []
