@@ -31,7 +31,7 @@ Path = tuple[str, ...]
 
 def _commands(command: click.Command, path: Path = ()) -> list[tuple[Path, click.Command]]:
     found = [(path, command)]
-    if isinstance(command, click.Group):
+    if hasattr(command, "commands"):
         for name, sub in sorted(command.commands.items()):
             found.extend(_commands(sub, (*path, name)))
     return found
