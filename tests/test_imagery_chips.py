@@ -181,3 +181,15 @@ def test_real_modis_chip_upsampled(shared_data: Path) -> None:
     chip = extract_chip(image, grid)
     assert chip.array.dtype == np.int16 and chip.valid_fraction == 1.0
     assert -2000 < chip.array.mean() < 10000  # NDVI x 10000
+
+
+def test_heavy_downsampling_reads_decimated_and_stays_accurate(tmp_path: Path) -> None:
+    # 0.1 m source, 2 m grid: the window is averaged down by 20 while read, then warped.
+    size = 2200
+    east_metres = (np.arange(size, dtype="float32") + 0.5) * 0.1  # value = easting offset of the pixel
+    ramp = np.broadcast_to(east_metres, (size, size))[None].copy()
+    path = write_geotiff(tmp_path / "fine.tif", ramp, Affine(0.1, 0, 499_990, 0, -0.1, 4_300_010))
+    chip = extract_chip(path, _grid(size=100, gsd=2.0))
+    assert chip.valid.all()
+    expected = 10.0 + (np.arange(100) + 0.5) * 2.0  # grid starts 10 m east of the source
+    np.testing.assert_allclose(chip.array[0].mean(axis=0), expected, atol=0.15)

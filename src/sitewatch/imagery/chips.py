@@ -91,12 +91,18 @@ def extract_chip(path: Path, grid: SiteGrid, *, resampling: Resampling | None = 
         work = _working_dtype(dtype)
         names = band_names(dataset)
         destination = np.full((dataset.count, *grid.shape), np.nan, dtype=work)
-        method = resampling or choose_resampling(ground_sample_distance(dataset, path), grid.gsd)
+        source_gsd = ground_sample_distance(dataset, path)
+        method = resampling or choose_resampling(source_gsd, grid.gsd)
         window = _covering_window(dataset.crs, dataset.transform, dataset.width, dataset.height, grid)
         if window is not None:
+            # A 0.3 m scene over a 10 m grid would be a huge window: let GDAL average it down (from
+            # overviews when the file has them) to no coarser than the grid before warping.
+            step = max(1, math.floor(grid.gsd / source_gsd)) if method is Resampling.average else 1
+            shape = (math.ceil(window.height / step), math.ceil(window.width / step))
             try:
-                pixels = dataset.read(window=window).astype(work)
-                observed = dataset.dataset_mask(window=window) > 0
+                pixels = dataset.read(window=window, out_shape=(dataset.count, *shape),
+                                      resampling=Resampling.average).astype(work)
+                observed = dataset.dataset_mask(window=window, out_shape=shape) > 0
             except RasterioError as error:
                 raise UnreadableImageError(
                     f"{path}: pixels over the site grid cannot be read ({gdal_message(error)}); "
@@ -108,7 +114,8 @@ def extract_chip(path: Path, grid: SiteGrid, *, resampling: Resampling | None = 
             reproject(
                 source=pixels,
                 destination=destination,
-                src_transform=_window_transform(dataset.transform, window),
+                src_transform=_window_transform(dataset.transform, window)
+                @ Affine.scale(window.width / shape[1], window.height / shape[0]),
                 src_crs=dataset.crs,
                 src_nodata=np.nan,
                 dst_transform=grid.transform,
