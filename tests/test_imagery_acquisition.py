@@ -12,6 +12,7 @@ from sitewatch.imagery.acquisition import (
     acquisition_time,
     find_stac_item,
     parse_timestamp,
+    sensor_from_filename,
     time_from_filename,
     time_from_tags,
 )
@@ -112,3 +113,9 @@ def test_order_of_sources(tmp_path: Path) -> None:
     undated = tmp_path / "scene.tif"
     assert acquisition_time(undated, processing, None) == datetime(2020, 6, 1, 12, tzinfo=UTC)
     assert acquisition_time(undated, {}, None) is None
+
+
+def test_sensor_from_a_landsat_scene_id() -> None:
+    assert sensor_from_filename("LT51200382000124BJC00_Nanjing") == "landsat-5/tm"
+    assert sensor_from_filename("LE71190382000077SGS00.tif") == "landsat-7/etm+"
+    assert sensor_from_filename("scene_2019-02-22.tif") is None

@@ -207,7 +207,7 @@ def test_envi_landsat_files(shared_data: Path) -> None:
     nanjing = inspect_image(folder / "Nanjing" / "LT51200382000124BJC00_Nanjing")
     assert nanjing.acquired == datetime(2000, 5, 3, tzinfo=UTC)  # year + day 124 of the scene id
     assert (nanjing.crs, nanjing.gsd, nanjing.width, len(nanjing.bands)) == ("EPSG:32650", 30.0, 800, 6)
-    assert "Band 1" in nanjing.bands[0]
+    assert "Band 1" in nanjing.bands[0] and nanjing.sensor == "landsat-5/tm"
     taizhou = inspect_image(folder / "Taizhou" / "2000TM", acquired=datetime(2000, 3, 17))
     assert taizhou.crs == "EPSG:32651" and taizhou.footprint.contains(Point(119.9, 32.49))
 

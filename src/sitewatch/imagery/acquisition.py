@@ -168,6 +168,19 @@ def _from_day_of_year(year: int, day_of_year: int) -> datetime | None:
     return first + timedelta(days=day_of_year - 1)
 
 
+_LANDSAT_SENSORS = {"T": "tm", "E": "etm+", "M": "mss", "C": "oli-tirs", "O": "oli", "I": "oli"}
+
+
+def sensor_from_filename(name: str) -> str | None:
+    """The sensor a Landsat scene id names (``LT5...`` → ``landsat-5/tm``), else None."""
+    match = _LANDSAT_SCENE_ID.search(name)
+    if match is None:
+        return None
+    letter, mission = match.group(0)[1], match.group(0)[2]
+    instrument = _LANDSAT_SENSORS.get(letter)
+    return f"landsat-{mission}/{instrument}" if instrument else f"landsat-{mission}"
+
+
 def find_stac_item(image: Path) -> StacSidecar | None:
     """The STAC item beside ``image`` (``<stem>.json``, ``<stem>.stac.json`` or ``<name>.stac.json``).
 

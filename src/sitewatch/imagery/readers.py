@@ -30,7 +30,7 @@ from shapely.geometry import Polygon
 from sitewatch.core.errors import ImageryError, NotGeoreferencedError
 from sitewatch.core.timeutil import ensure_utc
 from sitewatch.core.types import Scene
-from sitewatch.imagery.acquisition import StacSidecar, acquisition_time, find_stac_item
+from sitewatch.imagery.acquisition import StacSidecar, acquisition_time, find_stac_item, sensor_from_filename
 from sitewatch.imagery.errors import (
     EmptyImageError,
     ImageTooLargeError,
@@ -356,7 +356,8 @@ def inspect_image(path: Path, *, acquired: datetime | None = None, sensor: str |
     return Scene(
         id=checksum[:SCENE_ID_LENGTH],
         uri=str(path.resolve()),
-        sensor=sensor or _sensor(tags) or _stac_field(stac, "sensor") or "unknown",
+        sensor=(sensor or _sensor(tags) or _stac_field(stac, "sensor") or sensor_from_filename(path.name)
+                or "unknown"),
         acquired=when,
         gsd=gsd,
         crs=crs_text,
