@@ -1,0 +1,316 @@
+"""The project's vehicle detector, run with onnxruntime: tiled, GSD-aware, de-duplicated.
+
+Why tiles: a 4096x4096 chip at 0.5 m becomes ~6800x6800 pixels at the model's 0.3 m, too
+big to run in one piece with bounded memory. Each tile is resampled straight from the
+source image (PIL's resize with a source box, so there is no full-size resampled copy),
+tiles overlap by more than the largest object, and each detection is kept only by the tile
+whose *core* (the tile minus half the overlap on inner sides) holds its centre. The cores
+partition the image, so every object is reported once without a global NMS; a class-wise
+NMS over seam neighbourhoods removes the rare pair whose centre estimates straddle a seam.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnxruntime as ort
+from PIL import Image
+
+from sitewatch.analytics.objects.base import DetectorInfo, ObjectBox
+from sitewatch.core.errors import UnsupportedInputError
+
+SHIPPED_MODEL = "vehicles"
+_MODELS = "sitewatch.analytics.objects.models"
+
+
+@dataclass(frozen=True, slots=True)
+class ModelCard:
+    """What the shipped ONNX file is, read from its JSON card beside it."""
+
+    name: str
+    version: str
+    onnx_file: str
+    sha256: str
+    """SHA-256 of the ONNX file; checked when the model loads."""
+    classes: tuple[str, ...]
+    bands: tuple[str, ...]
+    model_gsd: float
+    gsd_range: tuple[float, float]
+    stride: int
+    input_multiple: int
+    score_threshold: float
+    tile: int = 512
+    overlap: int = 96
+    validated_on_real: tuple[str, ...] = ()
+    training: dict[str, Any] = field(default_factory=dict)
+    metrics: dict[str, Any] = field(default_factory=dict)
+    data_credit: tuple[str, ...] = ()
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], source: str) -> ModelCard:
+        try:
+            return cls(
+                name=str(data["name"]),
+                version=str(data["version"]),
+                onnx_file=str(data["onnx_file"]),
+                sha256=str(data["sha256"]),
+                classes=tuple(data["classes"]),
+                bands=tuple(data["bands"]),
+                model_gsd=float(data["model_gsd"]),
+                gsd_range=(float(data["gsd_range"][0]), float(data["gsd_range"][1])),
+                stride=int(data["stride"]),
+                input_multiple=int(data["input_multiple"]),
+                score_threshold=float(data["score_threshold"]),
+                tile=int(data.get("tile", 512)),
+                overlap=int(data.get("overlap", 96)),
+                validated_on_real=tuple(data.get("validated_on_real", ())),
+                training=dict(data.get("training", {})),
+                metrics=dict(data.get("metrics", {})),
+                data_credit=tuple(data.get("data_credit", ())),
+            )
+        except (KeyError, TypeError, ValueError, IndexError) as error:
+            raise UnsupportedInputError(
+                f"model card {source} is malformed ({error!r}); regenerate it with `sitewatch train detector`"
+            ) from None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "version": self.version,
+            "onnx_file": self.onnx_file,
+            "sha256": self.sha256,
+            "classes": list(self.classes),
+            "bands": list(self.bands),
+            "model_gsd": self.model_gsd,
+            "gsd_range": list(self.gsd_range),
+            "stride": self.stride,
+            "input_multiple": self.input_multiple,
+            "score_threshold": self.score_threshold,
+            "tile": self.tile,
+            "overlap": self.overlap,
+            "validated_on_real": list(self.validated_on_real),
+            "training": self.training,
+            "metrics": self.metrics,
+            "data_credit": list(self.data_credit),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Tile:
+    """A window of the model-GSD grid and the part of it (the core) whose detections it owns."""
+
+    x: int
+    y: int
+    width: int
+    height: int
+    core: tuple[float, float, float, float]
+    """x0, y0, x1, y1 in model pixels; infinite on the image's outer sides."""
+
+
+def plan_tiles(width: int, height: int, tile: int, overlap: int) -> list[Tile]:
+    """Overlapping tiles covering a width x height grid; their cores partition the plane."""
+    if tile <= overlap:
+        raise ValueError(f"tile size {tile} must exceed the overlap {overlap}")
+
+    def spans(length: int) -> tuple[list[int], int]:
+        # Fewest tiles that keep at least `overlap`, then shrink them evenly so little is run twice.
+        if length <= tile:
+            return [0], length
+        count = math.ceil((length - overlap) / (tile - overlap))
+        size = min(tile, -(-(length + (count - 1) * overlap) // count // 16) * 16 + 16)
+        size = min(tile, max(size, overlap + 16))
+        step = (length - size) / (count - 1)
+        return [round(i * step) for i in range(count)], size
+
+    (xs, tile_w), (ys, tile_h) = spans(width), spans(height)
+    tiles = []
+    for j, y in enumerate(ys):
+        for i, x in enumerate(xs):
+            w, h = min(tile_w, width - x), min(tile_h, height - y)
+            # Core edges: midway through the overlap with the neighbour, open to infinity outside.
+            cx0 = -math.inf if i == 0 else (x + xs[i - 1] + tile_w) / 2
+            cx1 = math.inf if i == len(xs) - 1 else (xs[i + 1] + x + tile_w) / 2
+            cy0 = -math.inf if j == 0 else (y + ys[j - 1] + tile_h) / 2
+            cy1 = math.inf if j == len(ys) - 1 else (ys[j + 1] + y + tile_h) / 2
+            tiles.append(Tile(x, y, w, h, (cx0, cy0, cx1, cy1)))
+    return tiles
+
+
+def to_display_bytes(image: np.ndarray, nodata_mask: np.ndarray | None = None) -> np.ndarray:
+    """(bands, rows, cols) pixels as (rows, cols, bands) uint8, the range the model was trained on.
+
+    uint8 is taken as is; other types are stretched between the 0.5th and 99.5th percentile
+    of valid pixels over all bands jointly, so colours keep their balance.
+    """
+    if image.dtype == np.uint8:
+        out = np.ascontiguousarray(image.transpose(1, 2, 0))
+    else:
+        values = image.astype(np.float32)
+        valid = np.isfinite(values).all(axis=0)
+        if nodata_mask is not None:
+            valid &= ~nodata_mask
+        if not valid.any():
+            raise UnsupportedInputError("image has no valid pixels to detect objects in")
+        sample = values[:, valid]
+        if sample.shape[1] > 1_000_000:
+            sample = sample[:, :: sample.shape[1] // 1_000_000]
+        low, high = np.percentile(sample, [0.5, 99.5])
+        scale = 255.0 / max(float(high - low), 1e-6)
+        out = np.clip((np.nan_to_num(values) - low) * scale, 0, 255).astype(np.uint8).transpose(1, 2, 0)
+        out = np.ascontiguousarray(out)
+    if nodata_mask is not None:
+        out[nodata_mask] = 0
+    return out
+
+
+def nms(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float) -> np.ndarray:
+    """Indices kept by greedy non-maximum suppression (boxes x0, y0, x1, y1)."""
+    order = np.argsort(-scores, kind="stable")
+    areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+    keep = []
+    while order.size:
+        best = order[0]
+        keep.append(best)
+        rest = order[1:]
+        ix = np.minimum(boxes[best, 2], boxes[rest, 2]) - np.maximum(boxes[best, 0], boxes[rest, 0])
+        iy = np.minimum(boxes[best, 3], boxes[rest, 3]) - np.maximum(boxes[best, 1], boxes[rest, 1])
+        ix, iy = np.clip(ix, 0, None), np.clip(iy, 0, None)
+        inter = ix * iy
+        iou = inter / np.maximum(areas[best] + areas[rest] - inter, 1e-9)
+        order = rest[iou <= iou_threshold]
+    return np.asarray(keep, dtype=np.int64)
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+class OnnxDetector:
+    """Runs a CenterNet-style ONNX model (outputs: peaks, log size, offset) over any image size."""
+
+    def __init__(self, model_path: Path, card: ModelCard, *, threads: int | None = None,
+                 batch: int = 4, verify: bool = True) -> None:
+        if not model_path.is_file():
+            raise UnsupportedInputError(f"model file {model_path} not found; reinstall sitewatch or retrain")
+        if verify and file_sha256(model_path) != card.sha256:
+            raise UnsupportedInputError(
+                f"{model_path} does not match the checksum in its model card: the file is damaged or "
+                "was replaced; reinstall sitewatch or regenerate both with `sitewatch train detector`"
+            )
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.inter_op_num_threads = 1
+        if threads is not None:
+            options.intra_op_num_threads = threads
+        self.session = ort.InferenceSession(str(model_path), options, providers=["CPUExecutionProvider"])
+        self.card = card
+        self.batch = batch
+        self._info = DetectorInfo(
+            name=card.name,
+            classes=card.classes,
+            bands=card.bands,
+            gsd_range=card.gsd_range,
+            model_gsd=card.model_gsd,
+            score_threshold=card.score_threshold,
+            validated_on_real=card.validated_on_real,
+        )
+
+    @property
+    def info(self) -> DetectorInfo:
+        return self._info
+
+    def detect(self, image: np.ndarray, gsd: float, *, score_threshold: float | None = None,
+               nodata_mask: np.ndarray | None = None, tile: int | None = None,
+               overlap: int | None = None) -> list[ObjectBox]:
+        """Objects in ``image`` (bands, rows, cols) of ground sample distance ``gsd`` metres."""
+        self.info.check(image, gsd)
+        threshold = self.card.score_threshold if score_threshold is None else score_threshold
+        pixels = Image.fromarray(to_display_bytes(image, nodata_mask))
+        scale = gsd / self.card.model_gsd  # model pixels per input pixel
+        model_w = max(1, round(image.shape[2] * scale))
+        model_h = max(1, round(image.shape[1] * scale))
+        tiles = plan_tiles(model_w, model_h, tile or self.card.tile, overlap or self.card.overlap)
+        found: list[np.ndarray] = []
+        for first in range(0, len(tiles), self.batch):
+            group = tiles[first:first + self.batch]
+            found.extend(self._run(pixels, group, scale, threshold))
+        rows = np.concatenate(found) if found else np.zeros((0, 6))
+        rows = self._deduplicate(rows)
+        boxes = []
+        for cls, score, x0, y0, x1, y1 in rows:
+            boxes.append(ObjectBox(self.card.classes[int(cls)], float(min(score, 1.0)),
+                                   x0 / scale, y0 / scale, x1 / scale, y1 / scale))
+        return boxes
+
+    def _run(self, pixels: Image.Image, tiles: list[Tile], scale: float,
+             threshold: float) -> list[np.ndarray]:
+        multiple = self.card.input_multiple
+        height = max(t.height for t in tiles)
+        width = max(t.width for t in tiles)
+        height, width = -(-height // multiple) * multiple, -(-width // multiple) * multiple
+        batch = np.zeros((len(tiles), 3, height, width), np.float32)
+        for k, t in enumerate(tiles):
+            source_box = (t.x / scale, t.y / scale, min((t.x + t.width) / scale, pixels.width),
+                          min((t.y + t.height) / scale, pixels.height))
+            patch = pixels.resize((t.width, t.height), Image.Resampling.BILINEAR, box=source_box)
+            batch[k, :, : t.height, : t.width] = np.asarray(patch, np.float32).transpose(2, 0, 1)
+        batch *= 1.0 / 255.0
+        peaks, size, offset = self.session.run(None, {"image": batch})
+        stride = self.card.stride
+        out = []
+        for k, t in enumerate(tiles):
+            cls, iy, ix = np.nonzero(peaks[k] >= threshold)
+            if cls.size == 0:
+                continue
+            scores = peaks[k][cls, iy, ix]
+            cx = (ix + offset[k, 0, iy, ix]) * stride + t.x
+            cy = (iy + offset[k, 1, iy, ix]) * stride + t.y
+            w = np.exp(np.clip(size[k, 0, iy, ix], -2, 8))
+            h = np.exp(np.clip(size[k, 1, iy, ix], -2, 8))
+            inside = (ix * stride < t.width) & (iy * stride < t.height)
+            x0c, y0c, x1c, y1c = t.core
+            owned = inside & (cx >= x0c) & (cx < x1c) & (cy >= y0c) & (cy < y1c)
+            out.append(np.stack([cls, scores, cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], axis=1)[owned])
+        return out
+
+    def _deduplicate(self, rows: np.ndarray) -> np.ndarray:
+        """Class-wise NMS at IoU 0.6: joins the few objects seen on both sides of a seam."""
+        if len(rows) < 2:
+            return rows
+        kept = []
+        for cls in np.unique(rows[:, 0]):
+            subset = rows[rows[:, 0] == cls]
+            kept.append(subset[nms(subset[:, 2:6], subset[:, 1], 0.6)])
+        merged = np.concatenate(kept)
+        return merged[np.argsort(-merged[:, 1], kind="stable")]
+
+
+def shipped_model_dir() -> Path:
+    return Path(str(resources.files(_MODELS)))
+
+
+def load_card(path: Path) -> ModelCard:
+    if not path.is_file():
+        raise UnsupportedInputError(f"model card {path} not found; reinstall sitewatch or retrain")
+    return ModelCard.from_dict(json.loads(path.read_text(encoding="utf-8")), str(path))
+
+
+def load_detector(card_path: Path, *, threads: int | None = None) -> OnnxDetector:
+    card = load_card(card_path)
+    return OnnxDetector(card_path.parent / card.onnx_file, card, threads=threads)
+
+
+def load_shipped_detector() -> OnnxDetector:
+    """The vehicle detector carried inside the package (no download)."""
+    return load_detector(shipped_model_dir() / f"{SHIPPED_MODEL}.json")

@@ -1,0 +1,111 @@
+"""The detector training configuration: one YAML file that, with its seed, regenerates the weights."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from sitewatch.core.errors import UnsupportedInputError
+from sitewatch.training.data import Augmentation
+from sitewatch.training.simulated import SimulatedSpec
+
+
+@dataclass(frozen=True, slots=True)
+class DatasetSpec:
+    """A labelled folder to learn from; ``holdout`` names frames kept out for measurement."""
+
+    path: Path
+    format: str = "yolo"
+    holdout: tuple[str, ...] = ()
+    gsd: float | None = None
+    """Metres per pixel; None reads it from the folder as `sitewatch eval detect` does."""
+
+
+@dataclass(frozen=True, slots=True)
+class DetectorTrainingConfig:
+    name: str
+    version: str
+    seed: int
+    classes: tuple[str, ...]
+    datasets: tuple[DatasetSpec, ...]
+    output: Path
+    simulated: SimulatedSpec | None = None
+    """Simulator renders to train on (None: real frames only)."""
+    simulated_share: float = 0.0
+    simulated_holdout: SimulatedSpec | None = None
+    """Renders with another seed, measured and never trained on."""
+    """Where the ONNX file goes; its JSON model card is written beside it."""
+    model_gsd: float = 0.3
+    gsd_range: tuple[float, float] = (0.1, 1.0)
+    width: int = 32
+    steps: int = 3000
+    batch: int = 16
+    crop: int = 192
+    learning_rate: float = 3e-3
+    weight_decay: float = 1e-4
+    threads: int = 2
+    max_objects: int = 128
+    tile: int = 512
+    overlap: int = 96
+    augmentation: Augmentation = field(default_factory=Augmentation)
+    raw: dict[str, Any] = field(default_factory=dict)
+    """The config as read, recorded in the model card."""
+
+
+def load_config(path: Path) -> DetectorTrainingConfig:
+    """Read a detector training config; relative paths are taken from the config file's folder."""
+    if not path.is_file():
+        raise UnsupportedInputError(f"training config {path} not found; see configs/detector.yaml")
+    raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    base = path.resolve().parent
+    try:
+        datasets = tuple(
+            DatasetSpec(
+                path=(base / d["path"]).resolve(),
+                format=str(d.get("format", "yolo")),
+                holdout=tuple(str(h) for h in d.get("holdout", ())),
+                gsd=float(d["gsd"]) if d.get("gsd") is not None else None,
+            )
+            for d in raw["datasets"]
+        )
+        sim = raw.get("simulated")
+        simulated = holdout = None
+        if sim:
+            simulated = SimulatedSpec(scenario=str(sim.get("scenario", "reference")), seed=int(sim["seed"]),
+                                      dates_per_site=int(sim.get("dates_per_site", 8)))
+            if sim.get("holdout_seed") is not None:
+                holdout = SimulatedSpec(scenario=simulated.scenario, seed=int(sim["holdout_seed"]),
+                                        dates_per_site=int(sim.get("holdout_dates_per_site", 3)))
+        train = dict(raw.get("training", {}))
+        gsd_range = raw.get("gsd_range", [0.1, 1.0])
+        return DetectorTrainingConfig(
+            name=str(raw["name"]),
+            version=str(raw["version"]),
+            seed=int(raw["seed"]),
+            classes=tuple(str(c) for c in raw["classes"]),
+            datasets=datasets,
+            output=(base / raw["output"]).resolve(),
+            simulated=simulated,
+            simulated_share=float(sim.get("share", 0.3)) if sim else 0.0,
+            simulated_holdout=holdout,
+            model_gsd=float(raw.get("model_gsd", 0.3)),
+            gsd_range=(float(gsd_range[0]), float(gsd_range[1])),
+            width=int(raw.get("width", 32)),
+            steps=int(train.get("steps", 3000)),
+            batch=int(train.get("batch", 16)),
+            crop=int(train.get("crop", 192)),
+            learning_rate=float(train.get("learning_rate", 3e-3)),
+            weight_decay=float(train.get("weight_decay", 1e-4)),
+            threads=int(train.get("threads", 2)),
+            tile=int(raw.get("tile", 512)),
+            overlap=int(raw.get("overlap", 96)),
+            augmentation=Augmentation(**raw.get("augmentation", {})),
+            raw=raw,
+        )
+    except (KeyError, TypeError, ValueError) as error:
+        raise UnsupportedInputError(
+            f"training config {path}: {error!r} is missing or malformed; compare with configs/detector.yaml"
+        ) from None

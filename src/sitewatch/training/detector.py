@@ -1,0 +1,254 @@
+"""Train the vehicle detector, export it to ONNX and write its model card.
+
+One call (``sitewatch train detector CONFIG``) regenerates the shipped files from the
+config and its seed: same data, same seed, same thread count give the same weights.
+The operating score threshold is chosen on the training frames (best F1), never on the
+held-out frames, which are only measured.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from torch import nn
+
+from sitewatch.analytics.objects.onnx import ModelCard, OnnxDetector, file_sha256
+from sitewatch.evaluation.detect import (
+    LabelledImage,
+    LabelledObject,
+    PredictedObject,
+    read_folder,
+    score_detections,
+)
+from sitewatch.training.config import DetectorTrainingConfig
+from sitewatch.training.data import (
+    CropSampler,
+    TrainingFrame,
+    encode_targets,
+    frames_from_labelled,
+    with_weights,
+)
+from sitewatch.training.model import STRIDE, CenterNetLite, parameter_count
+from sitewatch.training.simulated import simulated_frames
+
+log = logging.getLogger(__name__)
+
+CREDIT = (
+    "KIT AIS Data Set, Institute of Photogrammetry and Remote Sensing, Karlsruhe Institute of Technology, "
+    "CC-BY 3.0 (boxes by Yauhen Kharuzhy, github.com/jekhor/aerial-cars-dataset)",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class TrainingResult:
+    onnx_path: Path
+    card_path: Path
+    sha256: str
+    parameters: int
+    seconds: float
+    holdout: dict[str, object]
+
+
+def _split(config: DetectorTrainingConfig) -> tuple[list[LabelledImage], list[LabelledImage]]:
+    train: list[LabelledImage] = []
+    held: list[LabelledImage] = []
+    for spec in config.datasets:
+        _, images = read_folder(spec.path, gsd=spec.gsd, fmt=spec.format)
+        for image in images:
+            (held if image.name in spec.holdout else train).append(image)
+    return train, held
+
+
+def focal_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """CenterNet's penalty-reduced focal loss, normalised by the number of objects."""
+    prob = torch.sigmoid(logits).clamp(1e-4, 1 - 1e-4)
+    positive = target.eq(1).float()
+    negative = 1 - positive
+    pos_loss = torch.log(prob) * (1 - prob) ** 2 * positive
+    neg_loss = torch.log(1 - prob) * prob**2 * (1 - target) ** 4 * negative
+    count = positive.sum().clamp(min=1)
+    return -(pos_loss.sum() + neg_loss.sum()) / count
+
+
+def _batch(sampler: CropSampler, config: DetectorTrainingConfig) -> dict[str, torch.Tensor]:
+    images, targets = [], []
+    for _ in range(config.batch):
+        pixels, boxes, classes = sampler.sample()
+        images.append(pixels)
+        targets.append(encode_targets(boxes, classes, len(config.classes), config.crop, STRIDE,
+                                      config.max_objects))
+    batch = {key: torch.from_numpy(np.stack([t[key] for t in targets])) for key in targets[0]}
+    batch["image"] = torch.from_numpy(np.stack(images))
+    return batch
+
+
+def _loss(model: CenterNetLite, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    logits, box = model.raw(batch["image"])
+    heat_loss = focal_loss(logits, batch["heat"])
+    n, channels = box.shape[:2]
+    flat = box.view(n, channels, -1).permute(0, 2, 1)  # (N, cells, 4)
+    picked = torch.gather(flat, 1, batch["index"].unsqueeze(-1).expand(-1, -1, channels))
+    mask = batch["mask"].unsqueeze(-1)
+    target = batch["regression"]
+    predicted = torch.cat([picked[..., :2], torch.sigmoid(picked[..., 2:])], dim=-1)
+    weights = torch.tensor([1.0, 1.0, 1.0, 1.0])
+    box_loss = (torch.abs(predicted - target) * mask * weights).sum() / mask.sum().clamp(min=1)
+    return heat_loss + box_loss
+
+
+def export_onnx(model: CenterNetLite, path: Path, opset: int = 17) -> None:
+    """Export with dynamic batch and size; outputs peaks, size, offset (see CenterNetLite)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    model.eval()
+    example = torch.zeros(1, 3, 256, 256)
+    torch.onnx.export(
+        model, (example,), str(path),
+        input_names=["image"], output_names=["peaks", "size", "offset"],
+        dynamic_axes={"image": {0: "batch", 2: "height", 3: "width"}},
+        opset_version=opset, dynamo=False,
+    )
+
+
+def _predict_with(detector: OnnxDetector) -> Callable[[LabelledImage], list[PredictedObject]]:
+    def predict(image: LabelledImage) -> list[PredictedObject]:
+        with Image.open(image.image_path) as opened:
+            return _predict_pixels(detector, opened.convert("RGB"), image.gsd)
+
+    return predict
+
+
+def _predict_pixels(detector: OnnxDetector, image: Image.Image, gsd: float | None) -> list[PredictedObject]:
+    pixels = np.asarray(image).transpose(2, 0, 1)
+    boxes = detector.detect(pixels, gsd if gsd is not None else detector.info.model_gsd, score_threshold=0.05)
+    return [PredictedObject(b.class_name, b.score, (b.x0, b.y0, b.x1, b.y1)) for b in boxes]
+
+
+def _measure_simulated(detector: OnnxDetector, frames: list[TrainingFrame], classes: tuple[str, ...],
+                       threshold: float) -> dict[str, object]:
+    """Scores on simulator renders of another seed (never trained on)."""
+    images = [
+        LabelledImage(frame.name, Path(frame.name), tuple(
+            LabelledObject(classes[int(c)], (float(b[0]), float(b[1]), float(b[2]), float(b[3])))
+            for b, c in zip(frame.boxes, frame.classes, strict=True)
+        ), frame.gsd, "simulator")
+        for frame in frames
+    ]
+    predictions = [_predict_pixels(detector, frame.image, frame.gsd) for frame in frames]
+    return _summarise(images, predictions, classes, threshold)
+
+
+def choose_threshold(images: list[LabelledImage], predictions: list[list[PredictedObject]],
+                     classes: tuple[str, ...]) -> float:
+    """Score threshold with the best car F1 on the given (training) images."""
+    best, best_f1 = 0.3, -1.0
+    for threshold in np.arange(0.1, 0.8, 0.02):
+        scores, _ = score_detections(images, predictions, classes[:1], float(threshold))
+        precision, recall = scores[0].precision or 0.0, scores[0].recall or 0.0
+        f1 = 2 * precision * recall / max(precision + recall, 1e-9)
+        if f1 > best_f1:
+            best, best_f1 = round(float(threshold), 2), f1
+    return best
+
+
+def _summarise(images: list[LabelledImage], predictions: list[list[PredictedObject]],
+               classes: tuple[str, ...], threshold: float) -> dict[str, object]:
+    present = [c for c in classes if any(o.class_name == c for i in images for o in i.objects)]
+    scores, _ = score_detections(images, predictions, present, threshold)
+    return {
+        "frames": [i.name for i in images],
+        **{
+            s.class_name: {
+                "ap50": s.ap50, "precision": s.precision, "recall": s.recall,
+                "mean_abs_count_error": s.mean_abs_count_error,
+                "mean_rel_count_error": s.mean_rel_count_error, "ground_truth": s.ground_truth,
+            }
+            for s in scores
+        },
+    }
+
+
+def train_detector(config: DetectorTrainingConfig,
+                   progress: Callable[[int, float], None] | None = None) -> TrainingResult:
+    """Train, export, pick the threshold on training frames, measure held-out frames, write the card."""
+    started = time.monotonic()
+    torch.manual_seed(config.seed)
+    torch.set_num_threads(config.threads)
+    torch.use_deterministic_algorithms(True)
+    train_images, held_images = _split(config)
+    class_map = {c: c for c in config.classes}
+    frames: list[TrainingFrame] = with_weights(
+        frames_from_labelled(train_images, class_map, config.classes, gsd=config.model_gsd),
+        1.0 - config.simulated_share,
+    )
+    if config.simulated is not None:
+        frames += with_weights(simulated_frames(config.simulated, config.classes), config.simulated_share)
+    sampler = CropSampler(frames, model_gsd=config.model_gsd, crop=config.crop,
+                          augmentation=config.augmentation, seed=config.seed)
+    model = CenterNetLite(len(config.classes), width=config.width)
+    optimiser = torch.optim.AdamW(model.parameters(), lr=config.learning_rate,
+                                  weight_decay=config.weight_decay)
+    warmup = max(1, config.steps // 20)
+
+    def rate(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        return 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, config.steps - warmup)))
+
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimiser, rate)
+    model.train()
+    running = 0.0
+    for step in range(config.steps):
+        loss = _loss(model, _batch(sampler, config))
+        optimiser.zero_grad()
+        loss.backward()
+        nn.utils.clip_grad_norm_(model.parameters(), 10.0)
+        optimiser.step()
+        schedule.step()
+        running = 0.98 * running + 0.02 * float(loss) if step else float(loss)
+        if progress is not None and (step % 50 == 0 or step == config.steps - 1):
+            progress(step, running)
+
+    onnx_path = config.output
+    export_onnx(model, onnx_path)
+    sha256 = file_sha256(onnx_path)
+    card = ModelCard(
+        name=config.name, version=config.version, onnx_file=onnx_path.name, sha256=sha256,
+        classes=config.classes, bands=("red", "green", "blue"), model_gsd=config.model_gsd,
+        gsd_range=config.gsd_range, stride=STRIDE, input_multiple=16, score_threshold=0.3,
+        tile=config.tile, overlap=config.overlap,
+    )
+    detector = OnnxDetector(onnx_path, card, threads=config.threads)
+    predict = _predict_with(detector)
+    train_predictions = [predict(i) for i in train_images]
+    threshold = choose_threshold(train_images, train_predictions, config.classes)
+    held_predictions = [predict(i) for i in held_images]
+    holdout = _summarise(held_images, held_predictions, config.classes, threshold) if held_images else {}
+    holdout_simulated: dict[str, object] = {}
+    if config.simulated_holdout is not None:
+        held_frames = simulated_frames(config.simulated_holdout, config.classes)
+        holdout_simulated = _measure_simulated(detector, held_frames, config.classes, threshold)
+    real_classes = tuple(c for c in config.classes
+                         if any(o.class_name == c for i in held_images for o in i.objects))
+    card = ModelCard(
+        **{**card.to_dict(), "classes": card.classes, "bands": card.bands, "gsd_range": card.gsd_range,
+           "score_threshold": threshold, "validated_on_real": real_classes,
+           "data_credit": CREDIT,
+           "training": {"config": config.raw, "parameters": parameter_count(model),
+                        "frames": [i.name for i in train_images], "torch": torch.__version__,
+                        "seconds": round(time.monotonic() - started, 1)},
+           "metrics": {"holdout": holdout, "holdout_simulated": holdout_simulated,
+                       "train": _summarise(train_images, train_predictions, config.classes, threshold)}},
+    )
+    card_path = onnx_path.with_suffix(".json")
+    card_path.write_text(json.dumps(card.to_dict(), indent=2, sort_keys=False) + "\n", encoding="utf-8")
+    return TrainingResult(onnx_path, card_path, sha256, parameter_count(model),
+                          time.monotonic() - started, {"real": holdout, "simulated": holdout_simulated})
