@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import time
+import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +26,7 @@ from pathlib import Path
 import numpy as np
 import rasterio
 from numpy.typing import NDArray
+from rasterio.errors import NotGeoreferencedWarning
 
 from sitewatch.analytics.change import ChangeDetector
 from sitewatch.core.errors import ImageryError, UnsupportedInputError
@@ -135,6 +137,8 @@ class MethodScore:
     pooled: Confusion
     pairs: tuple[tuple[str, Confusion], ...] = field(default_factory=tuple)
     seconds: float = 0.0
+    outside_gsd_range: tuple[str, ...] = ()
+    """Pairs whose known GSD lies outside the range the method declares (scored anyway, flagged)."""
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -142,6 +146,7 @@ class MethodScore:
             "operating_point": self.rule,
             "pooled": self.pooled.as_dict(),
             "seconds": round(self.seconds, 3),
+            "outside_gsd_range": list(self.outside_gsd_range),
             "pairs": {name: counts.as_dict() for name, counts in self.pairs},
         }
 
@@ -151,7 +156,11 @@ class MethodScore:
 
 def _read_raster(path: Path) -> tuple[NDArray[np.float32], float | None]:
     try:
-        with rasterio.open(path) as source:
+        with warnings.catch_warnings():
+            # PNG/JPEG pairs carry no georeferencing; only the pixels are needed here.
+            warnings.simplefilter("ignore", NotGeoreferencedWarning)
+            source = rasterio.open(path)
+        with source:
             pixels = source.read().astype(np.float32)
             gsd = float(abs(source.res[0])) if source.crs is not None and source.crs.is_projected else None
     except rasterio.errors.RasterioIOError as error:
@@ -215,8 +224,10 @@ def _is_raster(path: Path) -> bool:
     if path.suffix.lower() in {".hdr", ".jpg", ".jpeg", ".md", ".txt", ".aux", ".xml"}:
         return False
     try:
-        with rasterio.open(path):
-            return True
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", NotGeoreferencedWarning)
+            rasterio.open(path).close()
+        return True
     except rasterio.errors.RasterioIOError:
         return False
 
@@ -255,6 +266,7 @@ def evaluate_change(pairs: Sequence[LabelledPair], detectors: Sequence[ChangeDet
         pooled = Confusion()
         per_pair = []
         rules = set()
+        outside = []
         started = time.perf_counter()
         for pair in pairs:
             if pair.before.shape[0] < detector.min_bands:
@@ -262,11 +274,14 @@ def evaluate_change(pairs: Sequence[LabelledPair], detectors: Sequence[ChangeDet
                     f"{detector.name} needs {detector.min_bands} bands; pair {pair.name} has "
                     f"{pair.before.shape[0]}; leave it out with --method"
                 )
+            low, high = detector.gsd_range
+            if pair.gsd is not None and not low <= pair.gsd <= high:
+                outside.append(pair.name)
             result = detector(pair.before, pair.after)
             counts = Confusion.of(result.mask, pair)
             pooled += counts
             per_pair.append((pair.name, counts))
             rules.add(result.rule)
         scores.append(MethodScore(detector.name, "; ".join(sorted(rules)), pooled, tuple(per_pair),
-                                  time.perf_counter() - started))
+                                  time.perf_counter() - started, tuple(outside)))
     return scores

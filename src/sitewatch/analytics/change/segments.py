@@ -113,8 +113,9 @@ class SegmentChange:
             convert2lab=False,
             mask=valid,
         )
-        labels = np.arange(segments.max() + 1)
-        segment_score = np.asarray(ndimage.mean(score, segments, labels), np.float32)
+        totals = np.bincount(segments.ravel(), weights=score.ravel())
+        counts = np.bincount(segments.ravel())
+        segment_score = (totals / np.maximum(counts, 1)).astype(np.float32)
         segment_score[0] = 0.0  # label 0 = outside the valid mask
         score = segment_score[segments]
         threshold = otsu_threshold(sample_valid(score, valid))
