@@ -146,6 +146,10 @@ def score_result(
     of the threshold's distance from the median score) sets how quickly it saturates.
     """
     score = np.asarray(score, dtype=np.float32)
+    if not np.isfinite(score_threshold):
+        # nothing separable (e.g. identical images): no pixel is changed
+        zero = np.zeros(score.shape, np.float32)
+        return ChangeResult(zero, zero > 0, 0.5, rule, detector)
     if softness is None:
         centre = float(np.median(score[valid])) if valid.any() else 0.0
         softness = max(abs(score_threshold - centre) / 4.0, 1e-6)

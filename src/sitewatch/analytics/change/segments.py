@@ -8,7 +8,8 @@ The project's method for very-high-resolution imagery (≤ 5 m), designed before
    gradient-structure dissimilarity (one minus the local correlation of the luminance gradient
    vectors, as SSIM's structure term), which ignores brightness and contrast changes and reacts to
    new or removed edges (roofs, walls, vehicles, cranes).
-3. Each cue is turned into its rank within the pair (0..1) so the two have one scale, and averaged.
+3. Each cue is put in units of its own robust spread (median, median absolute deviation) so the two
+   share one scale without the changed minority setting it, and the two are averaged.
 4. The pair is cut into SLIC superpixels on the stacked standardised bands of both dates; the score
    is averaged within each, so decisions follow object outlines rather than speckle.
 5. The operating point is Otsu's threshold on the segment scores: a fixed rule, no labels.
@@ -45,7 +46,7 @@ def standardise(image: FloatImage, valid: BoolMask) -> FloatImage:
 
 
 def structure_dissimilarity(before_luminance: NDArray[np.float32], after_luminance: NDArray[np.float32],
-                            *, window: float = 3.0) -> NDArray[np.float32]:
+                            *, window: float = 1.0) -> NDArray[np.float32]:
     """1 - local correlation of gradient vectors (0 = same structure, up to 2 = reversed edges).
 
     The stabilising constant is a tenth of the median gradient energy, so flat areas where both dates
@@ -61,15 +62,18 @@ def structure_dissimilarity(before_luminance: NDArray[np.float32], after_luminan
     return np.asarray(1.0 - (2.0 * cross + constant) / (energy + constant), dtype=np.float32)
 
 
-def rank_scale(values: NDArray[np.float32], valid: BoolMask) -> NDArray[np.float32]:
-    """Each valid value's rank among the valid values, scaled to 0..1 (0 elsewhere)."""
-    out = np.zeros(values.shape, np.float32)
-    picked = values[valid]
-    if picked.size:
-        ranks = np.empty(picked.size, np.float32)
-        ranks[np.argsort(picked, kind="stable")] = np.arange(picked.size, dtype=np.float32)
-        out[valid] = ranks / max(picked.size - 1, 1)
-    return out
+def robust_scale(values: NDArray[np.float32], valid: BoolMask) -> NDArray[np.float32]:
+    """Values in units of their spread on valid pixels: (x - median) / (1.4826 MAD), 0 elsewhere.
+
+    Unlike ranks, this keeps how far a changed pixel stands out, which the threshold needs; unlike
+    the standard deviation, the changed minority cannot inflate the scale.
+    """
+    picked = sample_valid(values, valid)
+    if picked.size == 0:
+        return np.zeros(values.shape, np.float32)
+    median = float(np.median(picked))
+    spread = 1.4826 * float(np.median(np.abs(picked - median))) + 1e-6
+    return np.where(valid, (values - median) / spread, 0.0).astype(np.float32)
 
 
 @register_change_detector("segments")
@@ -81,11 +85,13 @@ class SegmentChange:
     min_bands: int = 1
     gsd_range: tuple[float, float] = (0.05, 5.0)
     description: str = (
-        "rank-fused colour and gradient-structure change averaged over SLIC segments; "
+        "robust-scaled colour and gradient-structure change averaged over SLIC segments; "
         "operating point: Otsu on segment scores"
     )
     pixels_per_segment: int = 150
     smoothing: float = 1.5
+    compactness: float = 0.5
+    """SLIC balance of space against colour; the bands are in inter-quartile units, so about 1."""
 
     def __call__(
         self, before: FloatImage, after: FloatImage, *, valid: BoolMask | None = None
@@ -103,11 +109,11 @@ class SegmentChange:
             ndimage.gaussian_filter(before_std.mean(axis=0), 1.0),
             ndimage.gaussian_filter(after_std.mean(axis=0), 1.0),
         )
-        score = (rank_scale(np.asarray(colour, np.float32), valid) + rank_scale(structure, valid)) / 2.0
+        score = (robust_scale(np.asarray(colour, np.float32), valid) + robust_scale(structure, valid)) / 2.0
         segments = slic(
             np.concatenate([before_std, after_std]).transpose(1, 2, 0),
             n_segments=max(int(valid.sum()) // self.pixels_per_segment, 1),
-            compactness=10.0,
+            compactness=self.compactness,
             channel_axis=-1,
             start_label=1,
             convert2lab=False,

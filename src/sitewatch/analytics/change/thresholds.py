@@ -20,7 +20,7 @@ def sample_valid(values: NDArray[np.floating], valid: NDArray[np.bool_], *, limi
 def otsu_threshold(values: NDArray[np.floating], *, bins: int = 256) -> float:
     """Otsu's threshold: the cut that maximises the between-class variance of a histogram.
 
-    Returns the largest value when all values are equal (nothing can be separated).
+    Returns ``inf`` when all values are equal: nothing can be separated, so nothing is above the cut.
     """
     values = np.asarray(values, dtype=np.float64).ravel()
     values = values[np.isfinite(values)]
@@ -28,7 +28,7 @@ def otsu_threshold(values: NDArray[np.floating], *, bins: int = 256) -> float:
         raise ValueError("otsu_threshold: no finite values to threshold")
     low, high = float(values.min()), float(values.max())
     if high <= low:
-        return high
+        return float("inf")
     counts, edges = np.histogram(values, bins=bins, range=(low, high))
     centres = (edges[:-1] + edges[1:]) / 2.0
     weight_low = np.cumsum(counts)
