@@ -51,10 +51,10 @@ def test_timeline_has_series_with_baseline_and_alerts(client: TestClient, sample
     timeline = get(client, sample, f"/api/sites/{sample.site_id}/timeline")
     assert [o["id"] for o in timeline["observations"]] == sample.observation_ids
     pad = next(s for s in timeline["series"] if s["zone_id"] == "pad")
-    assert [p["value"] for p in pad["points"]] == [2.0, 2.0, 2.0, 9.0]
+    assert pad["value"] == [2.0, 2.0, 2.0, 9.0] and pad["observation"] == [0, 1, 2, 3]
     assert pad["baseline"]["centre"] == 2.0
     yard = next(s for s in timeline["series"] if s["zone_id"] == "yard")
-    assert yard["points"][1]["value"] is None  # not observed stays distinct from zero
+    assert yard["value"][1] is None and yard["quality"][1] == 0.0  # not observed is not zero
     assert {a["id"] for a in timeline["alerts"]} == set(sample.alert_ids)
     assert "1 benign" in timeline["track_record"]["summary"]
 
@@ -112,6 +112,7 @@ def test_alerts_filters_and_detail(client: TestClient, sample: SampleWorkspace) 
     detail = get(client, sample, "/api/alerts/alert-trucks")
     assert detail["observation"]["id"] == sample.observation_ids[-1]
     assert detail["reference"]["id"] == sample.observation_ids[-2]
+    assert detail["scene"]["license"] == "CC0-1.0" and detail["scene"]["sensor"] == "synthetic"
     assert detail["track_record"]["by_state"]["benign"] == 1 and detail["track_record"]["total"] == 1
     history = get(client, sample, "/api/alerts/alert-quiet/history")
     assert history[-1]["state"] == "benign" and history[-1]["who"] == "seed"

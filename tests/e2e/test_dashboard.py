@@ -52,6 +52,7 @@ def test_analyst_flow(page: Any, base_url: str, e2e_sample: SampleWorkspace) -> 
     page.click("[data-testid=alert-list] a >> nth=0")
     page.wait_for_url("**/alerts/alert-trucks")
     page.wait_for_selector("#compare[data-ready=true]")
+    assert "CC0-1.0" in page.text_content("[data-testid=provenance]")
     page.fill("input[name=comment]", "checked against the pad history")
     page.click("button[value=confirmed]")
     page.wait_for_url("**/alerts/alert-trucks")

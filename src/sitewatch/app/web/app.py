@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from sitewatch import __version__
+from sitewatch.app.web.auth import IdentityCache
 from sitewatch.app.web.cache import ResponseCache
 from sitewatch.app.web.errors import install_error_handlers
 from sitewatch.app.web.middleware import BodyLimitMiddleware, SecurityHeadersMiddleware
@@ -49,6 +50,7 @@ def create_app(workspace_root: Path | str, *, max_body_bytes: int = DEFAULT_MAX_
     app.state.workspace = ws
     app.state.users = UserStore(workspace_engine(ws))
     app.state.cache = ResponseCache(revision.current)
+    app.state.identities = IdentityCache(revision.current)
     install_error_handlers(app)
     for module in (accounts, catalog, analytics, alerts, tiles, exports, pages):
         app.include_router(module.router)

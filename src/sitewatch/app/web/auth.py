@@ -8,9 +8,12 @@ one must also carry the session's CSRF token (``X-CSRF-Token`` header or a
 
 from __future__ import annotations
 
+import hashlib
 import hmac
+import threading
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from fastapi import Request
 
@@ -31,6 +34,8 @@ class Caller:
     user: User
     csrf_token: str | None
     """None for bearer-token callers, who are not exposed to cross-site request forgery."""
+    expires: datetime | None = None
+    """When the session ends; None for bearer tokens, valid until revoked."""
 
 
 def user_store(request: Request) -> UserStore:
@@ -48,18 +53,61 @@ def _bearer(request: Request) -> str | None:
     return None
 
 
+class IdentityCache:
+    """Who a token or session cookie belongs to, remembered until the store next changes.
+
+    Revoking a token, ending a session or changing a role is a commit, which changes the
+    store's revision and so empties this cache: nothing stale is ever honoured, and a
+    steady stream of API calls costs no database look-up per request.
+    """
+
+    def __init__(self, revision: Callable[[], int | None], *, max_entries: int = 4096) -> None:
+        self._revision = revision
+        self._max = max_entries
+        self._lock = threading.Lock()
+        self._revision_seen: int | None = None
+        self._callers: dict[tuple[str, str], Caller] = {}
+
+    def lookup(self, kind: str, secret: str, load: Callable[[], Caller]) -> Caller:
+        key = (kind, hashlib.sha256(secret.encode()).hexdigest())
+        revision = self._revision()
+        if revision is None:
+            return load()
+        with self._lock:
+            if revision != self._revision_seen:
+                self._callers.clear()
+                self._revision_seen = revision
+            elif key in self._callers:
+                known = self._callers[key]
+                if known.expires is None or known.expires > datetime.now(UTC):
+                    return known
+                del self._callers[key]
+        caller = load()
+        with self._lock:
+            if revision == self._revision_seen and len(self._callers) < self._max:
+                self._callers[key] = caller
+        return caller
+
+
 def identify(request: Request) -> Caller | None:
     """The caller of ``request``, None when it carries no credentials; bad credentials raise."""
     cached: Caller | None = getattr(request.state, "caller", None)
     if cached is not None:
         return cached
+    identities: IdentityCache = request.app.state.identities
     token = _bearer(request)
     caller: Caller | None = None
     if token is not None:
-        caller = Caller(user=user_store(request).user_for_token(token), csrf_token=None)
+        caller = identities.lookup(
+            "token", token, lambda: Caller(user=user_store(request).user_for_token(token), csrf_token=None)
+        )
     elif cookie := request.cookies.get(SESSION_COOKIE):
-        session = user_store(request).session(cookie)
-        caller = Caller(user=session.user, csrf_token=session.csrf_token)
+
+        def load() -> Caller:
+            session = user_store(request).session(cookie)
+            return Caller(user=session.user, csrf_token=session.csrf_token, expires=session.expires)
+
+        caller = identities.lookup("session", cookie, load)
     request.state.caller = caller
     return caller
 

@@ -187,6 +187,7 @@ class AlertDetail(BaseModel):
     alert: AlertOut
     site: SiteOut
     observation: ObservationOut
+    scene: SceneOut = Field(description="provenance of the image that raised the alert")
     reference: ObservationOut | None = Field(description="the observation before, for the before/after view")
     history: list[AlertEventOut]
     assessments: list[AssessmentOut]
@@ -194,9 +195,13 @@ class AlertDetail(BaseModel):
 
 
 class SeriesOut(BaseModel):
+    """One indicator of one zone over time, as parallel columns (oldest first)."""
+
     zone_id: str
     name: str
-    points: list[IndicatorOut]
+    observation: list[int] = Field(description="index of each value's observation in Timeline.observations")
+    value: list[float | None] = Field(description="None means not observed, which is not zero")
+    quality: list[float]
     baseline: dict[str, float] | None = Field(
         description="robust centre and band (median ± 3 scaled MAD) of the observed values, None if too few"
     )

@@ -57,6 +57,29 @@ def grid_to_wgs84(geometry: BaseGeometry, epsg: int) -> BaseGeometry:
     return shapely.transform(geometry, lambda xy: np.column_stack(transformer.transform(xy[:, 0], xy[:, 1])))
 
 
+def grids_to_wgs84(geometries: list[BaseGeometry], epsg: int) -> list[BaseGeometry]:
+    """Many geometries to longitude/latitude in one projection call (a page of detections)."""
+    if not geometries:
+        return []
+    transformer = _to_wgs84(epsg)
+    moved = shapely.transform(
+        np.asarray(geometries, dtype=object),
+        lambda xy: np.column_stack(transformer.transform(xy[:, 0], xy[:, 1])),
+    )
+    return list(moved)
+
+
+def detections(values: list[Detection], epsg: int, crs: GeometryCrs) -> list[dict[str, Any]]:
+    """A page of detections, their geometries projected together."""
+    shapes = [d.geometry for d in values]
+    if crs is GeometryCrs.WGS84:
+        shapes = grids_to_wgs84(shapes, epsg)
+    return [
+        {**detection(d, epsg, GeometryCrs.GRID), "geometry": geojson(shape)}
+        for d, shape in zip(values, shapes, strict=True)
+    ]
+
+
 def analytic_geometry(geometry: BaseGeometry, epsg: int, crs: GeometryCrs) -> dict[str, Any]:
     return geojson(geometry if crs is GeometryCrs.GRID else grid_to_wgs84(geometry, epsg))
 

@@ -79,18 +79,24 @@ def baseline_band(values: Sequence[float]) -> dict[str, float] | None:
     return {"centre": centre, "low": centre - _BAND_WIDTH * spread, "high": centre + _BAND_WIDTH * spread}
 
 
-def series(indicators: Sequence[IndicatorValue], alerts: Sequence[Alert]) -> list[dict[str, Any]]:
-    """Indicator values grouped per (zone, name), with a baseline band from the quiet values.
+def series(
+    indicators: Sequence[IndicatorValue], alerts: Sequence[Alert], observations: Sequence[Observation]
+) -> list[dict[str, Any]]:
+    """Indicator values grouped per (zone, name), columnar, with a baseline band from the quiet values.
 
-    Values of observations that raised a confirmed alert for the same indicator are kept
-    out of the band, as the monitor keeps confirmed activity out of its baselines.
+    Columns (``observation``: index into ``observations``, ``value``, ``quality``) keep the
+    timeline of a site with years of observations small. Values of observations that raised a confirmed
+    alert for the same indicator are kept out of the band, as the monitor keeps confirmed
+    activity out of its baselines.
     """
     confirmed = {
         (a.observation_id, a.zone_id, a.indicator) for a in alerts if a.state is AlertState.CONFIRMED
     }
+    index = {o.id: i for i, o in enumerate(observations)}
     grouped: dict[tuple[str, str], list[IndicatorValue]] = defaultdict(list)
     for value in indicators:
-        grouped[(value.zone_id, value.name)].append(value)
+        if value.observation_id in index:
+            grouped[(value.zone_id, value.name)].append(value)
     out = []
     for (zone_id, name), values in sorted(grouped.items()):
         values.sort(key=lambda v: v.acquired)
@@ -103,7 +109,9 @@ def series(indicators: Sequence[IndicatorValue], alerts: Sequence[Alert]) -> lis
             {
                 "zone_id": zone_id,
                 "name": name,
-                "points": [serialize.indicator(v) for v in values],
+                "observation": [index[v.observation_id] for v in values],
+                "value": [v.value for v in values],
+                "quality": [v.quality for v in values],
                 "baseline": baseline_band(quiet),
             }
         )
@@ -112,10 +120,11 @@ def series(indicators: Sequence[IndicatorValue], alerts: Sequence[Alert]) -> lis
 
 def timeline(ws: Workspace, site: Site) -> dict[str, Any]:
     alerts = ws.alerts(site_id=site.id)
+    observations = ws.observations(site.id)
     return {
         "site": site_summary(ws, site, alerts),
-        "observations": [serialize.observation(o) for o in ws.observations(site.id)],
-        "series": series(ws.indicators(site.id), alerts),
+        "observations": [serialize.observation(o) for o in observations],
+        "series": series(ws.indicators(site.id), alerts, observations),
         "alerts": [serialize.alert(a) for a in alerts],
         "track_record": track_record(alerts),
     }
@@ -143,6 +152,7 @@ def alert_detail(ws: Workspace, alert_id: str) -> dict[str, Any]:
         "alert": serialize.alert(alert),
         "site": site_summary(ws, site, site_alerts),
         "observation": serialize.observation(observation),
+        "scene": serialize.scene(ws.scene(observation.scene_id)),
         "reference": serialize.observation(reference) if reference else None,
         "history": [serialize.alert_event(e) for e in ws.alert_history(alert.id)],
         "assessments": [serialize.assessment(a) for a in ws.assessments(alert.id)],

@@ -5,10 +5,11 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Query, Request, Response
 
 from sitewatch.app.web import schemas, serialize, views
 from sitewatch.app.web.auth import Caller, analyst, reader
+from sitewatch.app.web.cache import ResponseCache
 from sitewatch.app.web.deps import PagingDep, TimeRangeDep, WorkspaceDep
 from sitewatch.core.types import AlertState, Assessment
 from sitewatch.store.workspace import Workspace
@@ -21,7 +22,7 @@ AnalystDep = Annotated[Caller, Depends(analyst)]
 @router.get(
     "", response_model=schemas.AlertPage, summary="Alerts, newest first, filtered by site, state, time"
 )
-def list_alerts(
+async def list_alerts(
     request: Request,
     ws: WorkspaceDep,
     page: PagingDep,
@@ -29,10 +30,14 @@ def list_alerts(
     _: ReaderDep,
     site: Annotated[str | None, Query(description="site id, name or alias")] = None,
     state: Annotated[AlertState | None, Query(description="lifecycle state")] = None,
-) -> dict[str, Any]:
-    site_id = ws.site(site).id if site else None
-    alerts = [a for a in ws.alerts(site_id=site_id, state=state) if window.contains(a.acquired)]
-    return page.page(request, [serialize.alert(a) for a in alerts])
+) -> Response:
+    def build() -> dict[str, Any]:
+        site_id = ws.site(site).id if site else None
+        alerts = [a for a in ws.alerts(site_id=site_id, state=state) if window.contains(a.acquired)]
+        return page.page(request, [serialize.alert(a) for a in alerts])
+
+    cache: ResponseCache = request.app.state.cache
+    return await cache.respond(request, build)
 
 
 @router.get(

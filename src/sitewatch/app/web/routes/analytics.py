@@ -75,7 +75,7 @@ def list_detections(
         limit=page.limit,
         offset=page.offset,
     )
-    return page.page(request, [serialize.detection(d, epsg, crs) for d in found], total)
+    return page.page(request, serialize.detections(found, epsg, crs), total)
 
 
 @router.get(

@@ -95,14 +95,17 @@ function escapeHtml(text) {
   return String(text).replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c]);
 }
 
-function drawSeries(container, series, alerts, range) {
+function drawSeries(container, series, observations, alerts, range) {
   const width = 900, height = 150, left = 48, right = 10, top = 18, bottom = 22;
   const chart = svg("svg", { class: "chart", viewBox: `0 0 ${width} ${height}`, role: "img",
     "aria-label": `${series.name} in ${series.zone_id}` }, container);
-  const values = series.points.filter((p) => p.value !== null).map((p) => p.value);
+  const points = series.observation.map((index, i) => {
+    const acquired = observations[index].acquired;
+    return { t: Date.parse(acquired), acquired, value: series.value[i] };
+  });
+  const values = points.filter((p) => p.value !== null).map((p) => p.value);
   const band = series.baseline;
-  const extremes = values.concat(band ? [band.low, band.high] : []).concat(
-    alerts.map((a) => a.value));
+  const extremes = values.concat(band ? [band.low, band.high] : []).concat(alerts.map((a) => a.value));
   let low = Math.min(0, ...extremes), high = Math.max(1, ...extremes);
   if (high === low) high = low + 1;
   const x = (t) => left + ((t - range[0]) / Math.max(1, range[1] - range[0])) * (width - left - right);
@@ -112,26 +115,28 @@ function drawSeries(container, series, alerts, range) {
   svg("text", { x: 2, y: y(low) }, chart).textContent = low.toPrecision(3);
   if (band) {
     const bandTop = y(Math.min(high, band.high)), bandBottom = y(Math.max(low, band.low));
-    svg("rect", { class: "band", x: left, y: bandTop, width: width - left - right, height: Math.max(1, bandBottom - bandTop) }, chart);
+    svg("rect", { class: "band", x: left, y: bandTop, width: width - left - right,
+      height: Math.max(1, bandBottom - bandTop) }, chart);
     svg("line", { class: "centre", x1: left, x2: width - right, y1: y(band.centre), y2: y(band.centre) }, chart);
   }
-  const observed = series.points.filter((p) => p.value !== null);
+  const observed = points.filter((p) => p.value !== null);
   if (observed.length > 1) {
-    svg("polyline", { class: "line", points: observed.map((p) => `${x(Date.parse(p.acquired))},${y(p.value)}`).join(" ") }, chart);
+    svg("polyline", { class: "line", points: observed.map((p) => `${x(p.t)},${y(p.value)}`).join(" ") }, chart);
   }
-  for (const point of series.points) {
-    const t = Date.parse(point.acquired);
+  for (const point of points) {
     const node = point.value === null
-      ? svg("circle", { class: "missing", cx: x(t), cy: y(low), r: 2.5 }, chart)
-      : svg("circle", { class: "point", cx: x(t), cy: y(point.value), r: 2.5 }, chart);
-    svg("title", {}, node).textContent = `${point.acquired.slice(0, 10)}: ${point.value === null ? "not observed" : point.value}`;
+      ? svg("circle", { class: "missing", cx: x(point.t), cy: y(low), r: 2.5 }, chart)
+      : svg("circle", { class: "point", cx: x(point.t), cy: y(point.value), r: 2.5 }, chart);
+    svg("title", {}, node).textContent =
+      `${point.acquired.slice(0, 10)}: ${point.value === null ? "not observed" : point.value}`;
   }
   for (const alert of alerts) {
     const ring = svg("circle", { class: "alert", cx: x(Date.parse(alert.acquired)), cy: y(alert.value), r: 7 }, chart);
     svg("title", {}, ring).textContent = `alert ${alert.state}: ${alert.explanation}`;
   }
   svg("text", { x: left, y: height - 4 }, chart).textContent = new Date(range[0]).toISOString().slice(0, 10);
-  svg("text", { x: width - right - 70, y: height - 4 }, chart).textContent = new Date(range[1]).toISOString().slice(0, 10);
+  svg("text", { x: width - right - 70, y: height - 4 }, chart).textContent =
+    new Date(range[1]).toISOString().slice(0, 10);
 }
 
 async function timelines(element) {
@@ -145,7 +150,7 @@ async function timelines(element) {
     if (onlyIndicator && series.name !== onlyIndicator) continue;
     if (onlyZone && series.zone_id !== onlyZone) continue;
     const alerts = timeline.alerts.filter((a) => a.indicator === series.name && (a.zone_id === null || a.zone_id === series.zone_id));
-    drawSeries(element, series, alerts, range);
+    drawSeries(element, series, timeline.observations, alerts, range);
     drawn += 1;
   }
   if (!drawn) element.textContent = "No indicator values stored yet for this site.";
