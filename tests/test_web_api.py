@@ -11,6 +11,8 @@ from fastapi.testclient import TestClient
 
 from e2e.sample_workspace import SampleWorkspace, build_sample_workspace
 from sitewatch.app.web import create_app
+from sitewatch.core.types import AlertState
+from sitewatch.store.workspace import Workspace
 
 KML = "{http://www.opengis.net/kml/2.2}"
 
@@ -228,3 +230,23 @@ def test_openapi_describes_every_api_route(client: TestClient) -> None:
     ):
         assert route in paths, route
     assert "/alerts/{alert_id}" not in paths  # HTML pages stay out of the API schema
+
+
+def test_cached_answers_follow_writes_by_other_processes(client: TestClient, sample: SampleWorkspace) -> None:
+    url = f"/api/sites/{sample.site_id}/timeline"
+    before = get(client, sample, url)
+    assert get(client, sample, url) == before  # served from the cache
+    with Workspace.open(sample.root) as other:  # another connection, as the monitor or CLI would use
+        other.set_alert_state("alert-quiet", AlertState.FALSE_ALARM, who="cli", comment="re-judged")
+    after = get(client, sample, url)
+    assert next(a for a in after["alerts"] if a["id"] == "alert-quiet")["state"] == "false_alarm"
+    listed = get(client, sample, "/api/alerts?state=false_alarm")
+    assert [a["id"] for a in listed["items"]] == ["alert-quiet"]
+
+
+def test_large_answers_are_gzipped_when_asked(client: TestClient, sample: SampleWorkspace) -> None:
+    url = f"/api/sites/{sample.site_id}/timeline"
+    zipped = client.get(url, headers={**bearer(sample), "Accept-Encoding": "gzip"})
+    assert zipped.headers["content-encoding"] == "gzip" and zipped.json()["site"]["id"] == sample.site_id
+    plain = client.get(url, headers={**bearer(sample), "Accept-Encoding": "identity"})
+    assert "content-encoding" not in plain.headers and plain.json() == zipped.json()

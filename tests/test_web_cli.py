@@ -26,8 +26,9 @@ def test_users_add_list_token(cli: typer.Typer, tmp_path: Path) -> None:
     root = tmp_path / "ws"
     Workspace.init(root, sites=[]).close()
     runner = CliRunner()
-    added = runner.invoke(cli, ["users", "add", "ana", "--role", "analyst", "--password", "long-enough",
-                                "-w", str(root)])
+    added = runner.invoke(
+        cli, ["users", "add", "ana", "--role", "analyst", "--password", "long-enough", "-w", str(root)]
+    )
     assert added.exit_code == 0, added.output
     assert "added user ana (analyst)" in added.output
     listed = runner.invoke(cli, ["users", "list", "--json", "-w", str(root)])
@@ -36,15 +37,18 @@ def test_users_add_list_token(cli: typer.Typer, tmp_path: Path) -> None:
     token = json.loads(issued.output)["token"]
     with Workspace.open(root) as ws:
         assert UserStore(workspace_engine(ws)).user_for_token(token).name == "ana"
-    prompted = runner.invoke(cli, ["users", "add", "vic", "-w", str(root)], input="pass-word-1\npass-word-1\n")
+    prompted = runner.invoke(
+        cli, ["users", "add", "vic", "-w", str(root)], input="pass-word-1\npass-word-1\n"
+    )
     assert prompted.exit_code == 0 and "added user vic (viewer)" in prompted.output
 
 
 def test_bad_role_is_a_usage_error(cli: typer.Typer, tmp_path: Path) -> None:
     root = tmp_path / "ws"
     Workspace.init(root, sites=[]).close()
-    result = CliRunner().invoke(cli, ["users", "add", "x", "--role", "boss", "--password", "long-enough",
-                                      "-w", str(root)])
+    result = CliRunner().invoke(
+        cli, ["users", "add", "x", "--role", "boss", "--password", "long-enough", "-w", str(root)]
+    )
     assert result.exit_code == 2 and "boss" in result.output
 
 
