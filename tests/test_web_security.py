@@ -305,3 +305,25 @@ def test_revoked_token_is_refused_at_once(client: TestClient, sample: SampleWork
         assert client.get("/api/sites", headers=headers).status_code == 200  # remembered
         users.revoke_token(next(t.id for t in users.tokens("viewer") if t.label == "short-lived"))
     assert_error(client.get("/api/sites", headers=headers), 401)
+
+
+def test_browsers_get_error_pages_and_the_api_json(client: TestClient) -> None:
+    browser, _ = _session(client, "viewer")
+    page = browser.get("/sites/nowhere", headers={"Accept": "text/html"})
+    assert page.status_code == 404 and page.headers["content-type"].startswith("text/html")
+    assert "nowhere" in page.text and "Back to the map" in page.text
+    api = browser.get("/api/sites/nowhere", headers={"Accept": "text/html"})
+    assert_error(api, 404, "not_found")
+
+
+def test_user_text_is_escaped_in_pages(client: TestClient, sample: SampleWorkspace) -> None:
+    hostile = "<script>alert('x')</script>"
+    created = client.post(
+        "/api/alerts/alert-trucks/assessments",
+        headers=bearer(sample, "analyst"),
+        json={"judgement": "unlikely", "confidence": "low", "text": hostile, "hypotheses": [hostile]},
+    )
+    assert created.status_code == 201
+    browser, _ = _session(client, "viewer")
+    page = browser.get("/alerts/alert-trucks").text
+    assert hostile not in page and "&lt;script&gt;" in page

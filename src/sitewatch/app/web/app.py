@@ -51,7 +51,7 @@ def create_app(workspace_root: Path | str, *, max_body_bytes: int = DEFAULT_MAX_
     app.state.users = UserStore(workspace_engine(ws))
     app.state.cache = ResponseCache(revision.current)
     app.state.identities = IdentityCache(revision.current)
-    install_error_handlers(app)
+    install_error_handlers(app, pages.error_page)
     for module in (accounts, catalog, analytics, alerts, tiles, exports, pages):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")

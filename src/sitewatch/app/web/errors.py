@@ -10,6 +10,7 @@ Every error the API returns looks like::
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -119,8 +120,31 @@ def error_response(
     )
 
 
-def install_error_handlers(app: FastAPI) -> None:
-    """Make every error, ours or the framework's, answer in the one shape."""
+HtmlErrorPage = Callable[[Request, int, str], Response]
+"""Renders an error as a dashboard page: (request, status, message) -> response."""
+
+
+def _wants_html(request: Request) -> bool:
+    """Browser page requests get an HTML page; the API and assets always get JSON."""
+    path = request.url.path
+    return not path.startswith(("/api/", "/static/")) and "text/html" in request.headers.get("accept", "")
+
+
+def install_error_handlers(app: FastAPI, html_page: HtmlErrorPage | None = None) -> None:
+    """Make every error, ours or the framework's, answer in the one shape (or as a page to a browser)."""
+
+    def answer(
+        request: Request,
+        status: int,
+        message: str,
+        *,
+        type_: str | None = None,
+        detail: list[dict[str, Any]] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> Response:
+        if html_page is not None and _wants_html(request):
+            return html_page(request, status, message)
+        return error_response(status, message, type_=type_, detail=detail, headers=headers)
 
     @app.exception_handler(SitewatchError)
     async def _library_error(request: Request, error: SitewatchError) -> Response:
@@ -128,7 +152,7 @@ def install_error_handlers(app: FastAPI) -> None:
         if status >= 500:
             log.error("%s %s failed: %s", request.method, request.url.path, error)
         headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
-        return error_response(status, str(error), type_=type_, headers=headers)
+        return answer(request, status, str(error), type_=type_, headers=headers)
 
     @app.exception_handler(RequestValidationError)
     async def _bad_input(request: Request, error: RequestValidationError) -> Response:
@@ -140,8 +164,8 @@ def install_error_handlers(app: FastAPI) -> None:
             for problem in error.errors()
         ]
         summary = "; ".join(f"{d['location']}: {d['problem']}" for d in detail)
-        return error_response(
-            400, f"invalid request: {summary}; see /docs for the expected input", detail=detail
+        return answer(
+            request, 400, f"invalid request: {summary}; see /docs for the expected input", detail=detail
         )
 
     @app.exception_handler(StarletteHTTPException)
@@ -149,9 +173,9 @@ def install_error_handlers(app: FastAPI) -> None:
         message = error.detail if isinstance(error.detail, str) else "request failed"
         if error.status_code == 404 and message == "Not Found":
             message = f"no route {request.url.path}; the API is described at /docs"
-        return error_response(error.status_code, message, headers=dict(error.headers or {}) or None)
+        return answer(request, error.status_code, message, headers=dict(error.headers or {}) or None)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, error: Exception) -> Response:
         log.exception("%s %s failed", request.method, request.url.path)
-        return error_response(500, "internal error; the server log has the traceback")
+        return answer(request, 500, "internal error; the server log has the traceback")

@@ -38,6 +38,22 @@ TRIAGE_ACTIONS = (
 )
 
 
+def error_page(request: Request, status: int, message: str) -> Response:
+    """An error as a dashboard page, for browsers (the API answers JSON)."""
+    caller = getattr(request.state, "caller", None)
+    return templates.TemplateResponse(
+        request,
+        "error.html",
+        {
+            "user": caller.user if caller else None,
+            "csrf_token": caller.csrf_token if caller else "",
+            "status": status,
+            "message": message,
+        },
+        status_code=status,
+    )
+
+
 def _safe_next(target: str | None) -> str:
     """Only same-site paths: an open redirect would let a link send users elsewhere after log-in."""
     if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
