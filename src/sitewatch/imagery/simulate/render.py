@@ -38,6 +38,10 @@ SHADOW_TINT = np.array([0.36, 0.40, 0.50], dtype=np.float32)
 WALL_COLOUR = np.array([104.0, 102.0, 98.0], dtype=np.float32)
 CLOUD_COLOUR = np.array([238.0, 240.0, 244.0], dtype=np.float32)
 HAZE_COLOUR = np.array([190.0, 196.0, 206.0], dtype=np.float32)
+COARSE = 16
+"""Pixels per cell of the coarse grids that haze and clouds are generated on."""
+CLOUD_MARGIN = 24
+CLOUD_HEIGHT_M = 1200.0
 NORMAL_LUT = ndtri((np.arange(256) + 0.5) / 256).astype(np.float32)
 """Standard normal quantiles of 256 equal-probability bins."""
 
@@ -83,6 +87,16 @@ class RenderedScene:
     """Fraction of pixels whose cloud opacity exceeds 0.5."""
     cloud_mask: np.ndarray
     """(rows, cols) bool: pixels under cloud opacity > 0.5."""
+
+
+def _cloud_opacity(coarse: np.ndarray, threshold: float, shape: tuple[int, int]) -> np.ndarray:
+    """Cloud opacity 0..1, thresholded at full resolution so edges are smooth, softly ramped."""
+    alpha = upsample(coarse, shape)
+    alpha -= threshold
+    alpha *= 1.6
+    alpha += 0.5
+    np.clip(alpha, 0.0, 1.0, out=alpha)
+    return alpha
 
 
 def site_seed(seed: int, site_id: str, *parts: int) -> np.random.Generator:
@@ -203,18 +217,33 @@ class SiteRenderer:
         image = canvas[pad - dy_px : pad - dy_px + grid.height, pad - dx_px : pad - dx_px + grid.width]
         image = blur_psf(image)
         image *= np.array(conditions.white_balance, dtype=np.float32) * conditions.gain
-        coarse_shape = (grid.height // 16 + 3, grid.width // 16 + 3)
+        coarse_shape = (grid.height // COARSE + 3, grid.width // COARSE + 3)
         haze_coarse = 0.75 + 0.25 * fractal_noise(coarse_shape, rng, (6.0, 2.0))
-        cloud_coarse = fractal_noise(coarse_shape, rng, (12.0, 5.0, 2.5), (1.0, 0.5, 0.25))
+        # The cloud field extends beyond the image so that cloud shadows, displaced along the
+        # sun direction (by at most CLOUD_MARGIN coarse cells), come from clouds off the image too.
+        margin = CLOUD_MARGIN
+        cloud_field = fractal_noise(
+            (coarse_shape[0] + 2 * margin, coarse_shape[1] + 2 * margin),
+            rng,
+            (24.0, 10.0, 4.0),
+            (1.0, 0.45, 0.2),
+        )
         haze = upsample(np.clip(conditions.haze * haze_coarse, 0.0, 0.9), image.shape[:2])[..., None]
         image += (HAZE_COLOUR - image) * haze
         cloud_mask = np.zeros(image.shape[:2], dtype=bool)
         if conditions.cloud_target > 0:
-            threshold = float(np.quantile(cloud_coarse, 1.0 - conditions.cloud_target))
-            alpha = upsample(np.clip((cloud_coarse - threshold) / 0.9 + 0.5, 0.0, 1.0), image.shape[:2])
-            offset = sun.shadow_vector(900.0)
-            shadow_shift = (round(-offset[1] / grid.gsd), round(offset[0] / grid.gsd))
-            image *= (1.0 - 0.45 * np.roll(alpha, shadow_shift, axis=(0, 1)))[..., None]
+            rows_c, cols_c = coarse_shape
+            clouds = cloud_field[margin : margin + rows_c, margin : margin + cols_c]
+            threshold = float(np.quantile(clouds, 1.0 - conditions.cloud_target))
+            east, north = sun.shadow_vector(CLOUD_HEIGHT_M)
+            step = grid.gsd * COARSE
+            down = int(np.clip(round(north / step), -margin, margin))  # shadow moves north: take from south
+            left = int(np.clip(round(east / step), -margin, margin))
+            shadows = cloud_field[
+                margin + down : margin + down + rows_c, margin - left : margin - left + cols_c
+            ]
+            alpha = _cloud_opacity(clouds, threshold, image.shape[:2])
+            image *= (1.0 - 0.3 * _cloud_opacity(shadows, threshold, image.shape[:2]))[..., None]
             # Thick cloud cores are brighter than their thin edges.
             image += (CLOUD_COLOUR * (0.93 + 0.07 * alpha)[..., None] - image) * alpha[..., None]
             cloud_mask = alpha > 0.5
