@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 
 from sitewatch.app.options import WorkspaceOption, resolve_workspace
+from sitewatch.store.workspace import Workspace
 
 
 def register(app: typer.Typer) -> None:
@@ -28,5 +29,6 @@ def register(app: typer.Typer) -> None:
         from sitewatch.app.web.server import serve as run_server
 
         root = resolve_workspace(workspace)
+        Workspace.open(root).close()  # fail here, naming `sitewatch init`, before announcing anything
         typer.echo(f"sitewatch: serving {root} on http://{host}:{port}/ (API schema at /docs; Ctrl-C stops)")
         run_server(root, host=host, port=port, workers=workers)
