@@ -19,6 +19,7 @@ from sitewatch.imagery.simulate import (
     parse_scenario,
     render_scene,
     simulate,
+    truth_objects,
 )
 from sitewatch.imagery.simulate.sun import solar_position
 
@@ -130,6 +131,30 @@ def test_render_scene_at_a_chosen_gsd_for_training() -> None:
     assert scene.image.shape == (scene.grid.height, scene.grid.width, 3)
     classes = {o.object_class for o in scene.objects}
     assert {"car", "large_vehicle", "tanker_truck", "rail_car", "crane"} <= classes
+
+
+def test_render_scene_with_chosen_counts_for_training() -> None:
+    counts = {"car": 60, "large_vehicle": 12, "tanker_truck": 6, "rail_car": 10, "crane": 2}
+    scene = render_scene(
+        load_scenario("reference"),
+        "yongbyon",
+        datetime(2018, 8, 2, 2, 0, tzinfo=UTC),
+        seed=4,
+        gsd=0.3,
+        cloud_fraction=0.0,
+        counts=counts,
+    )
+    assert scene.grid.gsd == 0.3
+    found = {cls: sum(1 for o in scene.objects if o.object_class == cls) for cls in counts}
+    # Yongbyon has no rail line or crane spots: those are cut to the room there is.
+    assert found == {"car": 60, "large_vehicle": 12, "tanker_truck": 6, "rail_car": 0, "crane": 0}
+    polygons = [o.polygon for o in truth_objects(scene)]
+    overlaps = sum(a.intersection(b).area > 0.05 for i, a in enumerate(polygons) for b in polygons[i + 1 :])
+    assert overlaps == 0
+    with pytest.raises(ScenarioError, match="tank"):
+        render_scene(
+            load_scenario("quick"), "sanumdong", datetime(2019, 2, 22, tzinfo=UTC), seed=1, counts={"tank": 3}
+        )
 
 
 def test_cli_simulate_prints_folder_count_and_checksum(tmp_path: Path) -> None:

@@ -119,44 +119,19 @@ def objects_on(
     plan: SiteScenario, layout: ResolvedLayout, day: date, rng: np.random.Generator
 ) -> list[SceneObject]:
     """Every movable object and standing structure on ``day``, event objects placed first."""
-    objects: list[SceneObject] = []
-    free = np.ones(len(layout.slots), dtype=bool)
-    cranes_used: set[str] = set()
-    requests = [(zone, cls, count) for zone, cls, count, _ in _demand(plan, day)]
+    requests: list[tuple[str | None, str, int]] = [
+        (zone, cls, count) for zone, cls, count, _ in _demand(plan, day)
+    ]
     weekday = day.weekday()
     for traffic in plan.traffic:
         mean = traffic.mean * traffic.weekdays[weekday]
         requests.append((traffic.zone, traffic.object_class, int(rng.poisson(mean)) if mean > 0 else 0))
-    # Trucks and rail cars first: cars fit any slot, trucks only the long ones.
-    order = {"crane": 0, "rail_car": 1, "tanker_truck": 2, "large_vehicle": 2, "car": 3}
-    for zone, cls, count in sorted(requests, key=lambda r: order[r[1]]):
-        if cls == "crane":
-            spots = [c for c in layout.cranes if c.zone == zone and c.id not in cranes_used][:count]
-            for spot in spots:
-                cranes_used.add(spot.id)
-                objects.append(
-                    _crane(
-                        spot.id,
-                        spot.zone,
-                        spot.x,
-                        spot.y,
-                        spot.boom,
-                        spot.angle + float(rng.normal(0, 20)),
-                        spot.height,
-                    )
-                )
-            continue
-        candidates = [i for i in layout.slots_in(zone, SLOT_KINDS_FOR_CLASS[cls]) if free[i]]
-        if cls == "car":  # prefer parking rows, spill onto the roadside when they are full
-            car_rows = [i for i in candidates if layout.slots[i].kind == "car"]
-            pool = car_rows if len(car_rows) >= count else candidates
-        else:
-            pool = candidates
-        size = min(count, len(pool))
-        chosen = [int(i) for i in rng.choice(pool, size=size, replace=False)] if size else []
-        for index in chosen:
-            free[index] = False
-            objects.append(_vehicle(cls, layout, index, rng, len(objects)))
+    return place_objects(layout, requests, rng) + standing_structures(plan, layout, day)
+
+
+def standing_structures(plan: SiteScenario, layout: ResolvedLayout, day: date) -> list[SceneObject]:
+    """The scenario's structures that (partly) stand on ``day``."""
+    objects: list[SceneObject] = []
     progress = structure_progress(plan, day)
     structures = {s.id: s for s in plan.layout.structures}
     for box in layout.structures:
@@ -180,6 +155,40 @@ def objects_on(
                 progress=standing,
             )
         )
+    return objects
+
+
+def place_objects(
+    layout: ResolvedLayout, requests: list[tuple[str | None, str, int]], rng: np.random.Generator
+) -> list[SceneObject]:
+    """Put ``(zone, class, count)`` requests into free slots and crane spots; zone None means anywhere.
+
+    Trucks and rail cars go first (cars fit any slot, trucks only the long ones); a request
+    larger than the room left is cut to fit, since routine traffic may exceed a lot's size.
+    """
+    objects: list[SceneObject] = []
+    free = np.ones(len(layout.slots), dtype=bool)
+    cranes_used: set[str] = set()
+    order = {"crane": 0, "rail_car": 1, "tanker_truck": 2, "large_vehicle": 2, "car": 3}
+    for zone, cls, count in sorted(requests, key=lambda r: order[r[1]]):
+        if cls == "crane":
+            spots = [c for c in layout.cranes if zone in (None, c.zone) and c.id not in cranes_used][:count]
+            for spot in spots:
+                cranes_used.add(spot.id)
+                angle = spot.angle + float(rng.normal(0, 20))
+                objects.append(_crane(spot.id, spot.zone, spot.x, spot.y, spot.boom, angle, spot.height))
+            continue
+        candidates = [i for i in layout.slots_in(zone, SLOT_KINDS_FOR_CLASS[cls]) if free[i]]
+        if cls == "car":  # prefer parking rows, spill onto the roadside when they are full
+            car_rows = [i for i in candidates if layout.slots[i].kind == "car"]
+            pool = car_rows if len(car_rows) >= count else candidates
+        else:
+            pool = candidates
+        size = min(count, len(pool))
+        chosen = [int(i) for i in rng.choice(pool, size=size, replace=False)] if size else []
+        for index in chosen:
+            free[index] = False
+            objects.append(_vehicle(cls, layout, index, rng, len(objects)))
     return objects
 
 

@@ -155,8 +155,9 @@ class ResolvedLayout:
                 return zone_id
         return None
 
-    def slots_in(self, zone: str, kinds: tuple[str, ...]) -> list[int]:
-        return [i for i, s in enumerate(self.slots) if s.zone == zone and s.kind in kinds]
+    def slots_in(self, zone: str | None, kinds: tuple[str, ...]) -> list[int]:
+        """Indices of slots of ``kinds`` in ``zone`` (None: anywhere on the site, zones or not)."""
+        return [i for i, s in enumerate(self.slots) if (zone is None or s.zone == zone) and s.kind in kinds]
 
 
 SLOT_KINDS_FOR_CLASS = {

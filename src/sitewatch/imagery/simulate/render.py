@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import zlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -18,7 +18,13 @@ from scipy.special import ndtri
 
 from sitewatch.core.timeutil import ensure_utc
 from sitewatch.core.types import Site
-from sitewatch.imagery.simulate.activity import SceneObject, check_capacity, objects_on
+from sitewatch.imagery.simulate.activity import (
+    SceneObject,
+    check_capacity,
+    objects_on,
+    place_objects,
+    standing_structures,
+)
 from sitewatch.imagery.simulate.layout import Grid, ResolvedLayout, resolve_layout
 from sitewatch.imagery.simulate.painters import mark_object_shadow, paint_object
 from sitewatch.imagery.simulate.raster import (
@@ -29,7 +35,13 @@ from sitewatch.imagery.simulate.raster import (
     pixel_indices,
     upsample,
 )
-from sitewatch.imagery.simulate.scenario import CloudModel, Scenario, SiteScenario
+from sitewatch.imagery.simulate.scenario import (
+    MOVABLE_CLASSES,
+    CloudModel,
+    Scenario,
+    ScenarioError,
+    SiteScenario,
+)
 from sitewatch.imagery.simulate.sites import site_by_id
 from sitewatch.imagery.simulate.sun import SunPosition, solar_position
 from sitewatch.imagery.simulate.terrain import Background, build_background, season_colour
@@ -163,15 +175,28 @@ class SiteRenderer:
         cloud_fraction: float | None = None,
         max_cloud: float = 1.0,
         shift: tuple[int, int] | None = None,
+        counts: Mapping[str, int] | None = None,
     ) -> RenderedScene:
         """The image of ``when`` with the scenario's activity on that date (seeded by site and date).
 
         ``cloud_fraction`` and ``shift`` force those conditions (tests, training); ``max_cloud``
-        caps the random cloud cover.
+        caps the random cloud cover. ``counts`` (class -> number, e.g. ``{"car": 80, "crane": 2}``)
+        replaces the scenario's traffic and events with that many objects anywhere on the site,
+        for detector training; a count beyond the free slots is cut to fit.
         """
         moment = ensure_utc(when)
         rng = site_seed(self.seed, self.site.id, 2, moment.toordinal(), moment.hour * 60 + moment.minute)
-        objects = objects_on(self.plan, self.layout, moment.date(), rng)
+        if counts is None:
+            objects = objects_on(self.plan, self.layout, moment.date(), rng)
+        else:
+            unknown = sorted(set(counts) - set(MOVABLE_CLASSES))
+            if unknown:
+                raise ScenarioError(
+                    f"counts name unknown class(es) {unknown}; use {', '.join(MOVABLE_CLASSES)}"
+                )
+            requests: list[tuple[str | None, str, int]] = [(None, cls, int(n)) for cls, n in counts.items()]
+            objects = place_objects(self.layout, requests, rng)
+            objects += standing_structures(self.plan, self.layout, moment.date())
         conditions = draw_conditions(
             moment, self.site, clouds, rng, cloud_fraction=cloud_fraction, max_cloud=max_cloud, shift=shift
         )
@@ -273,16 +298,21 @@ def render_scene(
     clouds: CloudModel | None = None,
     cloud_fraction: float | None = None,
     shift: tuple[int, int] | None = None,
+    counts: Mapping[str, int] | None = None,
 ) -> RenderedScene:
     """Render one image of ``site_id`` on ``when`` in memory, with the scenario's activity of that date.
 
+    ``counts`` (class -> number) puts that many objects of each class anywhere on the site
+    instead, e.g. to render training images with every class at a chosen ``gsd``.
     For many images of one site build a :class:`SiteRenderer` once and call ``render_date`` or
     ``render`` (with your own objects) on it: that skips rebuilding the background.
     """
     plan = scenario.site(site_id)
     site = site_by_id(site_id)
     renderer = SiteRenderer(site, plan, gsd if gsd is not None else effective_gsd(site, scenario.gsd), seed)
-    return renderer.render_date(when, clouds or scenario.clouds, cloud_fraction=cloud_fraction, shift=shift)
+    return renderer.render_date(
+        when, clouds or scenario.clouds, cloud_fraction=cloud_fraction, shift=shift, counts=counts
+    )
 
 
 def effective_gsd(site: Site, requested: float) -> float:
