@@ -162,6 +162,7 @@ class SiteRenderer:
         self.layout: ResolvedLayout = resolve_layout(site, plan, gsd, site_seed(seed, site.id, 0))
         check_capacity(plan, self.layout)
         self.background: Background = build_background(self.layout, site_seed(seed, site.id, 1))
+        self._canvas = np.empty_like(self.background.ground)
 
     @property
     def grid(self) -> Grid:
@@ -209,7 +210,10 @@ class SiteRenderer:
         grid = self.grid
         pad = background.pad
         rows, cols = background.shape
-        canvas = background.vegetation[..., None] * season_colour(conditions.when.date())
+        # One canvas buffer per renderer: fresh 20-30 MB arrays per image cost more in page
+        # faults than the arithmetic. The returned image is a new uint8 array, so reuse is safe.
+        canvas = self._canvas
+        np.multiply(background.vegetation[..., None], season_colour(conditions.when.date()), out=canvas)
         canvas += background.ground
 
         # Shadows of buildings, structures and objects darken the ground; roofs are re-painted after.
@@ -241,7 +245,7 @@ class SiteRenderer:
         dy_px, dx_px = conditions.shift
         image = canvas[pad - dy_px : pad - dy_px + grid.height, pad - dx_px : pad - dx_px + grid.width]
         image = blur_psf(image)
-        image *= np.array(conditions.white_balance, dtype=np.float32) * conditions.gain
+        gain = np.array(conditions.white_balance, dtype=np.float32) * np.float32(conditions.gain)
         coarse_shape = (grid.height // COARSE + 3, grid.width // COARSE + 3)
         haze_coarse = 0.75 + 0.25 * fractal_noise(coarse_shape, rng, (6.0, 2.0))
         # The cloud field extends beyond the image so that cloud shadows, displaced along the
@@ -253,8 +257,10 @@ class SiteRenderer:
             (24.0, 10.0, 4.0),
             (1.0, 0.45, 0.2),
         )
-        haze = upsample(np.clip(conditions.haze * haze_coarse, 0.0, 0.9), image.shape[:2])[..., None]
-        image += (HAZE_COLOUR - image) * haze
+        haze = upsample(np.clip(conditions.haze * haze_coarse, 0.0, 0.9), image.shape[:2])
+        # Exposure and haze in two in-place passes: image * gain * (1 - haze) + haze colour * haze.
+        image *= (1.0 - haze)[..., None] * gain
+        image += haze[..., None] * HAZE_COLOUR
         cloud_mask = np.zeros(image.shape[:2], dtype=bool)
         if conditions.cloud_target > 0:
             rows_c, cols_c = coarse_shape
