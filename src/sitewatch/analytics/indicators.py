@@ -23,13 +23,12 @@ from enum import StrEnum
 
 import numpy as np
 from affine import Affine
-from pyproj import Transformer
-from rasterio.features import rasterize
+from shapely.geometry import MultiPolygon, Polygon
 from shapely.geometry.base import BaseGeometry
-from shapely.ops import transform as transform_geometry
 
 from sitewatch.core.errors import UnsupportedInputError
 from sitewatch.core.types import ChangeRegion, Detection, IndicatorValue, Observation, Site
+from sitewatch.imagery.grid import SiteGrid, rasterize_polygon
 
 SITE_ZONE_ID = "site"
 """Zone id used for a site that declares no zones: the whole site grid."""
@@ -67,7 +66,6 @@ _FIXED_SPECS: dict[str, IndicatorSpec] = {
     spec.name: spec
     for spec in (
         IndicatorSpec("changed_area_m2", IndicatorKind.AREA, +1, 50.0, "m²", "changed area"),
-        IndicatorSpec("change_intensity", IndicatorKind.FRACTION, +1, 0.01, "", "mean change probability"),
         IndicatorSpec("brightened_area_m2", IndicatorKind.AREA, +1, 50.0, "m²",
                       "area that changed and brightened (new surfaces)"),
         IndicatorSpec("darkened_area_m2", IndicatorKind.AREA, +1, 50.0, "m²",
@@ -129,34 +127,26 @@ class ZoneMasks:
         return (int(self.masks.shape[1]), int(self.masks.shape[2]))
 
 
-def zone_masks(site: Site, *, transform: Affine, shape: tuple[int, int], crs: str | int) -> ZoneMasks:
-    """Rasterise ``site``'s zones onto a grid (``transform``, ``shape`` in ``crs``).
+def zone_masks(site: Site, grid: SiteGrid) -> ZoneMasks:
+    """Rasterise ``site``'s zones onto ``grid`` (pixel centres inside each outline).
 
     A site without zones gets one zone, ``"site"``, covering its outline.
     """
-    to_grid = Transformer.from_crs("EPSG:4326", crs, always_xy=True).transform
-    outlines: list[tuple[str, BaseGeometry]] = (
+    outlines: list[tuple[str, Polygon | MultiPolygon]] = (
         [(zone.id, zone.geometry) for zone in site.zones] if site.zones else [(SITE_ZONE_ID, site.geometry)]
     )
-    rows, cols = shape
-    masks = np.zeros((len(outlines), rows, cols), dtype=bool)
-    for index, (_, outline) in enumerate(outlines):
-        projected = transform_geometry(to_grid, outline)
-        masks[index] = rasterize(
-            [(projected, 1)], out_shape=(rows, cols), transform=transform, fill=0, dtype="uint8",
-            all_touched=False,
-        ).astype(bool)
-    pixel_area = abs(transform.a * transform.e - transform.b * transform.d)
+    masks = np.stack([rasterize_polygon(grid, outline) for _, outline in outlines])
     empty = [zone_id for (zone_id, _), mask in zip(outlines, masks, strict=True) if not mask.any()]
     if empty:
         raise UnsupportedInputError(
-            f"site {site.id!r}: zone(s) {', '.join(empty)} cover no pixel of the {rows}x{cols} site grid; "
-            "check the zone outlines in the site catalog"
+            f"site {site.id!r}: zone(s) {', '.join(empty)} cover no pixel of the {grid.height}x{grid.width} "
+            "site grid; check the zone outlines in the site catalog"
         )
+    pixel_area = grid.gsd * grid.gsd
     return ZoneMasks(
         zone_ids=tuple(zone_id for zone_id, _ in outlines),
         masks=masks,
-        transform=transform,
+        transform=grid.transform,
         zone_area_m2=tuple(float(mask.sum()) * pixel_area for mask in masks),
     )
 
@@ -270,7 +260,6 @@ def extract_indicators(
         if changed is not None and evidence.change_probability is not None:
             zone_changed = changed & mask
             values["changed_area_m2"] = float(zone_changed.sum()) * pixel_area * scale_up
-            values["change_intensity"] = float(evidence.change_probability[seen].mean())
             if evidence.brightness_change is not None:
                 brighter = zone_changed & (evidence.brightness_change > 0)
                 darker = zone_changed & (evidence.brightness_change < 0)

@@ -45,6 +45,10 @@ class EngineConfig:
     cusum: CusumConfig = field(default_factory=CusumConfig)
     tail_scale_floor: float = 1.0
     """Smallest exponential-tail scale, in score units, used beyond the calibration maximum."""
+    min_site_score: float = 4.0
+    """Materiality floor: an instant alert also needs a combined score of at least this (e.g. one
+    indicator 5 robust standard deviations above normal, or two at 3). During warm-up the tail
+    model would otherwise call a single z = 3 wobble unusual; analysts want activity."""
     sequential_share: float = 0.2
     """Share of α spent on the slow-build test; the instant test gets the rest, so that both
     together raise at most about α false alerts per quiet observation."""
@@ -95,7 +99,7 @@ class EngineResult:
     n_history: np.ndarray
     """(sites, time) calibration observations the site had."""
     candidate: np.ndarray
-    """(sites, time) bool: p at most the instant test's level, after warm-up."""
+    """(sites, time) bool: p at most the instant test's level, after warm-up, score material."""
     extrapolated: np.ndarray
     """(sites, time) bool: history shorter than 1/α − 1, so p <= α relied on the tail model."""
     series_p: np.ndarray
@@ -215,7 +219,8 @@ def score_sites(
         site_p = conformal_p_values(calibration_site, new_site, tail_scale_floor=config.tail_scale_floor)
         n_history = np.sum(~np.isnan(calibration_site), axis=1)
         observed = ~np.isnan(new_site)
-        candidate = observed & (n_history >= cfg.min_history) & (site_p <= alpha)
+        candidate = (observed & (n_history >= cfg.min_history) & (site_p <= alpha)
+                     & (new_site >= config.min_site_score))
         # Not observed yet scored (no baseline yet): still history for the next baseline.
         include = np.any(~np.isnan(new_values), axis=1) & (word[:, t] >= 0)
 

@@ -20,6 +20,9 @@ from __future__ import annotations
 
 import numpy as np
 
+TINY = 1e-300
+"""Smallest tail probability reported: p is never exactly 0."""
+
 TAIL_POINTS = 5
 """Largest calibration scores used to estimate the exponential tail's scale."""
 
@@ -61,7 +64,7 @@ def _tail_p_values(calibration: np.ndarray, new: np.ndarray, n: np.ndarray, floo
     excess = np.where(keep, top - np.where(keep, threshold[..., None], 0.0), 0.0)
     beta = np.where(kk > 1, excess.sum(axis=-1) / np.maximum(kk - 1, 1), 0.0)
     beta = np.fmax(beta, floor)
-    return np.exp(-(new - maximum) / beta) / (n + 1.0)
+    return np.maximum(np.exp(-(new - maximum) / beta), TINY) / (n + 1.0)
 
 
 def nonconformity(
