@@ -12,6 +12,7 @@ function refuses with :class:`CoregistrationError` rather than return a silently
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -52,7 +53,7 @@ class CoregistrationSettings:
 
     tile: int = 256
     """Tile side in pixels (smaller images use one tile of their own size)."""
-    max_tiles: int = 16
+    max_tiles: int = 9
     """At most this many, the most textured, tiles are measured."""
     max_shift: float = 32.0
     """Largest plausible shift in pixels; a larger one is refused as a mismatch."""
@@ -119,28 +120,49 @@ def estimate_shift(
             "the observation is too cloudy or covers too little of the site to co-register"
         )
     side = min(settings.tile, *ref.shape)
-    candidates = []
+    pairs = []
     for row in _tile_origins(ref.shape[0], side):
         for col in _tile_origins(ref.shape[1], side):
             window = (slice(row, row + side), slice(col, col + side))
-            if not both[window].all():
-                continue
-            ref_tile, mov_tile = _standardise(ref[window]), _standardise(mov[window])
-            texture = min(_texture(ref_tile), _texture(mov_tile))
-            if texture >= settings.min_texture:
-                candidates.append((texture, ref_tile, mov_tile))
-    candidates.sort(key=lambda item: -item[0])
-    candidates = candidates[: settings.max_tiles]
+            if both[window].all():
+                pairs.append((ref[window], mov[window]))
+    return shift_from_tiles(pairs, settings)
+
+
+def shift_from_tiles(
+    tiles: Sequence[tuple[NDArray[np.floating], NDArray[np.floating]]],
+    settings: CoregistrationSettings | None = None,
+) -> Registration:
+    """Consensus shift of (reference tile, moving tile) pairs, the most textured first.
+
+    Use it directly to register a scene too big to hold: read a few tiles spread over it (a
+    translation is a scene-wide property), then apply the shift window by window.
+    """
+    settings = settings or CoregistrationSettings()
+    textured = []
+    for reference_tile, moving_tile in tiles:
+        ref_tile, mov_tile = _standardise(_luminance(reference_tile)), _standardise(_luminance(moving_tile))
+        usable = np.isfinite(ref_tile).all() and np.isfinite(mov_tile).all()
+        if ref_tile.shape != mov_tile.shape or not usable:
+            continue
+        texture = min(_texture(ref_tile), _texture(mov_tile))
+        if texture >= settings.min_texture:
+            textured.append((texture, ref_tile, mov_tile))
+    textured.sort(key=lambda item: -item[0])
+    candidates = textured[: settings.max_tiles]
     if not candidates:
         raise CoregistrationError(
             "no fully valid tile has enough texture to measure a shift (flat water, desert, cloud or "
             "nodata); the observation is left unregistered, check it by eye"
         )
-    taper = np.outer(np.hanning(side), np.hanning(side)).astype(np.float32)
     shifts = []
     for _, ref_tile, mov_tile in candidates:
+        rows, cols = ref_tile.shape
+        taper = np.outer(np.hanning(rows), np.hanning(cols)).astype(np.float32)
+        # Plain cross-correlation (no phase normalisation): on smooth natural texture the
+        # phase-normalised peak is biased by ~0.15 px, the plain one by a few hundredths.
         shift, _, _ = phase_cross_correlation(
-            ref_tile * taper, mov_tile * taper, upsample_factor=settings.upsample, normalization="phase"
+            ref_tile * taper, mov_tile * taper, upsample_factor=settings.upsample, normalization=None
         )
         shifts.append(shift)
     measured = np.asarray(shifts, dtype=np.float64)

@@ -18,7 +18,8 @@ from numpy.typing import NDArray
 
 from sitewatch.core.errors import ImageryError
 
-_MAX_SAMPLES = 500_000
+_MAX_SAMPLES = 100_000
+"""Pixels the fit uses at most (a regular stride): ample for one gain and offset per band."""
 
 
 class RadiometryError(ImageryError):
@@ -58,7 +59,6 @@ def fit_radiometry(
     valid: NDArray[np.bool_] | None = None,
     invariant_fraction: float = 0.3,
     min_pixels: int = 100,
-    seed: int = 0,
 ) -> RadiometricFit:
     """Fit the per-band map of ``subject`` onto ``reference`` (both ``(bands, rows, cols)``)."""
     if reference.shape != subject.shape or reference.ndim != 3:
@@ -76,7 +76,7 @@ def fit_radiometry(
         usable &= valid.ravel().astype(bool)
     index = np.flatnonzero(usable)
     if index.size > _MAX_SAMPLES:
-        index = np.random.default_rng(seed).choice(index, _MAX_SAMPLES, replace=False)
+        index = index[:: -(-index.size // _MAX_SAMPLES)]
     if index.size < min_pixels:
         raise RadiometryError(
             f"only {index.size} valid pixels on both dates (need {min_pixels}); the pair overlaps too little "

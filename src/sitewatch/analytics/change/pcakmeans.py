@@ -83,7 +83,7 @@ class PcaKMeans:
         )
         picked = features[valid]
         if len(picked) > _FIT_SAMPLES:
-            picked = picked[np.random.default_rng(0).choice(len(picked), _FIT_SAMPLES, replace=False)]
+            picked = picked[:: -(-len(picked) // _FIT_SAMPLES)]
         if len(picked) < 2:
             zero = np.zeros(difference.shape, np.float32)
             return ChangeResult(zero, zero > 0, 0.5, "no valid pixels", self.name)

@@ -110,19 +110,21 @@ class SegmentChange:
             ndimage.gaussian_filter(after_std.mean(axis=0), 1.0),
         )
         score = (robust_scale(np.asarray(colour, np.float32), valid) + robust_scale(structure, valid)) / 2.0
+        # No ``mask=`` here: with one, scikit-image seeds segments by k-means over every valid pixel,
+        # which takes minutes per megapixel; the grid seeding is linear, and invalid pixels (zeros after
+        # check_pair) are left out of the segment means below instead.
         segments = slic(
             np.concatenate([before_std, after_std]).transpose(1, 2, 0),
             n_segments=max(int(valid.sum()) // self.pixels_per_segment, 1),
             compactness=self.compactness,
             channel_axis=-1,
-            start_label=1,
+            start_label=0,
             convert2lab=False,
-            mask=valid,
         )
-        totals = np.bincount(segments.ravel(), weights=score.ravel())
-        counts = np.bincount(segments.ravel())
+        flat_segments, flat_valid = segments.ravel(), valid.ravel()
+        totals = np.bincount(flat_segments, weights=np.where(flat_valid, score.ravel(), 0.0))
+        counts = np.bincount(flat_segments, weights=flat_valid.astype(np.float64))
         segment_score = (totals / np.maximum(counts, 1)).astype(np.float32)
-        segment_score[0] = 0.0  # label 0 = outside the valid mask
         score = segment_score[segments]
         threshold = otsu_threshold(sample_valid(score, valid))
         return score_result(self.name, score, threshold, valid, "Otsu on SLIC segment scores")
