@@ -20,6 +20,7 @@ from sitewatch.app.commands import (
     simulate,
     sites,
     train,
+    users,
     workspace,
 )
 from sitewatch.app.errors import exit_code_for
@@ -57,7 +58,7 @@ def _root(
 
 
 for module in (
-    workspace, sites, ingest, simulate, monitor, alerts, report, serve, demo, evaluate, train,
+    workspace, sites, ingest, simulate, monitor, alerts, report, serve, users, demo, evaluate, train,
 ):
     module.register(app)
 
