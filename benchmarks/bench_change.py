@@ -1,0 +1,192 @@
+"""Benchmark: change detection with co-registration, against just reading the same pixels.
+
+Two cases, both on synthetic two-date 3-band uint8 GeoTIFFs (tiled, deflate) written here from a
+continuous procedural texture, so the second date can carry a true sub-pixel shift, a radiometric
+change and new bright "buildings":
+
+* ``chip``: a 4096 x 4096 chip processed whole, as the workspace change step does;
+* ``scene``: a 20,000 x 20,000 scene read and processed window by window (``--window`` pixels),
+  so memory must not grow with the scene.
+
+For every method the change step is: read both windows, co-register the second to the first by
+phase correlation (one scene-wide shift measured on nine textured probe tiles spread over it),
+normalise its radiometry on pseudo-invariant pixels, run the detector. Each
+(case, method) runs in a fresh subprocess whose peak resident memory is reported, beside the time
+of only reading and decoding the same windows with rasterio in the same subprocess.
+
+    nice -n 10 .venv/bin/python benchmarks/bench_change.py            # both cases, all methods
+    nice -n 10 .venv/bin/python benchmarks/bench_change.py --scene-size 8192 --methods cva irmad
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import rasterio
+from affine import Affine
+from rasterio.windows import Window
+from scipy import ndimage
+
+SHIFT = (1.6, -2.3)
+"""True shift (rows, cols) of the second date's content, in pixels."""
+GAIN, OFFSET = 0.85, 12.0
+"""Radiometric change of the second date."""
+
+
+def _texture(rows: np.ndarray, cols: np.ndarray, coarse: np.ndarray, scale: float) -> np.ndarray:
+    """Value noise: the coarse random grid bilinearly sampled at fractional positions."""
+    return ndimage.map_coordinates(coarse, [rows / scale, cols / scale], order=1, mode="wrap")
+
+
+def write_pair(folder: Path, size: int, seed: int = 0, block: int = 2048) -> tuple[Path, Path]:
+    """Two dates of a ``size`` x ``size`` 3-band scene, written block by block (memory stays flat)."""
+    rng = np.random.default_rng(seed)
+    coarse = [rng.normal(size=(size // s + 2, size // s + 2)).astype(np.float32) for s in (3, 11, 41)]
+    weights = (35.0, 30.0, 25.0)
+    profile = {
+        "driver": "GTiff", "width": size, "height": size, "count": 3, "dtype": "uint8",
+        "crs": "EPSG:32651", "transform": Affine(0.5, 0, 400000, 0, -0.5, 4400000),
+        "tiled": True, "blockxsize": 512, "blockysize": 512, "compress": "deflate",
+    }
+    paths = (folder / f"before_{size}.tif", folder / f"after_{size}.tif")
+    with rasterio.open(paths[0], "w", **profile) as before, rasterio.open(paths[1], "w", **profile) as after:
+        for row in range(0, size, block):
+            for col in range(0, size, block):
+                height, width = min(block, size - row), min(block, size - col)
+                rr, cc = np.mgrid[row:row + height, col:col + width].astype(np.float32)
+                for target, (dr, dc), gain, offset in (
+                    (before, (0.0, 0.0), 1.0, 0.0), (after, SHIFT, GAIN, OFFSET)
+                ):
+                    base = sum(w * _texture(rr - dr, cc - dc, c, s)
+                               for w, c, s in zip(weights, coarse, (3, 11, 41), strict=True))
+                    bands = np.stack([base * f + 110 + 8 * b for b, f in enumerate((1.0, 0.9, 0.8))])
+                    if target is after:
+                        # new 20 x 30 px buildings on a fixed lattice
+                        built = ((rr.astype(int) % 300) < 20) & ((cc.astype(int) % 420) < 30)
+                        bands[:, built] = 235.0
+                    bands = bands * gain + offset
+                    pixels = np.clip(bands, 0, 255).astype(np.uint8)
+                    target.write(pixels, window=Window(col, row, width, height))
+    return paths
+
+
+def _windows(size: int, window: int) -> list[Window]:
+    return [Window(col, row, min(window, size - col), min(window, size - row))
+            for row in range(0, size, window) for col in range(0, size, window)]
+
+
+def _probe_tiles(size: int, tile: int = 256, per_side: int = 3) -> list[Window]:
+    """``per_side``^2 tiles spread evenly over the scene, for one scene-wide shift estimate."""
+    if size <= tile * per_side:
+        return _windows(size, tile)
+    step = (size - tile) // (per_side - 1)
+    return [Window(col, row, tile, tile) for row in range(0, size - tile + 1, step)
+            for col in range(0, size - tile + 1, step)][: per_side * per_side]
+
+
+def run_case(before_path: Path, after_path: Path, method: str, window: int) -> dict[str, float]:
+    """Time reading alone, then the whole change step, over the same windows; report peak memory.
+
+    The change step: a scene-wide shift from textured probe tiles (phase correlation), then per
+    window: read both dates, shift the second, fit and apply the radiometric map, run the detector.
+    """
+    from sitewatch.analytics.change import get_change_detector
+    from sitewatch.imagery.coregister import apply_shift, shift_from_tiles
+    from sitewatch.imagery.radiometry import RadiometryError, fit_radiometry
+
+    detector = get_change_detector(method)
+    with rasterio.open(before_path) as before, rasterio.open(after_path) as after:
+        size = before.width
+        windows = _windows(size, window)
+        started = time.perf_counter()
+        for w in windows:
+            before.read(window=w)
+            after.read(window=w)
+        read_seconds = time.perf_counter() - started
+
+        started = time.perf_counter()
+        probes = [(before.read(window=w).astype(np.float32), after.read(window=w).astype(np.float32))
+                  for w in _probe_tiles(size)]
+        registration = shift_from_tiles(probes)
+        coregister_seconds = time.perf_counter() - started
+        changed = 0
+        for w in windows:
+            reference = before.read(window=w).astype(np.float32)
+            aligned, valid = apply_shift(after.read(window=w).astype(np.float32), registration.shift)
+            with contextlib.suppress(RadiometryError):  # too few valid pixels: leave radiometry as is
+                aligned = fit_radiometry(reference, aligned, valid=valid).apply(aligned)
+            result = detector(reference, aligned, valid=valid)
+            changed += int(result.mask.sum())
+        change_seconds = time.perf_counter() - started
+    megapixels = size * size / 1e6
+    return {
+        "megapixels": megapixels,
+        "windows": len(windows),
+        "read_seconds": read_seconds,
+        "change_seconds": change_seconds,
+        "coregister_seconds": coregister_seconds,
+        "read_mpix_per_s": megapixels / read_seconds,
+        "change_mpix_per_s": megapixels / change_seconds,
+        "ratio_to_read": change_seconds / read_seconds,
+        "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "changed_fraction": changed / (size * size),
+        "shift_rows": registration.shift[0],
+        "shift_cols": registration.shift[1],
+        "shift_confidence": registration.confidence,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--chip-size", type=int, default=4096)
+    parser.add_argument("--scene-size", type=int, default=20_000)
+    parser.add_argument("--window", type=int, default=2048, help="window side for the scene case")
+    parser.add_argument("--methods", nargs="+", default=["cva", "pca-kmeans", "irmad", "segments"])
+    parser.add_argument("--scene-methods", nargs="+", default=None,
+                        help="methods for the scene case (default: --methods)")
+    parser.add_argument("--workdir", type=Path, default=None, help="where the synthetic GeoTIFFs go")
+    parser.add_argument("--case", nargs=4, metavar=("BEFORE", "AFTER", "METHOD", "WINDOW"),
+                        help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.case:
+        before, after, method, window = args.case
+        print(json.dumps(run_case(Path(before), Path(after), method, int(window))))
+        return
+    with tempfile.TemporaryDirectory(dir=args.workdir) as tmp:
+        folder = Path(tmp)
+        rows = []
+        for case, size, window, methods in (
+            ("chip", args.chip_size, args.chip_size, args.methods),
+            ("scene", args.scene_size, args.window, args.scene_methods or args.methods),
+        ):
+            started = time.perf_counter()
+            before, after = write_pair(folder, size)
+            print(f"# wrote {case} pair {size}x{size} in {time.perf_counter() - started:.0f} s", flush=True)
+            for method in methods:
+                output = subprocess.run(
+                    [sys.executable, __file__, "--case", str(before), str(after), method, str(window)],
+                    check=True, capture_output=True, text=True,
+                ).stdout
+                figures = json.loads(output.strip().splitlines()[-1])
+                rows.append({"case": case, "size": size, "window": window, "method": method, **figures})
+                print(f"{case:5} {size:6d} {method:10} change {figures['change_mpix_per_s']:7.2f} MP/s  "
+                      f"read {figures['read_mpix_per_s']:7.1f} MP/s  ratio {figures['ratio_to_read']:7.1f}x  "
+                      f"peak {figures['peak_rss_mib']:7.0f} MiB  shift ({figures['shift_rows']:+.2f}, "
+                      f"{figures['shift_cols']:+.2f}) (true {-SHIFT[0]:+.2f}, {-SHIFT[1]:+.2f})",
+                      flush=True)
+            for path in (before, after):
+                path.unlink()
+        print(json.dumps(rows, indent=1))
+
+
+if __name__ == "__main__":
+    main()
