@@ -27,7 +27,8 @@ def small_site() -> Site:
         Zone("yard", "Truck yard", ZoneKind.PARKING, box(LON, LAT, LON + D / 2, LAT + D)),
         Zone("hall", "Assembly hall", ZoneKind.ASSEMBLY_HALL, box(LON + D / 2, LAT, LON + D, LAT + D)),
     )
-    return Site("smallsite", "Small site", "KP", "industrial", box(LON, LAT, LON + D, LAT + D), zones, gsd=1.0)
+    outline = box(LON, LAT, LON + D, LAT + D)
+    return Site("smallsite", "Small site", "KP", "industrial", outline, zones, gsd=1.0)
 
 
 def write_images(folder: Path, count: int, seed: int = 1) -> list[Path]:
@@ -64,7 +65,8 @@ def _workspace(root: Path, images: list[Path]) -> Workspace:
 
 
 def _snapshot(ws: Workspace) -> tuple[dict, dict]:
-    indicators = {(v.observation_id, v.zone_id, v.name): (v.value, v.quality) for v in ws.indicators("smallsite")}
+    indicators = {(v.observation_id, v.zone_id, v.name): (v.value, v.quality)
+                  for v in ws.indicators("smallsite")}
     alerts = {a.id: (a.observation_id, a.indicator, a.zone_id, round(a.p_value or 1.0, 12), a.value)
               for a in ws.alerts()}
     return indicators, alerts

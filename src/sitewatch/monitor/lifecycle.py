@@ -82,7 +82,7 @@ class TrackRecord:
         if self.raised == 0:
             return "No earlier alerts at this site."
         plural = "alert" if self.raised == 1 else "alerts"
-        verb = "was" if self.confirmed == 1 else "were"
+        verb = "was" if self.raised == 1 else "were"
         parts = [f"{self.confirmed} of {self.raised} earlier {plural} here {verb} confirmed"]
         if self.false_alarm:
             parts.append(f"{self.false_alarm} false alarm{'s' if self.false_alarm != 1 else ''}")

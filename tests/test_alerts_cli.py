@@ -1,0 +1,78 @@
+"""``sitewatch monitor`` and ``sitewatch alerts list | show | ack | resolve`` through the CLI."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from sitewatch.app.cli import app
+from sitewatch.pipeline.ingest import ingest
+from sitewatch.store import Workspace
+from test_monitor_pipeline import small_site, write_images
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("alerts") / "ws"
+    images = write_images(root.parent / "images", 56)
+    with Workspace.init(root, sites=[small_site()]) as ws:
+        ingest(ws, images)
+    result = CliRunner().invoke(app, ["monitor", "-w", str(root), "--false-alarm-rate", "0.05", "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    assert report["false_alarm_rate"] == 0.05
+    assert report["sites"][0]["processed"] == 56
+    assert report["sites"][0]["new_alerts"], "the surge should raise an alert"
+    return root
+
+
+def _run(*args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(app, list(args))
+    return result.exit_code, result.output
+
+
+def test_list_and_show_give_the_evidence(workspace: Path) -> None:
+    code, output = _run("alerts", "list", "-w", str(workspace), "--json")
+    assert code == 0, output
+    alerts = json.loads(output)
+    wanted = {"id", "zone_id", "indicator", "value", "baseline", "p_value", "explanation"}
+    assert alerts and wanted <= set(alerts[0])
+    code, output = _run("alerts", "show", alerts[0]["id"], "-w", str(workspace), "--json")
+    assert code == 0, output
+    shown = json.loads(output)
+    assert shown["history"][0]["state"] == "new"
+    assert "track_record" in shown and shown["recent_values"]
+    code, text = _run("alerts", "show", alerts[0]["id"], "-w", str(workspace))
+    assert code == 0 and "p-value" in text and "track record" in text
+
+
+def test_ack_then_resolve_records_who_and_why(workspace: Path) -> None:
+    code, output = _run("alerts", "list", "-w", str(workspace), "--json", "--state", "new")
+    alert_id = json.loads(output)[-1]["id"]
+    code, output = _run("alerts", "ack", alert_id, "-w", str(workspace), "--who", "ana", "--json")
+    assert code == 0 and json.loads(output)["state"] == "acknowledged"
+    code, output = _run("alerts", "resolve", alert_id, "--as", "false-alarm", "-w", str(workspace),
+                        "--who", "ana", "--comment", "shadows", "--json")
+    assert code == 0 and json.loads(output)["state"] == "false_alarm"
+    code, output = _run("alerts", "show", alert_id, "-w", str(workspace), "--json")
+    history = json.loads(output)["history"]
+    assert [h["state"] for h in history] == ["new", "acknowledged", "false_alarm"]
+    assert history[-1]["who"] == "ana" and history[-1]["comment"] == "shadows"
+
+
+def test_refusals_have_meaningful_exit_codes(workspace: Path) -> None:
+    code, output = _run("alerts", "list", "-w", str(workspace), "--json")
+    alert_id = json.loads(output)[0]["id"]
+    code, output = _run("alerts", "resolve", alert_id, "--as", "maybe", "-w", str(workspace))
+    assert code != 0
+    code, _ = _run("alerts", "show", "no-such-alert", "-w", str(workspace))
+    assert code != 0
+
+
+def test_monitor_again_scores_nothing_new(workspace: Path) -> None:
+    code, output = _run("monitor", "-w", str(workspace), "--false-alarm-rate", "0.05")
+    assert code == 0, output
+    assert "Monitoring pass" in output and "Small site" in output

@@ -1,0 +1,84 @@
+"""Alert lifecycle rules, verdict parsing, baseline feedback, track record and explanations."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from sitewatch.analytics.indicators import indicator_spec
+from sitewatch.core.errors import SitewatchError
+from sitewatch.core.types import Alert, AlertState
+from sitewatch.monitor.explain import Evidence, explain_alert
+from sitewatch.monitor.lifecycle import (
+    AlertTransitionError,
+    baseline_feedback,
+    check_transition,
+    parse_resolution,
+    track_record,
+)
+
+
+def _alert(index: int, state: AlertState) -> Alert:
+    when = datetime(2019, 1, 1 + index, tzinfo=UTC)
+    return Alert(f"a{index}", "sanumdong", f"o{index}", when, when, "count_car", 40.0, 20.0, 9.0,
+                 "text", zone_id="parking", p_value=0.001, state=state)
+
+
+@pytest.mark.parametrize(("current", "target"), [
+    (AlertState.NEW, AlertState.ACKNOWLEDGED),
+    (AlertState.NEW, AlertState.FALSE_ALARM),
+    (AlertState.ACKNOWLEDGED, AlertState.CONFIRMED),
+    (AlertState.CONFIRMED, AlertState.BENIGN),  # an analyst corrects a verdict
+])
+def test_allowed_moves(current: AlertState, target: AlertState) -> None:
+    check_transition("a1", current, target)
+
+
+@pytest.mark.parametrize(("current", "target"), [
+    (AlertState.ACKNOWLEDGED, AlertState.NEW),
+    (AlertState.CONFIRMED, AlertState.ACKNOWLEDGED),
+    (AlertState.BENIGN, AlertState.BENIGN),
+    (AlertState.ACKNOWLEDGED, AlertState.ACKNOWLEDGED),
+])
+def test_refused_moves_say_what_is_allowed(current: AlertState, target: AlertState) -> None:
+    with pytest.raises(AlertTransitionError, match="allowed from") as caught:
+        check_transition("a1", current, target)
+    assert isinstance(caught.value, SitewatchError) and isinstance(caught.value, ValueError)
+
+
+def test_verdicts_parse_from_cli_spellings() -> None:
+    assert parse_resolution("false-alarm") is AlertState.FALSE_ALARM
+    assert parse_resolution(" Confirmed ") is AlertState.CONFIRMED
+    assert parse_resolution("benign") is AlertState.BENIGN
+    with pytest.raises(AlertTransitionError, match="confirmed, benign, false-alarm"):
+        parse_resolution("acknowledged")
+
+
+def test_feedback_keeps_confirmed_activity_out_and_benign_in() -> None:
+    assert baseline_feedback(AlertState.CONFIRMED) == -1
+    assert baseline_feedback(AlertState.BENIGN) == 1
+    assert baseline_feedback(AlertState.FALSE_ALARM) == 1
+    assert baseline_feedback(AlertState.NEW) == 0
+
+
+def test_track_record_sentence() -> None:
+    assert track_record([]).describe() == "No earlier alerts at this site."
+    states = [AlertState.CONFIRMED, AlertState.CONFIRMED, AlertState.FALSE_ALARM, AlertState.NEW,
+              AlertState.BENIGN, AlertState.ACKNOWLEDGED, AlertState.FALSE_ALARM]
+    alerts = [_alert(i, state) for i, state in enumerate(states, start=1)]
+    record = track_record(alerts)
+    assert record.as_dict() == {"raised": 7, "confirmed": 2, "benign": 1, "false_alarm": 2, "open": 2}
+    assert record.describe().startswith("2 of 7 earlier alerts here were confirmed, 2 false alarms")
+
+
+def test_explanation_names_zone_indicator_values_p_and_warm_up() -> None:
+    primary = Evidence("Assembly hall", indicator_spec("count_large_vehicle"), 14.0, 1.0, 1e-5)
+    other = Evidence("Rail yard", indicator_spec("count_rail_car"), 8.0, 1.5, 1e-3)
+    text = explain_alert(site_name="Sanumdong", primary=primary, others=[other], site_p=2e-4,
+                         false_alarm_rate=0.01, n_history=45, extrapolated=True,
+                         record=track_record([_alert(1, AlertState.FALSE_ALARM)]))
+    assert "large vehicle count in Assembly hall 14 (usually 1)" in text
+    assert "rail car count in Rail yard 8" in text
+    assert "p = 2.0e-04" in text and "45 earlier observations" in text
+    assert "Warm-up" in text and "0 of 1 earlier alert here was confirmed" in text
