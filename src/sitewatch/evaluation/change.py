@@ -3,7 +3,9 @@
 Two layouts are read:
 
 * LEVIR style: ``DIR/A/<name>``, ``DIR/B/<name>``, ``DIR/label/<name>`` (0 = unchanged,
-  non-zero = changed); every pixel is labelled.
+  non-zero = changed); every pixel is labelled. Common variants of the folder names
+  (``T1``/``T2``, ``time1``/``time2``, ``im1``/``im2``; ``labels``, ``OUT``, ``gt``, ``mask``, ``cm``)
+  and of the image suffix (label ``x.png`` for image ``x.tif``) are accepted.
 * Sparse masks (the Landsat Taizhou / Nanjing pairs): a folder holding two rasters of the
   same grid (sorted by name = sorted by date) with ``change.bmp`` and ``unchanged.bmp``,
   where non-zero marks a labelled pixel; pixels in neither mask are not scored.
@@ -36,6 +38,21 @@ log = logging.getLogger(__name__)
 _IMAGE_SUFFIXES = {".png", ".tif", ".tiff", ".jpg", ".jpeg", ".bmp"}
 _SPARSE_LABELS = ("change.bmp", "unchanged.bmp")
 _NOT_IMAGES = {"change.bmp", "unchanged.bmp"}
+_BEFORE_NAMES = ("A", "T1", "time1", "im1")
+_AFTER_NAMES = ("B", "T2", "time2", "im2")
+_LABEL_NAMES = ("label", "labels", "OUT", "gt", "mask", "cm")
+"""Folder names of the LEVIR layout and of its common variants (WHU-CD, SECOND, S2Looking, ...)."""
+
+
+def _levir_parts(root: Path) -> tuple[Path, Path, Path] | None:
+    """The (before, after, label) folders of a LEVIR-style layout, or None."""
+    found = []
+    for names in (_BEFORE_NAMES, _AFTER_NAMES, _LABEL_NAMES):
+        match = next((root / n for n in names if (root / n).is_dir()), None)
+        if match is None:
+            return None
+        found.append(match)
+    return found[0], found[1], found[2]
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,13 +194,18 @@ def _read_label(path: Path) -> NDArray[np.bool_]:
 
 def read_levir_pairs(root: Path) -> Iterator[LabelledPair]:
     """Pairs of a LEVIR-style folder (``A/``, ``B/``, ``label/``); pairs without a label are skipped."""
-    labels = sorted(p for p in (root / "label").iterdir() if p.suffix.lower() in _IMAGE_SUFFIXES)
+    parts = _levir_parts(root)
+    if parts is None:
+        raise UnsupportedInputError(f"{root}: no A/ B/ label/ folders")
+    before_dir, after_dir, label_dir = parts
+    labels = sorted(p for p in label_dir.iterdir() if p.suffix.lower() in _IMAGE_SUFFIXES)
     if not labels:
-        raise UnsupportedInputError(f"{root / 'label'}: no label images found; expected PNG/TIFF masks")
+        raise UnsupportedInputError(f"{label_dir}: no label images found; expected PNG/TIFF masks")
     for label_path in labels:
-        before_path, after_path = root / "A" / label_path.name, root / "B" / label_path.name
-        if not (before_path.is_file() and after_path.is_file()):
-            log.warning("%s: no matching A/ and B/ image, skipped", label_path)
+        before_path = _same_stem(before_dir, label_path)
+        after_path = _same_stem(after_dir, label_path)
+        if before_path is None or after_path is None:
+            log.warning("%s: no matching before/after image, skipped", label_path)
             continue
         before, gsd = _read_raster(before_path)
         after, _ = _read_raster(after_path)
@@ -193,6 +215,14 @@ def read_levir_pairs(root: Path) -> Iterator[LabelledPair]:
                         before.shape, after.shape, changed.shape)
             continue
         yield LabelledPair(label_path.stem, before, after, changed, np.ones_like(changed), gsd)
+
+
+def _same_stem(folder: Path, label_path: Path) -> Path | None:
+    """The image in ``folder`` named like the label (same name, else same stem, any image suffix)."""
+    if (folder / label_path.name).is_file():
+        return folder / label_path.name
+    candidates = sorted(folder.glob(f"{label_path.stem}.*"))
+    return next((p for p in candidates if p.suffix.lower() in _IMAGE_SUFFIXES), None)
 
 
 def read_sparse_pair(folder: Path) -> LabelledPair:
@@ -237,7 +267,7 @@ def discover_pairs(root: Path) -> Iterator[LabelledPair]:
     if not root.is_dir():
         raise UnsupportedInputError(f"{root}: not a folder; give a LEVIR-style A/B/label folder or a folder "
                                     "of sparse-mask pairs")
-    if all((root / part).is_dir() for part in ("A", "B", "label")):
+    if _levir_parts(root) is not None:
         yield from read_levir_pairs(root)
         return
     if all((root / name).is_file() for name in _SPARSE_LABELS):
@@ -245,7 +275,7 @@ def discover_pairs(root: Path) -> Iterator[LabelledPair]:
         return
     found = False
     for child in sorted(p for p in root.iterdir() if p.is_dir()):
-        if all((child / part).is_dir() for part in ("A", "B", "label")) or all(
+        if _levir_parts(child) is not None or all(
             (child / name).is_file() for name in _SPARSE_LABELS
         ):
             found = True
