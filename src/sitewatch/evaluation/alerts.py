@@ -70,6 +70,8 @@ class EventWindow:
     injected: bool
     objects: int
     """Objects the event adds on its busiest day (its size)."""
+    zones: tuple[str, ...] = ()
+    """Zones the event touches."""
 
     def covers(self, day: date) -> bool:
         return self.start <= day <= self.end
@@ -201,7 +203,7 @@ def simulate_site(scenario: Scenario, plan: SiteScenario, seed: int, *, lead_in_
     history = IndicatorHistory(site.id, observation_ids, tuple(acquired), tuple(series), values, quality)
     windows = tuple(
         EventWindow(site.id, e.id, e.start, e.end, e.alert_expected, e.kind == "injected_surge",
-                    max((_phase_size(p) for p in e.phases), default=0))
+                    max((_phase_size(p) for p in e.phases), default=0), e.zones)
         for e in events
     )
     return SimulatedSite(site, history, windows)
@@ -223,10 +225,17 @@ class RateSummary:
     routine_alerts: int
     lead_times: tuple[int, ...]
     missed: tuple[str, ...] = field(default=())
+    seen_events: int = 0
+    """Expected events with at least one observation where one of their zones was observed."""
+    seen_events_detected: int = 0
 
     @property
     def recall(self) -> float:
         return self.events_detected / self.events if self.events else float("nan")
+
+    @property
+    def seen_event_recall(self) -> float:
+        return self.seen_events_detected / self.seen_events if self.seen_events else float("nan")
 
     @property
     def large_event_recall(self) -> float:
@@ -251,6 +260,9 @@ class RateSummary:
             "events": self.events,
             "events_detected": self.events_detected,
             "event_recall": self.recall,
+            "seen_events": self.seen_events,
+            "seen_events_detected": self.seen_events_detected,
+            "seen_event_recall": self.seen_event_recall,
             "large_events": self.large_events,
             "large_events_detected": self.large_events_detected,
             "large_event_recall": self.large_event_recall,
@@ -270,7 +282,7 @@ class RateSummary:
 def _summarise(alpha: float, sites: Sequence[SimulatedSite], alerted: Sequence[np.ndarray],
                slow: Sequence[np.ndarray], surge_size: int) -> RateSummary:
     counts = dict.fromkeys(("events", "detected", "large", "large_detected", "quiet", "quiet_alerts",
-                            "quiet_slow", "routine", "routine_alerts"), 0)
+                            "quiet_slow", "routine", "routine_alerts", "seen", "seen_detected"), 0)
     lead_times: list[int] = []
     missed: list[str] = []
     for simulated, instant, building in zip(sites, alerted, slow, strict=True):
@@ -292,18 +304,23 @@ def _summarise(alpha: float, sites: Sequence[SimulatedSite], alerted: Sequence[n
             if not during:
                 continue
             large = event.objects >= surge_size
+            rows = [i for i, (zone, _) in enumerate(simulated.history.series) if zone in event.zones]
+            seen = any(not np.isnan(simulated.history.values[rows, t]).all() for t in during)
+            counts["seen"] += int(seen)
             counts["events"] += 1
             counts["large"] += int(large)
             hits = [t for t in during if any_alert[t]]
             if hits:
                 counts["detected"] += 1
                 counts["large_detected"] += int(large)
+                counts["seen_detected"] += int(seen)
                 lead_times.append(during.index(hits[0]))
             else:
                 missed.append(f"{event.site_id}:{event.id}@{event.start.isoformat()}")
     return RateSummary(alpha, counts["events"], counts["detected"], counts["large"], counts["large_detected"],
                        counts["quiet"], counts["quiet_alerts"], counts["quiet_slow"], counts["routine"],
-                       counts["routine_alerts"], tuple(lead_times), tuple(missed))
+                       counts["routine_alerts"], tuple(lead_times), tuple(missed), counts["seen"],
+                       counts["seen_detected"])
 
 
 @dataclass(frozen=True, slots=True)

@@ -65,13 +65,15 @@ def eval_alerts(
     out = Console(highlight=False, soft_wrap=True)
     table = Table(title=f"Alerts on scenario {evaluation.scenario!r}, {len(seed_list)} seed(s), "
                         f"{evaluation.method}")
-    for column in ("alpha", "event recall", "recall, events >= surge", "false alarms / quiet obs",
+    for column in ("alpha", "event recall", "recall, events seen", "recall, events >= surge",
+                   "false alarms / quiet obs",
                    "slow-build on quiet", "alerts on routine busy days", "median lead time (obs)"):
         table.add_column(column)
     for rate in evaluation.rates:
         table.add_row(
             f"{rate.false_alarm_rate:g}",
             f"{rate.recall:.3f} ({rate.events_detected}/{rate.events})",
+            f"{rate.seen_event_recall:.3f} ({rate.seen_events_detected}/{rate.seen_events})",
             f"{rate.large_event_recall:.3f} ({rate.large_events_detected}/{rate.large_events})",
             f"{rate.false_alarms_per_quiet_observation:.4f} ± {rate.false_alarm_standard_error:.4f} "
             f"({rate.quiet_alerts}/{rate.quiet_observations})",
