@@ -166,3 +166,42 @@ def test_report_serialises(tmp_path: Path) -> None:
     assert data["classes"]["car"]["ap50"] == 1.0
     assert data["classes"]["large_vehicle"]["ap50"] == 0.0
     assert data["per_image"][0]["true"] == {"car": 1, "large_vehicle": 1}
+
+
+@pytest.mark.shared_data
+@pytest.mark.slow
+def test_cli_on_held_out_real_frames(shared_data: Path, tmp_path: Path) -> None:
+    """What the issue author runs: `sitewatch eval detect <YOLO folder of unseen frames> --json`."""
+    from typer.testing import CliRunner
+
+    from sitewatch.app.cli import app
+
+    source = shared_data / "kit_ais_aerial_cars"
+    folder = tmp_path / "unseen"
+    (folder / "images").mkdir(parents=True)
+    (folder / "labels").mkdir()
+    (folder / "aerial.names").symlink_to(source / "aerial.names")
+    for name in ("MOS74", "MOS84", "MOS93"):  # the held-out intersection scene
+        (folder / "images" / f"{name}.png").symlink_to(source / "images" / f"{name}.png")
+        (folder / "labels" / f"{name}.txt").symlink_to(source / "labels" / f"{name}.txt")
+    result = CliRunner().invoke(app, ["eval", "detect", str(folder), "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    assert report["format"] == "yolo" and report["images"] == 3 and report["gsd_sources"] == ["estimated"]
+    car = report["classes"]["car"]
+    assert car["ground_truth"] > 60
+    assert car["ap50"] >= 0.7 and car["mean_rel_count_error"] <= 0.35
+
+    table = CliRunner().invoke(app, ["eval", "detect", str(folder)])
+    assert table.exit_code == 0 and "AP50" in table.output and "car" in table.output
+
+
+def test_cli_refuses_a_missing_folder(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from sitewatch.app.cli import app
+
+    result = CliRunner().invoke(app, ["eval", "detect", str(tmp_path / "nope"), "--json"])
+    assert result.exit_code != 0
+    assert isinstance(result.exception, UnsupportedInputError)
+    assert "is not a folder" in str(result.exception)

@@ -12,6 +12,7 @@ import json
 import logging
 import math
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -110,12 +111,17 @@ def export_onnx(model: CenterNetLite, path: Path, opset: int = 17) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     model.eval()
     example = torch.zeros(1, 3, 256, 256)
-    torch.onnx.export(
-        model, (example,), str(path),
-        input_names=["image"], output_names=["peaks", "size", "offset"],
-        dynamic_axes={"image": {0: "batch", 2: "height", 3: "width"}},
-        opset_version=opset, dynamo=False,
-    )
+    with warnings.catch_warnings():
+        # The TorchScript exporter is chosen on purpose: it needs no onnxscript and gives a plain,
+        # deterministic graph for this small convolutional model; torch warns that it is legacy.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        warnings.simplefilter("ignore", FutureWarning)
+        torch.onnx.export(
+            model, (example,), str(path),
+            input_names=["image"], output_names=["peaks", "size", "offset"],
+            dynamic_axes={"image": {0: "batch", 2: "height", 3: "width"}},
+            opset_version=opset, dynamo=False,
+        )
 
 
 def _predict_with(detector: OnnxDetector) -> Callable[[LabelledImage], list[PredictedObject]]:
@@ -213,7 +219,8 @@ def train_detector(config: DetectorTrainingConfig,
         nn.utils.clip_grad_norm_(model.parameters(), 10.0)
         optimiser.step()
         schedule.step()
-        running = 0.98 * running + 0.02 * float(loss) if step else float(loss)
+        value = float(loss.detach())
+        running = 0.98 * running + 0.02 * value if step else value
         if progress is not None and (step % 50 == 0 or step == config.steps - 1):
             progress(step, running)
 

@@ -1,0 +1,130 @@
+"""Training the detector: targets, augmentation geometry, and a tiny end-to-end run to ONNX."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw
+
+from sitewatch.core.errors import UnsupportedInputError
+
+torch = pytest.importorskip("torch", reason="training needs the `train` extra (torch)")
+
+from sitewatch.training.config import load_config  # noqa: E402
+from sitewatch.training.data import (  # noqa: E402
+    Augmentation,
+    CropSampler,
+    TrainingFrame,
+    encode_targets,
+    rotate_boxes,
+)
+from sitewatch.training.detector import train_detector  # noqa: E402
+from sitewatch.training.model import STRIDE, CenterNetLite, parameter_count  # noqa: E402
+
+
+def test_targets_peak_at_the_centre_cell() -> None:
+    boxes = np.array([[40.0, 20.0, 70.0, 34.0]], np.float32)  # centre (55, 27) -> cell (13, 6)
+    target = encode_targets(boxes, np.array([1]), num_classes=2, size=64, stride=4, max_objects=4)
+    assert target["heat"].shape == (2, 16, 16)
+    assert target["heat"][1, 6, 13] == 1.0 and target["heat"][0].max() == 0.0
+    assert target["index"][0] == 6 * 16 + 13 and target["mask"].tolist() == [1, 0, 0, 0]
+    log_w, log_h, dx, dy = target["regression"][0]
+    assert np.exp(log_w) == pytest.approx(30) and np.exp(log_h) == pytest.approx(14)
+    assert dx == pytest.approx(55 / 4 - 13) and dy == pytest.approx(27 / 4 - 6)
+
+
+def test_rotating_boxes_by_a_quarter_turn_matches_the_pixels() -> None:
+    image = np.zeros((100, 100), np.uint8)
+    image[10:20, 30:70] = 255  # x 30..70, y 10..20
+    turned = np.asarray(Image.fromarray(image).rotate(90, center=(50, 50)))
+    rows, cols = np.nonzero(turned > 127)
+    box = rotate_boxes(np.array([[30, 10, 70, 20]], float), 90, 50)[0]
+    assert box == pytest.approx([cols.min(), rows.min(), cols.max() + 1, rows.max() + 1], abs=1.0)
+    assert rotate_boxes(np.array([[1, 2, 3, 4]], float), 0.0, 50)[0] == pytest.approx([1, 2, 3, 4])
+
+
+def _toy_folder(root: Path, frames: int = 3, seed: int = 0) -> Path:
+    """Grey frames with dark 'cars' (28x12 px at 0.15 m: 4.2 m x 1.8 m) and their YOLO labels."""
+    rng = np.random.default_rng(seed)
+    (root / "images").mkdir(parents=True)
+    (root / "labels").mkdir()
+    (root / "data.yaml").write_text("names: [car, truck, bus]\ngsd: 0.15\n", encoding="utf-8")
+    for index in range(frames):
+        image = Image.new("RGB", (320, 240), (128, 128, 120))
+        draw = ImageDraw.Draw(image)
+        lines = []
+        for _ in range(6):
+            x, y = rng.uniform(20, 280), rng.uniform(20, 210)
+            draw.rectangle([x, y, x + 28, y + 12], fill=(30, 30, 40))
+            lines.append(f"0 {(x + 14) / 320:.5f} {(y + 6) / 240:.5f} {28 / 320:.5f} {12 / 240:.5f}")
+        image.save(root / "images" / f"F{index}.png")
+        (root / "labels" / f"F{index}.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return root
+
+
+def test_crops_keep_boxes_on_their_objects(tmp_path: Path) -> None:
+    folder = _toy_folder(tmp_path / "toy")
+    image = Image.open(folder / "images" / "F0.png").convert("RGB")
+    labels = np.loadtxt(folder / "labels" / "F0.txt", ndmin=2)
+    boxes = np.stack([(labels[:, 1] - labels[:, 3] / 2) * 320, (labels[:, 2] - labels[:, 4] / 2) * 240,
+                      (labels[:, 1] + labels[:, 3] / 2) * 320, (labels[:, 2] + labels[:, 4] / 2) * 240], 1)
+    frame = TrainingFrame("F0", image, 0.15, boxes.astype(np.float32), np.zeros(len(boxes), np.int64))
+    sampler = CropSampler([frame], model_gsd=0.3, crop=96, seed=3,
+                          augmentation=Augmentation(degrade_probability=0, colour_jitter=0, noise_std=0))
+    for _ in range(10):
+        pixels, crop_boxes, _ = sampler.sample()
+        assert pixels.shape == (3, 96, 96) and pixels.min() >= 0 and pixels.max() <= 1
+        for x0, y0, x1, y1 in crop_boxes:
+            cx, cy = int((x0 + x1) / 2), int((y0 + y1) / 2)
+            if 2 <= cx < 94 and 2 <= cy < 94:
+                assert pixels[:, cy, cx].mean() < 0.35  # a dark car under every box centre
+
+
+def test_model_is_small_and_shapes_follow_the_stride() -> None:
+    model = CenterNetLite(num_classes=5).eval()
+    assert parameter_count(model) < 1_000_000
+    with torch.no_grad():
+        peaks, size, offset = model(torch.rand(2, 3, 64, 96))
+    assert peaks.shape == (2, 5, 64 // STRIDE, 96 // STRIDE)
+    assert size.shape == offset.shape == (2, 2, 16, 24)
+    assert float(offset.min()) >= 0 and float(offset.max()) <= 1
+
+
+def _config(tmp_path: Path, folder: Path, name: str) -> Path:
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(
+        "name: toy\nversion: test\nseed: 5\nclasses: [car, large_vehicle]\n"
+        f"output: {tmp_path / name}/toy.onnx\n"
+        f"datasets:\n  - path: {folder}\n    holdout: [F2]\n"
+        "training: {steps: 4, batch: 2, crop: 64, threads: 1}\n",
+        encoding="utf-8",
+    )
+    return path
+
+
+@pytest.mark.slow
+def test_training_exports_a_working_onnx_model_reproducibly(tmp_path: Path) -> None:
+    from sitewatch.analytics.objects.onnx import load_detector
+
+    folder = _toy_folder(tmp_path / "toy")
+    first = train_detector(load_config(_config(tmp_path, folder, "a")))
+    second = train_detector(load_config(_config(tmp_path, folder, "b")))
+    assert first.sha256 == second.sha256, "same config and seed must give the same weights"
+    card = json.loads(first.card_path.read_text(encoding="utf-8"))
+    assert card["sha256"] == first.sha256 and card["training"]["frames"] == ["F0", "F1"]
+    assert card["metrics"]["holdout"]["frames"] == ["F2"]
+    detector = load_detector(first.card_path, threads=1)
+    boxes = detector.detect(np.zeros((3, 100, 120), np.uint8), 0.15, score_threshold=0.0)
+    assert all(b.class_name in ("car", "large_vehicle") for b in boxes)
+
+
+def test_bad_config_names_the_problem(tmp_path: Path) -> None:
+    with pytest.raises(UnsupportedInputError, match="not found"):
+        load_config(tmp_path / "missing.yaml")
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("name: x\n", encoding="utf-8")
+    with pytest.raises(UnsupportedInputError, match=r"broken\.yaml"):
+        load_config(broken)
