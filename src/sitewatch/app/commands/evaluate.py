@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from sitewatch.app.commands import eval_change, eval_detect
+from sitewatch.app.commands import eval_alerts, eval_change, eval_detect
 
 eval_app = typer.Typer(
     name="eval",
@@ -13,6 +13,7 @@ eval_app = typer.Typer(
 )
 eval_change.register(eval_app)
 eval_detect.register(eval_app)
+eval_alerts.register(eval_app)
 
 
 def register(app: typer.Typer) -> None:
