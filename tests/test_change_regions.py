@@ -47,3 +47,17 @@ def test_zone_mask_of_wrong_shape_is_refused() -> None:
     with pytest.raises(UnsupportedInputError, match="zone 'pad'"):
         change_regions(result_of(np.ones((4, 4), bool)), GRID, observation_id="o",
                        reference_observation_id="r", zone_masks={"pad": np.ones((3, 3), bool)})
+
+
+def test_diagonal_and_ring_shaped_regions_give_valid_polygons() -> None:
+    rng = np.random.default_rng(3)
+    mask = rng.random((60, 60)) > 0.55  # speckle: pixels meeting only at corners, rings with holes
+    mask[10:30, 10:30] = True
+    mask[15:25, 15:25] = False
+    mask[20, 20] = True  # an island inside the hole, touching nothing
+    for step in range(8):  # a staircase touching itself corner to corner
+        mask[40 + step, 40 + step] = True
+    regions = change_regions(result_of(mask), GRID, observation_id="o", reference_observation_id="r")
+    assert regions
+    assert all(r.geometry.is_valid and r.geometry.area > 0 for r in regions)
+    assert sum(r.area_m2 for r in regions) == pytest.approx(mask.sum() * 0.25)

@@ -14,7 +14,9 @@ from affine import Affine
 from numpy.typing import NDArray
 from rasterio import features
 from scipy import ndimage
-from shapely.geometry import MultiPolygon, Polygon, shape
+from shapely import make_valid
+from shapely.geometry import GeometryCollection, MultiPolygon, Polygon, shape
+from shapely.geometry.base import BaseGeometry
 from shapely.ops import unary_union
 
 from sitewatch.analytics.change.base import ChangeResult
@@ -61,8 +63,8 @@ def change_regions(
         polygons = outlines.get(lookup[int(key)], [])
         if not polygons or pixels * pixel_area < min_area_m2:
             continue
-        outline = unary_union(polygons)
-        if not isinstance(outline, Polygon | MultiPolygon) or outline.area <= 0:
+        outline = _polygonal(unary_union(polygons))
+        if outline is None:
             continue
         zone_number = int(key) % (len(zone_ids) + 1)
         regions.append(ChangeRegion(
@@ -75,3 +77,22 @@ def change_regions(
             detector=result.detector,
         ))
     return regions
+
+
+def _polygonal(geometry: BaseGeometry) -> Polygon | MultiPolygon | None:
+    """``geometry`` as a valid polygon or multipolygon of positive area, or None.
+
+    Pixel outlines traced with 8-connectivity touch themselves at corners, which makes
+    rings invalid; repairing them can leave lines and points beside the polygons, which
+    are dropped (they have no area).
+    """
+    if not geometry.is_valid:
+        geometry = make_valid(geometry)
+    if isinstance(geometry, GeometryCollection | MultiPolygon):
+        parts = [part for part in geometry.geoms if isinstance(part, Polygon) and part.area > 0]
+        geometry = MultiPolygon(parts) if len(parts) > 1 else (parts[0] if parts else Polygon())
+        if not geometry.is_valid:
+            geometry = make_valid(geometry)
+    if not isinstance(geometry, Polygon | MultiPolygon) or geometry.is_empty or geometry.area <= 0:
+        return None
+    return geometry
