@@ -99,7 +99,7 @@ def test_cloudy_zone_is_not_observed_and_partial_view_is_scaled_up() -> None:
     assert east.value is None and east.quality == 0.0 and not east.observed
     west = values[("west", "changed_area_m2")]
     assert west.value == pytest.approx(100.0, rel=0.05)  # 50 m² seen in half the zone
-    assert west.quality == pytest.approx(0.5, abs=0.02)
+    assert west.quality == pytest.approx(0.5 ** 0.5, abs=0.02)  # standard error grows as 1/sqrt(seen)
 
 
 def test_ndvi_where_red_and_nir_bands_exist() -> None:
@@ -113,7 +113,9 @@ def test_ndvi_where_red_and_nir_bands_exist() -> None:
 
 def test_quality_weight_combines_visibility_resolution_and_haze() -> None:
     assert quality_weight(1.0, gsd=0.5, site_gsd=0.5, haze=None) == 1.0
-    assert quality_weight(0.5, gsd=1.0, site_gsd=0.5, haze=0.2) == pytest.approx(0.5 * 0.5 * 0.8)
+    assert quality_weight(0.5, gsd=1.0, site_gsd=0.5, haze=0.2) == pytest.approx(0.5 ** 0.5 * 0.5 * 0.8)
+    assert quality_weight(1.0, gsd=0.5, site_gsd=0.5, haze=None, off_nadir=10.0) == pytest.approx(0.5)
+    assert quality_weight(1.0, gsd=0.5, site_gsd=0.5, haze=None, off_nadir=0.0) == 1.0
     with pytest.raises(UnsupportedInputError):
         quality_weight(1.0, gsd=0.0, site_gsd=0.5, haze=None)
 

@@ -134,15 +134,33 @@ def test_scoring_in_pieces_equals_scoring_at_once() -> None:
 def test_slow_build_is_caught_by_cusum() -> None:
     rng = np.random.default_rng(4)
     n = 160
-    values = rng.gamma(4.0, 100.0, (1, 1, n))
-    values[0, 0, 100:] += np.linspace(0, 500, n - 100)  # weeks of construction
+    values = rng.poisson(8.0, (1, 1, n)).astype(float)
+    values[0, 0, 100:] += np.linspace(0, 16, n - 100).round()  # weeks of construction traffic
     quality = np.ones_like(values)
     days = np.arange(n, dtype=float)[None] * 5
-    result = score_sites(values, quality, days, [indicator_spec("changed_area_m2")],
-                         config=EngineConfig(false_alarm_rate=0.05))
+    result = score_sites(values, quality, days, [indicator_spec("changed_objects")],
+                         config=EngineConfig(false_alarm_rate=0.01))
     alarms = np.flatnonzero(result.slow_build[0, 0])
     assert alarms.size and alarms.min() >= 100
     assert not result.slow_build[0, 0, :100].any()
+
+
+def test_pixel_areas_are_left_out_of_the_slow_build_test() -> None:
+    rng = np.random.default_rng(4)
+    n = 160
+    values = rng.gamma(4.0, 100.0, (1, 1, n))
+    values[0, 0, 100:] += np.linspace(0, 500, n - 100)  # e.g. autumn shadows lengthening
+    result = score_sites(values, np.ones_like(values), np.arange(n, dtype=float)[None] * 5,
+                         [indicator_spec("changed_area_m2")], config=EngineConfig(false_alarm_rate=0.05))
+    assert not result.slow_build.any()
+
+
+def test_indicators_of_one_zone_count_once_and_zone_weights_scale_them() -> None:
+    scores = np.array([[[5.0], [3.0], [4.0]]])  # two series of zone 0, one of zone 1
+    groups = np.array([0, 0, 1])
+    assert site_scores(scores)[0, 0] == pytest.approx(4.0 + 2.0 + 3.0)
+    assert site_scores(scores, groups)[0, 0] == pytest.approx(4.0 + 3.0)
+    assert site_scores(scores, groups, np.array([0.5, 1.0]))[0, 0] == pytest.approx(2.0 + 3.0)
 
 
 def test_site_score_adds_capped_excesses() -> None:

@@ -23,6 +23,7 @@ from enum import StrEnum
 
 import numpy as np
 from affine import Affine
+from scipy import ndimage
 from shapely.geometry import MultiPolygon, Polygon
 from shapely.geometry.base import BaseGeometry
 
@@ -60,19 +61,26 @@ class IndicatorSpec:
     unit: str
     label: str
     """Words for the analyst sentence, e.g. "changed area"."""
+    sequential: bool = True
+    """Whether the slow-build (CUSUM) test watches it; not for pixel areas, which drift with the
+    season by construction (shadows lengthen all autumn, so changed and darkened areas creep
+    up), while counts of objects do not."""
 
 
 _FIXED_SPECS: dict[str, IndicatorSpec] = {
     spec.name: spec
     for spec in (
-        IndicatorSpec("changed_area_m2", IndicatorKind.AREA, +1, 50.0, "m²", "changed area"),
+        IndicatorSpec("changed_area_m2", IndicatorKind.AREA, +1, 50.0, "m²", "changed area",
+                      sequential=False),
         IndicatorSpec("brightened_area_m2", IndicatorKind.AREA, +1, 50.0, "m²",
-                      "area that changed and brightened (new surfaces)"),
+                      "area that changed and brightened (new surfaces)", sequential=False),
         IndicatorSpec("darkened_area_m2", IndicatorKind.AREA, +1, 50.0, "m²",
-                      "area that changed and darkened (removed or shadowed surfaces)"),
+                      "area that changed and darkened (removed or shadowed surfaces)", sequential=False),
         IndicatorSpec("new_structure_area_m2", IndicatorKind.AREA, +1, 50.0, "m²", "new structure area"),
         IndicatorSpec("removed_structure_area_m2", IndicatorKind.AREA, +1, 50.0, "m²",
                       "removed structure area"),
+        IndicatorSpec("changed_objects", IndicatorKind.COUNT, +1, 2.0, "",
+                      "vehicle-sized patches of change (objects that came or went)"),
         IndicatorSpec("ndvi_mean", IndicatorKind.INDEX, -1, 0.03, "", "mean vegetation index (NDVI)"),
     )
 }
@@ -177,20 +185,34 @@ class ObservationEvidence:
     """Band name (lower case: red, nir, ...) → (rows, cols) reflectance of the observation."""
     haze: float | None = None
     """0..1 haze or thin-cloud fraction where known (e.g. the scene's cloud cover)."""
+    off_nadir: float | None = None
+    """Off-nadir view angle of the image in degrees, where known."""
 
 
-def quality_weight(visible_fraction: float, *, gsd: float, site_gsd: float, haze: float | None) -> float:
+VIEW_HALF_WEIGHT_DEG = 10.0
+"""Off-nadir angle at which a measurement counts half: tall structures lean by their height times
+tan(angle), a different way on every date, and the lean shows as change along their walls."""
+
+
+def quality_weight(visible_fraction: float, *, gsd: float, site_gsd: float, haze: float | None,
+                   off_nadir: float | None = None) -> float:
     """Weight 0..1 of a zone measurement.
 
-    Visible fraction enters linearly (half a zone seen is half the evidence); an image
+    Visible fraction enters as its square root (a value estimated from a fraction f of the
+    zone has a standard error growing as 1/√f); an image
     coarser than the site grid loses weight by the ratio of GSDs (small objects vanish);
-    haze removes its own fraction.
+    haze removes its own fraction; an oblique view weighs ``1 / (1 + (tan θ / tan 10°)²)``.
     """
     if not (math.isfinite(gsd) and gsd > 0 and math.isfinite(site_gsd) and site_gsd > 0):
         raise UnsupportedInputError(f"GSDs must be positive metres, got image {gsd!r} and site {site_gsd!r}")
     resolution = min(1.0, site_gsd / gsd)
     clarity = 1.0 - min(1.0, max(0.0, haze)) if haze is not None else 1.0
-    return float(min(1.0, max(0.0, visible_fraction)) * resolution * clarity)
+    view = 1.0
+    if off_nadir is not None and math.isfinite(off_nadir):
+        lean = math.tan(math.radians(min(abs(off_nadir), 89.0))) / math.tan(
+            math.radians(VIEW_HALF_WEIGHT_DEG))
+        view = 1.0 / (1.0 + lean * lean)
+    return float(math.sqrt(min(1.0, max(0.0, visible_fraction))) * resolution * clarity * view)
 
 
 def _zone_of(geometry: BaseGeometry, masks: ZoneMasks) -> str | None:
@@ -216,6 +238,35 @@ def _structure_area(current: Sequence[Detection], other: Sequence[Detection]) ->
             continue
         areas[detection.zone_id] = areas.get(detection.zone_id, 0.0) + float(detection.geometry.area)
     return areas
+
+
+OBJECT_AREA_M2 = (3.0, 150.0)
+"""Area range of a patch of change that counts as one object (a car to a rail car with its shadow)."""
+OBJECT_EXTENT_M = 30.0
+"""Longest side of an object's bounding box; longer patches are slivers along walls and shadows
+(a tall building leans and its shadow swings from date to date) or whole structures."""
+
+
+def _changed_objects(changed: np.ndarray, masks: ZoneMasks) -> dict[str | None, int]:
+    """Vehicle-sized connected patches of ``changed``, counted in the zone of their centre."""
+    labels, count = ndimage.label(changed, structure=np.ones((3, 3), bool))
+    if count == 0:
+        return {}
+    pixel_area = masks.pixel_area_m2
+    gsd = math.sqrt(pixel_area)
+    sizes = np.bincount(labels.ravel())
+    counts: dict[str | None, int] = {}
+    for index, box in enumerate(ndimage.find_objects(labels), start=1):
+        if box is None:
+            continue
+        area = sizes[index] * pixel_area
+        extent = max(box[0].stop - box[0].start, box[1].stop - box[1].start) * gsd
+        if not (OBJECT_AREA_M2[0] <= area <= OBJECT_AREA_M2[1] and extent <= OBJECT_EXTENT_M):
+            continue
+        row, col = (box[0].start + box[0].stop) // 2, (box[1].start + box[1].stop) // 2
+        zone = next((z for z, m in zip(masks.zone_ids, masks.masks, strict=True) if m[row, col]), None)
+        counts[zone] = counts.get(zone, 0) + 1
+    return counts
 
 
 def extract_indicators(
@@ -244,11 +295,13 @@ def extract_indicators(
                 f"observation {observation.id}: {name} is {layer.shape}, site grid is {masks.shape}"
             )
     per_zone: dict[str, dict[str, float]] = {zone_id: {} for zone_id in masks.zone_ids}
+    objects: dict[str | None, int] | None = None
     visible: dict[str, float] = {}
     pixel_area = masks.pixel_area_m2
     changed = None
     if evidence.change_probability is not None:
         changed = (evidence.change_probability >= change_threshold) & evidence.valid
+        objects = _changed_objects(changed, masks)
     for zone_id, mask, zone_area in zip(masks.zone_ids, masks.masks, masks.zone_area_m2, strict=True):
         seen = mask & evidence.valid
         n_seen = int(seen.sum())
@@ -260,6 +313,8 @@ def extract_indicators(
         if changed is not None and evidence.change_probability is not None:
             zone_changed = changed & mask
             values["changed_area_m2"] = float(zone_changed.sum()) * pixel_area * scale_up
+            if objects is not None:
+                values["changed_objects"] = objects.get(zone_id, 0) * scale_up
             if evidence.brightness_change is not None:
                 brighter = zone_changed & (evidence.brightness_change > 0)
                 darker = zone_changed & (evidence.brightness_change < 0)
@@ -305,7 +360,8 @@ def extract_indicators(
         observed = fraction >= min_visible_fraction
         quality = 0.0
         if observed:
-            quality = quality_weight(fraction, gsd=evidence.gsd, site_gsd=site.gsd, haze=evidence.haze)
+            quality = quality_weight(fraction, gsd=evidence.gsd, site_gsd=site.gsd, haze=evidence.haze,
+                                     off_nadir=evidence.off_nadir)
         for name in names:
             value = per_zone[zone_id].get(name) if observed else None
             results.append(IndicatorValue(

@@ -57,7 +57,7 @@ class CoregistrationSettings:
     """At most this many, the most textured, tiles are measured."""
     max_shift: float = 32.0
     """Largest plausible shift in pixels; a larger one is refused as a mismatch."""
-    min_overlap: float = 0.5
+    min_overlap: float = 0.3
     """Smallest fraction of pixels valid on both dates."""
     min_texture: float = 1e-3
     """Smallest mean squared gradient of a standardised tile for it to be measured."""
@@ -67,6 +67,9 @@ class CoregistrationSettings:
     """Fewest agreeing tiles when at least two tiles are measured."""
     upsample: int = 20
     """Sub-pixel precision is 1/upsample pixel."""
+    min_tile_valid: float = 0.8
+    """Smallest fraction of a tile valid on both dates for it to be measured (the rest is filled
+    with the tile's mean, so a cloud over part of a tile does not hide its texture)."""
 
 
 def _luminance(image: NDArray[np.floating]) -> NDArray[np.float32]:
@@ -74,6 +77,9 @@ def _luminance(image: NDArray[np.floating]) -> NDArray[np.float32]:
 
 
 def _standardise(tile: NDArray[np.float32]) -> NDArray[np.float32]:
+    """Zero mean, unit spread, after taking out brightness smooth over 9 pixels (haze, thin cloud,
+    cloud shadow and season move the slow parts; edges of buildings and roads hold still)."""
+    tile = tile - ndimage.uniform_filter(tile, 9, mode="nearest")
     centred = tile - tile.mean()
     scale = float(centred.std())
     return centred / scale if scale > 0 else centred
@@ -82,6 +88,13 @@ def _standardise(tile: NDArray[np.float32]) -> NDArray[np.float32]:
 def _texture(tile: NDArray[np.float32]) -> float:
     gy, gx = np.gradient(tile)
     return float(np.mean(gx * gx + gy * gy))
+
+
+def _filled(tile: NDArray[np.float32], seen: NDArray[np.bool_]) -> NDArray[np.float32]:
+    """``tile`` with its unseen pixels set to the mean of its seen ones."""
+    if seen.all():
+        return tile
+    return np.where(seen, tile, np.float32(tile[seen].mean())).astype(np.float32)
 
 
 def _tile_origins(size: int, tile: int) -> list[int]:
@@ -124,8 +137,9 @@ def estimate_shift(
     for row in _tile_origins(ref.shape[0], side):
         for col in _tile_origins(ref.shape[1], side):
             window = (slice(row, row + side), slice(col, col + side))
-            if both[window].all():
-                pairs.append((ref[window], mov[window]))
+            seen = both[window]
+            if seen.mean() >= settings.min_tile_valid:
+                pairs.append((_filled(ref[window], seen), _filled(mov[window], seen)))
     return shift_from_tiles(pairs, settings)
 
 
@@ -194,20 +208,47 @@ def shift_from_tiles(
     )
 
 
+def _translate(image: NDArray[np.float32], rows: int, cols: int) -> NDArray[np.float32]:
+    """``out[..., r, c] = image[..., r - rows, c - cols]``, zero where that falls outside."""
+    out = np.zeros_like(image)
+    height, width = image.shape[-2:]
+    if abs(rows) >= height or abs(cols) >= width:
+        return out
+    target_rows = slice(max(rows, 0), height + min(rows, 0))
+    target_cols = slice(max(cols, 0), width + min(cols, 0))
+    source_rows = slice(max(-rows, 0), height + min(-rows, 0))
+    source_cols = slice(max(-cols, 0), width + min(-cols, 0))
+    out[..., target_rows, target_cols] = image[..., source_rows, source_cols]
+    return out
+
+
 def apply_shift(
     image: NDArray[np.floating], shift: tuple[float, float], *, valid: NDArray[np.bool_] | None = None
 ) -> tuple[NDArray[np.float32], NDArray[np.bool_]]:
     """Shift ``(bands, rows, cols)`` pixels by ``shift`` (bilinear); return them and the valid mask.
 
+    ``out(p) = image(p - shift)``, as :func:`scipy.ndimage.shift` (order 1) computes it, done as
+    four weighted whole-array translations (ten times faster than the general spline path).
     Pixels shifted in from outside the grid, or touched by an invalid source pixel, are invalid.
     """
     pixels = np.asarray(image, dtype=np.float32)
     source_valid = np.ones(pixels.shape[1:], bool) if valid is None else valid.astype(bool)
     if shift == (0.0, 0.0):
         return pixels.copy(), source_valid.copy()
-    shifted = np.stack([ndimage.shift(band, shift, order=1, mode="constant", cval=0.0) for band in pixels])
-    coverage = ndimage.shift(source_valid.astype(np.float32), shift, order=1, mode="constant", cval=0.0)
-    return shifted.astype(np.float32), np.asarray(coverage > 0.999)
+    base_rows, base_cols = math.floor(shift[0]), math.floor(shift[1])
+    frac_rows, frac_cols = shift[0] - base_rows, shift[1] - base_cols
+    shifted = np.zeros_like(pixels)
+    covered = np.ones(pixels.shape[1:], bool)
+    inside = np.ones(pixels.shape[1:], np.float32)
+    for rows, row_weight in ((base_rows, 1.0 - frac_rows), (base_rows + 1, frac_rows)):
+        for cols, col_weight in ((base_cols, 1.0 - frac_cols), (base_cols + 1, frac_cols)):
+            weight = row_weight * col_weight
+            if weight <= 1e-6:
+                continue
+            shifted += np.float32(weight) * _translate(pixels, rows, cols)
+            covered &= _translate(source_valid.astype(np.float32), rows, cols) > 0.5
+            covered &= _translate(inside, rows, cols) > 0.5
+    return shifted, covered
 
 
 def coregister(

@@ -19,7 +19,7 @@ import numpy as np
 
 from sitewatch.analytics.indicators import IndicatorSpec, indicator_spec
 from sitewatch.core.types import Alert, IndicatorValue, Site
-from sitewatch.monitor.combine import contributions, daily_benjamini_hochberg
+from sitewatch.monitor.combine import contributions, daily_benjamini_hochberg, zone_weight
 from sitewatch.monitor.engine import EngineConfig, EngineResult, score_sites
 from sitewatch.monitor.explain import Evidence, explain_alert, explain_slow_build
 from sitewatch.monitor.lifecycle import track_record
@@ -83,13 +83,21 @@ class SiteScores:
 
 
 def score_history(
-    history: IndicatorHistory, config: EngineConfig, feedback: Mapping[str, int] | None = None
+    history: IndicatorHistory, config: EngineConfig, feedback: Mapping[str, int] | None = None,
+    zone_kinds: Mapping[str, str] | None = None,
 ) -> SiteScores:
-    """Score every observation of ``history``; ``feedback`` maps observation id → -1/0/+1."""
+    """Score every observation of ``history``; ``feedback`` maps observation id → -1/0/+1.
+
+    The indicators of one zone form one group of the combined score, weighed by the zone's
+    kind (``zone_kinds`` maps zone id → kind; see :func:`~sitewatch.monitor.combine.zone_weight`).
+    """
+    zones = sorted({zone for zone, _ in history.series})
     word = np.array([[(feedback or {}).get(o, 0) for o in history.observation_ids]], dtype=np.int8)
     result = score_sites(
         history.values[None], history.quality[None], history.days()[None], history.specs,
         config=config, rest_day=history.rest_days(config.baseline.rest_days)[None], feedback=word,
+        groups=np.array([zones.index(zone) for zone, _ in history.series], dtype=np.intp),
+        group_weights=np.array([zone_weight((zone_kinds or {}).get(zone)) for zone in zones]),
     )
     return SiteScores(history, result)
 

@@ -45,7 +45,7 @@ class BaselineConfig:
     """Most calibration observations kept per site."""
     max_age_days: float = 730.0
     """Observations older than this are forgotten."""
-    min_history: int = 10
+    min_history: int = 20
     """Warm-up: no alert before this many usable observations of the site."""
     refit_every: int = 10
     """Baselines are refitted every this many observations (every one during warm-up)."""

@@ -3,9 +3,10 @@
 Within a site, the combined score of an observation adds up, over its zones and
 indicators, how far each series score (robust z, weighted by quality) exceeds
 ``SERIES_SLACK``, each term capped at ``SERIES_CAP``:
-``S = Σ_k min(max(z_k − slack, 0), cap)``. The cap keeps one busy car park (a holiday, a
-staff gathering) from outweighing everything, the slack keeps the many quiet series from
-adding noise, and activity that shows in several zones and indicators at once (trucks,
+``S = Σ_zones max_k∈zone min(max(z_k − slack, 0), cap)``: the indicators of one zone rise
+together with the same cars, so a zone adds its strongest term only. The cap keeps one busy
+car park (a holiday, a staff gathering) from outweighing everything, the slack keeps the
+many quiet series from adding noise, and activity that shows in several zones and indicators at once (trucks,
 cranes, rail cars and fresh change together, the signature of a launch preparation)
 adds up. Its p-value is the conformal rank of ``S`` among the calibration observations'
 ``S``, so correlation between zones and indicators is accounted for by the data, not by
@@ -26,11 +27,38 @@ SERIES_CAP = 6.0
 """Most one series can add to the site score."""
 
 
-def site_scores(series_scores: np.ndarray) -> np.ndarray:
-    """Combined score along axis -2 of (..., series, time); NaN where no series was observed."""
+ZONE_KIND_WEIGHTS: dict[str, float] = {"parking": 0.5, "support": 0.75}
+"""How much one zone's activity adds to a site's combined score, by zone kind (others 1).
+
+A full car park or a busy depot is weak evidence of what a site watcher looks for; trucks at
+an assembly hall or a launch pad are strong. Weights change power only, never validity: the
+combined score is calibrated on the site's own history whatever it is."""
+
+
+def zone_weight(kind: str | None) -> float:
+    """Weight of a zone of ``kind`` in the combined score (see :data:`ZONE_KIND_WEIGHTS`)."""
+    return ZONE_KIND_WEIGHTS.get(kind or "", 1.0)
+
+
+def site_scores(series_scores: np.ndarray, groups: np.ndarray | None = None,
+                weights: np.ndarray | None = None) -> np.ndarray:
+    """Combined score along axis -2 of (..., series, time); NaN where no series was observed.
+
+    ``groups`` (series,) labels series that measure the same thing (the indicators of one
+    zone: its changed area, changed objects and counts all rise with the same cars); within
+    a group only the largest term counts, so one busy zone adds at most ``SERIES_CAP``,
+    times its ``weights`` entry (one per group label, in sorted label order) when given.
+    """
     observed = ~np.isnan(series_scores)
     excess = np.clip(np.nan_to_num(series_scores, nan=0.0) - SERIES_SLACK, 0.0, SERIES_CAP)
-    total = excess.sum(axis=-2)
+    if groups is None:
+        total = excess.sum(axis=-2)
+    else:
+        labels = np.asarray(groups)
+        unique = np.unique(labels)
+        factors = np.ones(len(unique)) if weights is None else np.asarray(weights, dtype=np.float64)
+        total = sum(factor * excess[..., labels == label, :].max(axis=-2)
+                    for label, factor in zip(unique, factors, strict=True))
     return np.where(observed.any(axis=-2), total, np.nan)
 
 

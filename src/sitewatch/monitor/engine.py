@@ -127,13 +127,17 @@ def score_sites(
     config: EngineConfig,
     rest_day: np.ndarray | None = None,
     feedback: np.ndarray | None = None,
+    groups: np.ndarray | None = None,
+    group_weights: np.ndarray | None = None,
 ) -> EngineResult:
     """Score ``values`` (sites, series, time; NaN = not observed) in time order.
 
     ``quality`` has the shape of ``values``; ``days`` (sites, time) is acquisition time
     in days, increasing along time; ``rest_day`` (sites, time) bool; ``feedback``
     (sites, time) int: +1 analysts said benign/false alarm (use in baselines), -1
-    confirmed (keep out), 0 no word.
+    confirmed (keep out), 0 no word. ``groups`` (series,) labels the series of one zone
+    (see :func:`~sitewatch.monitor.combine.site_scores`); None: every series on its own;
+    ``group_weights`` weighs each group's term (one per label, sorted).
     """
     if values.ndim != 3 or quality.shape != values.shape:
         raise ValidationError(
@@ -153,7 +157,8 @@ def score_sites(
     cfg = config.baseline
     alpha = config.instant_rate
     width = cfg.window
-    threshold = (cusum_threshold(max(n_series, 1) / config.sequential_rate, config.cusum.k)
+    watched = np.array([spec.sequential for spec in specs], dtype=bool)
+    threshold = (cusum_threshold(max(int(watched.sum()), 1) / config.sequential_rate, config.cusum.k)
                  if config.sequential_share > 0 else np.inf)
 
     # float32 buffers: half the memory traffic, and indicator values need no more precision.
@@ -202,7 +207,7 @@ def score_sites(
             buf_scores[:, :, :used] = nonconformity(
                 buf_values[:, :, :used], location, scale, buf_quality[:, :, :used], directions
             )
-            buf_site[:, :used] = site_scores(buf_scores[:, :, :used])
+            buf_site[:, :used] = site_scores(buf_scores[:, :, :used], groups, group_weights)
         calibration = buf_scores[:, :, :used]
         calibration_site = buf_site[:, :used]
 
@@ -215,7 +220,7 @@ def score_sites(
         n_series_history = np.count_nonzero(~np.isnan(calibration), axis=2)
         series_p = conformal_p_values(calibration, new_scores, tail_scale_floor=config.tail_scale_floor,
                                       n=n_series_history)
-        new_site = site_scores(new_scores[:, :, None])[:, 0]
+        new_site = site_scores(new_scores[:, :, None], groups, group_weights)[:, 0]
         site_p = conformal_p_values(calibration_site, new_site, tail_scale_floor=config.tail_scale_floor)
         n_history = np.sum(~np.isnan(calibration_site), axis=1)
         observed = ~np.isnan(new_site)
@@ -224,7 +229,8 @@ def score_sites(
         # Not observed yet scored (no baseline yet): still history for the next baseline.
         include = np.any(~np.isnan(new_values), axis=1) & (word[:, t] >= 0)
 
-        normal = np.where(np.isnan(new_scores), np.nan, normal_scores(series_p, config.cusum.clip))
+        normal = np.where(np.isnan(new_scores) | ~watched[None, :], np.nan,
+                          normal_scores(series_p, config.cusum.clip))
         armed = n_series_history >= cfg.min_history
         statistic, alarm, reached = cusum_step(statistic, normal, k=config.cusum.k, threshold=threshold,
                                                armed=armed)

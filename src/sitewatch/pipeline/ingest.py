@@ -21,7 +21,8 @@ from rasterio.errors import RasterioError
 
 from sitewatch.core.errors import NoSiteCoverageError, NoValidPixelsError, SitewatchError
 from sitewatch.core.types import Observation, Scene, Site
-from sitewatch.imagery.chips import extract_chip, write_chip
+from sitewatch.imagery.chips import Chip, extract_chip, write_chip
+from sitewatch.imagery.clouds import cloud_mask
 from sitewatch.imagery.grid import site_grid
 from sitewatch.imagery.readers import SCENE_ID_LENGTH, inspect_image, sha256_file
 from sitewatch.store import Workspace, chip_relpath
@@ -194,6 +195,14 @@ def _ingest_file(workspace: Workspace, path: Path, sites: Sequence[Site], *, acq
                        scene_id=scene.id, site_ids=tuple(site_ids))
 
 
+def _without_clouds(chip: Chip, gsd: float) -> Chip:
+    """``chip`` with opaque cloud masked out of its valid pixels (kept in the file, for display)."""
+    clouds = cloud_mask(chip.array, chip.valid, chip.bands, gsd)
+    if not clouds.any():
+        return chip
+    return Chip(array=chip.array, valid=chip.valid & ~clouds, bands=chip.bands)
+
+
 def _store_scene(workspace: Workspace, path: Path, scene: Scene, sites: Sequence[Site]) -> list[str] | None:
     """Cut, stage and record the chips of ``scene``; the site ids stored, or None if already stored."""
     covered = covered_sites(scene, sites)
@@ -213,6 +222,7 @@ def _store_scene(workspace: Workspace, path: Path, scene: Scene, sites: Sequence
             if chip.valid_fraction <= 0.0:
                 log.info("%s: no valid pixels over site %s; no observation for it", path, site.id)
                 continue
+            chip = _without_clouds(chip, grid.gsd)
             observation_id = f"{site.id}-{scene.id}"
             chip_file = staging / f"{observation_id}.{uuid.uuid4().hex[:8]}.tif"
             staged.append((

@@ -30,9 +30,8 @@ from datetime import UTC, datetime
 import numpy as np
 import rasterio
 
-from sitewatch.analytics.change import ChangeResult, get_change_detector
-from sitewatch.analytics.change.base import score_result
-from sitewatch.analytics.change.cva import cva_magnitude
+from sitewatch.analytics.change import ChangeDetector, get_change_detector
+from sitewatch.analytics.change.contrast import ContrastChange
 from sitewatch.analytics.change.regions import change_regions
 from sitewatch.analytics.indicators import (
     ObservationEvidence,
@@ -70,9 +69,9 @@ class MonitorOptions:
     full: bool = False
     """Recompute every observation's indicators, not only new ones."""
     change_detector: str | None = None
-    """Registry name of a change detector; None: :func:`robust_cva`, which runs in a fraction of a
-    second on a 1400x1000 chip (the object-based detector takes minutes) and whose operating
-    point is stable from one date to the next (a monitor needs that more than a tuned mask)."""
+    """Registry name of a change detector; None: :class:`ContrastChange` at the site's GSD (made for
+    date-after-date monitoring: illumination, shadows and small misregistration are not change;
+    a fraction of a second on a 1400x1000 chip), or plain CVA for sites coarser than 2 m."""
     detect_objects: bool | None = None
     """Run object detection: True, False, or None for "when a detector is installed"."""
     reference_size: int = 3
@@ -114,6 +113,9 @@ class AlignedChip:
     pixels: np.ndarray
     valid: np.ndarray
     bands: tuple[str, ...]
+    registered: bool | None = None
+    """True: aligned to the anchor; False: co-registration refused although the site's chips
+    register (so comparing it would show misregistration as change); None: not attempted."""
 
 
 class _AlignedChips:
@@ -164,7 +166,7 @@ class _AlignedChips:
         except CoregistrationError as refusal:
             log.info("%s: not co-registered (%s)", observation.id, refusal)
             return None
-        return AlignedChip(pixels, valid, chip.bands)
+        return AlignedChip(pixels, valid, chip.bands, registered=True)
 
     def get(self, observation: Observation) -> AlignedChip:
         if observation.id in self.chips:
@@ -178,7 +180,9 @@ class _AlignedChips:
                 aligned = self._align(observation)
         if aligned is None:
             chip = read_chip(self.workspace.chip_path(observation))
-            aligned = AlignedChip(chip.array.astype(np.float32), chip.valid, chip.bands)
+            refused = self.anchor is not None and self.coregistration and bool(self.registrable)
+            aligned = AlignedChip(chip.array.astype(np.float32), chip.valid, chip.bands,
+                                  registered=False if refused else None)
         self.chips[observation.id] = aligned
         while len(self.chips) > self.size:
             self.chips.popitem(last=False)
@@ -206,27 +210,6 @@ def reference_composite(chips: Sequence[AlignedChip]) -> tuple[np.ndarray, np.nd
         low, high = np.fmin(layers[0], layers[1]), np.fmax(layers[0], layers[1])
         composite = np.fmax(low, np.fmin(high, layers[2]))
     return np.nan_to_num(composite, nan=0.0).astype(np.float32), valid
-
-
-ROBUST_CVA_SIGMAS = 5.0
-"""Operating point of :func:`robust_cva`, in robust standard deviations of the pair's magnitudes."""
-
-
-def robust_cva(before: np.ndarray, after: np.ndarray, valid: np.ndarray) -> ChangeResult:
-    """CVA magnitude with a noise-relative operating point: median + 5 robust sigmas of the pair.
-
-    Otsu's threshold (the registry's CVA) splits even a quiet pair into two halves, so on a
-    day with nothing new it can call a third of a site changed; a threshold relative to the
-    pair's own noise level calls almost nothing changed on such a day and keeps each
-    object's change when there is one.
-    """
-    magnitude = cva_magnitude(before, after)
-    sample = magnitude[valid][:: max(1, int(valid.sum()) // 200_000)] if valid.any() else magnitude.ravel()
-    median = float(np.median(sample))
-    sigma = max(1.4826 * float(np.median(np.abs(sample - median))), 1e-3)
-    return score_result("robust-cva", magnitude, median + ROBUST_CVA_SIGMAS * sigma, valid,
-                        f"median + {ROBUST_CVA_SIGMAS:g} robust sigmas of the pair's CVA magnitudes",
-                        softness=sigma)
 
 
 def _match_radiometry(before: np.ndarray, after: np.ndarray, valid: np.ndarray) -> np.ndarray:
@@ -270,8 +253,11 @@ class _SiteIndicators:
         self.site = site
         self.options = options
         self.detect = detect
-        self.detector = get_change_detector(options.change_detector) if options.change_detector else None
-        self.chips = _AlignedChips(workspace, options.reference_size + 1, options.coregistration)
+        self.detector: ChangeDetector = (
+            get_change_detector(options.change_detector) if options.change_detector
+            else ContrastChange(gsd=site.gsd) if 0.1 <= site.gsd <= 2.0 else get_change_detector("cva")
+        )
+        self.chips = _AlignedChips(workspace, 2 * options.reference_size + 1, options.coregistration)
         self.min_valid = workspace.settings.min_valid_fraction
         self.masks: ZoneMasks | None = None
 
@@ -281,8 +267,13 @@ class _SiteIndicators:
         good = [o for o in earlier if o.valid_fraction >= REFERENCE_VALID]
         if good:
             self.chips.set_anchor(good)
-        references = good[-self.options.reference_size:]
         chip = self.chips.get(observation)
+        references: list[Observation] = []
+        for candidate in reversed(good[-2 * self.options.reference_size:]):
+            if len(references) == self.options.reference_size:
+                break
+            if self.chips.get(candidate).registered is not False:
+                references.insert(0, candidate)
         detections: list[Detection] | None = None
         previous: list[Detection] | None = None
         if self.detect:
@@ -292,15 +283,15 @@ class _SiteIndicators:
             detections = self.workspace.detections(observation_id=observation.id)
             if references:
                 previous = self.workspace.detections(observation_id=references[-1].id)
-        if len(references) < self.options.reference_size:
-            # Change against a thinner composite is not the same measurement: not observed, not zero.
+        if len(references) < self.options.reference_size or chip.registered is False:
+            # Change against a thinner composite is not the same measurement, and an observation
+            # that would not co-register would show its misregistration as change: not observed.
             return ObservationEvidence(valid=chip.valid, gsd=scene.gsd, detections=detections,
-                                       haze=scene.cloud_cover)
+                                       off_nadir=scene.off_nadir)
         before, before_valid = reference_composite([self.chips.get(o) for o in references])
         valid = chip.valid & before_valid
         after = _match_radiometry(before, chip.pixels, valid)
-        result = self.detector(before, after, valid=valid) if self.detector is not None \
-            else robust_cva(before, after, valid)
+        result = self.detector(before, after, valid=valid)
         by_zone = dict(zip(masks.zone_ids, masks.masks, strict=True)) if self.site.zones else None
         try:
             regions = change_regions(
@@ -322,7 +313,7 @@ class _SiteIndicators:
             reference_detections=previous,
             brightness_change=brightness,
             bands=bands,
-            haze=scene.cloud_cover,
+            off_nadir=scene.off_nadir,  # no haze term: ingest masked the clouds themselves
         )
 
     def indicators(self, observation: Observation, earlier: Sequence[Observation]) -> list[IndicatorValue]:
@@ -385,7 +376,8 @@ def run_monitor(workspace: Workspace, options: MonitorOptions | None = None, *,
         for alert in alerts:  # confirmed anywhere keeps the observation out; else benign/false puts it in
             word, current = baseline_feedback(alert.state), feedback.get(alert.observation_id, 0)
             feedback[alert.observation_id] = -1 if -1 in (word, current) else max(word, current)
-        scored.append(score_history(IndicatorHistory.from_values(site.id, values), config, feedback))
+        kinds = {zone.id: zone.kind.value for zone in site.zones}
+        scored.append(score_history(IndicatorHistory.from_values(site.id, values), config, feedback, kinds))
     decisions = decide(scored, config.instant_rate)
 
     created = datetime.now(UTC)
@@ -401,4 +393,4 @@ def run_monitor(workspace: Workspace, options: MonitorOptions | None = None, *,
             processed=processed_counts[site.id], new_alerts=tuple(fresh),
             alerts_total=len(workspace.alerts(site_id=site.id)),
         ))
-    return MonitorReport(tuple(outcomes), alpha, options.change_detector or "robust-cva", detect)
+    return MonitorReport(tuple(outcomes), alpha, options.change_detector or "contrast", detect)

@@ -4,7 +4,7 @@ Every method implements :class:`ChangeDetector` and registers itself here on imp
 use :func:`get_change_detector` / :func:`change_detectors` rather than the classes.
 """
 
-from sitewatch.analytics.change import cva, irmad, pcakmeans, segments
+from sitewatch.analytics.change import contrast, cva, irmad, pcakmeans, segments
 from sitewatch.analytics.change.base import (
     ChangeDetector,
     ChangeResult,
@@ -17,6 +17,7 @@ __all__ = [
     "ChangeDetector",
     "ChangeResult",
     "change_detectors",
+    "contrast",
     "cva",
     "get_change_detector",
     "irmad",

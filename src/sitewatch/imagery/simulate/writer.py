@@ -67,7 +67,7 @@ def write_scene(scene: RenderedScene, folder: Path, scenario: Scenario) -> tuple
             TIFFTAG_IMAGEDESCRIPTION=f"{ATTRIBUTION}: scenario {scenario.name}, site {scene.site_id}",
             ACQUISITIONDATETIME=when.strftime("%Y-%m-%dT%H:%M:%SZ"),
             SENSOR=scenario.sensor,
-            CLOUD_COVER=f"{scene.cloud_fraction:.4f}",
+            CLOUD_COVER=f"{100.0 * scene.cloud_fraction:.2f}",  # percent, as Landsat and readers.py have it
         )
     os.replace(partial, tif)
     item = stac_item(scene, scenario, tif.name)
