@@ -123,3 +123,27 @@ def test_feedback_changes_later_scores_not_recorded_alerts(images: list[Path], t
         after = {a.id for a in ws.alerts()}
     assert before <= after  # analysts' alerts are never dropped
     assert again.sites[0].processed == 0
+
+
+def test_sites_in_worker_processes_give_the_same_result(images: list[Path], tmp_path: Path) -> None:
+    import dataclasses
+
+    from sitewatch.core.errors import ValidationError
+
+    twin = dataclasses.replace(small_site(), id="twin", name="Twin site")
+    results = []
+    for workers in (1, 2):
+        with Workspace.init(tmp_path / f"w{workers}", sites=[small_site(), twin]) as ws:
+            ingest(ws, images[:30])
+            seen: list[tuple[str, int, int]] = []
+
+            def note(site: str, done: int, total: int, seen: list[tuple[str, int, int]] = seen) -> None:
+                seen.append((site, done, total))
+
+            run_monitor(ws, dataclasses.replace(OPTIONS, workers=workers), progress=note)
+            results.append({(v.observation_id, v.zone_id, v.name): v.value
+                            for site in ("smallsite", "twin") for v in ws.indicators(site)})
+            assert {s for s, _, _ in seen} == {"smallsite", "twin"} and ("twin", 30, 30) in seen
+    assert results[0] == results[1] and len(results[0]) > 0
+    with pytest.raises(ValidationError, match="workers"):
+        MonitorOptions(workers=0)

@@ -22,10 +22,14 @@ indicators from that observation on, since later references depend on it.
 from __future__ import annotations
 
 import logging
+import multiprocessing
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
+from queue import Queue
 
 import numpy as np
 import rasterio
@@ -77,7 +81,14 @@ class MonitorOptions:
     reference_size: int = 3
     """Earlier good observations in the reference composite (1 to 3)."""
     coregistration: bool = True
+    workers: int = 1
+    """Processes computing sites side by side (a site's observations stay in order in one)."""
     baseline: BaselineConfig = field(default_factory=BaselineConfig)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.workers, int) or self.workers < 1:
+            raise ValidationError("MonitorOptions", "workers",
+                                  f"{self.workers!r} must be a whole number >= 1")
 
 
 @dataclass(frozen=True, slots=True)
@@ -341,6 +352,49 @@ def _pending(observations: Sequence[Observation], processed: set[str], full: boo
     return len(observations)
 
 
+def _compute_site(workspace: Workspace, site: Site, options: MonitorOptions, detect: bool,
+                  progress: Progress | None) -> int:
+    """Compute and store the indicators of ``site``'s new observations; how many were computed."""
+    observations = workspace.observations(site.id)
+    done = {v.observation_id for v in workspace.indicators(site.id)}
+    start = _pending(observations, done, options.full)
+    todo = observations[start:]
+    computer = _SiteIndicators(workspace, site, options, detect)
+    for count, observation in enumerate(todo, start=1):
+        earlier = observations[:start + count - 1]
+        workspace.replace_indicators(observation.id, computer.indicators(observation, earlier))
+        if progress is not None:
+            progress(site.id, count, len(todo))
+    return len(todo)
+
+
+def _site_worker(root: Path, site_id: str, options: MonitorOptions, detect: bool,
+                 queue: Queue[tuple[str, int, int]] | None) -> int:
+    """One site's indicators in a worker process, with its own connection to the store."""
+    with Workspace.open(root) as workspace:
+        report = (lambda site, done, total: queue.put((site, done, total))) if queue is not None else None
+        return _compute_site(workspace, workspace.site(site_id), options, detect, report)
+
+
+def _compute_in_processes(root: Path, site_ids: Sequence[str], options: MonitorOptions, detect: bool,
+                          workers: int, progress: Progress | None) -> None:
+    """Sites side by side in ``workers`` processes (each writes its own rows; SQLite WAL serialises
+    the short write transactions), forwarding per-observation progress."""
+    context = multiprocessing.get_context("spawn")
+    with context.Manager() as manager, ProcessPoolExecutor(workers, mp_context=context) as pool:
+        queue: Queue[tuple[str, int, int]] = manager.Queue()
+        futures = [pool.submit(_site_worker, root, site_id, options, detect, queue) for site_id in site_ids]
+        remaining = set(futures)
+        while remaining:
+            finished, remaining = wait(remaining, timeout=0.2, return_when=FIRST_COMPLETED)
+            while not queue.empty():
+                site_id, done, total = queue.get()
+                if progress is not None:
+                    progress(site_id, done, total)
+            for future in finished:
+                future.result()  # re-raise a worker's error here
+
+
 def run_monitor(workspace: Workspace, options: MonitorOptions | None = None, *,
                 progress: Progress | None = None) -> MonitorReport:
     """One monitoring pass over every site of ``workspace`` (see the module docstring)."""
@@ -352,21 +406,20 @@ def run_monitor(workspace: Workspace, options: MonitorOptions | None = None, *,
     sites = workspace.sites()
     processed_counts: dict[str, int] = {}
     totals: dict[str, int] = {}
+    pending: list[Site] = []
     for site in sites:
         observations = workspace.observations(site.id)
         totals[site.id] = len(observations)
         done = {v.observation_id for v in workspace.indicators(site.id)}
-        start = _pending(observations, done, options.full)
-        todo = observations[start:]
-        processed_counts[site.id] = len(todo)
-        if not todo:
-            continue
-        computer = _SiteIndicators(workspace, site, options, detect)
-        for count, observation in enumerate(todo, start=1):
-            earlier = observations[:start + count - 1]
-            workspace.replace_indicators(observation.id, computer.indicators(observation, earlier))
-            if progress is not None:
-                progress(site.id, count, len(todo))
+        processed_counts[site.id] = len(observations) - _pending(observations, done, options.full)
+        if processed_counts[site.id]:
+            pending.append(site)
+    workers = min(options.workers, len(pending))
+    if workers > 1:
+        _compute_in_processes(workspace.root, [s.id for s in pending], options, detect, workers, progress)
+    else:
+        for site in pending:
+            _compute_site(workspace, site, options, detect, progress)
 
     scored: list[SiteScores] = []
     for site in sites:

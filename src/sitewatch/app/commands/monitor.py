@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from typing import Annotated, Any
 
 import typer
@@ -80,10 +81,14 @@ def monitor(
     full: Annotated[
         bool, typer.Option("--full", help="Recompute every observation's indicators, not only new ones.")
     ] = False,
+    workers: Annotated[
+        int, typer.Option("--workers", "-j", min=1, max=64,
+                          help="Processes computing sites side by side (default: the CPU count, at most 4).")
+    ] = min(4, os.cpu_count() or 1),
     as_json: JsonOption = False,
 ) -> None:
     """Score new observations of every site against its own history and raise alerts."""
-    options = MonitorOptions(false_alarm_rate=false_alarm_rate, full=full)
+    options = MonitorOptions(false_alarm_rate=false_alarm_rate, full=full, workers=workers)
     console = Console(stderr=True, highlight=False)
     bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                    console=console, disable=as_json)
