@@ -268,3 +268,17 @@ def test_reference_story_dates_and_events() -> None:
     assert scenario.site("yongbyon").events == ()
     routine = [e for e in scenario.site("sanumdong").events if not e.alert_expected]
     assert len(routine) >= 3
+
+
+def test_sites_rendered_in_worker_processes_give_the_same_run(tmp_path: Path) -> None:
+    two_sites = TINY.replace("end: 2019-02-23", "end: 2019-02-22") + \
+        "  - id: yongbyon\n    layout_from: reference\n"
+    scenario = parse_scenario(two_sites, source="two sites")
+    seen: list[tuple[int, int]] = []
+    serial = simulate(scenario, tmp_path / "serial", seed=5)
+    parallel = simulate(scenario, tmp_path / "parallel", seed=5, workers=2,
+                        progress=lambda done, total, _: seen.append((done, total)))
+    assert {i.site_id for i in serial.images} == {"sanumdong", "yongbyon"}
+    assert parallel.checksum == serial.checksum
+    assert _digests(tmp_path / "serial") == _digests(tmp_path / "parallel")
+    assert seen[-1] == (serial.image_count, serial.image_count)

@@ -64,7 +64,8 @@ def demo(
             def on_image(done: int, total: int, label: str) -> None:
                 bar.update(task, completed=done, total=total, description=f"simulate {label}")
 
-            result = simulate(load_scenario(DEMO_SCENARIO), images, seed=seed, progress=on_image)
+            result = simulate(load_scenario(DEMO_SCENARIO), images, seed=seed, progress=on_image,
+                              workers=min(4, os.cpu_count() or 1))
             console.print(f"  {result.image_count} images in {images} ({result.seconds:.0f} s)")
 
     with Workspace.init(workspace) as ws:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -56,7 +57,7 @@ def simulate_command(
         def report(done: int, total: int, current: str) -> None:
             bar.update(task, completed=done, total=total, current=current)
 
-        result = simulate(plan, out, seed=seed, gsd=gsd, progress=report)
+        result = simulate(plan, out, seed=seed, gsd=gsd, progress=report, workers=min(4, os.cpu_count() or 1))
     sites = sorted({i.site_id for i in result.images})
     summary: dict[str, Any] = {
         "folder": str(result.folder),

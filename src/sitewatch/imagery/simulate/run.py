@@ -8,10 +8,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import multiprocessing
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
+from queue import Queue
 
 from sitewatch.core.errors import UnsupportedInputError
 from sitewatch.imagery.simulate.groundtruth import (
@@ -24,7 +28,7 @@ from sitewatch.imagery.simulate.groundtruth import (
     truth_objects,
 )
 from sitewatch.imagery.simulate.render import SiteRenderer, effective_gsd, site_seed
-from sitewatch.imagery.simulate.scenario import Scenario
+from sitewatch.imagery.simulate.scenario import Scenario, SiteScenario
 from sitewatch.imagery.simulate.schedule import acquisition_time, revisit_dates
 from sitewatch.imagery.simulate.sites import site_by_id
 from sitewatch.imagery.simulate.writer import file_digest, write_scene
@@ -52,6 +56,86 @@ class SimulationResult:
         return len(self.images)
 
 
+SiteJob = tuple[str, SiteScenario, float, Sequence[date]]
+"""(site id, its plan, the GSD to render at, its revisit dates)."""
+
+
+class _Counter:
+    """Counts rendered images across sites for the progress callback."""
+
+    def __init__(self, total: int, progress: Progress | None) -> None:
+        self.done, self.total, self.progress = 0, total, progress
+
+    def step(self, label: str) -> None:
+        self.done += 1
+        if self.progress is not None:
+            self.progress(self.done, self.total, label)
+
+
+def _render_site(job: SiteJob, scenario: Scenario, seed: int, folder: Path,
+                 on_image: Callable[[str], None] | None = None) -> list[ImageTruth]:
+    """Render and write every revisit of one site; its images' ground truth, in date order."""
+    site_id, plan, site_gsd, days = job
+    site = site_by_id(site_id)
+    renderer = SiteRenderer(site, plan, site_gsd, seed)
+    time_rng = site_seed(seed, site.id, 5)
+    pinned = set(plan.pinned_dates)
+    images = []
+    for day in days:
+        when = acquisition_time(scenario, day, time_rng)
+        scene = renderer.render_date(
+            when, scenario.clouds, max_cloud=PINNED_MAX_CLOUD if day in pinned else 1.0
+        )
+        tif, _ = write_scene(scene, folder / site.id, scenario)
+        dy, dx = scene.conditions.shift
+        grid = scene.grid
+        images.append(
+            ImageTruth(
+                site_id=site.id,
+                acquired=scene.conditions.when,
+                file=tif.relative_to(folder).as_posix(),
+                crs=f"EPSG:{grid.epsg}",
+                transform=grid.transform,
+                width=grid.width,
+                height=grid.height,
+                gsd=grid.gsd,
+                shift_px=(dy, dx),
+                shift_m=(dx * grid.gsd, -dy * grid.gsd),
+                cloud_fraction=scene.cloud_fraction,
+                sun_elevation=scene.conditions.sun.elevation,
+                sun_azimuth=scene.conditions.sun.azimuth,
+                off_nadir=scene.conditions.off_nadir,
+                view_azimuth=scene.conditions.view_azimuth,
+                objects=truth_objects(scene),
+            )
+        )
+        if on_image is not None:
+            on_image(tif.relative_to(folder).as_posix())
+    return images
+
+
+def _render_worker(job: SiteJob, scenario: Scenario, seed: int, folder: Path,
+                   queue: Queue[str]) -> list[ImageTruth]:
+    return _render_site(job, scenario, seed, folder, queue.put)
+
+
+def _render_in_processes(jobs: Sequence[SiteJob], scenario: Scenario, seed: int, folder: Path,
+                         workers: int, total: int, progress: Progress | None) -> list[list[ImageTruth]]:
+    counter = _Counter(total, progress)
+    context = multiprocessing.get_context("spawn")
+    with context.Manager() as manager, ProcessPoolExecutor(workers, mp_context=context) as pool:
+        queue: Queue[str] = manager.Queue()
+        futures = [pool.submit(_render_worker, job, scenario, seed, folder, queue) for job in jobs]
+        remaining = set(futures)
+        while remaining:
+            _, remaining = wait(remaining, timeout=0.2, return_when=FIRST_COMPLETED)
+            while not queue.empty():
+                counter.step(queue.get())
+        while not queue.empty():
+            counter.step(queue.get())
+        return [future.result() for future in futures]
+
+
 def simulate(
     scenario: Scenario,
     out_dir: str | Path,
@@ -59,8 +143,12 @@ def simulate(
     seed: int,
     gsd: float | None = None,
     progress: Progress | None = None,
+    workers: int = 1,
 ) -> SimulationResult:
     """Render every revisit of every site of ``scenario`` into ``out_dir``.
+
+    ``workers`` processes render sites side by side; the images, ground truth and checksum are
+    the same whatever their number (every site has its own seeded random streams).
 
     ``gsd`` overrides the scenario's GSD for every site; by default each site is rendered at the
     scenario's GSD but never finer than its catalog grid (Sohae's grid is 1 m).
@@ -78,45 +166,20 @@ def simulate(
     total = sum(len(days) for _, _, days in plans)
     images: list[ImageTruth] = []
     digests = hashlib.sha256()
-    done = 0
-    for site, plan, days in plans:
-        site_gsd = gsd if gsd is not None else effective_gsd(site, scenario.gsd)
-        renderer = SiteRenderer(site, plan, site_gsd, seed)
-        time_rng = site_seed(seed, site.id, 5)
-        pinned = set(plan.pinned_dates)
-        for day in days:
-            when = acquisition_time(scenario, day, time_rng)
-            scene = renderer.render_date(
-                when, scenario.clouds, max_cloud=PINNED_MAX_CLOUD if day in pinned else 1.0
-            )
-            tif, stac = write_scene(scene, folder / site.id, scenario)
-            dy, dx = scene.conditions.shift
-            grid = scene.grid
-            images.append(
-                ImageTruth(
-                    site_id=site.id,
-                    acquired=scene.conditions.when,
-                    file=tif.relative_to(folder).as_posix(),
-                    crs=f"EPSG:{grid.epsg}",
-                    transform=grid.transform,
-                    width=grid.width,
-                    height=grid.height,
-                    gsd=grid.gsd,
-                    shift_px=(dy, dx),
-                    shift_m=(dx * grid.gsd, -dy * grid.gsd),
-                    cloud_fraction=scene.cloud_fraction,
-                    sun_elevation=scene.conditions.sun.elevation,
-                    sun_azimuth=scene.conditions.sun.azimuth,
-                    off_nadir=scene.conditions.off_nadir,
-                    view_azimuth=scene.conditions.view_azimuth,
-                    objects=truth_objects(scene),
-                )
-            )
-            for path in (tif, stac):
+    jobs = [(site.id, plan, gsd if gsd is not None else effective_gsd(site, scenario.gsd), days)
+            for site, plan, days in plans]
+    workers = min(workers, len(jobs))
+    if workers > 1:
+        per_site = _render_in_processes(jobs, scenario, seed, folder, workers, total, progress)
+    else:
+        counter = _Counter(total, progress)
+        per_site = [_render_site(job, scenario, seed, folder, counter.step) for job in jobs]
+    for site_images in per_site:  # in the scenario's site order, whatever order they finished in
+        images.extend(site_images)
+        for image in site_images:
+            tif = folder / image.file
+            for path in (tif, tif.with_suffix(".json")):
                 digests.update(f"{path.relative_to(folder).as_posix()} {file_digest(path)}\n".encode())
-            done += 1
-            if progress is not None:
-                progress(done, total, tif.relative_to(folder).as_posix())
     events = [event_truth(plan.site_id, event) for plan in scenario.sites for event in plan.events]
     body = {
         "schema_version": SCHEMA_VERSION,
