@@ -82,22 +82,31 @@ class SiteScores:
         return self.result.site_p[0]
 
 
+PIXEL_CHANGE_INDICATORS = frozenset({"changed_area_m2", "brightened_area_m2", "darkened_area_m2",
+                                     "changed_objects"})
+"""Indicators read off the same changed pixels of a zone: they count once in the combined score."""
+
+
 def score_history(
     history: IndicatorHistory, config: EngineConfig, feedback: Mapping[str, int] | None = None,
     zone_kinds: Mapping[str, str] | None = None,
 ) -> SiteScores:
     """Score every observation of ``history``; ``feedback`` maps observation id → -1/0/+1.
 
-    The indicators of one zone form one group of the combined score, weighed by the zone's
-    kind (``zone_kinds`` maps zone id → kind; see :func:`~sitewatch.monitor.combine.zone_weight`).
+    The pixel-change indicators of one zone (changed area, its brightened and darkened parts,
+    changed objects: one set of pixels measured four ways) form one group of the combined score;
+    each detection count is its own (cars and trucks are different objects). Every group is
+    weighed by its zone's kind (``zone_kinds`` maps zone id → kind; see
+    :func:`~sitewatch.monitor.combine.zone_weight`).
     """
-    zones = sorted({zone for zone, _ in history.series})
+    keys = [(zone, "change" if name in PIXEL_CHANGE_INDICATORS else name) for zone, name in history.series]
+    labels = sorted(set(keys))
     word = np.array([[(feedback or {}).get(o, 0) for o in history.observation_ids]], dtype=np.int8)
     result = score_sites(
         history.values[None], history.quality[None], history.days()[None], history.specs,
         config=config, rest_day=history.rest_days(config.baseline.rest_days)[None], feedback=word,
-        groups=np.array([zones.index(zone) for zone, _ in history.series], dtype=np.intp),
-        group_weights=np.array([zone_weight((zone_kinds or {}).get(zone)) for zone in zones]),
+        groups=np.array([labels.index(key) for key in keys], dtype=np.intp),
+        group_weights=np.array([zone_weight((zone_kinds or {}).get(zone)) for zone, _ in labels]),
     )
     return SiteScores(history, result)
 
