@@ -46,8 +46,11 @@ def test_evaluation_reports_recall_false_alarms_and_lead_time() -> None:
     assert rate.events > 0 and rate.quiet_observations > 100
     assert rate.recall >= 0.5
     assert rate.false_alarms_per_quiet_observation <= 0.05 + 3 * rate.false_alarm_standard_error
+    assert rate.seen_large_events <= rate.large_events
+    assert rate.seen_large_events_detected <= min(rate.seen_large_events, rate.large_events_detected)
     data = evaluation.as_dict()
     assert data["method"] == "indicator-level simulation" and "method_note" in data
+    assert {"seen_large_events", "seen_large_event_recall"} <= set(data["rates"][0])
 
 
 def test_cli_json(monkeypatch: pytest.MonkeyPatch) -> None:

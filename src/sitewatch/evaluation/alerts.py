@@ -228,6 +228,14 @@ class RateSummary:
     seen_events: int = 0
     """Expected events with at least one observation where one of their zones was observed."""
     seen_events_detected: int = 0
+    seen_large_events: int = 0
+    """Large expected events (at least the reference surge's objects) seen at least once."""
+    seen_large_events_detected: int = 0
+
+    @property
+    def seen_large_event_recall(self) -> float:
+        return (self.seen_large_events_detected / self.seen_large_events if self.seen_large_events
+                else float("nan"))
 
     @property
     def recall(self) -> float:
@@ -266,6 +274,9 @@ class RateSummary:
             "large_events": self.large_events,
             "large_events_detected": self.large_events_detected,
             "large_event_recall": self.large_event_recall,
+            "seen_large_events": self.seen_large_events,
+            "seen_large_events_detected": self.seen_large_events_detected,
+            "seen_large_event_recall": self.seen_large_event_recall,
             "quiet_observations": self.quiet_observations,
             "quiet_alerts": self.quiet_alerts,
             "false_alarms_per_quiet_observation": self.false_alarms_per_quiet_observation,
@@ -282,7 +293,8 @@ class RateSummary:
 def _summarise(alpha: float, sites: Sequence[SimulatedSite], alerted: Sequence[np.ndarray],
                slow: Sequence[np.ndarray], surge_size: int) -> RateSummary:
     counts = dict.fromkeys(("events", "detected", "large", "large_detected", "quiet", "quiet_alerts",
-                            "quiet_slow", "routine", "routine_alerts", "seen", "seen_detected"), 0)
+                            "quiet_slow", "routine", "routine_alerts", "seen", "seen_detected",
+                            "seen_large", "seen_large_detected"), 0)
     lead_times: list[int] = []
     missed: list[str] = []
     for simulated, instant, building in zip(sites, alerted, slow, strict=True):
@@ -307,6 +319,7 @@ def _summarise(alpha: float, sites: Sequence[SimulatedSite], alerted: Sequence[n
             rows = [i for i, (zone, _) in enumerate(simulated.history.series) if zone in event.zones]
             seen = any(not np.isnan(simulated.history.values[rows, t]).all() for t in during)
             counts["seen"] += int(seen)
+            counts["seen_large"] += int(seen and large)
             counts["events"] += 1
             counts["large"] += int(large)
             hits = [t for t in during if any_alert[t]]
@@ -314,13 +327,14 @@ def _summarise(alpha: float, sites: Sequence[SimulatedSite], alerted: Sequence[n
                 counts["detected"] += 1
                 counts["large_detected"] += int(large)
                 counts["seen_detected"] += int(seen)
+                counts["seen_large_detected"] += int(seen and large)
                 lead_times.append(during.index(hits[0]))
             else:
                 missed.append(f"{event.site_id}:{event.id}@{event.start.isoformat()}")
     return RateSummary(alpha, counts["events"], counts["detected"], counts["large"], counts["large_detected"],
                        counts["quiet"], counts["quiet_alerts"], counts["quiet_slow"], counts["routine"],
                        counts["routine_alerts"], tuple(lead_times), tuple(missed), counts["seen"],
-                       counts["seen_detected"])
+                       counts["seen_detected"], counts["seen_large"], counts["seen_large_detected"])
 
 
 @dataclass(frozen=True, slots=True)

@@ -224,8 +224,11 @@ def score_sites(
         site_p = conformal_p_values(calibration_site, new_site, tail_scale_floor=config.tail_scale_floor)
         n_history = np.sum(~np.isnan(calibration_site), axis=1)
         observed = ~np.isnan(new_site)
-        candidate = (observed & (n_history >= cfg.min_history) & (site_p <= alpha)
-                     & (new_site >= config.min_site_score))
+        # The materiality floor is on the unweighted score: zone weights rank evidence, they must not
+        # make a huge surge in a car park immaterial.
+        material = (new_site if group_weights is None
+                    else site_scores(new_scores[:, :, None], groups)[:, 0]) >= config.min_site_score
+        candidate = observed & (n_history >= cfg.min_history) & (site_p <= alpha) & material
         # Not observed yet scored (no baseline yet): still history for the next baseline.
         include = np.any(~np.isnan(new_values), axis=1) & (word[:, t] >= 0)
 

@@ -66,6 +66,7 @@ def eval_alerts(
     table = Table(title=f"Alerts on scenario {evaluation.scenario!r}, {len(seed_list)} seed(s), "
                         f"{evaluation.method}")
     for column in ("alpha", "event recall", "recall, events seen", "recall, events >= surge",
+                   "recall, events >= surge seen",
                    "false alarms / quiet obs",
                    "slow-build on quiet", "alerts on routine busy days", "median lead time (obs)"):
         table.add_column(column)
@@ -75,6 +76,8 @@ def eval_alerts(
             f"{rate.recall:.3f} ({rate.events_detected}/{rate.events})",
             f"{rate.seen_event_recall:.3f} ({rate.seen_events_detected}/{rate.seen_events})",
             f"{rate.large_event_recall:.3f} ({rate.large_events_detected}/{rate.large_events})",
+            f"{rate.seen_large_event_recall:.3f} "
+            f"({rate.seen_large_events_detected}/{rate.seen_large_events})",
             f"{rate.false_alarms_per_quiet_observation:.4f} ± {rate.false_alarm_standard_error:.4f} "
             f"({rate.quiet_alerts}/{rate.quiet_observations})",
             f"{rate.quiet_slow_build_alerts}",
