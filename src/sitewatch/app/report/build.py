@@ -11,8 +11,10 @@ from pathlib import Path
 from jinja2 import Environment, PackageLoader, select_autoescape
 
 from sitewatch import __version__
+from sitewatch.analytics.indicators import indicator_spec
 from sitewatch.app.report.images import CLASS_COLOURS, load_chip_picture, render_picture, shared_stretch
 from sitewatch.app.report.plots import Series, timeline_svg
+from sitewatch.core.errors import UnsupportedInputError
 from sitewatch.core.types import Alert, AlertState, Assessment, Observation, Scene, Site
 from sitewatch.store import Workspace
 
@@ -119,16 +121,30 @@ def _site_section(workspace: Workspace, site: Site, assets: Path) -> SiteSection
             by_name.setdefault(value.name, []).append((value.acquired, value.value))
         if not by_name:
             continue
-        series = [
-            Series(name, tuple(t for t, _ in points), tuple(v for _, v in points))
-            for name, points in sorted(by_name.items())
-        ]
         zone_alerts = [a.acquired for a in alerts if a.zone_id in (None, zone.id)]
-        plots.append(timeline_svg(series, alerts=zone_alerts, title=f"zone {zone.id} ({zone.kind.value})"))
+        for unit, names in _by_unit(by_name).items():  # one axis per unit: counts beside m² vanish
+            series = [Series(name, tuple(t for t, _ in by_name[name]), tuple(v for _, v in by_name[name]))
+                      for name in names]
+            plots.append(timeline_svg(series, alerts=zone_alerts,
+                                      title=f"zone {zone.id} ({zone.kind.value}): {unit}"))
     record = Counter(a.state.value for a in alerts)
     track_record = {state.value: record.get(state.value, 0) for state in AlertState}
     track_record["total"] = len(alerts)
     return SiteSection(site, observations, evidence, timeline, tuple(plots), track_record)
+
+
+def _by_unit(by_name: dict[str, list[tuple[datetime, float | None]]]) -> dict[str, list[str]]:
+    """Indicator names grouped by what their values count: objects, square metres, index values."""
+    groups: dict[str, list[str]] = {}
+    for name in sorted(by_name):
+        try:
+            spec = indicator_spec(name)
+        except UnsupportedInputError:
+            label = "other"
+        else:
+            label = {"count": "counts", "area": "areas (m²)"}.get(spec.kind.value, spec.kind.value)
+        groups.setdefault(label, []).append(name)
+    return groups
 
 
 def _alert_evidence(

@@ -19,6 +19,14 @@ class Series:
     values: tuple[float | None, ...]
 
 
+def _tick(value: float) -> str:
+    """A short axis label: 1290 → "1.29k", 2.5e6 → "2.5M" (the margin holds five characters)."""
+    for size, suffix in ((1e6, "M"), (1e3, "k")):
+        if abs(value) >= size:
+            return f"{value / size:.3g}{suffix}"
+    return f"{value:.3g}"
+
+
 def timeline_svg(
     series: Sequence[Series],
     *,
@@ -55,9 +63,10 @@ def timeline_svg(
         f'<text x="{margin_left}" y="14" class="title">{escape(title)}</text>',
         f'<line x1="{margin_left}" y1="{margin_top + plot_h}" x2="{width - margin_right}" '
         f'y2="{margin_top + plot_h}" class="axis"/>',
-        f'<text x="{margin_left - 4}" y="{y(top) + 4:.1f}" class="tick" text-anchor="end">{top:.3g}</text>',
+        f'<text x="{margin_left - 4}" y="{y(top) + 4:.1f}" class="tick" '
+        f'text-anchor="end">{_tick(top)}</text>',
         f'<text x="{margin_left - 4}" y="{y(bottom) + 4:.1f}" class="tick" '
-        f'text-anchor="end">{bottom:.3g}</text>',
+        f'text-anchor="end">{_tick(bottom)}</text>',
     ]
     for moment in alerts:
         parts.append(
