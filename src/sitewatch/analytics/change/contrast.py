@@ -12,16 +12,20 @@ co-registration. Each of those is taken out by one step:
 3. **tolerant difference**: a pixel counts as changed when its value on one date lies outside
    the range of the other date's values within ``tolerance_m`` of it (an object that appeared,
    or one that went), so an edge that moved by a pixel or two is not change;
-4. **relief**: within ``relief_m`` of the long strong edges of the reference (walls and roof
-   lines of buildings), the tolerance grows to ``relief_m``, since a tall structure leans by
-   its height times the tangent of the view angle, differently on every date;
-5. **large shadows** (dark areas wider than ``shadow_width_m``, on either date) are left
-   out: a building's shadow moves with the season, a truck's shadow travels with its truck.
+4. **relief**: pixels within ``relief_m`` of the long strong edges of the reference (walls,
+   roof lines, shadow edges: at least ``edge_length_m`` of edge stronger than
+   ``edge_strength``) are left out, since a tall structure leans by its height times the
+   tangent of the view angle, differently on every date;
+5. **large shadows** (dark areas wider than ``shadow_width_m`` on either date, grown by
+   ``shadow_margin_m``) are left out: a building's shadow moves with the sun, a truck's shadow
+   travels with its truck.
 
-The operating point is a fixed rule, not fitted to labels: median plus ``sigmas`` robust
-standard deviations of the pair's scores, never below ``floor`` (a contrast change of about
-e^floor - 1 in the log domain), and changed components smaller than ``min_area_m2`` are
-dropped as speckle.
+Pairs finer than ``working_gsd`` are block-averaged to it first. The operating point is a fixed
+rule, not fitted to labels: median plus ``sigmas`` robust standard deviations of the pair's
+scores, never below ``floor`` (a contrast change of about e^floor - 1 in the log domain);
+changed patches thinner than ``min_width_m`` (slivers along edges) or smaller than
+``min_area_m2`` (speckle) are dropped. Left-out pixels get probability 0: a truck parked in a
+building's shadow or against its wall is missed, the price of not calling shadows activity.
 """
 
 from __future__ import annotations
