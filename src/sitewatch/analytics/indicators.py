@@ -215,16 +215,20 @@ def quality_weight(visible_fraction: float, *, gsd: float, site_gsd: float, haze
     return float(math.sqrt(min(1.0, max(0.0, visible_fraction))) * resolution * clarity * view)
 
 
-def _zone_of(geometry: BaseGeometry, masks: ZoneMasks) -> str | None:
-    col, row = ~masks.transform * (geometry.centroid.x, geometry.centroid.y)
-    r, c = math.floor(row), math.floor(col)
+def _zone_at(row: int, col: int, masks: ZoneMasks) -> str | None:
+    """The zone holding grid pixel (row, col): the first listed on overlaps, None outside all."""
     rows, cols = masks.shape
-    if not (0 <= r < rows and 0 <= c < cols):
+    if not (0 <= row < rows and 0 <= col < cols):
         return None
     for zone_id, mask in zip(masks.zone_ids, masks.masks, strict=True):
-        if mask[r, c]:
+        if mask[row, col]:
             return zone_id
     return None
+
+
+def _zone_of(geometry: BaseGeometry, masks: ZoneMasks) -> str | None:
+    col, row = ~masks.transform * (geometry.centroid.x, geometry.centroid.y)
+    return _zone_at(math.floor(row), math.floor(col), masks)
 
 
 def _structure_area(current: Sequence[Detection], other: Sequence[Detection]) -> dict[str | None, float]:
@@ -263,8 +267,7 @@ def _changed_objects(changed: np.ndarray, masks: ZoneMasks) -> dict[str | None, 
         extent = max(box[0].stop - box[0].start, box[1].stop - box[1].start) * gsd
         if not (OBJECT_AREA_M2[0] <= area <= OBJECT_AREA_M2[1] and extent <= OBJECT_EXTENT_M):
             continue
-        row, col = (box[0].start + box[0].stop) // 2, (box[1].start + box[1].stop) // 2
-        zone = next((z for z, m in zip(masks.zone_ids, masks.masks, strict=True) if m[row, col]), None)
+        zone = _zone_at((box[0].start + box[0].stop) // 2, (box[1].start + box[1].stop) // 2, masks)
         counts[zone] = counts.get(zone, 0) + 1
     return counts
 

@@ -378,7 +378,7 @@ def _alerts_with_triage(sites: Sequence[SimulatedSite], config: EngineConfig,
     feedback: list[dict[str, int]] = [{} for _ in sites]
     labels = np.concatenate([[a.date().isoformat() for a in s.history.acquired] for s in sites])
     for _ in range(6 if triage else 1):
-        scored = [score_history(s.history, config, f, {zone.id: zone.kind.value for zone in s.site.zones})
+        scored = [score_history(s.history, config, f, s.site.zones)
                   for s, f in zip(sites, feedback, strict=True)]
         p_values = np.concatenate([
             np.where(sc.result.n_history[0] >= 1, sc.result.site_p[0], np.nan) for sc in scored

@@ -97,16 +97,13 @@ def cloud_mask(
     if not core.any():
         return empty
     edge = colourless & (brightness >= settings.edge_brightness)
-    labels, count = ndimage.label(edge, structure=np.ones((3, 3), bool))
-    seeded = np.unique(labels[core])
-    clouds = np.isin(labels, seeded[seeded > 0])
-    labels, count = ndimage.label(clouds, structure=np.ones((3, 3), bool))
-    if count == 0:
-        return empty
+    labels, _ = ndimage.label(edge, structure=np.ones((3, 3), bool))
     sizes = np.bincount(labels.ravel())
-    sizes[0] = 0
-    large = sizes * gsd * gsd >= settings.min_area_m2
-    clouds = large[labels]
+    keep = np.zeros(sizes.shape, bool)
+    keep[np.unique(labels[core])] = True  # areas grown from a bright core (hysteresis) ...
+    keep &= sizes * gsd * gsd >= settings.min_area_m2  # ... and large enough to be cloud
+    keep[0] = False
+    clouds = keep[labels]
     margin = round(settings.margin_m / gsd)
     if margin > 0 and clouds.any():
         clouds = ndimage.binary_dilation(clouds, structure=np.ones((3, 3), bool), iterations=margin)

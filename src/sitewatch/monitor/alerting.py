@@ -18,7 +18,7 @@ from datetime import datetime
 import numpy as np
 
 from sitewatch.analytics.indicators import IndicatorSpec, indicator_spec
-from sitewatch.core.types import Alert, IndicatorValue, Site
+from sitewatch.core.types import Alert, IndicatorValue, Site, Zone
 from sitewatch.monitor.combine import contributions, daily_benjamini_hochberg, zone_weight
 from sitewatch.monitor.engine import EngineConfig, EngineResult, score_sites
 from sitewatch.monitor.explain import Evidence, explain_alert, explain_slow_build
@@ -89,16 +89,16 @@ PIXEL_CHANGE_INDICATORS = frozenset({"changed_area_m2", "brightened_area_m2", "d
 
 def score_history(
     history: IndicatorHistory, config: EngineConfig, feedback: Mapping[str, int] | None = None,
-    zone_kinds: Mapping[str, str] | None = None,
+    zones: Sequence[Zone] = (),
 ) -> SiteScores:
     """Score every observation of ``history``; ``feedback`` maps observation id → -1/0/+1.
 
     The pixel-change indicators of one zone (changed area, its brightened and darkened parts,
     changed objects: one set of pixels measured four ways) form one group of the combined score;
     each detection count is its own (cars and trucks are different objects). Every group is
-    weighed by its zone's kind (``zone_kinds`` maps zone id → kind; see
-    :func:`~sitewatch.monitor.combine.zone_weight`).
+    weighed by the kind of its zone in ``zones`` (see :func:`~sitewatch.monitor.combine.zone_weight`).
     """
+    kinds = {zone.id: zone.kind.value for zone in zones}
     keys = [(zone, "change" if name in PIXEL_CHANGE_INDICATORS else name) for zone, name in history.series]
     labels = sorted(set(keys))
     word = np.array([[(feedback or {}).get(o, 0) for o in history.observation_ids]], dtype=np.int8)
@@ -106,7 +106,7 @@ def score_history(
         history.values[None], history.quality[None], history.days()[None], history.specs,
         config=config, rest_day=history.rest_days(config.baseline.rest_days)[None], feedback=word,
         groups=np.array([labels.index(key) for key in keys], dtype=np.intp),
-        group_weights=np.array([zone_weight((zone_kinds or {}).get(zone)) for zone, _ in labels]),
+        group_weights=np.array([zone_weight(kinds.get(zone)) for zone, _ in labels]),
     )
     return SiteScores(history, result)
 

@@ -22,14 +22,11 @@ indicators from that observation on, since later references depend on it.
 from __future__ import annotations
 
 import logging
-import multiprocessing
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from queue import Queue
 
 import numpy as np
 import rasterio
@@ -44,6 +41,7 @@ from sitewatch.analytics.indicators import (
     zone_masks,
 )
 from sitewatch.core.errors import SitewatchError, UnsupportedInputError, ValidationError
+from sitewatch.core.parallel import map_in_processes
 from sitewatch.core.types import Alert, Detection, IndicatorValue, Observation, Site
 from sitewatch.imagery.chips import read_chip
 from sitewatch.imagery.coregister import CoregistrationError, coregister
@@ -352,12 +350,10 @@ def _pending(observations: Sequence[Observation], processed: set[str], full: boo
     return len(observations)
 
 
-def _compute_site(workspace: Workspace, site: Site, options: MonitorOptions, detect: bool,
-                  progress: Progress | None) -> int:
-    """Compute and store the indicators of ``site``'s new observations; how many were computed."""
+def _compute_site(workspace: Workspace, site: Site, start: int, options: MonitorOptions, detect: bool,
+                  progress: Progress | None) -> None:
+    """Compute and store the indicators of ``site``'s observations from index ``start`` on."""
     observations = workspace.observations(site.id)
-    done = {v.observation_id for v in workspace.indicators(site.id)}
-    start = _pending(observations, done, options.full)
     todo = observations[start:]
     computer = _SiteIndicators(workspace, site, options, detect)
     for count, observation in enumerate(todo, start=1):
@@ -365,34 +361,15 @@ def _compute_site(workspace: Workspace, site: Site, options: MonitorOptions, det
         workspace.replace_indicators(observation.id, computer.indicators(observation, earlier))
         if progress is not None:
             progress(site.id, count, len(todo))
-    return len(todo)
 
 
-def _site_worker(root: Path, site_id: str, options: MonitorOptions, detect: bool,
-                 queue: Queue[tuple[str, int, int]] | None) -> int:
-    """One site's indicators in a worker process, with its own connection to the store."""
+def _site_worker(root: Path, site_id: str, start: int, options: MonitorOptions, detect: bool,
+                 report: Callable[[tuple[str, int, int]], None]) -> None:
+    """One site's indicators in a worker process, with its own connection to the store (SQLite WAL
+    serialises the workers' short write transactions)."""
     with Workspace.open(root) as workspace:
-        report = (lambda site, done, total: queue.put((site, done, total))) if queue is not None else None
-        return _compute_site(workspace, workspace.site(site_id), options, detect, report)
-
-
-def _compute_in_processes(root: Path, site_ids: Sequence[str], options: MonitorOptions, detect: bool,
-                          workers: int, progress: Progress | None) -> None:
-    """Sites side by side in ``workers`` processes (each writes its own rows; SQLite WAL serialises
-    the short write transactions), forwarding per-observation progress."""
-    context = multiprocessing.get_context("spawn")
-    with context.Manager() as manager, ProcessPoolExecutor(workers, mp_context=context) as pool:
-        queue: Queue[tuple[str, int, int]] = manager.Queue()
-        futures = [pool.submit(_site_worker, root, site_id, options, detect, queue) for site_id in site_ids]
-        remaining = set(futures)
-        while remaining:
-            finished, remaining = wait(remaining, timeout=0.2, return_when=FIRST_COMPLETED)
-            while not queue.empty():
-                site_id, done, total = queue.get()
-                if progress is not None:
-                    progress(site_id, done, total)
-            for future in finished:
-                future.result()  # re-raise a worker's error here
+        _compute_site(workspace, workspace.site(site_id), start, options, detect,
+                      lambda site, done, total: report((site, done, total)))
 
 
 def run_monitor(workspace: Workspace, options: MonitorOptions | None = None, *,
@@ -406,20 +383,26 @@ def run_monitor(workspace: Workspace, options: MonitorOptions | None = None, *,
     sites = workspace.sites()
     processed_counts: dict[str, int] = {}
     totals: dict[str, int] = {}
-    pending: list[Site] = []
+    pending: list[tuple[Site, int]] = []
     for site in sites:
         observations = workspace.observations(site.id)
         totals[site.id] = len(observations)
         done = {v.observation_id for v in workspace.indicators(site.id)}
-        processed_counts[site.id] = len(observations) - _pending(observations, done, options.full)
+        start = _pending(observations, done, options.full)
+        processed_counts[site.id] = len(observations) - start
         if processed_counts[site.id]:
-            pending.append(site)
+            pending.append((site, start))
     workers = min(options.workers, len(pending))
     if workers > 1:
-        _compute_in_processes(workspace.root, [s.id for s in pending], options, detect, workers, progress)
+        def forward(message: tuple[str, int, int]) -> None:
+            if progress is not None:
+                progress(*message)
+
+        map_in_processes(_site_worker, [(workspace.root, site.id, start, options, detect)
+                                        for site, start in pending], workers, forward)
     else:
-        for site in pending:
-            _compute_site(workspace, site, options, detect, progress)
+        for site, start in pending:
+            _compute_site(workspace, site, start, options, detect, progress)
 
     scored: list[SiteScores] = []
     for site in sites:
@@ -429,8 +412,8 @@ def run_monitor(workspace: Workspace, options: MonitorOptions | None = None, *,
         for alert in alerts:  # confirmed anywhere keeps the observation out; else benign/false puts it in
             word, current = baseline_feedback(alert.state), feedback.get(alert.observation_id, 0)
             feedback[alert.observation_id] = -1 if -1 in (word, current) else max(word, current)
-        kinds = {zone.id: zone.kind.value for zone in site.zones}
-        scored.append(score_history(IndicatorHistory.from_values(site.id, values), config, feedback, kinds))
+        history = IndicatorHistory.from_values(site.id, values)
+        scored.append(score_history(history, config, feedback, site.zones))
     decisions = decide(scored, config.instant_rate)
 
     created = datetime.now(UTC)

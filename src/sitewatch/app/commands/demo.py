@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import secrets
 import time
 import tomllib
@@ -21,6 +20,7 @@ from rich.table import Table
 
 from sitewatch.app.report import build_report
 from sitewatch.core.errors import SitewatchError
+from sitewatch.core.parallel import default_workers
 from sitewatch.core.types import Alert, Observation
 from sitewatch.imagery.simulate import load_ground_truth, load_scenario, simulate
 from sitewatch.pipeline.ingest import ingest
@@ -65,7 +65,7 @@ def demo(
                 bar.update(task, completed=done, total=total, description=f"simulate {label}")
 
             result = simulate(load_scenario(DEMO_SCENARIO), images, seed=seed, progress=on_image,
-                              workers=min(4, os.cpu_count() or 1))
+                              workers=default_workers())
             console.print(f"  {result.image_count} images in {images} ({result.seconds:.0f} s)")
 
     with Workspace.init(workspace) as ws:
@@ -90,7 +90,7 @@ def demo(
 
             # Object detection only for the alerts' evidence below: on every chip it would double
             # the demo's time, and the alerts come from the change indicators.
-            options = MonitorOptions(detect_objects=False, workers=min(4, os.cpu_count() or 1))
+            options = MonitorOptions(detect_objects=False, workers=default_workers())
             monitored = run_monitor(ws, options, progress=on_observation)
             evidence = _detect_for_alerts(ws)
             if evidence:
@@ -129,14 +129,13 @@ def _detect_for_alerts(ws: Workspace) -> int:
     try:
         from sitewatch.pipeline.detect import detect_observation
 
+        alerted = {a.observation_id for a in ws.alerts()}
         chosen: dict[str, Observation] = {}
-        for alert in ws.alerts():
-            observations = ws.observations(alert.site_id)
-            index = next((i for i, o in enumerate(observations) if o.id == alert.observation_id), None)
-            if index is None:
-                continue
-            for observation in observations[max(0, index - 1): index + 1]:
-                chosen[observation.id] = observation
+        for site in ws.sites():
+            observations = ws.observations(site.id)
+            for index, observation in enumerate(observations):
+                if observation.id in alerted:
+                    chosen.update((o.id, o) for o in observations[max(0, index - 1): index + 1])
         for observation in chosen.values():
             detect_observation(ws, observation)
     except (ImportError, SitewatchError, OSError) as problem:  # the demo goes on without them

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from typing import Annotated, Any
 
 import typer
@@ -12,6 +11,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from sitewatch.app.options import JsonOption, WorkspaceOption, resolve_workspace
+from sitewatch.core.parallel import default_workers
 from sitewatch.core.types import Alert
 from sitewatch.pipeline.monitor import MonitorOptions, MonitorReport, run_monitor
 from sitewatch.store import Workspace
@@ -84,7 +84,7 @@ def monitor(
     workers: Annotated[
         int, typer.Option("--workers", "-j", min=1, max=64,
                           help="Processes computing sites side by side (default: the CPU count, at most 4).")
-    ] = min(4, os.cpu_count() or 1),
+    ] = default_workers(),
     as_json: JsonOption = False,
 ) -> None:
     """Score new observations of every site against its own history and raise alerts."""

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -12,6 +11,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from sitewatch.app.options import JsonOption
+from sitewatch.core.parallel import default_workers
 from sitewatch.imagery.simulate import builtin_scenarios, load_scenario, simulate
 
 DEFAULT_SEED = 1
@@ -57,7 +57,7 @@ def simulate_command(
         def report(done: int, total: int, current: str) -> None:
             bar.update(task, completed=done, total=total, current=current)
 
-        result = simulate(plan, out, seed=seed, gsd=gsd, progress=report, workers=min(4, os.cpu_count() or 1))
+        result = simulate(plan, out, seed=seed, gsd=gsd, progress=report, workers=default_workers())
     sites = sorted({i.site_id for i in result.images})
     summary: dict[str, Any] = {
         "folder": str(result.folder),

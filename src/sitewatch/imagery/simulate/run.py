@@ -8,16 +8,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-import multiprocessing
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
-from queue import Queue
 
 from sitewatch.core.errors import UnsupportedInputError
+from sitewatch.core.parallel import map_in_processes
 from sitewatch.imagery.simulate.groundtruth import (
     GROUND_TRUTH_FILE,
     SCHEMA_VERSION,
@@ -56,10 +54,6 @@ class SimulationResult:
         return len(self.images)
 
 
-SiteJob = tuple[str, SiteScenario, float, Sequence[date]]
-"""(site id, its plan, the GSD to render at, its revisit dates)."""
-
-
 class _Counter:
     """Counts rendered images across sites for the progress callback."""
 
@@ -72,10 +66,9 @@ class _Counter:
             self.progress(self.done, self.total, label)
 
 
-def _render_site(job: SiteJob, scenario: Scenario, seed: int, folder: Path,
-                 on_image: Callable[[str], None] | None = None) -> list[ImageTruth]:
+def _render_site(site_id: str, plan: SiteScenario, site_gsd: float, days: Sequence[date], scenario: Scenario,
+                 seed: int, folder: Path, on_image: Callable[[str], None]) -> list[ImageTruth]:
     """Render and write every revisit of one site; its images' ground truth, in date order."""
-    site_id, plan, site_gsd, days = job
     site = site_by_id(site_id)
     renderer = SiteRenderer(site, plan, site_gsd, seed)
     time_rng = site_seed(seed, site.id, 5)
@@ -109,31 +102,8 @@ def _render_site(job: SiteJob, scenario: Scenario, seed: int, folder: Path,
                 objects=truth_objects(scene),
             )
         )
-        if on_image is not None:
-            on_image(tif.relative_to(folder).as_posix())
+        on_image(tif.relative_to(folder).as_posix())
     return images
-
-
-def _render_worker(job: SiteJob, scenario: Scenario, seed: int, folder: Path,
-                   queue: Queue[str]) -> list[ImageTruth]:
-    return _render_site(job, scenario, seed, folder, queue.put)
-
-
-def _render_in_processes(jobs: Sequence[SiteJob], scenario: Scenario, seed: int, folder: Path,
-                         workers: int, total: int, progress: Progress | None) -> list[list[ImageTruth]]:
-    counter = _Counter(total, progress)
-    context = multiprocessing.get_context("spawn")
-    with context.Manager() as manager, ProcessPoolExecutor(workers, mp_context=context) as pool:
-        queue: Queue[str] = manager.Queue()
-        futures = [pool.submit(_render_worker, job, scenario, seed, folder, queue) for job in jobs]
-        remaining = set(futures)
-        while remaining:
-            _, remaining = wait(remaining, timeout=0.2, return_when=FIRST_COMPLETED)
-            while not queue.empty():
-                counter.step(queue.get())
-        while not queue.empty():
-            counter.step(queue.get())
-        return [future.result() for future in futures]
 
 
 def simulate(
@@ -166,14 +136,13 @@ def simulate(
     total = sum(len(days) for _, _, days in plans)
     images: list[ImageTruth] = []
     digests = hashlib.sha256()
-    jobs = [(site.id, plan, gsd if gsd is not None else effective_gsd(site, scenario.gsd), days)
-            for site, plan, days in plans]
-    workers = min(workers, len(jobs))
-    if workers > 1:
-        per_site = _render_in_processes(jobs, scenario, seed, folder, workers, total, progress)
+    jobs = [(site.id, plan, gsd if gsd is not None else effective_gsd(site, scenario.gsd), days,
+             scenario, seed, folder) for site, plan, days in plans]
+    counter = _Counter(total, progress)
+    if min(workers, len(jobs)) > 1:
+        per_site = map_in_processes(_render_site, jobs, min(workers, len(jobs)), counter.step)
     else:
-        counter = _Counter(total, progress)
-        per_site = [_render_site(job, scenario, seed, folder, counter.step) for job in jobs]
+        per_site = [_render_site(*job, counter.step) for job in jobs]
     for site_images in per_site:  # in the scenario's site order, whatever order they finished in
         images.extend(site_images)
         for image in site_images:
