@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+from sitewatch.analytics.indicators import MIN_VISIBLE_FOR_COUNTS
 from sitewatch.app.commands import eval_alerts
 from sitewatch.evaluation.alerts import evaluate_alerts, parse_seeds, reference_surge, simulate_site
 from sitewatch.imagery.simulate.scenario import load_scenario
@@ -37,6 +38,15 @@ def test_simulator_follows_the_scenario() -> None:
     assert 10 < np.nanmedian(quiet) < 35  # routine traffic of about 22 cars, thinned by detection
     assert np.isnan(history.values).any()  # cloudy zones are not observed
     assert any(e.injected for e in site.events)
+    # Partly clouded zones are observed as the pipeline observes them: the clear part's count
+    # scaled to the zone (so unbiased, only noisier) and the pipeline's quality weight.
+    observed = ~np.isnan(history.values[row])
+    partial = observed & (history.quality[row] < 0.95)
+    assert partial.any() and (history.quality[row][observed] >= MIN_VISIBLE_FOR_COUNTS ** 0.5 - 1e-9).all()
+    still = np.array([not any(e.covers(d) for e in site.events) for d in days])
+    clear_mean = history.values[row, observed & ~partial & still].mean()
+    partial_mean = history.values[row, partial & still].mean()
+    assert abs(partial_mean - clear_mean) < 0.3 * clear_mean
 
 
 def test_evaluation_reports_recall_false_alarms_and_lead_time() -> None:

@@ -9,6 +9,7 @@ import pytest
 from shapely.geometry import box
 
 from sitewatch.analytics.indicators import (
+    MIN_VISIBLE_FOR_COUNTS,
     SITE_ZONE_ID,
     IndicatorKind,
     ObservationEvidence,
@@ -100,6 +101,33 @@ def test_cloudy_zone_is_not_observed_and_partial_view_is_scaled_up() -> None:
     west = values[("west", "changed_area_m2")]
     assert west.value == pytest.approx(100.0, rel=0.05)  # 50 m² seen in half the zone
     assert west.quality == pytest.approx(0.5 ** 0.5, abs=0.02)  # standard error grows as 1/sqrt(seen)
+
+
+def test_counts_through_a_gap_in_the_clouds_are_scaled_to_the_zone() -> None:
+    """A zone 20 % visible: its 3 cars count as 15, its changed area is not observed (cloud edges
+    and shadows make change of their own); under the count floor nothing is observed."""
+    site = _site()
+    masks, grid = _masks(site)
+    west_rows, west_cols = np.nonzero(masks.masks[0])
+    east_rows, east_cols = np.nonzero(masks.masks[1])
+    valid = np.zeros(grid.shape, bool)
+    seen = len(west_rows) // 5
+    valid[west_rows[:seen], west_cols[:seen]] = True  # a fifth of the west zone in a gap
+    few = max(1, int(len(east_rows) * (MIN_VISIBLE_FOR_COUNTS / 2)))
+    valid[east_rows[:few], east_cols[:few]] = True  # a sliver of the east zone, under the floor
+    x0, y0 = grid.transform * (west_cols[0] + 0.5, west_rows[0] + 0.5)
+    car = box(x0 - 2, y0 - 1, x0 + 2, y0 + 1)
+    detections = [Detection("obs-1", "car", 0.9, car, zone_id="west") for _ in range(3)]
+    evidence = ObservationEvidence(valid=valid, gsd=1.0, detections=detections,
+                                   change_probability=np.ones(grid.shape, np.float32))
+    values = {(v.zone_id, v.name): v for v in extract_indicators(site, _observation(), masks, evidence)}
+    west = values[("west", "count_car")]
+    assert west.value == pytest.approx(3 * len(west_rows) / seen)
+    assert west.quality == pytest.approx((seen / len(west_rows)) ** 0.5)
+    assert values[("west", "changed_area_m2")].value is None
+    assert values[("west", "changed_area_m2")].quality == 0.0
+    assert values[("east", "count_car")].value is None
+    assert values[("east", "count_car")].quality == 0.0
 
 
 def test_ndvi_where_red_and_nir_bands_exist() -> None:

@@ -12,7 +12,11 @@ events (object counts per phase, structures built or removed), and adds:
 * changed area against a composite reference: the footprints (with shadow) of the
   objects present, plus the change in standing structures against the reference's
   dates, plus log-normal background change (misregistration, illumination);
-* visibility from the cloud model; zones under 30 % visible are not observed;
+* visibility from the cloud model: objects under cloud are not seen (each is in the clear part
+  of its zone with the zone's visible fraction), and, as in the pipeline, counts and areas from
+  the clear part are scaled up to the whole zone and weighted by the pipeline's quality weight;
+  with the pipeline's floors, changed area needs ``CHANGE_MIN_VISIBLE`` of the zone visible
+  and counts ``MIN_VISIBLE_FOR_COUNTS``;
 * ``lead_in_days`` of routine history before the scenario starts, so sites have a
   baseline (the image-level demo instead starts on the scenario's own start date);
 * ``inject`` extra events per seed, each a copy of the scenario's largest expected event
@@ -36,7 +40,7 @@ from datetime import date, timedelta
 import numpy as np
 from pyproj import Geod
 
-from sitewatch.analytics.indicators import count_indicator
+from sitewatch.analytics.indicators import MIN_VISIBLE_FOR_COUNTS, count_indicator, quality_weight
 from sitewatch.core.types import Site
 from sitewatch.imagery.simulate.activity import structure_progress
 from sitewatch.imagery.simulate.scenario import Event, ObjectCount, Phase, Scenario, SiteScenario
@@ -45,6 +49,7 @@ from sitewatch.imagery.simulate.sites import site_by_id
 from sitewatch.monitor.alerting import IndicatorHistory, score_history
 from sitewatch.monitor.combine import daily_benjamini_hochberg
 from sitewatch.monitor.engine import EngineConfig
+from sitewatch.store.settings import Settings
 
 DETECTION_RATE = 0.9
 FALSE_POSITIVES = 0.2
@@ -53,7 +58,8 @@ FOOTPRINT_M2 = {"car": 8.0, "large_vehicle": 30.0, "tanker_truck": 30.0, "rail_c
 SHADOW_FACTOR = 1.5
 BACKGROUND_CHANGE = 0.004
 """Median share of a zone's area read as change on a quiet day."""
-MIN_VISIBLE = 0.3
+CHANGE_MIN_VISIBLE = Settings().min_valid_fraction
+"""The pipeline's default floor for pixel-change indicators (the workspace's ``min_valid_fraction``)."""
 METHOD = "indicator-level simulation"
 _GEOD = Geod(ellps="WGS84")
 
@@ -186,19 +192,23 @@ def simulate_site(scenario: Scenario, plan: SiteScenario, seed: int, *, lead_in_
         before = structure_progress(full_plan, reference_day)
         for zone in zones:
             visible = float(np.clip(visible_site + rng.normal(0, 0.05), 0.0, 1.0))
-            if visible < MIN_VISIBLE:
+            if visible < min(MIN_VISIBLE_FOR_COUNTS, CHANGE_MIN_VISIBLE):
                 continue
-            changed = sum(FOOTPRINT_M2.get(c, 30.0) * n for (z, c), n in present.items() if z == zone)
+            in_view = {c: int(rng.binomial(n, visible)) for (z, c), n in present.items() if z == zone}
+            changed = sum(FOOTPRINT_M2.get(c, 30.0) * n for c, n in in_view.items()) / visible
             changed += sum(abs(now[s] - before[s]) * structure_area[s] * SHADOW_FACTOR
                            for s in now if structures[s].place.zone == zone)
             changed += areas[zone] * BACKGROUND_CHANGE * float(rng.lognormal(0.0, 0.5))
-            values[row[(zone, "changed_area_m2")], t] = changed
+            if visible >= CHANGE_MIN_VISIBLE:
+                values[row[(zone, "changed_area_m2")], t] = changed
             for class_name in classes:
-                true_count = present.get((zone, class_name), 0)
-                found = int(rng.binomial(true_count, DETECTION_RATE)) + int(rng.poisson(FALSE_POSITIVES))
-                values[row[(zone, count_indicator(class_name))], t] = found
-            names = ("changed_area_m2", *map(count_indicator, classes))
-            quality[[row[(zone, name)] for name in names], t] = visible
+                found = (int(rng.binomial(in_view.get(class_name, 0), DETECTION_RATE))
+                         + int(rng.poisson(FALSE_POSITIVES * visible)))
+                values[row[(zone, count_indicator(class_name))], t] = found / visible
+            names = [count_indicator(c) for c in classes]
+            names += ["changed_area_m2"] if visible >= CHANGE_MIN_VISIBLE else []
+            quality[[row[(zone, name)] for name in names], t] = quality_weight(
+                visible, gsd=site.gsd, site_gsd=site.gsd, haze=None)
     observation_ids = tuple(f"{site.id}-{a:%Y%m%dT%H%M%S}" for a in acquired)
     history = IndicatorHistory(site.id, observation_ids, tuple(acquired), tuple(series), values, quality)
     windows = tuple(

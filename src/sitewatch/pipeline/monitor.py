@@ -35,6 +35,7 @@ from sitewatch.analytics.change import ChangeDetector, get_change_detector
 from sitewatch.analytics.change.contrast import ContrastChange
 from sitewatch.analytics.change.regions import change_regions
 from sitewatch.analytics.indicators import (
+    MIN_VISIBLE_FOR_COUNTS,
     ObservationEvidence,
     ZoneMasks,
     extract_indicators,
@@ -271,7 +272,8 @@ class _SiteIndicators:
         self.masks: ZoneMasks | None = None
 
     def evidence(self, observation: Observation, earlier: Sequence[Observation],
-                 masks: ZoneMasks) -> ObservationEvidence:
+                 masks: ZoneMasks, *, change: bool = True) -> ObservationEvidence:
+        """What the detectors see in ``observation``; with ``change`` False, detections only."""
         scene = self.workspace.scene(observation.scene_id)
         good = [o for o in earlier if o.valid_fraction >= REFERENCE_VALID]
         if good:
@@ -292,7 +294,7 @@ class _SiteIndicators:
             detections = self.workspace.detections(observation_id=observation.id)
             if references:
                 previous = self.workspace.detections(observation_id=references[-1].id)
-        if len(references) < self.options.reference_size or chip.registered is False:
+        if not change or len(references) < self.options.reference_size or chip.registered is False:
             # Change against a thinner composite is not the same measurement, and an observation
             # that would not co-register would show its misregistration as change: not observed.
             return ObservationEvidence(valid=chip.valid, gsd=scene.gsd, detections=detections,
@@ -328,10 +330,12 @@ class _SiteIndicators:
     def indicators(self, observation: Observation, earlier: Sequence[Observation]) -> list[IndicatorValue]:
         if self.masks is None:
             self.masks = _grid_masks(self.workspace, self.site, observation)
-        if observation.valid_fraction < self.min_valid:
-            evidence = ObservationEvidence(valid=np.zeros(self.masks.shape, bool), gsd=self.site.gsd)
+        valid = observation.valid_fraction
+        if valid >= self.min_valid or (self.detect and valid >= MIN_VISIBLE_FOR_COUNTS):
+            # Too clouded for change, a gap in the clouds may still show how many vehicles there are.
+            evidence = self.evidence(observation, earlier, self.masks, change=valid >= self.min_valid)
         else:
-            evidence = self.evidence(observation, earlier, self.masks)
+            evidence = ObservationEvidence(valid=np.zeros(self.masks.shape, bool), gsd=self.site.gsd)
         values = extract_indicators(self.site, observation, self.masks, evidence,
                                     min_visible_fraction=self.min_valid)
         if not values:  # nothing measurable yet: record "not observed" so the observation counts as done
