@@ -83,6 +83,25 @@ def test_crops_keep_boxes_on_their_objects(tmp_path: Path) -> None:
                 assert pixels[:, cy, cx].mean() < 0.35  # a dark car under every box centre
 
 
+
+def test_object_centred_crops_find_the_rare_class() -> None:
+    """A big frame with many cars and one crane: random crops miss the crane, centred crops do not."""
+    image = Image.new("RGB", (2000, 2000), (128, 128, 120))
+    rng = np.random.default_rng(0)
+    corners = rng.uniform(50, 1900, size=(200, 2))
+    cars = np.hstack([corners, corners + [10, 5]])
+    crane = np.array([[1500.0, 300.0, 1540.0, 330.0]])
+    frame = TrainingFrame("big", image, 0.3, np.vstack([cars, crane]).astype(np.float32),
+                          np.array([0] * 200 + [1], np.int64))
+
+    def crane_crops(probability: float) -> int:
+        sampler = CropSampler([frame], model_gsd=0.3, crop=96, seed=5,
+                              augmentation=Augmentation(object_probability=probability))
+        return sum(1 in sampler.sample()[2] for _ in range(200))
+
+    assert crane_crops(0.0) <= 5
+    assert crane_crops(0.8) >= 40  # about half of the centred crops: the classes weigh the same
+
 def test_model_is_small_and_shapes_follow_the_stride() -> None:
     model = CenterNetLite(num_classes=5).eval()
     assert parameter_count(model) < 1_000_000

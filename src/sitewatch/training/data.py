@@ -50,6 +50,11 @@ class Augmentation:
     """Chance to turn the crop by a random angle (0-90 degrees; flips and quarter turns do the rest)."""
     colour_jitter: float = 0.25
     noise_std: float = 0.02
+    object_probability: float = 0.0
+    """Chance to centre the crop (give or take a third of its width) on one of the frame's
+    objects instead of a uniformly random place; the object is drawn with weights inverse to
+    its class's frequency over all frames, so rail cars and cranes, a few per render, are seen
+    about as often as the hundreds of cars."""
 
 
 def frames_from_labelled(images: Sequence[LabelledImage], class_map: dict[str, str],
@@ -145,19 +150,35 @@ class CropSampler:
         self.rng = np.random.default_rng(seed)
         weights = np.array([f.weight for f in self.frames], dtype=np.float64)
         self.weights = weights / weights.sum()
+        labels = np.concatenate([f.classes for f in self.frames]) if self.frames else np.zeros(0, np.int64)
+        frequency = np.bincount(labels, minlength=int(labels.max(initial=-1)) + 1).astype(np.float64)
+        self.object_weights = [
+            (1.0 / frequency[f.classes]) / (1.0 / frequency[f.classes]).sum() if len(f.classes) else None
+            for f in self.frames
+        ]
 
     def sample(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """One crop: image (3, S, S) float 0..1, boxes (N, 4) in crop pixels, classes (N,)."""
         rng, aug = self.rng, self.augmentation
-        frame = self.frames[rng.choice(len(self.frames), p=self.weights)]
+        index = int(rng.choice(len(self.frames), p=self.weights))
+        frame = self.frames[index]
         gsd = self.model_gsd * rng.uniform(1 - aug.scale_jitter, 1 + aug.scale_jitter)
         factor = gsd / frame.gsd  # frame pixels per crop pixel
         angle = rng.uniform(0.0, 90.0) if rng.random() < aug.rotate_probability else 0.0
         # Rotated crops are cut from a larger square so that no corner is left empty.
         big = math.ceil(self.crop * 1.45) if angle else self.crop
         span = big * factor
-        x0 = rng.uniform(-0.25 * span, max(frame.image.width - 0.75 * span, 0.0))
-        y0 = rng.uniform(-0.25 * span, max(frame.image.height - 0.75 * span, 0.0))
+        object_weights = self.object_weights[index]
+        centred = aug.object_probability > 0 and object_weights is not None
+        if centred and rng.random() < aug.object_probability:
+            chosen = frame.boxes[int(rng.choice(len(object_weights), p=object_weights))]
+            # Centred on the object within a third of the crop, so it is not always in the middle.
+            reach = self.crop * factor / 3
+            x0 = (chosen[0] + chosen[2]) / 2 + rng.uniform(-reach, reach) - span / 2
+            y0 = (chosen[1] + chosen[3]) / 2 + rng.uniform(-reach, reach) - span / 2
+        else:
+            x0 = rng.uniform(-0.25 * span, max(frame.image.width - 0.75 * span, 0.0))
+            y0 = rng.uniform(-0.25 * span, max(frame.image.height - 0.75 * span, 0.0))
         # PIL crops may leave the frame (filled black); resize boxes may not, so crop first.
         left, top = math.floor(x0), math.floor(y0)
         source = frame.image.crop((left, top, math.ceil(x0 + span) + 1, math.ceil(y0 + span) + 1))
