@@ -110,6 +110,17 @@ def test_display_bytes_stretches_other_types_and_keeps_uint8() -> None:
     assert np.array_equal(to_display_bytes(raw), raw.transpose(1, 2, 0))
     with pytest.raises(UnsupportedInputError, match="no valid pixels"):
         to_display_bytes(reflectance, nodata_mask=np.ones((50, 50), bool))
+    # Pixels laid out (rows, cols, bands) as PIL gives them, seen as (bands, rows, cols): nodata is
+    # zeroed in the result, never in the caller's array, writable or not.
+    picture = rng.integers(1, 256, (20, 30, 3), dtype=np.uint8)
+    before = picture.copy()
+    hole = np.zeros((20, 30), bool)
+    hole[:5] = True
+    masked = to_display_bytes(picture.transpose(2, 0, 1), nodata_mask=hole)
+    assert (masked[:5] == 0).all() and np.array_equal(masked[5:], before[5:])
+    assert np.array_equal(picture, before)
+    picture.flags.writeable = False
+    assert np.array_equal(to_display_bytes(picture.transpose(2, 0, 1), nodata_mask=hole), masked)
 
 
 def _kit_frame(shared_data: Path, name: str) -> tuple[np.ndarray, float]:

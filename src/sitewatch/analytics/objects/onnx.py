@@ -151,6 +151,8 @@ def to_display_bytes(image: np.ndarray, nodata_mask: np.ndarray | None = None) -
     """
     if image.dtype == np.uint8:
         out = np.ascontiguousarray(image.transpose(1, 2, 0))
+        if nodata_mask is not None and np.shares_memory(out, image):
+            out = out.copy()  # zeroing nodata must not write into the caller's pixels
     else:
         values = image.astype(np.float32)
         valid = np.isfinite(values).all(axis=0)
