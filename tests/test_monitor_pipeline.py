@@ -147,3 +147,33 @@ def test_sites_in_worker_processes_give_the_same_result(images: list[Path], tmp_
     assert results[0] == results[1] and len(results[0]) > 0
     with pytest.raises(ValidationError, match="workers"):
         MonitorOptions(workers=0)
+
+
+def test_counts_survive_a_gap_in_the_clouds(images: list[Path], tmp_path: Path) -> None:
+    """With object detection on, an image mostly under cloud still counts the yard it shows (every
+    class, zero included), but gives no pixel change and says nothing of the hidden hall."""
+    from sitewatch.analytics.indicators import MIN_VISIBLE_FOR_COUNTS
+
+    clouded = tmp_path / "clouded" / images[25].name
+    clouded.parent.mkdir()
+    with rasterio.open(images[25]) as source:
+        pixels, profile = source.read(), source.profile
+        descriptions = source.descriptions
+    gap = np.zeros(pixels.shape[1:], bool)
+    gap[30:160, 5:62] = True  # a clear window over the west (yard) half
+    pixels[:, ~gap] = 255  # opaque white cloud everywhere else
+    with rasterio.open(clouded, "w", **profile) as target:
+        target.write(pixels)
+        target.descriptions = descriptions
+    with _workspace(tmp_path / "ws", [*images[:24], clouded]) as ws:
+        run_monitor(ws, MonitorOptions(false_alarm_rate=0.05, detect_objects=True))
+        last = ws.observations("smallsite")[-1]
+        values = {(v.zone_id, v.name): v for v in ws.indicators("smallsite") if v.observation_id == last.id}
+        classes = {v.name for v in ws.indicators("smallsite") if v.name.startswith("count_")}
+    assert MIN_VISIBLE_FOR_COUNTS <= last.valid_fraction < ws.settings.min_valid_fraction
+    assert {"count_car", "count_large_vehicle"} <= classes  # every class, found or not
+    for name in classes:
+        assert values[("yard", name)].value is not None and values[("yard", name)].quality > 0
+        assert values[("hall", name)].value is None
+    assert all(values[(zone, "changed_area_m2")].value is None for zone in ("yard", "hall")
+               if (zone, "changed_area_m2") in values)

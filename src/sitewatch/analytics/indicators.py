@@ -178,6 +178,9 @@ class ObservationEvidence:
     """(rows, cols) probability 0..1 that a pixel changed against the reference."""
     change_regions: Sequence[ChangeRegion] | None = None
     detections: Sequence[Detection] | None = None
+    detection_classes: Sequence[str] = ()
+    """Every class the detector looked for: each gets a count in every visible zone, zero when
+    none was found (without it, only the classes found somewhere in the image are counted)."""
     reference_detections: Sequence[Detection] | None = None
     brightness_change: np.ndarray | None = None
     """(rows, cols) signed brightness difference observation − reference, any unit."""
@@ -354,7 +357,7 @@ def extract_indicators(
             if region_zone in per_zone and "changed_area_m2" in per_zone[region_zone]:
                 per_zone[region_zone]["changed_area_m2"] += region.area_m2
     if evidence.detections is not None:
-        classes = sorted({d.class_name for d in evidence.detections})
+        classes = sorted({d.class_name for d in evidence.detections} | set(evidence.detection_classes))
         for zone_id in masks.zone_ids:
             if visible[zone_id] > 0:
                 for class_name in classes:

@@ -33,6 +33,8 @@ class DetectionSummary:
     count: int
     per_zone: dict[tuple[str | None, str], int]
     """(zone id or None, class name) -> number of detections."""
+    classes: tuple[str, ...] = ()
+    """Every class the detector looks for: a class not in ``per_zone`` was counted as zero."""
 
 
 def select_bands(chip: Chip, wanted: tuple[str, ...]) -> np.ndarray:
@@ -94,7 +96,8 @@ def detect_observation(ws: Workspace, observation: Observation, *,
     detections = to_detections(boxes, observation.id, transform, zones_in_crs(site, epsg), model.info.name)
     ws.replace_detections(observation.id, detections)
     per_zone = Counter((d.zone_id, d.class_name) for d in detections)
-    return DetectionSummary(observation.id, model.info.name, len(detections), dict(per_zone))
+    return DetectionSummary(observation.id, model.info.name, len(detections), dict(per_zone),
+                            tuple(model.info.classes))
 
 
 def zone_counts(detections: list[Detection], class_name: str) -> dict[str | None, int]:

@@ -286,11 +286,12 @@ class _SiteIndicators:
             if self.chips.get(candidate).registered is not False:
                 references.insert(0, candidate)
         detections: list[Detection] | None = None
+        classes: tuple[str, ...] = ()
         previous: list[Detection] | None = None
         if self.detect:
             from sitewatch.pipeline.detect import detect_observation
 
-            detect_observation(self.workspace, observation)
+            classes = detect_observation(self.workspace, observation).classes
             detections = self.workspace.detections(observation_id=observation.id)
             if references:
                 previous = self.workspace.detections(observation_id=references[-1].id)
@@ -298,6 +299,7 @@ class _SiteIndicators:
             # Change against a thinner composite is not the same measurement, and an observation
             # that would not co-register would show its misregistration as change: not observed.
             return ObservationEvidence(valid=chip.valid, gsd=scene.gsd, detections=detections,
+                                       detection_classes=classes,
                                        off_nadir=scene.off_nadir)
         before, before_valid = reference_composite([self.chips.get(o) for o in references])
         valid = chip.valid & before_valid
@@ -321,6 +323,7 @@ class _SiteIndicators:
             gsd=scene.gsd,
             change_probability=result.probability,
             detections=detections,
+            detection_classes=classes,
             reference_detections=previous,
             brightness_change=brightness,
             bands=bands,
