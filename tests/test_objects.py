@@ -100,6 +100,39 @@ def test_nms_keeps_the_best_of_overlapping_boxes() -> None:
     assert list(nms(boxes, np.array([0.5, 0.9, 0.3]), 0.5)) == [1, 2]
 
 
+def _greedy_nms(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float) -> list[int]:
+    """Textbook greedy NMS, every kept box against every remaining one."""
+    order = list(np.argsort(-scores, kind="stable"))
+    keep: list[int] = []
+    while order:
+        best = order.pop(0)
+        keep.append(int(best))
+        remaining = []
+        for other in order:
+            ix = max(0.0, min(boxes[best, 2], boxes[other, 2]) - max(boxes[best, 0], boxes[other, 0]))
+            iy = max(0.0, min(boxes[best, 3], boxes[other, 3]) - max(boxes[best, 1], boxes[other, 1]))
+            inter = ix * iy
+            union = ((boxes[best, 2] - boxes[best, 0]) * (boxes[best, 3] - boxes[best, 1])
+                     + (boxes[other, 2] - boxes[other, 0]) * (boxes[other, 3] - boxes[other, 1]) - inter)
+            if inter / max(union, 1e-9) <= iou_threshold:
+                remaining.append(other)
+        order = remaining
+    return keep
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_fast_nms_equals_the_textbook_loop(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    count = int(rng.integers(1, 400))
+    corners = rng.uniform(0, 300, (count, 2))
+    sizes = rng.uniform(2, 40, (count, 2)) * rng.choice([1.0, 3.0], (count, 1))  # a few long boxes
+    boxes = np.hstack([corners, corners + sizes])
+    scores = rng.choice(np.linspace(0.1, 1.0, 30), count)  # ties too
+    for threshold in (0.3, 0.6):
+        assert list(nms(boxes, scores, threshold)) == _greedy_nms(boxes, scores, threshold)
+    assert list(nms(np.zeros((0, 4)), np.zeros(0), 0.5)) == []
+
+
 def test_display_bytes_stretches_other_types_and_keeps_uint8() -> None:
     rng = np.random.default_rng(0)
     reflectance = rng.uniform(0.02, 0.3, (3, 50, 50)).astype(np.float32)

@@ -173,20 +173,40 @@ def to_display_bytes(image: np.ndarray, nodata_mask: np.ndarray | None = None) -
 
 
 def nms(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float) -> np.ndarray:
-    """Indices kept by greedy non-maximum suppression (boxes x0, y0, x1, y1)."""
+    """Indices kept by greedy non-maximum suppression (boxes x0, y0, x1, y1), best score first.
+
+    The same result as comparing every kept box with every other, but each kept box is only
+    compared with the boxes whose left edge lies within reach of it (the widest box's width to
+    its left, its own right edge to the right), found by binary search on sorted left edges:
+    a chip's 15,000 detections take milliseconds instead of seconds.
+    """
+    count = len(boxes)
+    if count == 0:
+        return np.zeros(0, dtype=np.int64)
     order = np.argsort(-scores, kind="stable")
     areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+    by_left = np.argsort(boxes[:, 0], kind="stable")
+    lefts = boxes[by_left, 0]
+    widest = float((boxes[:, 2] - boxes[:, 0]).max())
+    suppressed = np.zeros(count, dtype=bool)
     keep = []
-    while order.size:
-        best = order[0]
+    for best in order:
+        if suppressed[best]:
+            continue
         keep.append(best)
-        rest = order[1:]
-        ix = np.minimum(boxes[best, 2], boxes[rest, 2]) - np.maximum(boxes[best, 0], boxes[rest, 0])
-        iy = np.minimum(boxes[best, 3], boxes[rest, 3]) - np.maximum(boxes[best, 1], boxes[rest, 1])
-        ix, iy = np.clip(ix, 0, None), np.clip(iy, 0, None)
-        inter = ix * iy
-        iou = inter / np.maximum(areas[best] + areas[rest] - inter, 1e-9)
-        order = rest[iou <= iou_threshold]
+        # Boxes scored above ``best`` are already kept (and overlap it at most the threshold) or
+        # suppressed, so only lower-scored ones are suppressed here, as in the plain greedy loop.
+        low = np.searchsorted(lefts, boxes[best, 0] - widest, side="left")
+        high = np.searchsorted(lefts, boxes[best, 2], side="right")
+        near = by_left[low:high]
+        near = near[~suppressed[near] & (near != best)]
+        if near.size == 0:
+            continue
+        ix = np.minimum(boxes[best, 2], boxes[near, 2]) - np.maximum(boxes[best, 0], boxes[near, 0])
+        iy = np.minimum(boxes[best, 3], boxes[near, 3]) - np.maximum(boxes[best, 1], boxes[near, 1])
+        inter = np.clip(ix, 0, None) * np.clip(iy, 0, None)
+        iou = inter / np.maximum(areas[best] + areas[near] - inter, 1e-9)
+        suppressed[near[iou > iou_threshold]] = True
     return np.asarray(keep, dtype=np.int64)
 
 
