@@ -21,8 +21,14 @@ from sitewatch.training.data import (  # noqa: E402
     encode_targets,
     rotate_boxes,
 )
-from sitewatch.training.detector import train_detector  # noqa: E402
+from sitewatch.training.detector import (  # noqa: E402
+    choose_threshold,
+    count_threshold,
+    export_onnx,
+    train_detector,
+)
 from sitewatch.training.model import STRIDE, CenterNetLite, parameter_count  # noqa: E402
+from sitewatch.training.quantize import calibration_crops, quantize_detector  # noqa: E402
 
 
 def test_targets_peak_at_the_centre_cell() -> None:
@@ -89,7 +95,7 @@ def test_object_centred_crops_find_the_rare_class() -> None:
     image = Image.new("RGB", (2000, 2000), (128, 128, 120))
     rng = np.random.default_rng(0)
     corners = rng.uniform(50, 1900, size=(200, 2))
-    cars = np.hstack([corners, corners + [10, 5]])
+    cars = np.hstack([corners, corners + np.array([10.0, 5.0])])
     crane = np.array([[1500.0, 300.0, 1540.0, 330.0]])
     frame = TrainingFrame("big", image, 0.3, np.vstack([cars, crane]).astype(np.float32),
                           np.array([0] * 200 + [1], np.int64))
@@ -117,7 +123,7 @@ def _config(tmp_path: Path, folder: Path, name: str) -> Path:
     path.write_text(
         "name: toy\nversion: test\nseed: 5\nclasses: [car, large_vehicle]\n"
         f"output: {tmp_path / name}/toy.onnx\n"
-        f"datasets:\n  - path: {folder}\n    holdout: [F2]\n"
+        f"datasets:\n  - path: {folder}\n    holdout: [F2]\n    validation: [F1]\n"
         "training: {steps: 4, batch: 2, crop: 64, threads: 1}\n",
         encoding="utf-8",
     )
@@ -133,11 +139,65 @@ def test_training_exports_a_working_onnx_model_reproducibly(tmp_path: Path) -> N
     second = train_detector(load_config(_config(tmp_path, folder, "b")))
     assert first.sha256 == second.sha256, "same config and seed must give the same weights"
     card = json.loads(first.card_path.read_text(encoding="utf-8"))
-    assert card["sha256"] == first.sha256 and card["training"]["frames"] == ["F0", "F1"]
+    assert card["sha256"] == first.sha256 and card["training"]["frames"] == ["F0"]
     assert card["metrics"]["holdout"]["frames"] == ["F2"]
+    assert card["metrics"]["validation"]["frames"] == ["F1"]
     detector = load_detector(first.card_path, threads=1)
     boxes = detector.detect(np.zeros((3, 100, 120), np.uint8), 0.15, score_threshold=0.0)
     assert all(b.class_name in ("car", "large_vehicle") for b in boxes)
+
+
+def test_int8_model_follows_the_float_model_and_is_reproducible(tmp_path: Path) -> None:
+    import onnxruntime as ort
+
+    torch.manual_seed(0)
+    model = CenterNetLite(num_classes=2, width=16)
+    export_onnx(model, tmp_path / "float.onnx")
+    image = Image.new("RGB", (300, 200), (120, 125, 110))
+    ImageDraw.Draw(image).rectangle([100, 80, 130, 92], fill=(20, 20, 30))
+    frame = TrainingFrame("F", image, 0.15, np.zeros((0, 4), np.float32), np.zeros(0, np.int64))
+    crops = calibration_crops([frame], model_gsd=0.3, seed=1, count=4, size=64)
+    assert len(crops) == 4 and crops[0].shape == (3, 64, 64) and 0 <= crops[0].min() <= crops[0].max() <= 1
+    small = calibration_crops([frame], model_gsd=0.3, seed=1, count=2, size=256)  # 150 x 100 model px
+    assert [c.shape for c in small] == [(3, 96, 96)] * 2
+    quantize_detector(tmp_path / "float.onnx", tmp_path / "a.onnx", crops)
+    quantize_detector(tmp_path / "float.onnx", tmp_path / "b.onnx", crops)
+    assert (tmp_path / "a.onnx").read_bytes() == (tmp_path / "b.onnx").read_bytes()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.onnx", "b.onnx", "float.onnx"]  # no leftovers
+    batch = np.stack(crops).astype(np.float32)
+    sessions = [ort.InferenceSession(str(tmp_path / name), providers=["CPUExecutionProvider"])
+                for name in ("float.onnx", "a.onnx")]
+    runs = [session.run(None, {"image": batch}) for session in sessions]
+    (float_peaks, float_size, _), (int8_peaks, int8_size, _) = runs
+    assert int8_peaks.shape == float_peaks.shape
+    heat = np.maximum(float_peaks, int8_peaks) > 0  # peaks are scores where a local maximum, else 0
+    assert np.abs(float_size - int8_size).max() < 0.15 * max(1.0, np.abs(float_size).max())
+    assert heat.any()
+
+
+def test_threshold_is_the_lowest_keeping_training_precision(tmp_path: Path) -> None:
+    from sitewatch.evaluation.detect import LabelledImage, LabelledObject, PredictedObject
+
+    objects = tuple(LabelledObject("car", (10.0 * i, 0.0, 10.0 * i + 8, 4.0)) for i in range(10))
+    image = LabelledImage("F", tmp_path / "F.png", objects, 0.15)
+    found = [PredictedObject("car", 0.9 - 0.02 * i, o.box) for i, o in enumerate(objects)]
+    # Ten true cars scored 0.72-0.9, and one false car at 0.61 and one at 0.29.
+    false = [PredictedObject("car", 0.61, (500, 500, 508, 504)),
+             PredictedObject("car", 0.29, (600, 600, 608, 604))]
+    threshold = choose_threshold([image], [found + false], ("car",))
+    assert threshold == pytest.approx(0.30)  # the 0.61 false car still leaves precision 10/11 >= 0.9
+    assert choose_threshold([image], [found + false], ("car",), precision_floor=0.95) == pytest.approx(0.62)
+
+
+def test_validation_threshold_makes_counts_right(tmp_path: Path) -> None:
+    from sitewatch.evaluation.detect import LabelledImage, LabelledObject, PredictedObject
+
+    objects = tuple(LabelledObject("car", (10.0 * i, 0.0, 10.0 * i + 8, 4.0)) for i in range(10))
+    image = LabelledImage("V", tmp_path / "V.png", objects, 0.15)
+    # On a new scene the detector is unsure: its ten true cars score 0.31-0.49, one false car 0.2.
+    found = [PredictedObject("car", 0.31 + 0.02 * i, o.box) for i, o in enumerate(objects)]
+    found.append(PredictedObject("car", 0.2, (500, 500, 508, 504)))
+    assert count_threshold([image], [found], ("car",)) == pytest.approx(0.22)  # 10 found, 10 true
 
 
 def test_bad_config_names_the_problem(tmp_path: Path) -> None:
@@ -147,3 +207,8 @@ def test_bad_config_names_the_problem(tmp_path: Path) -> None:
     broken.write_text("name: x\n", encoding="utf-8")
     with pytest.raises(UnsupportedInputError, match=r"broken\.yaml"):
         load_config(broken)
+    wrong = tmp_path / "wrong.yaml"
+    wrong.write_text(_config(tmp_path, tmp_path, "w").read_text(encoding="utf-8") + "precision: int4\n",
+                     encoding="utf-8")
+    with pytest.raises(UnsupportedInputError, match="precision 'int4'"):
+        load_config(wrong)

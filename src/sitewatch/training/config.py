@@ -15,11 +15,13 @@ from sitewatch.training.simulated import SimulatedSpec
 
 @dataclass(frozen=True, slots=True)
 class DatasetSpec:
-    """A labelled folder to learn from; ``holdout`` names frames kept out for measurement."""
+    """A labelled folder to learn from; ``holdout`` names frames kept out for measurement,
+    ``validation`` frames kept out to choose the operating threshold on."""
 
     path: Path
     format: str = "yolo"
     holdout: tuple[str, ...] = ()
+    validation: tuple[str, ...] = ()
     gsd: float | None = None
     """Metres per pixel; None reads it from the folder as `sitewatch eval detect` does."""
 
@@ -50,9 +52,22 @@ class DetectorTrainingConfig:
     max_objects: int = 128
     tile: int = 512
     overlap: int = 96
+    precision: str = "float32"
+    """Weights of the shipped ONNX file: ``float32``, or ``int8`` (see :mod:`sitewatch.training.quantize`)."""
     augmentation: Augmentation = field(default_factory=Augmentation)
     raw: dict[str, Any] = field(default_factory=dict)
     """The config as read, recorded in the model card."""
+
+
+PRECISIONS = ("float32", "int8")
+
+
+def _precision(value: object, path: Path) -> str:
+    if value not in PRECISIONS:
+        raise UnsupportedInputError(
+            f"training config {path}: precision {value!r} is not one of {', '.join(PRECISIONS)}"
+        )
+    return str(value)
 
 
 def load_config(path: Path) -> DetectorTrainingConfig:
@@ -67,6 +82,7 @@ def load_config(path: Path) -> DetectorTrainingConfig:
                 path=(base / d["path"]).resolve(),
                 format=str(d.get("format", "yolo")),
                 holdout=tuple(str(h) for h in d.get("holdout", ())),
+                validation=tuple(str(v) for v in d.get("validation", ())),
                 gsd=float(d["gsd"]) if d.get("gsd") is not None else None,
             )
             for d in raw["datasets"]
@@ -102,6 +118,7 @@ def load_config(path: Path) -> DetectorTrainingConfig:
             threads=int(train.get("threads", 2)),
             tile=int(raw.get("tile", 512)),
             overlap=int(raw.get("overlap", 96)),
+            precision=_precision(raw.get("precision", "float32"), path),
             augmentation=Augmentation(**raw.get("augmentation", {})),
             raw=raw,
         )

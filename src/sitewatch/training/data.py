@@ -169,8 +169,8 @@ class CropSampler:
         big = math.ceil(self.crop * 1.45) if angle else self.crop
         span = big * factor
         object_weights = self.object_weights[index]
-        centred = aug.object_probability > 0 and object_weights is not None
-        if centred and rng.random() < aug.object_probability:
+        chance = aug.object_probability
+        if object_weights is not None and chance > 0 and rng.random() < chance:
             chosen = frame.boxes[int(rng.choice(len(object_weights), p=object_weights))]
             # Centred on the object within a third of the crop, so it is not always in the middle.
             reach = self.crop * factor / 3

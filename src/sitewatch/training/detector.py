@@ -2,12 +2,14 @@
 
 One call (``sitewatch train detector CONFIG``) regenerates the shipped files from the
 config and its seed: same data, same seed, same thread count give the same weights.
-The operating score threshold is chosen on the training frames (best F1), never on the
-held-out frames, which are only measured.
+The operating score threshold is chosen on validation frames (never trained on; the
+best car count), or without them on the training frames; never on the held-out frames,
+which are only measured.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import math
@@ -27,6 +29,7 @@ from sitewatch.evaluation.detect import (
     LabelledImage,
     LabelledObject,
     PredictedObject,
+    estimate_gsd,
     read_folder,
     score_detections,
 )
@@ -39,6 +42,7 @@ from sitewatch.training.data import (
     with_weights,
 )
 from sitewatch.training.model import STRIDE, CenterNetLite, parameter_count
+from sitewatch.training.quantize import calibration_crops, quantize_detector
 from sitewatch.training.simulated import simulated_frames
 
 log = logging.getLogger(__name__)
@@ -59,14 +63,23 @@ class TrainingResult:
     holdout: dict[str, object]
 
 
-def _split(config: DetectorTrainingConfig) -> tuple[list[LabelledImage], list[LabelledImage]]:
-    train: list[LabelledImage] = []
-    held: list[LabelledImage] = []
+def _split(config: DetectorTrainingConfig) -> tuple[list[LabelledImage], list[LabelledImage],
+                                                    list[LabelledImage]]:
+    """Training, validation and held-out frames. Where a folder's GSD is estimated from its car
+    boxes, each group gets its own estimate, as ``sitewatch eval detect`` on that group would."""
+    groups: tuple[list[LabelledImage], list[LabelledImage], list[LabelledImage]] = ([], [], [])
     for spec in config.datasets:
         _, images = read_folder(spec.path, gsd=spec.gsd, fmt=spec.format)
+        split: tuple[list[LabelledImage], ...] = ([], [], [])
         for image in images:
-            (held if image.name in spec.holdout else train).append(image)
-    return train, held
+            group = 1 if image.name in spec.validation else 2 if image.name in spec.holdout else 0
+            split[group].append(image)
+        for images_of_group, found in zip(groups, split, strict=True):
+            if found and all(i.gsd_source == "estimated" for i in found):
+                own = estimate_gsd(found)
+                found = [dataclasses.replace(i, gsd=own) for i in found] if own is not None else found
+            images_of_group.extend(found)
+    return groups
 
 
 def focal_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -152,17 +165,48 @@ def _measure_simulated(detector: OnnxDetector, frames: list[TrainingFrame], clas
     return _summarise(images, predictions, classes, threshold)
 
 
-def choose_threshold(images: list[LabelledImage], predictions: list[list[PredictedObject]],
-                     classes: tuple[str, ...]) -> float:
-    """Score threshold with the best car F1 on the given (training) images."""
-    best, best_f1 = 0.3, -1.0
+def count_threshold(images: list[LabelledImage], predictions: list[list[PredictedObject]],
+                    classes: tuple[str, ...]) -> float:
+    """Operating threshold from validation frames (never trained on): the smallest mean relative
+    car count error, ties going to the better F1. Counts are what the indicators use."""
+    best, best_key = 0.3, (math.inf, 0.0)
     for threshold in np.arange(0.1, 0.8, 0.02):
         scores, _ = score_detections(images, predictions, classes[:1], float(threshold))
         precision, recall = scores[0].precision or 0.0, scores[0].recall or 0.0
         f1 = 2 * precision * recall / max(precision + recall, 1e-9)
+        error = scores[0].mean_rel_count_error
+        key = (math.inf if error is None else round(error, 6), -f1)
+        if key < best_key:
+            best, best_key = round(float(threshold), 2), key
+    return best
+
+
+TRAINING_PRECISION_FLOOR = 0.9
+"""The operating threshold is the lowest score at which car precision on the training frames is
+still at least this (see :func:`choose_threshold`)."""
+
+
+def choose_threshold(images: list[LabelledImage], predictions: list[list[PredictedObject]],
+                     classes: tuple[str, ...], *, precision_floor: float = TRAINING_PRECISION_FLOOR) -> float:
+    """Operating score threshold from the (training) images: the lowest with car precision >= the floor.
+
+    Used only when the config names no validation frames (see :func:`count_threshold`). On
+    frames it was trained on the detector is surer of itself than on a new scene, so the
+    threshold with the best F1 there is too high elsewhere; the lowest threshold that keeps
+    training precision at the floor leaves some margin. Falls back to the best-F1 threshold
+    when no threshold reaches the floor.
+    """
+    best, best_f1 = 0.3, -1.0
+    lowest: float | None = None
+    for threshold in np.arange(0.1, 0.8, 0.02):
+        scores, _ = score_detections(images, predictions, classes[:1], float(threshold))
+        precision, recall = scores[0].precision or 0.0, scores[0].recall or 0.0
+        if lowest is None and precision >= precision_floor:
+            lowest = round(float(threshold), 2)
+        f1 = 2 * precision * recall / max(precision + recall, 1e-9)
         if f1 > best_f1:
             best, best_f1 = round(float(threshold), 2), f1
-    return best
+    return lowest if lowest is not None else best
 
 
 def _summarise(images: list[LabelledImage], predictions: list[list[PredictedObject]],
@@ -189,7 +233,7 @@ def train_detector(config: DetectorTrainingConfig,
     torch.manual_seed(config.seed)
     torch.set_num_threads(config.threads)
     torch.use_deterministic_algorithms(True)
-    train_images, held_images = _split(config)
+    train_images, validation_images, held_images = _split(config)
     class_map = {c: c for c in config.classes}
     frames: list[TrainingFrame] = with_weights(
         frames_from_labelled(train_images, class_map, config.classes, gsd=config.model_gsd),
@@ -225,7 +269,14 @@ def train_detector(config: DetectorTrainingConfig,
             progress(step, running)
 
     onnx_path = config.output
-    export_onnx(model, onnx_path)
+    if config.precision == "int8":
+        float_path = onnx_path.with_name(onnx_path.stem + ".float32.onnx")
+        export_onnx(model, float_path)
+        crops = calibration_crops(frames, model_gsd=config.model_gsd, seed=config.seed)
+        quantize_detector(float_path, onnx_path, crops)
+        float_path.unlink()
+    else:
+        export_onnx(model, onnx_path)
     sha256 = file_sha256(onnx_path)
     card = ModelCard(
         name=config.name, version=config.version, onnx_file=onnx_path.name, sha256=sha256,
@@ -236,7 +287,11 @@ def train_detector(config: DetectorTrainingConfig,
     detector = OnnxDetector(onnx_path, card, threads=config.threads)
     predict = _predict_with(detector)
     train_predictions = [predict(i) for i in train_images]
-    threshold = choose_threshold(train_images, train_predictions, config.classes)
+    validation_predictions = [predict(i) for i in validation_images]
+    threshold = (count_threshold(validation_images, validation_predictions, config.classes)
+                 if validation_images else choose_threshold(train_images, train_predictions, config.classes))
+    validation = (_summarise(validation_images, validation_predictions, config.classes, threshold)
+                  if validation_images else {})
     held_predictions = [predict(i) for i in held_images]
     holdout = _summarise(held_images, held_predictions, config.classes, threshold) if held_images else {}
     holdout_simulated: dict[str, object] = {}
@@ -252,7 +307,7 @@ def train_detector(config: DetectorTrainingConfig,
            "training": {"config": config.raw, "parameters": parameter_count(model),
                         "frames": [i.name for i in train_images], "torch": torch.__version__,
                         "seconds": round(time.monotonic() - started, 1)},
-           "metrics": {"holdout": holdout, "holdout_simulated": holdout_simulated,
+           "metrics": {"holdout": holdout, "validation": validation, "holdout_simulated": holdout_simulated,
                        "train": _summarise(train_images, train_predictions, config.classes, threshold)}},
     )
     card_path = onnx_path.with_suffix(".json")
