@@ -13,6 +13,7 @@ import dataclasses
 import json
 import logging
 import math
+import tempfile
 import time
 import warnings
 from collections.abc import Callable
@@ -182,8 +183,8 @@ def count_threshold(images: list[LabelledImage], predictions: list[list[Predicte
 
 
 TRAINING_PRECISION_FLOOR = 0.9
-"""The operating threshold is the lowest score at which car precision on the training frames is
-still at least this (see :func:`choose_threshold`)."""
+"""Without validation frames, the operating threshold is the lowest score at which car precision
+on the training frames is still at least this (see :func:`choose_threshold`)."""
 
 
 def choose_threshold(images: list[LabelledImage], predictions: list[list[PredictedObject]],
@@ -270,11 +271,11 @@ def train_detector(config: DetectorTrainingConfig,
 
     onnx_path = config.output
     if config.precision == "int8":
-        float_path = onnx_path.with_name(onnx_path.stem + ".float32.onnx")
-        export_onnx(model, float_path)
-        crops = calibration_crops(frames, model_gsd=config.model_gsd, seed=config.seed)
-        quantize_detector(float_path, onnx_path, crops)
-        float_path.unlink()
+        with tempfile.TemporaryDirectory(prefix="sitewatch-export-") as scratch:
+            float_path = Path(scratch) / "float32.onnx"  # never left beside the shipped model
+            export_onnx(model, float_path)
+            crops = calibration_crops(frames, model_gsd=config.model_gsd, seed=config.seed)
+            quantize_detector(float_path, onnx_path, crops)
     else:
         export_onnx(model, onnx_path)
     sha256 = file_sha256(onnx_path)
