@@ -316,7 +316,6 @@ def extract_indicators(
     per_zone: dict[str, dict[str, float]] = {zone_id: {} for zone_id in masks.zone_ids}
     objects: dict[str | None, int] | None = None
     visible: dict[str, float] = {}
-    count_scale: dict[str, float] = {}
     pixel_area = masks.pixel_area_m2
     changed = None
     if evidence.change_probability is not None:
@@ -330,7 +329,6 @@ def extract_indicators(
             continue
         values = per_zone[zone_id]
         scale_up = zone_area / (n_seen * pixel_area)  # estimate for the whole zone from its visible part
-        count_scale[zone_id] = 1.0 / visible[zone_id]  # the same for detections: 1 when all is seen
         if changed is not None and evidence.change_probability is not None:
             zone_changed = changed & mask
             values["changed_area_m2"] = float(zone_changed.sum()) * pixel_area * scale_up
@@ -366,7 +364,8 @@ def extract_indicators(
             detection_zone = detection.zone_id or _zone_of(detection.geometry, masks)
             name = count_indicator(detection.class_name)
             if detection_zone in per_zone and name in per_zone[detection_zone]:
-                per_zone[detection_zone][name] += count_scale[detection_zone]
+                # Like areas, a count from a partial view stands for the whole zone: 1 / visible each.
+                per_zone[detection_zone][name] += 1.0 / visible[detection_zone]
         if evidence.reference_detections is not None:
             new = _structure_area(evidence.detections, evidence.reference_detections)
             removed = _structure_area(evidence.reference_detections, evidence.detections)

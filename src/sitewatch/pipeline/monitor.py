@@ -280,7 +280,9 @@ class _SiteIndicators:
             self.chips.set_anchor(good)
         chip = self.chips.get(observation)
         references: list[Observation] = []
-        for candidate in reversed(good[-2 * self.options.reference_size:]):
+        # Detections alone (``change`` False) need no reference: do not read or align any.
+        candidates = reversed(good[-2 * self.options.reference_size:]) if change else ()
+        for candidate in candidates:
             if len(references) == self.options.reference_size:
                 break
             if self.chips.get(candidate).registered is not False:

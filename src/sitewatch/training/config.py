@@ -65,7 +65,8 @@ PRECISIONS = ("float32", "int8")
 def _precision(value: object, path: Path) -> str:
     if value not in PRECISIONS:
         raise UnsupportedInputError(
-            f"training config {path}: precision {value!r} is not one of {', '.join(PRECISIONS)}"
+            f"training config {path}: precision {value!r} is not one of {', '.join(PRECISIONS)}; "
+            "write `precision: int8` for the shipped 8-bit model or `precision: float32`"
         )
     return str(value)
 

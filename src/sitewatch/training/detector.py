@@ -166,20 +166,35 @@ def _measure_simulated(detector: OnnxDetector, frames: list[TrainingFrame], clas
     return _summarise(images, predictions, classes, threshold)
 
 
+@dataclass(frozen=True, slots=True)
+class _CarScore:
+    threshold: float
+    precision: float
+    f1: float
+    count_error: float
+    """Mean relative count error per image; inf where there is none to compute."""
+
+
+def _car_scores(images: list[LabelledImage], predictions: list[list[PredictedObject]],
+                classes: tuple[str, ...]) -> list[_CarScore]:
+    """Car precision, F1 and count error at each candidate threshold 0.10, 0.12, ... 0.78."""
+    found = []
+    for threshold in np.arange(0.1, 0.8, 0.02):
+        scores, _ = score_detections(images, predictions, classes[:1], float(threshold))
+        precision, recall = scores[0].precision or 0.0, scores[0].recall or 0.0
+        error = scores[0].mean_rel_count_error
+        found.append(_CarScore(round(float(threshold), 2), precision,
+                               2 * precision * recall / max(precision + recall, 1e-9),
+                               math.inf if error is None else round(error, 6)))
+    return found
+
+
 def count_threshold(images: list[LabelledImage], predictions: list[list[PredictedObject]],
                     classes: tuple[str, ...]) -> float:
     """Operating threshold from validation frames (never trained on): the smallest mean relative
     car count error, ties going to the better F1. Counts are what the indicators use."""
-    best, best_key = 0.3, (math.inf, 0.0)
-    for threshold in np.arange(0.1, 0.8, 0.02):
-        scores, _ = score_detections(images, predictions, classes[:1], float(threshold))
-        precision, recall = scores[0].precision or 0.0, scores[0].recall or 0.0
-        f1 = 2 * precision * recall / max(precision + recall, 1e-9)
-        error = scores[0].mean_rel_count_error
-        key = (math.inf if error is None else round(error, 6), -f1)
-        if key < best_key:
-            best, best_key = round(float(threshold), 2), key
-    return best
+    scores = _car_scores(images, predictions, classes)
+    return min(scores, key=lambda s: (s.count_error, -s.f1)).threshold if scores else 0.3
 
 
 TRAINING_PRECISION_FLOOR = 0.9
@@ -197,17 +212,9 @@ def choose_threshold(images: list[LabelledImage], predictions: list[list[Predict
     training precision at the floor leaves some margin. Falls back to the best-F1 threshold
     when no threshold reaches the floor.
     """
-    best, best_f1 = 0.3, -1.0
-    lowest: float | None = None
-    for threshold in np.arange(0.1, 0.8, 0.02):
-        scores, _ = score_detections(images, predictions, classes[:1], float(threshold))
-        precision, recall = scores[0].precision or 0.0, scores[0].recall or 0.0
-        if lowest is None and precision >= precision_floor:
-            lowest = round(float(threshold), 2)
-        f1 = 2 * precision * recall / max(precision + recall, 1e-9)
-        if f1 > best_f1:
-            best, best_f1 = round(float(threshold), 2), f1
-    return lowest if lowest is not None else best
+    scores = _car_scores(images, predictions, classes)
+    precise = [s.threshold for s in scores if s.precision >= precision_floor]
+    return precise[0] if precise else max(scores, key=lambda s: s.f1).threshold
 
 
 def _summarise(images: list[LabelledImage], predictions: list[list[PredictedObject]],
