@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -192,3 +194,22 @@ def test_bad_configuration_is_refused() -> None:
         EngineConfig(false_alarm_rate=0.0)
     with pytest.raises(ValidationError, match="window"):
         BaselineConfig(window=1)
+
+
+def test_pixel_change_weighs_half_in_a_zone_that_also_has_counts() -> None:
+    from sitewatch.monitor.alerting import IndicatorHistory, score_history
+    from sitewatch.monitor.combine import CHANGE_BESIDE_COUNTS_WEIGHT, SERIES_CAP
+
+    rng = np.random.default_rng(3)
+    n = 60
+    start = datetime(2024, 1, 1, 10, tzinfo=UTC)
+    acquired = tuple(start + timedelta(days=3 * i) for i in range(n))
+    series = (("hall", "changed_area_m2"), ("hall", "count_car"), ("yard", "changed_area_m2"))
+    values = np.vstack([rng.gamma(4.0, 50.0, n), rng.poisson(5.0, n).astype(float), rng.gamma(4.0, 50.0, n)])
+    values[[0, 2], -1] = 50_000.0  # the same huge change in both zones; the hall's cars are as usual
+    values[1, -1] = 5.0
+    history = IndicatorHistory("site", tuple(f"o{i}" for i in range(n)), acquired, series, values,
+                               np.ones_like(values))
+    score = score_history(history, EngineConfig()).result.site_score[0, -1]
+    # The hall's change is capped like the yard's but weighs half beside the hall's car count.
+    assert score == pytest.approx(CHANGE_BESIDE_COUNTS_WEIGHT * SERIES_CAP + SERIES_CAP)

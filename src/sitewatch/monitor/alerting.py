@@ -17,9 +17,14 @@ from datetime import datetime
 
 import numpy as np
 
-from sitewatch.analytics.indicators import IndicatorSpec, indicator_spec
+from sitewatch.analytics.indicators import IndicatorKind, IndicatorSpec, indicator_spec
 from sitewatch.core.types import Alert, IndicatorValue, Site, Zone
-from sitewatch.monitor.combine import contributions, daily_benjamini_hochberg, zone_weight
+from sitewatch.monitor.combine import (
+    CHANGE_BESIDE_COUNTS_WEIGHT,
+    contributions,
+    daily_benjamini_hochberg,
+    zone_weight,
+)
 from sitewatch.monitor.engine import EngineConfig, EngineResult, score_sites
 from sitewatch.monitor.explain import Evidence, explain_alert, explain_slow_build
 from sitewatch.monitor.lifecycle import track_record
@@ -96,17 +101,26 @@ def score_history(
     The pixel-change indicators of one zone (changed area, its brightened and darkened parts,
     changed objects: one set of pixels measured four ways) form one group of the combined score;
     each detection count is its own (cars and trucks are different objects). Every group is
-    weighed by the kind of its zone in ``zones`` (see :func:`~sitewatch.monitor.combine.zone_weight`).
+    weighed by the kind of its zone in ``zones`` (see :func:`~sitewatch.monitor.combine.zone_weight`),
+    and a pixel-change group by :data:`~sitewatch.monitor.combine.CHANGE_BESIDE_COUNTS_WEIGHT`
+    in a zone that also has detection counts.
     """
     kinds = {zone.id: zone.kind.value for zone in zones}
     keys = [(zone, "change" if name in PIXEL_CHANGE_INDICATORS else name) for zone, name in history.series]
     labels = sorted(set(keys))
+    counted = {zone for (zone, _), spec in zip(history.series, history.specs, strict=True)
+               if spec.kind is IndicatorKind.COUNT}
+
+    def weight(zone: str, group: str) -> float:
+        beside_counts = group == "change" and zone in counted
+        return zone_weight(kinds.get(zone)) * (CHANGE_BESIDE_COUNTS_WEIGHT if beside_counts else 1.0)
+
     word = np.array([[(feedback or {}).get(o, 0) for o in history.observation_ids]], dtype=np.int8)
     result = score_sites(
         history.values[None], history.quality[None], history.days()[None], history.specs,
         config=config, rest_day=history.rest_days(config.baseline.rest_days)[None], feedback=word,
         groups=np.array([labels.index(key) for key in keys], dtype=np.intp),
-        group_weights=np.array([zone_weight(kinds.get(zone)) for zone, _ in labels]),
+        group_weights=np.array([weight(zone, group) for zone, group in labels]),
     )
     return SiteScores(history, result)
 

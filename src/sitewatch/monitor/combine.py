@@ -35,6 +35,16 @@ an assembly hall or a launch pad are strong. Weights change power only, never va
 combined score is calibrated on the site's own history whatever it is."""
 
 
+CHANGE_BESIDE_COUNTS_WEIGHT = 0.5
+"""Weight of a zone's pixel-change group, relative to its detection counts, where it has both.
+
+Changed pixels and counted objects witness the same vehicles, but pixels also change with
+shadows, haze, wet ground and cloud edges: where the detector counts the objects themselves,
+the pixel change is the noisier witness and weighs half (on simulated scenarios this raised
+large-event recall and lowered false alarms at once; see docs/monitoring.md). A zone
+without counts (no detector run) keeps its pixel change at full weight."""
+
+
 def zone_weight(kind: str | None) -> float:
     """Weight of a zone of ``kind`` in the combined score (see :data:`ZONE_KIND_WEIGHTS`)."""
     return ZONE_KIND_WEIGHTS.get(kind or "", 1.0)
