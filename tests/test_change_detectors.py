@@ -141,3 +141,25 @@ def test_contrast_finds_vehicles_and_ignores_illumination_haze_and_a_small_shift
     after[:, truth] = 25.0
     result = get_change_detector("contrast")(before, after)
     assert f1(result.mask, truth) >= 0.6, f"F1 {f1(result.mask, truth):.2f}"
+
+
+@pytest.mark.parametrize("dof", [1, 2, 3, 4, 7])
+def test_closed_form_chi_square_cdf_is_scipys(dof: int) -> None:
+    from scipy import special
+
+    from sitewatch.analytics.change.irmad import chi_square_cdf, chi_square_sf
+
+    x = np.concatenate([np.linspace(0.0, 60.0, 2000), np.random.default_rng(dof).chisquare(dof, 5000)])
+    assert np.allclose(chi_square_cdf(x.astype(np.float32), dof), special.chdtr(dof, x), atol=1e-6)
+    assert np.allclose(chi_square_sf(x, dof), special.chdtrc(dof, x), atol=1e-6)
+
+
+def test_irmad_whole_image_chi_square_is_the_pixel_formula() -> None:
+    from sitewatch.analytics.change.irmad import fit_irmad
+
+    rng = np.random.default_rng(5)
+    before = rng.normal(100.0, 20.0, (3, 40, 50)).astype(np.float32)
+    after = (0.8 * before + rng.normal(0.0, 5.0, before.shape) + 10.0).astype(np.float32)
+    transform = fit_irmad(before.reshape(3, -1), after.reshape(3, -1))
+    expected = transform.chi_square(before.reshape(3, -1), after.reshape(3, -1)).reshape(40, 50)
+    assert np.allclose(transform.chi_square_image(before, after), expected, rtol=1e-3, atol=1e-3)

@@ -95,3 +95,18 @@ def test_apply_shift_marks_pixels_shifted_in_from_outside() -> None:
     assert np.allclose(moved[:, 3:, :-2], image[:, :-3, 2:], atol=1e-3)
     same, all_valid = apply_shift(image, (0.0, 0.0))
     assert np.array_equal(same, image) and all_valid.all()
+
+
+def test_apply_shift_is_scipy_bilinear_shift_inside_and_honours_invalid_sources() -> None:
+    from scipy import ndimage
+
+    image = texture(size=64)
+    valid = np.ones(image.shape[1:], bool)
+    valid[30, 40] = False
+    moved, covered = apply_shift(image, (1.6, -2.3), valid=valid)
+    expected = np.stack([ndimage.shift(band, (1.6, -2.3), order=1, mode="constant") for band in image])
+    assert np.allclose(moved[:, covered], expected[:, covered], atol=1e-3)
+    # rows 0-1 and the last 3 columns come from outside; pixel (30, 40) feeds (31..32, 37..38)
+    assert not covered[:2].any() and not covered[:, -3:].any()
+    assert not covered[31:33, 37:39].any()
+    assert covered.sum() == (64 - 2) * (64 - 3) - 4

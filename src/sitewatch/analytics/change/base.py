@@ -16,6 +16,7 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 from numpy.typing import NDArray
 
+from sitewatch.analytics.change.thresholds import sample_valid
 from sitewatch.core.errors import UnsupportedInputError
 
 FloatImage = NDArray[np.float32]
@@ -125,9 +126,15 @@ def check_pair(
             )
         finite &= valid.astype(bool)
     if not finite.all():
-        before32 = np.where(finite, before32, 0.0).astype(np.float32)
-        after32 = np.where(finite, after32, 0.0).astype(np.float32)
+        invalid = ~finite
+        before32, after32 = before32.copy(), after32.copy()  # never write into the caller's pixels
+        before32[:, invalid] = 0.0
+        after32[:, invalid] = 0.0
     return before32, after32, finite
+
+
+_MEDIAN_SAMPLES = 200_000
+"""Valid scores (a regular stride) whose median centres the probability's logistic."""
 
 
 def score_result(
@@ -151,10 +158,15 @@ def score_result(
         zero = np.zeros(score.shape, np.float32)
         return ChangeResult(zero, zero > 0, 0.5, rule, detector)
     if softness is None:
-        centre = float(np.median(score[valid])) if valid.any() else 0.0
+        centre = float(np.median(sample_valid(score, valid, limit=_MEDIAN_SAMPLES))) if valid.any() else 0.0
         softness = max(abs(score_threshold - centre) / 4.0, 1e-6)
-    z = np.clip((score - np.float32(score_threshold)) / np.float32(softness), -30.0, 30.0)
-    probability = (1.0 / (1.0 + np.exp(-z))).astype(np.float32)
+    # 1 / (1 + exp(-(score - threshold) / softness)), computed in place on one float32 array
+    probability = np.subtract(np.float32(score_threshold), score, dtype=np.float32)
+    probability /= np.float32(softness)
+    np.clip(probability, -30.0, 30.0, out=probability)
+    np.exp(probability, out=probability)
+    probability += 1.0
+    np.reciprocal(probability, out=probability)
     probability[~valid] = 0.0
     mask = (score >= score_threshold) & valid
     return ChangeResult(probability=probability, mask=mask, threshold=0.5, rule=rule, detector=detector)

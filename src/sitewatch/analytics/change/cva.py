@@ -23,8 +23,13 @@ from sitewatch.analytics.change.thresholds import otsu_threshold, sample_valid
 
 def cva_magnitude(before: FloatImage, after: FloatImage) -> FloatImage:
     """Euclidean norm over bands of ``after - before``, ``(rows, cols)`` float32."""
-    difference = after - before
-    return np.sqrt(np.einsum("brc,brc->rc", difference, difference)).astype(np.float32)
+    total = np.zeros(before.shape[1:], np.float32)
+    scratch = np.empty(before.shape[1:], np.float32)
+    for band_before, band_after in zip(before, after, strict=True):  # band by band: no full-size difference
+        np.subtract(band_after, band_before, out=scratch, dtype=np.float32)
+        np.multiply(scratch, scratch, out=scratch)
+        total += scratch
+    return np.sqrt(total, out=total)
 
 
 @register_change_detector("cva")

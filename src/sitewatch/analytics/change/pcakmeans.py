@@ -42,15 +42,26 @@ def _eigen_kernels(difference: NDArray[np.float32], valid: BoolMask, block: int,
     return [vectors[:, -1 - k].reshape(block, block).astype(np.float32) for k in range(components)]
 
 
+def _nearer_second(features: NDArray[np.floating], centres: NDArray[np.float64]) -> NDArray[np.bool_]:
+    """Which of ``(n, k)`` features lie nearer ``centres[1]`` than ``centres[0]``.
+
+    For two centres that is one side of a hyperplane (one matrix-vector product), exactly the
+    comparison of squared distances, without the (n, 2, k) array of differences.
+    """
+    direction = centres[1] - centres[0]
+    offset = 0.5 * float(centres[1] @ centres[1] - centres[0] @ centres[0])
+    return np.asarray(features @ direction.astype(features.dtype) > offset)
+
+
 def _two_means(features: NDArray[np.float32], iterations: int = 30) -> NDArray[np.float32]:
     """Deterministic two-class k-means, seeded at the 5th and 95th percentile of the first feature."""
     order = np.argsort(features[:, 0])
     centres = features[[order[len(order) // 20], order[(len(order) * 19) // 20]]].astype(np.float64)
     for _ in range(iterations):
-        distances = ((features[:, None, :] - centres[None]) ** 2).sum(axis=2)
-        labels = distances.argmin(axis=1)
+        second = _nearer_second(features, centres)
         updated = np.array([
-            features[labels == k].mean(axis=0) if (labels == k).any() else centres[k] for k in (0, 1)
+            features[members].mean(axis=0, dtype=np.float64) if members.any() else centres[k]
+            for k, members in enumerate((~second, second))
         ])
         if np.allclose(updated, centres):
             break
@@ -89,19 +100,30 @@ class PcaKMeans:
             return ChangeResult(zero, zero > 0, 0.5, "no valid pixels", self.name)
         centres = _two_means(picked)
         # The cluster whose pixels differ more is "changed"; the first eigen-kernel can have either sign.
-        labels = _assign(features[valid], centres)
+        second = _nearer_second(features[valid], centres.astype(np.float64))
         valid_difference = difference[valid]
         mean_difference = [
-            float(valid_difference[labels == k].mean()) if (labels == k).any() else -np.inf for k in (0, 1)
+            float(valid_difference[members].mean()) if members.any() else -np.inf
+            for members in (~second, second)
         ]
         changed = int(np.argmax(mean_difference))
-        distance_changed = np.sqrt(((features - centres[changed]) ** 2).sum(axis=-1))
-        distance_unchanged = np.sqrt(((features - centres[1 - changed]) ** 2).sum(axis=-1))
-        probability = (distance_unchanged / np.maximum(distance_changed + distance_unchanged, 1e-12))
-        probability = np.where(valid, probability, 0.0).astype(np.float32)
+        distance_changed = _distance(features, centres[changed])
+        distance_unchanged = _distance(features, centres[1 - changed])
+        # du / (dc + du), in place
+        distance_changed += distance_unchanged
+        np.maximum(distance_changed, np.float32(1e-12), out=distance_changed)
+        probability = np.divide(distance_unchanged, distance_changed, out=distance_unchanged)
+        probability[~valid] = 0.0
         mask = (probability > 0.5) & valid
         return ChangeResult(probability, mask, 0.5, "two-means boundary (Celik 2009)", self.name)
 
 
-def _assign(features: NDArray[np.float32], centres: NDArray[np.float32]) -> NDArray[np.intp]:
-    return np.asarray(((features[:, None, :] - centres[None]) ** 2).sum(axis=2).argmin(axis=1))
+def _distance(features: NDArray[np.float32], centre: NDArray[np.float32]) -> NDArray[np.float32]:
+    """Euclidean distance of every pixel's ``(rows, cols, k)`` features to ``centre``, float32."""
+    total = np.zeros(features.shape[:-1], np.float32)
+    scratch = np.empty_like(total)
+    for k in range(features.shape[-1]):
+        np.subtract(features[..., k], centre[k], out=scratch)
+        np.multiply(scratch, scratch, out=scratch)
+        total += scratch
+    return np.sqrt(total, out=total)
