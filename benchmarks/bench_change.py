@@ -152,7 +152,7 @@ def main() -> None:
     parser.add_argument("--chip-size", type=int, default=4096)
     parser.add_argument("--scene-size", type=int, default=20_000)
     parser.add_argument("--window", type=int, default=2048, help="window side for the scene case")
-    parser.add_argument("--methods", nargs="+", default=["cva", "pca-kmeans", "irmad", "segments"])
+    parser.add_argument("--methods", nargs="+", default=["cva", "pca-kmeans", "irmad", "segments", "learned"])
     parser.add_argument("--scene-methods", nargs="+", default=None,
                         help="methods for the scene case (default: --methods)")
     parser.add_argument("--workdir", type=Path, default=None, help="where the synthetic GeoTIFFs go")

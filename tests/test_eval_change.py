@@ -97,7 +97,8 @@ def test_cli_json_reports_every_method_and_its_operating_point(tmp_path: Path) -
     outcome = CliRunner().invoke(app, ["eval", "change", str(tmp_path), "--json"])
     assert outcome.exit_code == 0, outcome.output
     report = json.loads(outcome.output)
-    assert [m["method"] for m in report["methods"]] == ["contrast", "cva", "irmad", "pca-kmeans", "segments"]
+    assert [m["method"] for m in report["methods"]] == [
+        "contrast", "cva", "irmad", "learned", "pca-kmeans", "segments"]
     assert report["labelled_pixels"] == 2 * 64 * 64
     for method in report["methods"]:
         assert method["operating_point"]

@@ -30,12 +30,17 @@ from sitewatch.store.workspace import Workspace
 log = logging.getLogger(__name__)
 
 HIGH_RESOLUTION_LIMIT_M = 5.0
-"""Grids at or finer than this use the object-based ``segments`` detector, coarser ones IR-MAD."""
+"""Grids at or finer than this (and outside the learned model's range) use the object-based
+``segments`` detector, coarser ones IR-MAD."""
 
 
 def default_detector(gsd: float, bands: int) -> ChangeDetector:
-    """The project's choice for a grid: object-based change on sub-5 m imagery, IR-MAD on coarser
-    multispectral imagery (it scores best on the Landsat pairs, see docs/change.md), CVA otherwise."""
+    """The project's choice for a grid: the learned building-change model on RGB imagery within its
+    0.3-1 m range, object-based change on other sub-5 m imagery, IR-MAD on coarser multispectral
+    imagery (it scores best on the Landsat pairs, see docs/change.md), CVA otherwise."""
+    learned = get_change_detector("learned")
+    if bands >= learned.min_bands and learned.gsd_range[0] <= gsd <= learned.gsd_range[1]:
+        return learned
     if gsd <= HIGH_RESOLUTION_LIMIT_M:
         return get_change_detector("segments")
     return get_change_detector("irmad" if bands >= 2 else "cva")

@@ -4,7 +4,7 @@ Every method implements :class:`ChangeDetector` and registers itself here on imp
 use :func:`get_change_detector` / :func:`change_detectors` rather than the classes.
 """
 
-from sitewatch.analytics.change import contrast, cva, irmad, pcakmeans, segments
+from sitewatch.analytics.change import contrast, cva, irmad, learned, pcakmeans, segments
 from sitewatch.analytics.change.base import (
     ChangeDetector,
     ChangeResult,
@@ -21,6 +21,7 @@ __all__ = [
     "cva",
     "get_change_detector",
     "irmad",
+    "learned",
     "pcakmeans",
     "register_change_detector",
     "segments",

@@ -1,4 +1,4 @@
-"""CLI verbs: ``sitewatch train detector CONFIG`` (needs the ``train`` extra, i.e. torch)."""
+"""CLI verbs: ``sitewatch train detector|change CONFIG`` (need the ``train`` extra, i.e. torch)."""
 
 from __future__ import annotations
 
@@ -60,6 +60,39 @@ def detector(
             if isinstance(scores, dict):
                 typer.echo(f"held-out {source} {class_name}: AP50 {_fmt(scores.get('ap50'))}, "
                            f"mean relative count error {_fmt(scores.get('mean_rel_count_error'))}")
+
+
+@train_app.command("change")
+def change(
+    config: Annotated[Path, typer.Argument(help="Training config YAML, e.g. configs/change.yaml.")],
+    json_output: JsonOption = False,
+) -> None:
+    """Train the building-change model on synthetic pairs, export ONNX + model card, print the checksum."""
+    try:
+        from sitewatch.training.change import load_change_config, train_change
+    except ImportError as error:
+        raise UnsupportedInputError(
+            f"training needs torch ({error}); install it with: pip install 'sitewatch[train]'"
+        ) from None
+    settings = load_change_config(config)
+    err = Console(stderr=True)
+    result = train_change(settings, progress=lambda message: err.print(message, highlight=False))
+    summary = {
+        "onnx": str(result.onnx_path),
+        "card": str(result.card_path),
+        "sha256": result.sha256,
+        "parameters": result.parameters,
+        "seconds": round(result.seconds, 1),
+        "synthetic_validation": result.validation,
+    }
+    if json_output:
+        typer.echo(json.dumps(summary, indent=2))
+        return
+    typer.echo(f"wrote {result.onnx_path} ({result.parameters} parameters) and {result.card_path}")
+    typer.echo(f"sha256 {result.sha256}")
+    scores = result.validation
+    typer.echo(f"synthetic validation pairs: precision {_fmt(scores['precision'])}, "
+               f"recall {_fmt(scores['recall'])}, F1 {_fmt(scores['f1'])}")
 
 
 def _fmt(value: object) -> str:

@@ -1,0 +1,203 @@
+"""The project's learned building-change detector, run with onnxruntime.
+
+A small siamese U-Net (``sitewatch.training.change_model``) trained by the project on
+synthetic pairs made from single images (``sitewatch.training.change_pairs``): buildings
+that stand on one date only are change; the season, new roads, cars, moved shadows and the
+two dates' radiometry are not. It never saw LEVIR-CD or any pair it is scored on. Its
+operating point is a fixed probability of 0.5 (the logistic's natural boundary), chosen
+before any scoring. Large images run in overlapping tiles whose cores partition the image,
+so memory stays bounded and no seam shows.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from functools import cache
+from importlib import resources
+from typing import Any
+
+import numpy as np
+import onnxruntime as ort
+from numpy.typing import NDArray
+
+from sitewatch.analytics.change.base import (
+    BoolMask,
+    ChangeResult,
+    FloatImage,
+    check_pair,
+    register_change_detector,
+)
+from sitewatch.analytics.change.thresholds import sample_valid
+from sitewatch.core.errors import UnsupportedInputError
+
+SHIPPED_MODEL = "buildings"
+_MODELS = "sitewatch.analytics.change.models"
+_CENTRE, _SPREAD, _LIMIT = 0.45, 0.22, (-0.5, 1.5)
+"""Where a date's median goes, what its robust standard deviation becomes, and the clip."""
+
+
+def normalise_date(
+    image: NDArray[np.floating], valid: NDArray[np.bool_] | None = None
+) -> NDArray[np.float32]:
+    """One date's ``(bands, rows, cols)`` pixels in robust units: its median (bands together, so
+    colours keep their balance) to 0.45 and its robust standard deviation (IQR / 1.349) to 0.22,
+    clipped to -0.5..1.5. Each date on its own, so gain and offset between dates do not reach the
+    model, and by median and quartiles, so a large new bright roof does not rescale the rest of
+    the image (a percentile stretch did: its top percentile was the roof). Training pairs go
+    through the same function."""
+    pixels = np.asarray(image, dtype=np.float32)
+    mask = np.isfinite(pixels).all(axis=0) if valid is None else valid
+    sample = sample_valid(pixels.reshape(pixels.shape[0], -1).T,
+                          np.asarray(mask, bool).ravel(), limit=200_000)
+    if sample.size == 0:
+        return np.full(pixels.shape, _CENTRE, np.float32)
+    low, centre, high = np.percentile(sample, (25.0, 50.0, 75.0))
+    spread = max(float(high - low) / 1.349, 1e-6)
+    out = np.subtract(np.nan_to_num(pixels), np.float32(centre), dtype=np.float32)
+    out *= np.float32(_SPREAD / spread)
+    out += np.float32(_CENTRE)
+    return np.clip(out, *_LIMIT, out=out)
+
+
+@dataclass(frozen=True, slots=True)
+class ChangeModelCard:
+    """What the shipped ONNX file is, read from its JSON card beside it."""
+
+    name: str
+    version: str
+    onnx_file: str
+    sha256: str
+    gsd_range: tuple[float, float]
+    input_multiple: int
+    threshold: float
+    tile: int = 512
+    overlap: int = 64
+    training: dict[str, Any] = field(default_factory=dict)
+    metrics: dict[str, Any] = field(default_factory=dict)
+    data_credit: tuple[str, ...] = ()
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], source: str) -> ChangeModelCard:
+        try:
+            return cls(
+                name=str(data["name"]), version=str(data["version"]), onnx_file=str(data["onnx_file"]),
+                sha256=str(data["sha256"]),
+                gsd_range=(float(data["gsd_range"][0]), float(data["gsd_range"][1])),
+                input_multiple=int(data["input_multiple"]), threshold=float(data["threshold"]),
+                tile=int(data.get("tile", 512)), overlap=int(data.get("overlap", 64)),
+                training=dict(data.get("training", {})), metrics=dict(data.get("metrics", {})),
+                data_credit=tuple(data.get("data_credit", ())),
+            )
+        except (KeyError, TypeError, ValueError, IndexError) as error:
+            raise UnsupportedInputError(
+                f"change model card {source} is malformed ({error!r}); regenerate it with "
+                "`sitewatch train change`"
+            ) from None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name, "version": self.version, "onnx_file": self.onnx_file, "sha256": self.sha256,
+            "gsd_range": list(self.gsd_range), "input_multiple": self.input_multiple,
+            "threshold": self.threshold, "tile": self.tile, "overlap": self.overlap,
+            "training": self.training, "metrics": self.metrics, "data_credit": list(self.data_credit),
+        }
+
+
+@cache
+def _shipped() -> tuple[ChangeModelCard, ort.InferenceSession]:
+    folder = resources.files(_MODELS)
+    card_file = folder / f"{SHIPPED_MODEL}.json"
+    card = ChangeModelCard.from_dict(json.loads(card_file.read_text()), str(card_file))
+    payload = (folder / card.onnx_file).read_bytes()
+    digest = hashlib.sha256(payload).hexdigest()
+    if digest != card.sha256:
+        raise UnsupportedInputError(
+            f"change model {card.onnx_file} has SHA-256 {digest[:12]}..., its card says "
+            f"{card.sha256[:12]}...; reinstall the package or regenerate the model with "
+            "`sitewatch train change`"
+        )
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 0
+    session = ort.InferenceSession(payload, options, providers=["CPUExecutionProvider"])
+    return card, session
+
+
+def _spans(length: int, tile: int, overlap: int, multiple: int) -> list[tuple[int, int, int, int]]:
+    """(start, stop, keep_from, keep_to) along one axis: tiles of at most ``tile`` overlapping by
+    ``overlap``; each keeps the part of its output that is nearest to it, so the kept parts partition
+    the axis. Starts and sizes are padded to ``multiple`` by the caller."""
+    if length <= tile:
+        return [(0, length, 0, length)]
+    step = tile - overlap
+    starts = [*range(0, length - tile, step), length - tile]
+    spans = []
+    for i, start in enumerate(starts):
+        keep_from = 0 if i == 0 else (start + starts[i - 1] + tile) // 2
+        keep_to = length if i == len(starts) - 1 else (starts[i + 1] + start + tile) // 2
+        spans.append((start, start + tile, keep_from, keep_to))
+    return spans
+
+
+def _run(session: ort.InferenceSession, before: NDArray[np.float32], after: NDArray[np.float32],
+         multiple: int) -> NDArray[np.float32]:
+    rows, cols = before.shape[1:]
+    pad_rows, pad_cols = -rows % multiple, -cols % multiple
+    if pad_rows or pad_cols:
+        pad = ((0, 0), (0, pad_rows), (0, pad_cols))
+        before, after = np.pad(before, pad, mode="reflect"), np.pad(after, pad, mode="reflect")
+    logits = session.run(None, {"before": before[None], "after": after[None]})[0]
+    return np.asarray(logits[0, 0, :rows, :cols], np.float32)
+
+
+def change_probability(before: NDArray[np.float32], after: NDArray[np.float32], *,
+                       tile: int | None = None, overlap: int | None = None) -> NDArray[np.float32]:
+    """The shipped model's change probability for two normalised ``(3, rows, cols)`` dates, run in
+    tiles of ``tile`` pixels overlapping by ``overlap`` (defaults from the model card)."""
+    card, session = _shipped()
+    tile, overlap = tile or card.tile, overlap or card.overlap
+    rows, cols = before.shape[1:]
+    logits = np.empty((rows, cols), np.float32)
+    for r0, r1, keep_r0, keep_r1 in _spans(rows, tile, overlap, card.input_multiple):
+        for c0, c1, keep_c0, keep_c1 in _spans(cols, tile, overlap, card.input_multiple):
+            part = _run(session, np.ascontiguousarray(before[:, r0:r1, c0:c1]),
+                        np.ascontiguousarray(after[:, r0:r1, c0:c1]), card.input_multiple)
+            kept = part[keep_r0 - r0:keep_r1 - r0, keep_c0 - c0:keep_c1 - c0]
+            logits[keep_r0:keep_r1, keep_c0:keep_c1] = kept
+    np.negative(logits, out=logits)
+    np.clip(logits, -30.0, 30.0, out=logits)
+    np.exp(logits, out=logits)
+    logits += 1.0
+    return np.reciprocal(logits, out=logits)
+
+
+@register_change_detector("learned")
+@dataclass(frozen=True, slots=True)
+class LearnedBuildings:
+    """The shipped siamese U-Net: change of buildings between two RGB dates (the first three bands)."""
+
+    name: str = "learned"
+    min_bands: int = 3
+    gsd_range: tuple[float, float] = (0.3, 1.0)
+    description: str = (
+        "siamese U-Net trained by the project on synthetic building-change pairs; "
+        "operating point: probability 0.5"
+    )
+
+    def __call__(
+        self, before: FloatImage, after: FloatImage, *, valid: BoolMask | None = None
+    ) -> ChangeResult:
+        before, after, valid = check_pair(self, before, after, valid)
+        if not valid.any():
+            zero = np.zeros(valid.shape, np.float32)
+            return ChangeResult(zero, zero > 0, 0.5, "no valid pixels", self.name)
+        card, _ = _shipped()
+        first, second = normalise_date(before[:3], valid), normalise_date(after[:3], valid)
+        first[:, ~valid] = second[:, ~valid] = _CENTRE  # no edges of nodata for the model to see
+        probability = change_probability(first, second)
+        probability[~valid] = 0.0
+        mask = (probability >= card.threshold) & valid
+        rule = (f"fixed probability {card.threshold:g} (model {card.name} v{card.version}, "
+                "not tuned on scored data)")
+        return ChangeResult(probability, mask, card.threshold, rule, self.name)

@@ -1,0 +1,296 @@
+"""Train the learned building-change detector: synthetic pairs, siamese U-Net, ONNX, model card.
+
+One YAML config (``configs/change.yaml``) and its seed regenerate the shipped weights: the pairs
+are drawn in fixed chunks, each from its own seeded stream, so the set does not depend on how
+many processes draw them, and torch runs deterministically on the CPU. The operating point is
+fixed (probability 0.5) before anything is scored; the card records the F1 on synthetic pairs
+drawn with another seed, which measure fit, not the real-world figure (docs/change.md has those).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import tempfile
+import time
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import yaml
+from numpy.typing import NDArray
+from PIL import Image
+from torch.nn import functional
+
+from sitewatch.analytics.change.learned import ChangeModelCard, normalise_date
+from sitewatch.analytics.objects.onnx import file_sha256
+from sitewatch.core.errors import UnsupportedInputError
+from sitewatch.core.parallel import map_in_processes
+from sitewatch.training.change_model import INPUT_MULTIPLE, SiameseUNet
+from sitewatch.training.change_pairs import make_pair
+
+CHUNK = 250
+"""Pairs per seeded chunk."""
+CREDIT = ("Backgrounds: KIT AIS aerial frames of Munich, Institute of Photogrammetry and Remote Sensing, "
+          "KIT, CC-BY 3.0 (via github.com/jekhor/aerial-cars-dataset); the rest procedural.",)
+
+
+@dataclass(frozen=True, slots=True)
+class BackgroundSource:
+    """A folder of real RGB images (PNG, JPEG or GeoTIFF) at ``gsd`` metres per pixel."""
+
+    path: Path
+    gsd: float
+
+
+@dataclass(frozen=True, slots=True)
+class ChangeTrainingConfig:
+    name: str
+    version: str
+    seed: int
+    output: Path
+    """Where the ONNX file goes; its JSON model card is written beside it."""
+    backgrounds: tuple[BackgroundSource, ...] = ()
+    gsd: float = 0.5
+    gsd_range: tuple[float, float] = (0.3, 1.0)
+    size: int = 128
+    pairs: int = 6000
+    validation_pairs: int = 500
+    frame_share: float = 0.35
+    width: int = 16
+    steps: int = 3000
+    batch: int = 16
+    learning_rate: float = 3e-3
+    weight_decay: float = 1e-4
+    positive_weight: float = 2.0
+    threads: int = 2
+    workers: int = 2
+    tile: int = 512
+    overlap: int = 64
+    raw: dict[str, Any] = field(default_factory=dict)
+
+
+def load_change_config(path: Path) -> ChangeTrainingConfig:
+    """Read a change-model training config; relative paths are taken from the config file's folder."""
+    if not path.is_file():
+        raise UnsupportedInputError(f"training config {path} not found; see configs/change.yaml")
+    raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    base = path.resolve().parent
+    try:
+        train = dict(raw.get("training", {}))
+        data = dict(raw.get("data", {}))
+        gsd_range = raw.get("gsd_range", [0.3, 1.0])
+        config = ChangeTrainingConfig(
+            name=str(raw["name"]), version=str(raw["version"]), seed=int(raw["seed"]),
+            output=(base / raw["output"]).resolve(),
+            backgrounds=tuple(BackgroundSource((base / b["path"]).resolve(), float(b["gsd"]))
+                              for b in data.get("backgrounds", ())),
+            gsd=float(data.get("gsd", 0.5)), gsd_range=(float(gsd_range[0]), float(gsd_range[1])),
+            size=int(data.get("size", 128)), pairs=int(data.get("pairs", 6000)),
+            validation_pairs=int(data.get("validation_pairs", 500)),
+            frame_share=float(data.get("frame_share", 0.35)), width=int(raw.get("width", 16)),
+            steps=int(train.get("steps", 3000)), batch=int(train.get("batch", 16)),
+            learning_rate=float(train.get("learning_rate", 3e-3)),
+            weight_decay=float(train.get("weight_decay", 1e-4)),
+            positive_weight=float(train.get("positive_weight", 2.0)),
+            threads=int(train.get("threads", 2)), workers=int(train.get("workers", 2)),
+            tile=int(raw.get("tile", 512)), overlap=int(raw.get("overlap", 64)), raw=raw,
+        )
+    except (KeyError, TypeError, ValueError) as error:
+        raise UnsupportedInputError(
+            f"training config {path}: {error!r} is missing or malformed; compare with configs/change.yaml"
+        ) from None
+    if config.size % INPUT_MULTIPLE:
+        raise UnsupportedInputError(
+            f"training config {path}: data.size {config.size} must be a multiple of {INPUT_MULTIPLE}"
+        )
+    return config
+
+
+def background_frames(sources: Sequence[BackgroundSource], gsd: float) -> list[NDArray[np.uint8]]:
+    """Every image of ``sources`` as RGB ``(3, rows, cols)`` uint8 resampled to ``gsd``."""
+    frames = []
+    for source in sources:
+        files = sorted(p for p in source.path.rglob("*")
+                       if p.suffix.lower() in {".png", ".jpg", ".jpeg", ".tif", ".tiff"})
+        if not files:
+            raise UnsupportedInputError(
+                f"background folder {source.path} has no PNG, JPEG or TIFF images; fix data.backgrounds"
+            )
+        for file in files:
+            with Image.open(file) as opened:
+                image = opened.convert("RGB")
+            factor = source.gsd / gsd
+            size = (max(1, round(image.width * factor)), max(1, round(image.height * factor)))
+            frames.append(np.asarray(image.resize(size, Image.Resampling.LANCZOS)).transpose(2, 0, 1).copy())
+    return frames
+
+
+def _draw_chunk(seed: int, chunk: int, count: int, size: int, gsd: float, frame_share: float,
+                frames: list[NDArray[np.uint8]], report: Callable[[object], None]
+                ) -> tuple[NDArray[np.uint8], NDArray[np.uint8], NDArray[np.bool_]]:
+    rng = np.random.default_rng([seed, chunk])
+    before = np.empty((count, 3, size, size), np.uint8)
+    after = np.empty_like(before)
+    labels = np.empty((count, size, size), bool)
+    for i in range(count):
+        pair = make_pair(rng, size, gsd=gsd, frames=frames, frame_share=frame_share)
+        before[i] = np.round(pair.before * 255)
+        after[i] = np.round(pair.after * 255)
+        labels[i] = pair.label
+    report(count)
+    return before, after, labels
+
+
+def draw_pairs(config: ChangeTrainingConfig, seed: int, count: int, frames: list[NDArray[np.uint8]],
+               progress: Callable[[str], None] | None = None
+               ) -> tuple[NDArray[np.uint8], NDArray[np.uint8], NDArray[np.bool_]]:
+    """``count`` synthetic pairs as uint8 before/after stacks and bool labels, drawn in seeded chunks."""
+    jobs = [(seed, chunk, min(CHUNK, count - start), config.size, config.gsd, config.frame_share, frames)
+            for chunk, start in enumerate(range(0, count, CHUNK))]
+    done = 0
+
+    def drawn(amount: object) -> None:
+        nonlocal done
+        done += int(amount)  # type: ignore[call-overload]
+        if progress is not None:
+            progress(f"pairs {done}/{count}")
+
+    if config.workers > 1 and len(jobs) > 1:
+        parts = map_in_processes(_draw_chunk, jobs, config.workers, drawn)
+    else:
+        parts = [_draw_chunk(*job, drawn) for job in jobs]
+    return (np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]),
+            np.concatenate([p[2] for p in parts]))
+
+
+def _normalised(stack: NDArray[np.uint8]) -> NDArray[np.float32]:
+    return np.stack([normalise_date(image) for image in stack])
+
+
+def _batch(before: NDArray[np.uint8], after: NDArray[np.uint8], labels: NDArray[np.bool_],
+           rng: np.random.Generator, size: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    index = rng.integers(0, len(before), size)
+    a, b, y = _normalised(before[index]), _normalised(after[index]), labels[index].astype(np.float32)
+    turns = int(rng.integers(4))
+    a, b, y = np.rot90(a, turns, (2, 3)), np.rot90(b, turns, (2, 3)), np.rot90(y, turns, (1, 2))
+    if rng.random() < 0.5:
+        a, b, y = a[..., ::-1], b[..., ::-1], y[..., ::-1]
+
+    def tensor(x: NDArray[Any]) -> torch.Tensor:
+        return torch.from_numpy(np.ascontiguousarray(x))
+
+    return tensor(a), tensor(b), tensor(y)[:, None]
+
+
+def _loss(logits: torch.Tensor, target: torch.Tensor, positive_weight: float) -> torch.Tensor:
+    """Weighted cross-entropy plus soft Dice: change is about a tenth of the pixels."""
+    probability = torch.sigmoid(logits)
+    dice = 1 - (2 * (probability * target).sum() + 1) / (probability.sum() + target.sum() + 1)
+    return functional.binary_cross_entropy_with_logits(
+        logits, target, pos_weight=torch.tensor(positive_weight)) + dice
+
+
+def export_change_onnx(model: SiameseUNet, path: Path, opset: int = 17) -> None:
+    """Export with dynamic batch and size: inputs ``before``, ``after``; output ``logits``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    model.eval()
+    example = torch.zeros(1, 3, 128, 128)
+    axes = {0: "batch", 2: "height", 3: "width"}
+    with warnings.catch_warnings():
+        # The TorchScript exporter on purpose, as for the vehicle detector: no onnxscript needed.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        warnings.simplefilter("ignore", FutureWarning)
+        torch.onnx.export(model, (example, example), str(path), input_names=["before", "after"],
+                          output_names=["logits"],
+                          dynamic_axes={"before": axes, "after": axes, "logits": axes},
+                          opset_version=opset, dynamo=False)
+
+
+def _pixel_scores(model: SiameseUNet, before: NDArray[np.uint8], after: NDArray[np.uint8],
+                  labels: NDArray[np.bool_], threshold: float = 0.5) -> dict[str, float]:
+    model.eval()
+    tp = fp = fn = 0
+    with torch.no_grad():
+        for start in range(0, len(before), 32):
+            a = torch.from_numpy(_normalised(before[start:start + 32]))
+            b = torch.from_numpy(_normalised(after[start:start + 32]))
+            predicted = (torch.sigmoid(model(a, b))[:, 0] >= threshold).numpy()
+            truth = labels[start:start + 32]
+            tp += int((predicted & truth).sum())
+            fp += int((predicted & ~truth).sum())
+            fn += int((~predicted & truth).sum())
+    precision, recall = tp / max(tp + fp, 1), tp / max(tp + fn, 1)
+    f1 = 2 * precision * recall / max(precision + recall, 1e-12)
+    return {"precision": round(precision, 4), "recall": round(recall, 4), "f1": round(f1, 4)}
+
+
+@dataclass(frozen=True, slots=True)
+class ChangeTrainingResult:
+    onnx_path: Path
+    card_path: Path
+    sha256: str
+    parameters: int
+    seconds: float
+    validation: dict[str, float]
+
+
+def train_change(config: ChangeTrainingConfig,
+                 progress: Callable[[str], None] | None = None) -> ChangeTrainingResult:
+    """Draw the pairs, train, export ONNX, measure synthetic validation pairs, write the card."""
+    started = time.monotonic()
+    torch.manual_seed(config.seed)
+    torch.set_num_threads(config.threads)
+    torch.use_deterministic_algorithms(True)
+    frames = background_frames(config.backgrounds, config.gsd)
+    before, after, labels = draw_pairs(config, config.seed, config.pairs, frames, progress)
+    model = SiameseUNet(config.width)
+    optimiser = torch.optim.AdamW(model.parameters(), lr=config.learning_rate,
+                                  weight_decay=config.weight_decay)
+    warmup = max(1, config.steps // 10)
+
+    def rate(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        return 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, config.steps - warmup)))
+
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimiser, rate)
+    rng = np.random.default_rng([config.seed, 1])
+    model.train()
+    running = 0.0
+    for step in range(config.steps):
+        a, b, y = _batch(before, after, labels, rng, config.batch)
+        loss = _loss(model(a, b), y, config.positive_weight)
+        optimiser.zero_grad()
+        loss.backward()
+        optimiser.step()
+        schedule.step()
+        value = float(loss.detach())
+        running = 0.98 * running + 0.02 * value if step else value
+        if progress is not None and (step % 50 == 0 or step == config.steps - 1):
+            progress(f"step {step + 1}/{config.steps} loss {running:.3f}")
+    held = draw_pairs(config, config.seed + 1, config.validation_pairs, frames, None)
+    validation = _pixel_scores(model, *held)
+    with tempfile.TemporaryDirectory(prefix="sitewatch-export-") as scratch:
+        exported = Path(scratch) / "model.onnx"  # written whole, then moved: never a half file
+        export_change_onnx(model, exported)
+        config.output.parent.mkdir(parents=True, exist_ok=True)
+        config.output.write_bytes(exported.read_bytes())
+    sha256 = file_sha256(config.output)
+    parameters = sum(p.numel() for p in model.parameters())
+    card = ChangeModelCard(
+        name=config.name, version=config.version, onnx_file=config.output.name, sha256=sha256,
+        gsd_range=config.gsd_range, input_multiple=INPUT_MULTIPLE, threshold=0.5, tile=config.tile,
+        overlap=config.overlap, data_credit=CREDIT,
+        training={"config": config.raw, "parameters": parameters, "torch": torch.__version__,
+                  "pairs": config.pairs, "seconds": round(time.monotonic() - started, 1)},
+        metrics={"synthetic_validation": validation},
+    )
+    card_path = config.output.with_suffix(".json")
+    card_path.write_text(json.dumps(card.to_dict(), indent=2) + "\n", encoding="utf-8")
+    return ChangeTrainingResult(config.output, card_path, sha256, parameters,
+                                time.monotonic() - started, validation)

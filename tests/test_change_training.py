@@ -1,0 +1,144 @@
+"""The learned change detector: synthetic pairs, tiling, the shipped model, and training it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from sitewatch.analytics.change.learned import _spans, normalise_date
+from sitewatch.core.errors import UnsupportedInputError
+from sitewatch.training.change_pairs import make_pair
+
+
+def test_pairs_are_reproducible_and_labels_are_buildings_on_one_date() -> None:
+    first = make_pair(np.random.default_rng(4), 96)
+    second = make_pair(np.random.default_rng(4), 96)
+    assert np.array_equal(first.before, second.before) and np.array_equal(first.label, second.label)
+    assert first.before.shape == first.after.shape == (3, 96, 96) and first.label.shape == (96, 96)
+    assert first.before.dtype == np.float32 and first.before.min() >= 0.0 and first.after.max() <= 1.0
+    shares = [make_pair(np.random.default_rng(seed), 96).label.mean() for seed in range(30)]
+    # most pairs hold a new or demolished building; some hold none (only unlabelled change)
+    assert 0.02 < float(np.mean(shares)) < 0.4
+    assert min(shares) == 0.0 and max(shares) > 0.05
+
+
+def test_labelled_pixels_differ_between_the_dates_more_than_the_rest() -> None:
+    gaps = []
+    for seed in range(20):
+        pair = make_pair(np.random.default_rng(seed), 128)
+        if pair.label.sum() < 50:
+            continue
+        difference = np.abs(normalise_date(pair.after) - normalise_date(pair.before)).sum(axis=0)
+        gaps.append(difference[pair.label].mean() - difference[~pair.label].mean())
+    assert len(gaps) >= 8 and np.median(gaps) > 0.1
+
+
+def test_real_frames_are_used_as_backgrounds() -> None:
+    frame = np.full((3, 200, 200), 7, np.uint8)
+    pair = make_pair(np.random.default_rng(1), 64, frames=[frame], frame_share=1.0)
+    # the background is the flat frame (buildings and cars aside), not procedural terrain
+    assert np.median(pair.before) < 0.15
+
+
+@pytest.mark.parametrize(("length", "tile", "overlap"), [(100, 512, 64), (512, 512, 64), (1300, 512, 64),
+                                                         (2049, 512, 96)])
+def test_tile_cores_partition_the_axis(length: int, tile: int, overlap: int) -> None:
+    spans = _spans(length, tile, overlap, 16)
+    covered = np.zeros(length, int)
+    for start, stop, keep_from, keep_to in spans:
+        assert 0 <= start <= keep_from < keep_to <= stop <= length and stop - start <= tile
+        covered[keep_from:keep_to] += 1
+        # a kept pixel is at least a quarter of the overlap inside its tile unless at the image edge
+        assert keep_from == 0 or keep_from - start >= overlap // 4
+        assert keep_to == length or stop - keep_to >= overlap // 4
+    assert (covered == 1).all()
+
+
+def test_normalise_date_ignores_invalid_pixels_and_gain() -> None:
+    rng = np.random.default_rng(0)
+    image = rng.uniform(50, 150, (3, 40, 40)).astype(np.float32)
+    brighter = image * 1.7 + 30
+    assert np.allclose(normalise_date(image), normalise_date(brighter), atol=1e-4)
+    valid = np.ones((40, 40), bool)
+    valid[:, :5] = False
+    spoiled = image.copy()
+    spoiled[:, :, :5] = 10_000.0
+    assert np.allclose(normalise_date(spoiled, valid)[:, :, 5:], normalise_date(image[:, :, 5:]), atol=0.02)
+
+
+def test_shipped_model_finds_a_new_roof_and_not_a_gain_change() -> None:
+    from sitewatch.analytics.change import get_change_detector
+
+    pair = make_pair(np.random.default_rng(12345), 256)
+    detector = get_change_detector("learned")
+    result = detector(pair.before * 255, pair.after * 255)
+    if pair.label.any():
+        hit = (result.mask & pair.label).sum() / pair.label.sum()
+        assert hit > 0.5
+    same = detector(pair.before * 255, pair.before * 200 + 10)
+    assert same.mask.mean() < 0.01
+    assert "0.5" in result.rule
+
+
+def test_large_images_run_in_tiles_like_one_piece() -> None:
+    from sitewatch.analytics.change.learned import change_probability
+
+    pair = make_pair(np.random.default_rng(3), 320)
+    before, after = normalise_date(pair.before), normalise_date(pair.after)
+    whole = change_probability(before, after, tile=320)
+    tiled = change_probability(before, after, tile=192, overlap=64)
+    assert np.mean(np.abs(tiled - whole) < 0.1) > 0.99
+
+
+torch = pytest.importorskip("torch", reason="training needs the `train` extra (torch)")
+
+
+def _config(tmp_path: Path, name: str, frames: Path) -> Path:
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(
+        "name: toy\nversion: '0'\nseed: 3\n"
+        f"output: {tmp_path / name}/toy.onnx\n"
+        f"data: {{size: 64, pairs: 12, validation_pairs: 4, backgrounds: [{{path: {frames}, gsd: 0.25}}]}}\n"
+        "width: 8\ntraining: {steps: 3, batch: 2, threads: 1, workers: 1}\n",
+        encoding="utf-8",
+    )
+    return path
+
+
+@pytest.mark.slow
+def test_change_training_exports_a_working_model_reproducibly(tmp_path: Path) -> None:
+    from sitewatch.analytics.change.learned import ChangeModelCard
+    from sitewatch.training.change import load_change_config, train_change
+
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (300, 300, 3), dtype=np.uint8)).save(
+        frames / "a.png")
+    first = train_change(load_change_config(_config(tmp_path, "a", frames)))
+    second = train_change(load_change_config(_config(tmp_path, "b", frames)))
+    assert first.sha256 == second.sha256, "same config and seed must give the same weights"
+    card = ChangeModelCard.from_dict(json.loads(first.card_path.read_text(encoding="utf-8")), "card")
+    assert card.sha256 == first.sha256 and card.threshold == 0.5
+    assert set(card.metrics["synthetic_validation"]) == {"precision", "recall", "f1"}
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(first.onnx_path), providers=["CPUExecutionProvider"])
+    logits = session.run(None, {"before": np.zeros((1, 3, 80, 96), np.float32),
+                                "after": np.zeros((1, 3, 80, 96), np.float32)})[0]
+    assert logits.shape == (1, 1, 80, 96)
+
+
+def test_bad_change_config_names_the_problem(tmp_path: Path) -> None:
+    from sitewatch.training.change import load_change_config
+
+    path = tmp_path / "bad.yaml"
+    path.write_text("name: x\nversion: '1'\nseed: 1\noutput: m.onnx\ndata: {size: 100}\n", encoding="utf-8")
+    with pytest.raises(UnsupportedInputError, match="multiple of 16"):
+        load_change_config(path)
+    path.write_text("name: x\n", encoding="utf-8")
+    with pytest.raises(UnsupportedInputError, match=r"configs/change\.yaml"):
+        load_change_config(path)
