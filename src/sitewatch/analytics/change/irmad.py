@@ -91,7 +91,7 @@ def chi_square_sf(values: NDArray[np.floating], dof: int) -> NDArray[np.float32]
     else:
         root = np.sqrt(y)
         upper = special.erfc(root).astype(np.float32)
-        term = root / np.float32(special.gamma(1.5))
+        term = (root / np.float32(special.gamma(1.5))).astype(np.float32)
         for i in range(1, dof // 2 + 1):
             if i > 1:
                 term *= y / np.float32(i - 0.5)
