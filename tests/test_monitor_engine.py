@@ -213,3 +213,20 @@ def test_pixel_change_weighs_half_in_a_zone_that_also_has_counts() -> None:
     score = score_history(history, EngineConfig()).result.site_score[0, -1]
     # The hall's change is capped like the yard's but weighs half beside the hall's car count.
     assert score == pytest.approx(CHANGE_BESIDE_COUNTS_WEIGHT * SERIES_CAP + SERIES_CAP)
+
+
+def test_changed_objects_are_pixel_change_not_a_detection_count() -> None:
+    from sitewatch.monitor.alerting import IndicatorHistory, score_history
+    from sitewatch.monitor.combine import SERIES_CAP
+
+    rng = np.random.default_rng(4)
+    n = 60
+    start = datetime(2024, 1, 1, 10, tzinfo=UTC)
+    acquired = tuple(start + timedelta(days=3 * i) for i in range(n))
+    series = (("hall", "changed_area_m2"), ("hall", "changed_objects"))
+    values = np.vstack([rng.gamma(4.0, 50.0, n), rng.poisson(4.0, n).astype(float)])
+    values[:, -1] = (50_000.0, 500.0)
+    history = IndicatorHistory("site", tuple(f"o{i}" for i in range(n)), acquired, series, values,
+                               np.ones_like(values))
+    # no detector ran: the zone's pixel change keeps its full weight
+    assert score_history(history, EngineConfig()).result.site_score[0, -1] == pytest.approx(SERIES_CAP)

@@ -98,6 +98,12 @@ def count_indicator(class_name: str) -> str:
     return _COUNT_PREFIX + cleaned
 
 
+def is_detection_count(name: str) -> bool:
+    """Whether indicator ``name`` counts one class of detected objects (``count_<class>``), as
+    against counts read off changed pixels (``changed_objects``)."""
+    return name.startswith(_COUNT_PREFIX) and len(name) > len(_COUNT_PREFIX)
+
+
 def indicator_spec(name: str) -> IndicatorSpec:
     """The spec of indicator ``name``; counts of any detection class are known by prefix."""
     if name in _FIXED_SPECS:

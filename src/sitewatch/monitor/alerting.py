@@ -17,7 +17,7 @@ from datetime import datetime
 
 import numpy as np
 
-from sitewatch.analytics.indicators import IndicatorKind, IndicatorSpec, indicator_spec
+from sitewatch.analytics.indicators import IndicatorSpec, indicator_spec, is_detection_count
 from sitewatch.core.types import Alert, IndicatorValue, Site, Zone
 from sitewatch.monitor.combine import (
     CHANGE_BESIDE_COUNTS_WEIGHT,
@@ -108,8 +108,7 @@ def score_history(
     kinds = {zone.id: zone.kind.value for zone in zones}
     keys = [(zone, "change" if name in PIXEL_CHANGE_INDICATORS else name) for zone, name in history.series]
     labels = sorted(set(keys))
-    counted = {zone for (zone, _), spec in zip(history.series, history.specs, strict=True)
-               if spec.kind is IndicatorKind.COUNT}
+    counted = {zone for zone, name in history.series if is_detection_count(name)}
 
     def weight(zone: str, group: str) -> float:
         beside_counts = group == "change" and zone in counted
