@@ -47,7 +47,7 @@ def test_real_frames_are_used_as_backgrounds() -> None:
 @pytest.mark.parametrize(("length", "tile", "overlap"), [(100, 512, 64), (512, 512, 64), (1300, 512, 64),
                                                          (2049, 512, 96)])
 def test_tile_cores_partition_the_axis(length: int, tile: int, overlap: int) -> None:
-    spans = _spans(length, tile, overlap, 16)
+    spans = _spans(length, tile, overlap)
     covered = np.zeros(length, int)
     for start, stop, keep_from, keep_to in spans:
         assert 0 <= start <= keep_from < keep_to <= stop <= length and stop - start <= tile

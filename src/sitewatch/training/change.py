@@ -10,7 +10,6 @@ drawn with another seed, which measure fit, not the real-world figure (docs/chan
 from __future__ import annotations
 
 import json
-import math
 import tempfile
 import time
 import warnings
@@ -32,6 +31,7 @@ from sitewatch.core.errors import UnsupportedInputError
 from sitewatch.core.parallel import map_in_processes
 from sitewatch.training.change_model import INPUT_MULTIPLE, SiameseUNet
 from sitewatch.training.change_pairs import make_pair
+from sitewatch.training.schedule import warmup_cosine
 
 CHUNK = 250
 """Pairs per seeded chunk."""
@@ -251,14 +251,7 @@ def train_change(config: ChangeTrainingConfig,
     model = SiameseUNet(config.width)
     optimiser = torch.optim.AdamW(model.parameters(), lr=config.learning_rate,
                                   weight_decay=config.weight_decay)
-    warmup = max(1, config.steps // 10)
-
-    def rate(step: int) -> float:
-        if step < warmup:
-            return (step + 1) / warmup
-        return 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, config.steps - warmup)))
-
-    schedule = torch.optim.lr_scheduler.LambdaLR(optimiser, rate)
+    schedule = warmup_cosine(optimiser, config.steps, config.steps // 10)
     rng = np.random.default_rng([config.seed, 1])
     model.train()
     running = 0.0

@@ -44,6 +44,7 @@ from sitewatch.training.data import (
 )
 from sitewatch.training.model import STRIDE, CenterNetLite, parameter_count
 from sitewatch.training.quantize import calibration_crops, quantize_detector
+from sitewatch.training.schedule import warmup_cosine
 from sitewatch.training.simulated import simulated_frames
 
 log = logging.getLogger(__name__)
@@ -254,14 +255,7 @@ def train_detector(config: DetectorTrainingConfig,
     model = CenterNetLite(len(config.classes), width=config.width)
     optimiser = torch.optim.AdamW(model.parameters(), lr=config.learning_rate,
                                   weight_decay=config.weight_decay)
-    warmup = max(1, config.steps // 20)
-
-    def rate(step: int) -> float:
-        if step < warmup:
-            return (step + 1) / warmup
-        return 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, config.steps - warmup)))
-
-    schedule = torch.optim.lr_scheduler.LambdaLR(optimiser, rate)
+    schedule = warmup_cosine(optimiser, config.steps, config.steps // 20)
     model.train()
     running = 0.0
     for step in range(config.steps):

@@ -133,6 +133,16 @@ def check_pair(
     return before32, after32, finite
 
 
+def logistic_inplace(values: NDArray[np.float32]) -> NDArray[np.float32]:
+    """``1 / (1 + exp(-values))`` written over ``values`` (clipped to ±30 first) and returned:
+    one float32 array, no temporaries, for whole-image probability maps."""
+    np.negative(values, out=values)
+    np.clip(values, -30.0, 30.0, out=values)
+    np.exp(values, out=values)
+    values += 1.0
+    return np.reciprocal(values, out=values)
+
+
 _MEDIAN_SAMPLES = 200_000
 """Valid scores (a regular stride) whose median centres the probability's logistic."""
 
@@ -160,13 +170,9 @@ def score_result(
     if softness is None:
         centre = float(np.median(sample_valid(score, valid, limit=_MEDIAN_SAMPLES))) if valid.any() else 0.0
         softness = max(abs(score_threshold - centre) / 4.0, 1e-6)
-    # 1 / (1 + exp(-(score - threshold) / softness)), computed in place on one float32 array
-    probability = np.subtract(np.float32(score_threshold), score, dtype=np.float32)
+    probability = np.subtract(score, np.float32(score_threshold), dtype=np.float32)
     probability /= np.float32(softness)
-    np.clip(probability, -30.0, 30.0, out=probability)
-    np.exp(probability, out=probability)
-    probability += 1.0
-    np.reciprocal(probability, out=probability)
+    logistic_inplace(probability)
     probability[~valid] = 0.0
     mask = (score >= score_threshold) & valid
     return ChangeResult(probability=probability, mask=mask, threshold=0.5, rule=rule, detector=detector)

@@ -27,6 +27,7 @@ from sitewatch.analytics.change.base import (
     ChangeResult,
     FloatImage,
     check_pair,
+    logistic_inplace,
     register_change_detector,
 )
 from sitewatch.analytics.change.thresholds import sample_valid
@@ -124,10 +125,10 @@ def _shipped() -> tuple[ChangeModelCard, ort.InferenceSession]:
     return card, session
 
 
-def _spans(length: int, tile: int, overlap: int, multiple: int) -> list[tuple[int, int, int, int]]:
+def _spans(length: int, tile: int, overlap: int) -> list[tuple[int, int, int, int]]:
     """(start, stop, keep_from, keep_to) along one axis: tiles of at most ``tile`` overlapping by
     ``overlap``; each keeps the part of its output that is nearest to it, so the kept parts partition
-    the axis. Starts and sizes are padded to ``multiple`` by the caller."""
+    the axis. Tiles are padded to the model's input multiple when they run."""
     if length <= tile:
         return [(0, length, 0, length)]
     step = tile - overlap
@@ -159,17 +160,13 @@ def change_probability(before: NDArray[np.float32], after: NDArray[np.float32], 
     tile, overlap = tile or card.tile, overlap or card.overlap
     rows, cols = before.shape[1:]
     logits = np.empty((rows, cols), np.float32)
-    for r0, r1, keep_r0, keep_r1 in _spans(rows, tile, overlap, card.input_multiple):
-        for c0, c1, keep_c0, keep_c1 in _spans(cols, tile, overlap, card.input_multiple):
+    for r0, r1, keep_r0, keep_r1 in _spans(rows, tile, overlap):
+        for c0, c1, keep_c0, keep_c1 in _spans(cols, tile, overlap):
             part = _run(session, np.ascontiguousarray(before[:, r0:r1, c0:c1]),
                         np.ascontiguousarray(after[:, r0:r1, c0:c1]), card.input_multiple)
             kept = part[keep_r0 - r0:keep_r1 - r0, keep_c0 - c0:keep_c1 - c0]
             logits[keep_r0:keep_r1, keep_c0:keep_c1] = kept
-    np.negative(logits, out=logits)
-    np.clip(logits, -30.0, 30.0, out=logits)
-    np.exp(logits, out=logits)
-    logits += 1.0
-    return np.reciprocal(logits, out=logits)
+    return logistic_inplace(logits)
 
 
 @register_change_detector("learned")

@@ -30,9 +30,7 @@ def detector(
         from sitewatch.training.config import load_config
         from sitewatch.training.detector import train_detector
     except ImportError as error:
-        raise UnsupportedInputError(
-            f"training needs torch ({error}); install it with: pip install 'sitewatch[train]'"
-        ) from None
+        raise _needs_torch(error) from None
     settings = load_config(config)
     err = Console(stderr=True)
 
@@ -71,9 +69,7 @@ def change(
     try:
         from sitewatch.training.change import load_change_config, train_change
     except ImportError as error:
-        raise UnsupportedInputError(
-            f"training needs torch ({error}); install it with: pip install 'sitewatch[train]'"
-        ) from None
+        raise _needs_torch(error) from None
     settings = load_change_config(config)
     err = Console(stderr=True)
     result = train_change(settings, progress=lambda message: err.print(message, highlight=False))
@@ -93,6 +89,12 @@ def change(
     scores = result.validation
     typer.echo(f"synthetic validation pairs: precision {_fmt(scores['precision'])}, "
                f"recall {_fmt(scores['recall'])}, F1 {_fmt(scores['f1'])}")
+
+
+def _needs_torch(error: ImportError) -> UnsupportedInputError:
+    return UnsupportedInputError(
+        f"training needs torch ({error}); install it with: pip install 'sitewatch[train]'"
+    )
 
 
 def _fmt(value: object) -> str:
