@@ -8,11 +8,12 @@ change and new bright "buildings":
 * ``scene``: a 20,000 x 20,000 scene read and processed window by window (``--window`` pixels),
   so memory must not grow with the scene.
 
-For every method the change step is: read both windows, co-register the second to the first by
-phase correlation (one scene-wide shift measured on nine textured probe tiles spread over it),
-normalise its radiometry on pseudo-invariant pixels, run the detector. Each
-(case, method) runs in a fresh subprocess whose peak resident memory is reported, beside the time
-of only reading and decoding the same windows with rasterio in the same subprocess.
+For every method the change step is the library's ``scene_change``: one scene-wide shift (phase
+correlation on nine textured probe tiles spread over the scene) and one radiometric map fitted on
+pseudo-invariant pixels of the same tiles, then per window: read both dates, shift the second, map
+its radiometry, run the detector, ``--workers`` windows at a time. Each (case, method) runs in a
+fresh subprocess whose peak resident memory is reported, beside the time of only reading and
+decoding the same windows with rasterio, sequentially, in the same subprocess.
 
     nice -n 10 .venv/bin/python benchmarks/bench_change.py            # both cases, all methods
     nice -n 10 .venv/bin/python benchmarks/bench_change.py --scene-size 8192 --methods cva irmad
@@ -21,8 +22,8 @@ of only reading and decoding the same windows with rasterio in the same subproce
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -79,60 +80,42 @@ def write_pair(folder: Path, size: int, seed: int = 0, block: int = 2048) -> tup
     return paths
 
 
-def _windows(size: int, window: int) -> list[Window]:
-    return [Window(col, row, min(window, size - col), min(window, size - row))
-            for row in range(0, size, window) for col in range(0, size, window)]
-
-
-def _probe_tiles(size: int, tile: int = 256, per_side: int = 3) -> list[Window]:
-    """``per_side``^2 tiles spread evenly over the scene, for one scene-wide shift estimate."""
-    if size <= tile * per_side:
-        return _windows(size, tile)
-    step = (size - tile) // (per_side - 1)
-    return [Window(col, row, tile, tile) for row in range(0, size - tile + 1, step)
-            for col in range(0, size - tile + 1, step)][: per_side * per_side]
-
-
-def run_case(before_path: Path, after_path: Path, method: str, window: int) -> dict[str, float]:
+def run_case(before_path: Path, after_path: Path, method: str, window: int, workers: int) -> dict[str, float]:
     """Time reading alone, then the whole change step, over the same windows; report peak memory.
 
-    The change step: a scene-wide shift from textured probe tiles (phase correlation), then per
-    window: read both dates, shift the second, fit and apply the radiometric map, run the detector.
+    The change step is the library's :func:`~sitewatch.analytics.change.scene.scene_change`: a
+    scene-wide shift (phase correlation on nine textured probe tiles) and radiometric map (fitted on
+    the same tiles), then per window: read both dates, shift the second, map its radiometry, run
+    the detector; ``workers`` windows at a time. Reading alone is one plain sequential pass.
     """
     from sitewatch.analytics.change import get_change_detector
-    from sitewatch.imagery.coregister import apply_shift, shift_from_tiles
-    from sitewatch.imagery.radiometry import RadiometryError, fit_radiometry
+    from sitewatch.analytics.change.scene import plan_scene, scene_change, scene_windows
 
     detector = get_change_detector(method)
     # GDAL's block cache defaults to 5 % of RAM; capped so the peak measures the change step.
-    with rasterio.Env(GDAL_CACHEMAX=64), rasterio.open(before_path) as before, \
-            rasterio.open(after_path) as after:
-        size = before.width
-        windows = _windows(size, window)
-        started = time.perf_counter()
-        for w in windows:
-            before.read(window=w)
-            after.read(window=w)
-        read_seconds = time.perf_counter() - started
-
-        started = time.perf_counter()
-        probes = [(before.read(window=w).astype(np.float32), after.read(window=w).astype(np.float32))
-                  for w in _probe_tiles(size)]
-        registration = shift_from_tiles(probes)
-        coregister_seconds = time.perf_counter() - started
+    with rasterio.Env(GDAL_CACHEMAX=64):
+        with rasterio.open(before_path) as before, rasterio.open(after_path) as after:
+            size = before.width
+            started = time.perf_counter()
+            for w in scene_windows(size, size, window):
+                before.read(window=w)
+                after.read(window=w)
+            read_seconds = time.perf_counter() - started
+            started = time.perf_counter()
+            plan = plan_scene(before, after)
+            coregister_seconds = time.perf_counter() - started
         changed = 0
-        for w in windows:
-            reference = before.read(window=w).astype(np.float32)
-            aligned, valid = apply_shift(after.read(window=w).astype(np.float32), registration.shift)
-            with contextlib.suppress(RadiometryError):  # too few valid pixels: leave radiometry as is
-                aligned = fit_radiometry(reference, aligned, valid=valid).apply(aligned)
-            result = detector(reference, aligned, valid=valid)
-            changed += int(result.mask.sum())
+        windows = 0
+        parts = scene_change(before_path, after_path, detector, window=window, workers=workers, plan=plan)
+        for part in parts:
+            changed += int(part.result.mask.sum())
+            windows += 1
         change_seconds = time.perf_counter() - started
     megapixels = size * size / 1e6
     return {
         "megapixels": megapixels,
-        "windows": len(windows),
+        "windows": windows,
+        "workers": workers,
         "read_seconds": read_seconds,
         "change_seconds": change_seconds,
         "coregister_seconds": coregister_seconds,
@@ -141,9 +124,10 @@ def run_case(before_path: Path, after_path: Path, method: str, window: int) -> d
         "ratio_to_read": change_seconds / read_seconds,
         "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "changed_fraction": changed / (size * size),
-        "shift_rows": registration.shift[0],
-        "shift_cols": registration.shift[1],
-        "shift_confidence": registration.confidence,
+        "shift_rows": plan.registration.shift[0],
+        "shift_cols": plan.registration.shift[1],
+        "shift_confidence": plan.registration.confidence,
+        "gains": list(plan.radiometry.gains) if plan.radiometry else [],
     }
 
 
@@ -156,12 +140,14 @@ def main() -> None:
     parser.add_argument("--scene-methods", nargs="+", default=None,
                         help="methods for the scene case (default: --methods)")
     parser.add_argument("--workdir", type=Path, default=None, help="where the synthetic GeoTIFFs go")
+    parser.add_argument("--workers", type=int, default=min(4, os.cpu_count() or 1),
+                        help="windows processed at a time (default: the CPU count, at most 4)")
     parser.add_argument("--case", nargs=4, metavar=("BEFORE", "AFTER", "METHOD", "WINDOW"),
                         help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.case:
         before, after, method, window = args.case
-        print(json.dumps(run_case(Path(before), Path(after), method, int(window))))
+        print(json.dumps(run_case(Path(before), Path(after), method, int(window), args.workers)))
         return
     with tempfile.TemporaryDirectory(dir=args.workdir) as tmp:
         folder = Path(tmp)
@@ -175,7 +161,8 @@ def main() -> None:
             print(f"# wrote {case} pair {size}x{size} in {time.perf_counter() - started:.0f} s", flush=True)
             for method in methods:
                 output = subprocess.run(
-                    [sys.executable, __file__, "--case", str(before), str(after), method, str(window)],
+                    [sys.executable, __file__, "--case", str(before), str(after), method, str(window),
+                     "--workers", str(args.workers)],
                     check=True, capture_output=True, text=True,
                 ).stdout
                 figures = json.loads(output.strip().splitlines()[-1])

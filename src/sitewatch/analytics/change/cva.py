@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numexpr
 import numpy as np
 
 from sitewatch.analytics.change.base import (
@@ -20,9 +21,18 @@ from sitewatch.analytics.change.base import (
 )
 from sitewatch.analytics.change.thresholds import otsu_threshold, sample_valid
 
+_FUSED_BANDS = 16
+"""Up to this many bands the magnitude is one fused pass (numexpr); more go band by band."""
+
 
 def cva_magnitude(before: FloatImage, after: FloatImage) -> FloatImage:
     """Euclidean norm over bands of ``after - before``, ``(rows, cols)`` float32."""
+    bands = before.shape[0]
+    if bands <= _FUSED_BANDS:  # one pass, no full-size temporaries; same sums in the same order
+        terms = " + ".join(f"(a{i} - b{i}) ** 2" for i in range(bands))
+        local = {f"a{i}": after[i] for i in range(bands)} | {f"b{i}": before[i] for i in range(bands)}
+        fused: FloatImage = numexpr.evaluate(f"sqrt({terms})", local_dict=local)
+        return fused.astype(np.float32, copy=False)
     total = np.zeros(before.shape[1:], np.float32)
     scratch = np.empty(before.shape[1:], np.float32)
     for band_before, band_after in zip(before, after, strict=True):  # band by band: no full-size difference

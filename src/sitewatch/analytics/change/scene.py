@@ -1,0 +1,186 @@
+"""Change over a scene too large to hold: one shift and one radiometric map, then window by window.
+
+A translation between two dates and their radiometric difference (sun, haze, gain) are properties
+of the whole scene, so both are measured once, on textured probe tiles spread over it
+(:func:`plan_scene`). The scene is then read and compared window by window (:func:`scene_change`),
+two or more windows at a time in threads (reading and numpy both release the GIL), with at most
+a few windows in flight: memory depends on the window, never on the scene. Each window of the
+second date is read with a margin of the shift, so window edges are shifted from real pixels and
+no seam of invalid pixels appears between windows.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections import deque
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numexpr
+import numpy as np
+import rasterio
+from numpy.typing import NDArray
+from rasterio.io import DatasetReader
+from rasterio.windows import Window
+
+from sitewatch.analytics.change.base import ChangeDetector, ChangeResult
+from sitewatch.core.errors import UnsupportedInputError
+from sitewatch.imagery.coregister import CoregistrationSettings, Registration, apply_shift, shift_from_tiles
+from sitewatch.imagery.radiometry import RadiometricFit, RadiometryError, fit_radiometry
+
+DEFAULT_WINDOW = 2048
+"""Window side: large enough that per-window overheads vanish, small enough for bounded memory."""
+
+
+@dataclass(frozen=True, slots=True)
+class ScenePlan:
+    """What is measured once for a scene pair."""
+
+    registration: Registration
+    radiometry: RadiometricFit | None
+    """None when the probe tiles had too few usable pixels to fit one (radiometry left as is)."""
+
+
+@dataclass(frozen=True, slots=True)
+class WindowChange:
+    """The detector's result for one window of the scene."""
+
+    window: Window
+    result: ChangeResult
+
+
+def scene_windows(width: int, height: int, side: int = DEFAULT_WINDOW) -> list[Window]:
+    """Windows of at most ``side`` pixels tiling a ``width`` x ``height`` raster, row by row."""
+    if side < 1:
+        raise UnsupportedInputError(f"window side {side} must be at least 1 pixel")
+    return [Window(col, row, min(side, width - col), min(side, height - row))
+            for row in range(0, height, side) for col in range(0, width, side)]
+
+
+def probe_windows(width: int, height: int, tile: int = 256, per_side: int = 3) -> list[Window]:
+    """``per_side`` x ``per_side`` tiles spread evenly over the raster (all of it when it is small)."""
+    if width <= tile * per_side or height <= tile * per_side:
+        return scene_windows(width, height, tile)
+    rows = np.linspace(0, height - tile, per_side).round().astype(int)
+    cols = np.linspace(0, width - tile, per_side).round().astype(int)
+    return [Window(int(c), int(r), tile, tile) for r in rows for c in cols]
+
+
+def _valid(dataset: DatasetReader, pixels: NDArray[np.float32]) -> NDArray[np.bool_]:
+    """Pixels that are not the dataset's nodata in every band."""
+    if dataset.nodata is None:
+        return np.ones(pixels.shape[1:], bool)
+    return np.asarray((pixels != np.float32(dataset.nodata)).any(axis=0))
+
+
+def _check_pair(before: DatasetReader, after: DatasetReader) -> None:
+    if (before.width, before.height) != (after.width, after.height) or before.transform != after.transform:
+        raise UnsupportedInputError(
+            f"{before.name} ({before.width}x{before.height}) and {after.name} ({after.width}x{after.height}) "
+            "are not on one grid; warp the second date onto the first's grid (gdalwarp -te -tr) first"
+        )
+    if before.count != after.count:
+        raise UnsupportedInputError(
+            f"{before.name} has {before.count} bands and {after.name} {after.count}; give both dates the "
+            "same bands"
+        )
+
+
+def plan_scene(before: DatasetReader, after: DatasetReader, *,
+               settings: CoregistrationSettings | None = None) -> ScenePlan:
+    """Measure the scene's shift (phase correlation on textured probe tiles; raises
+    :class:`~sitewatch.imagery.coregister.CoregistrationError` when they cannot agree) and fit
+    one radiometric map of ``after`` onto ``before`` over the shifted probe tiles."""
+    _check_pair(before, after)
+    probes = []
+    for window in probe_windows(before.width, before.height):
+        reference = before.read(window=window).astype(np.float32)
+        moving = after.read(window=window).astype(np.float32)
+        probes.append((reference, moving, _valid(before, reference) & _valid(after, moving)))
+    registration = shift_from_tiles([(r, m) for r, m, v in probes if v.all()], settings)
+    references, aligned, valids = [], [], []
+    for reference, moving, valid in probes:
+        shifted, covered = apply_shift(moving, registration.shift, valid=valid)
+        references.append(reference.reshape(reference.shape[0], -1))
+        aligned.append(shifted.reshape(shifted.shape[0], -1))
+        valids.append((covered & valid).ravel())
+    try:
+        fit: RadiometricFit | None = fit_radiometry(
+            np.concatenate(references, axis=1)[:, None], np.concatenate(aligned, axis=1)[:, None],
+            valid=np.concatenate(valids)[None])
+    except RadiometryError:
+        fit = None
+    return ScenePlan(registration, fit)
+
+
+def _padded(window: Window, margin: int, width: int, height: int) -> tuple[Window, tuple[slice, slice]]:
+    """``window`` grown by ``margin`` on each side within the raster, and where ``window`` lies in it."""
+    col0, row0 = max(0, window.col_off - margin), max(0, window.row_off - margin)
+    col1 = min(width, window.col_off + window.width + margin)
+    row1 = min(height, window.row_off + window.height + margin)
+    inner = (slice(window.row_off - row0, window.row_off - row0 + window.height),
+             slice(window.col_off - col0, window.col_off - col0 + window.width))
+    return Window(col0, row0, col1 - col0, row1 - row0), inner
+
+
+def scene_change(
+    before_path: Path | str,
+    after_path: Path | str,
+    detector: ChangeDetector,
+    *,
+    window: int = DEFAULT_WINDOW,
+    workers: int | None = None,
+    plan: ScenePlan | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> Iterator[WindowChange]:
+    """Run ``detector`` over two co-gridded rasters window by window, results in window order.
+
+    ``plan`` defaults to :func:`plan_scene` of the pair; ``workers`` (default: the CPU count, at
+    most 4) windows are processed at a time; ``progress(done, total)`` is called per window.
+    """
+    workers = max(1, workers or min(4, os.cpu_count() or 1))
+    with rasterio.open(before_path) as before, rasterio.open(after_path) as after:
+        _check_pair(before, after)
+        plan = plan or plan_scene(before, after)
+        width, height = before.width, before.height
+        windows = scene_windows(width, height, window)
+    shift = plan.registration.shift
+    margin = math.ceil(max(abs(shift[0]), abs(shift[1]))) + 1
+
+    def one(part: Window) -> WindowChange:
+        # Each window opens its own handles: datasets are not shared between threads (opening a
+        # GeoTIFF costs about a millisecond, a window's work a few hundred).
+        with rasterio.open(before_path) as first, rasterio.open(after_path) as second:
+            reference = first.read(window=part).astype(np.float32)
+            grown, inner = _padded(part, margin, width, height)
+            moving = second.read(window=grown).astype(np.float32)
+            valid_reference, valid_moving = _valid(first, reference), _valid(second, moving)
+        shifted, covered = apply_shift(moving, shift, valid=valid_moving)
+        aligned, valid = shifted[(slice(None), *inner)], covered[inner] & valid_reference
+        fit = plan.radiometry
+        if fit is not None:  # in place, one fused pass per band
+            for band, gain, offset in zip(aligned, fit.gains, fit.offsets, strict=True):
+                numexpr.evaluate("band * gain + offset", out=band, casting="same_kind", local_dict={
+                    "band": band, "gain": np.float32(gain), "offset": np.float32(offset)})
+        return WindowChange(part, detector(reference, aligned, valid=valid))
+
+    with ThreadPoolExecutor(workers, thread_name_prefix="sitewatch-scene") as pool:
+        pending: deque[Future[WindowChange]] = deque()
+        queued = iter(windows)
+        for part in queued:  # keep at most two windows per worker in flight
+            pending.append(pool.submit(one, part))
+            if len(pending) >= 2 * workers:
+                break
+        done = 0
+        while pending:
+            finished = pending.popleft().result()
+            following = next(queued, None)
+            if following is not None:
+                pending.append(pool.submit(one, following))
+            done += 1
+            if progress is not None:
+                progress(done, len(windows))
+            yield finished
