@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import hashlib
+import json
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
+from sitewatch.app.cli import app
 from sitewatch.core.types import Observation, Scene
 from sitewatch.imagery.simulate.render import render_scene
 from sitewatch.imagery.simulate.scenario import load_scenario
@@ -52,3 +55,10 @@ def test_change_regions_are_stored_against_the_reference(tmp_path: Path) -> None
         assert {r.zone_id for r in stored} & {z.id for z in ws.site("sanumdong").zones}
         again = detect_change(ws, busy.id)  # a re-run replaces, never adds
         assert again.regions == len(ws.change_regions(observation_id=busy.id)) == len(stored)
+    # the same from the command line, once more: still replaces
+    result = CliRunner().invoke(app, ["change", "observation", busy.id, "-w", str(tmp_path / "ws"),
+                                      "--method", outcome.detector, "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["regions"] == len(stored)
+    with Workspace.open(tmp_path / "ws") as ws:
+        assert len(ws.change_regions(observation_id=busy.id)) == len(stored)

@@ -30,7 +30,9 @@ class AbsoluteDifference:
     gsd_range: tuple[float, float] = (0.0, 1000.0)
     description: str = "mean absolute difference / 255, for tests"
 
-    def __call__(self, before: FloatImage, after: FloatImage, *, valid: BoolMask | None = None) -> ChangeResult:
+    def __call__(
+        self, before: FloatImage, after: FloatImage, *, valid: BoolMask | None = None
+    ) -> ChangeResult:
         probability = np.clip(np.abs(after - before).mean(axis=0) / 255, 0, 1).astype(np.float32)
         if valid is not None:
             probability[~valid] = 0
@@ -38,14 +40,14 @@ class AbsoluteDifference:
 
 
 def _texture(rng: np.random.Generator, shape: tuple[int, int]) -> np.ndarray:
-    field = sum(ndimage.zoom(rng.normal(size=(shape[0] // s + 2, shape[1] // s + 2)), s, order=3)[: shape[0], : shape[1]]
-                * w for s, w in ((5, 12.0), (13, 15.0), (31, 12.0)))
+    field = sum(w * ndimage.zoom(rng.normal(size=(shape[0] // s + 2, shape[1] // s + 2)), s, order=3)
+                [: shape[0], : shape[1]] for s, w in ((5, 12.0), (13, 15.0), (31, 12.0)))
     return np.asarray(field)
 
 
 def _write(path: Path, pixels: np.ndarray, transform: Affine | None = None) -> Path:
-    profile = {"driver": "GTiff", "width": pixels.shape[2], "height": pixels.shape[1], "count": pixels.shape[0],
-               "dtype": "uint8", "crs": "EPSG:32651",
+    profile = {"driver": "GTiff", "width": pixels.shape[2], "height": pixels.shape[1],
+               "count": pixels.shape[0], "dtype": "uint8", "crs": "EPSG:32651",
                "transform": transform or Affine(0.5, 0, 400000, 0, -0.5, 4400000)}
     with rasterio.open(path, "w", **profile) as dataset:
         dataset.write(pixels)
@@ -140,3 +142,33 @@ def test_rasters_on_different_grids_are_refused(pair: tuple[Path, Path, np.ndarr
     fewer = _write(tmp_path / "fewer.tif", pixels[:2])
     with pytest.raises(UnsupportedInputError, match="3 bands"):
         next(scene_change(pair[0], fewer, AbsoluteDifference()))
+
+
+def test_the_scene_verb_writes_mask_and_probability_and_keeps_old_output_on_failure(
+    pair: tuple[Path, Path, np.ndarray], tmp_path: Path
+) -> None:
+    from typer.testing import CliRunner
+
+    from sitewatch.app.cli import app
+
+    output = tmp_path / "out" / "change.tif"
+    result = CliRunner().invoke(app, ["change", "scene", str(pair[0]), str(pair[1]), str(output),
+                                      "--method", "cva", "--window", "300", "--json"])
+    assert result.exit_code == 0, result.output
+    summary = __import__("json").loads(result.output)
+    assert summary["windows"] == 9 and summary["detector"] == "cva"
+    with rasterio.open(output) as written:
+        mask, percent = written.read()
+        assert written.nodata == 255 and written.count == 2
+    assert set(np.unique(mask)) <= {0, 1, 255} and (mask == 255).any()  # the shifted-in edge
+    assert summary["changed_pixels"] == int((mask == 1).sum())
+    assert (percent[mask == 1] >= 50).all() and (mask[(percent > 50) & (percent != 255)] == 1).all()
+    assert mask[pair[2] & (mask != 255)].mean() > 0.85
+    before = output.read_bytes()
+    with rasterio.open(pair[1]) as after:
+        pixels = after.read()
+    moved = _write(tmp_path / "moved.tif", pixels, Affine(0.5, 0, 400010, 0, -0.5, 4400000))
+    failed = CliRunner().invoke(app, ["change", "scene", str(pair[0]), str(moved), str(output),
+                                      "--method", "cva"])
+    assert failed.exit_code != 0
+    assert output.read_bytes() == before and not list(output.parent.glob(".*partial"))

@@ -21,6 +21,8 @@ JSON_VERBS = {
     ("alerts", "show"),
     ("report",),
     ("eval", "change"),
+    ("change", "observation"),
+    ("change", "scene"),
     ("eval", "detect"),
     ("eval", "alerts"),
 }

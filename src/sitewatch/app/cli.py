@@ -11,6 +11,7 @@ from rich.console import Console
 from sitewatch import __version__
 from sitewatch.app.commands import (
     alerts,
+    change,
     demo,
     evaluate,
     ingest,
@@ -58,7 +59,7 @@ def _root(
 
 
 for module in (
-    workspace, sites, ingest, simulate, monitor, alerts, report, serve, users, demo, evaluate, train,
+    workspace, sites, ingest, simulate, monitor, alerts, change, report, serve, users, demo, evaluate, train,
 ):
     module.register(app)
 

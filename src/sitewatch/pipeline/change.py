@@ -6,12 +6,19 @@ the reference's on pseudo-invariant pixels before the detector runs, so that geo
 illumination do not read as change. When co-registration refuses (too little overlap or texture,
 tiles disagreeing), nothing is stored: an unregistered pair would report edges as change, and "not
 measured" must stay different from "no change". Re-running replaces the observation's regions.
+
+Scenes outside a workspace, of any size, go through :func:`write_scene_change`: one shift and one
+radiometric map for the scene, then window by window into a mask-and-probability GeoTIFF.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import rasterio
@@ -19,6 +26,7 @@ from rasterio import features
 
 from sitewatch.analytics.change import ChangeDetector, get_change_detector
 from sitewatch.analytics.change.regions import change_regions
+from sitewatch.analytics.change.scene import DEFAULT_WINDOW, plan_scene, scene_change
 from sitewatch.core.errors import NotFoundError, UnsupportedInputError
 from sitewatch.core.types import Observation
 from sitewatch.imagery.chips import read_chip
@@ -141,4 +149,87 @@ def detect_change(
         regions=len(regions),
         changed_area_m2=float(sum(r.area_m2 for r in regions)),
         operating_point=result.rule,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class SceneChangeOutcome:
+    """What :func:`write_scene_change` did."""
+
+    output: str
+    detector: str
+    operating_point: str
+    registration: Registration
+    windows: int
+    valid_pixels: int
+    changed_pixels: int
+    changed_area_m2: float
+    seconds: float
+
+
+NODATA = 255
+"""Output value where either date has no valid pixel."""
+
+
+def write_scene_change(
+    before: Path,
+    after: Path,
+    output: Path,
+    *,
+    detector: ChangeDetector | None = None,
+    window: int = DEFAULT_WINDOW,
+    workers: int | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> SceneChangeOutcome:
+    """Compare two co-gridded rasters of any size and write a 2-band uint8 GeoTIFF: band 1 the mask
+    (1 changed, 0 not), band 2 the change probability in percent; 255 where not valid.
+
+    One shift and one radiometric map for the scene, then window by window
+    (:mod:`sitewatch.analytics.change.scene`). The file is written under a temporary name and
+    moved into place at the end, so a failed run leaves any earlier output as it was.
+    """
+    started = time.monotonic()
+    with rasterio.open(before) as first, rasterio.open(after) as second:
+        gsd = float(abs(first.transform.a))
+        if detector is None:
+            if first.crs is None or not first.crs.is_projected:
+                raise UnsupportedInputError(
+                    f"{before} has no projected CRS, so its pixel size in metres is unknown; choose a "
+                    "detector with --method"
+                )
+            detector = default_detector(gsd, first.count)
+        plan = plan_scene(first, second)
+        profile = {
+            "driver": "GTiff", "width": first.width, "height": first.height, "count": 2, "dtype": "uint8",
+            "crs": first.crs, "transform": first.transform, "nodata": NODATA, "tiled": True,
+            "blockxsize": 512, "blockysize": 512, "compress": "deflate",
+        }
+        pixel_area = abs(first.transform.a * first.transform.e)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    partial = output.with_name(f".{output.name}.partial")
+    windows = valid_pixels = changed_pixels = 0
+    rule = ""
+    try:
+        with rasterio.open(partial, "w", **profile) as sink:
+            sink.set_band_description(1, f"change mask ({detector.name})")
+            sink.set_band_description(2, "change probability, percent")
+            for part in scene_change(before, after, detector, window=window, workers=workers, plan=plan,
+                                     progress=progress):
+                result, valid = part.result, part.valid
+                mask = result.mask.astype(np.uint8)
+                percent = np.rint(result.probability * 100).astype(np.uint8)
+                mask[~valid] = NODATA
+                percent[~valid] = NODATA
+                sink.write(np.stack([mask, percent]), window=part.window)
+                windows += 1
+                valid_pixels += int(valid.sum())
+                changed_pixels += int(result.mask.sum())
+                rule = result.rule
+        os.replace(partial, output)
+    finally:
+        partial.unlink(missing_ok=True)
+    return SceneChangeOutcome(
+        output=str(output), detector=detector.name, operating_point=rule, registration=plan.registration,
+        windows=windows, valid_pixels=valid_pixels, changed_pixels=changed_pixels,
+        changed_area_m2=changed_pixels * pixel_area, seconds=time.monotonic() - started,
     )

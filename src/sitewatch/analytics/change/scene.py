@@ -26,7 +26,7 @@ from numpy.typing import NDArray
 from rasterio.io import DatasetReader
 from rasterio.windows import Window
 
-from sitewatch.analytics.change.base import ChangeDetector, ChangeResult
+from sitewatch.analytics.change.base import BoolMask, ChangeDetector, ChangeResult
 from sitewatch.core.errors import UnsupportedInputError
 from sitewatch.imagery.coregister import CoregistrationSettings, Registration, apply_shift, shift_from_tiles
 from sitewatch.imagery.radiometry import RadiometricFit, RadiometryError, fit_radiometry
@@ -50,6 +50,8 @@ class WindowChange:
 
     window: Window
     result: ChangeResult
+    valid: BoolMask
+    """Pixels valid on both dates (and within the shifted second date)."""
 
 
 def scene_windows(width: int, height: int, side: int = DEFAULT_WINDOW) -> list[Window]:
@@ -165,7 +167,7 @@ def scene_change(
             for band, gain, offset in zip(aligned, fit.gains, fit.offsets, strict=True):
                 numexpr.evaluate("band * gain + offset", out=band, casting="same_kind", local_dict={
                     "band": band, "gain": np.float32(gain), "offset": np.float32(offset)})
-        return WindowChange(part, detector(reference, aligned, valid=valid))
+        return WindowChange(part, detector(reference, aligned, valid=valid), valid)
 
     with ThreadPoolExecutor(workers, thread_name_prefix="sitewatch-scene") as pool:
         pending: deque[Future[WindowChange]] = deque()

@@ -1,0 +1,99 @@
+"""CLI verbs: ``sitewatch change observation ID`` and ``sitewatch change scene BEFORE AFTER OUT``."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from sitewatch.analytics.change import get_change_detector
+from sitewatch.analytics.change.scene import DEFAULT_WINDOW
+from sitewatch.app.options import JsonOption, WorkspaceOption, resolve_workspace
+from sitewatch.pipeline.change import detect_change, write_scene_change
+from sitewatch.store import Workspace
+
+change_app = typer.Typer(
+    name="change",
+    help="Change detection: an observation against its site's reference, or two whole scenes.",
+    no_args_is_help=True,
+)
+
+MethodOption = Annotated[
+    str | None,
+    typer.Option("--method", "-m", help="Change detector (default: chosen by pixel size and bands; "
+                                        "see `sitewatch eval change` for the list)."),
+]
+
+
+@change_app.command("observation")
+def observation(
+    observation_id: Annotated[str, typer.Argument(help="Observation to compare with its site's reference.")],
+    reference: Annotated[
+        str | None,
+        typer.Option("--reference", help="Reference observation (default: the site's earliest usable)."),
+    ] = None,
+    method: MethodOption = None,
+    workspace: WorkspaceOption = None,
+    json_output: JsonOption = False,
+) -> None:
+    """Co-register, normalise and compare; store the change regions (replacing earlier ones)."""
+    detector = get_change_detector(method) if method else None
+    with Workspace.open(resolve_workspace(workspace)) as ws:
+        outcome = detect_change(ws, observation_id, reference_id=reference, detector=detector)
+    if json_output:
+        typer.echo(json.dumps(asdict(outcome), indent=2, default=str))
+        return
+    if outcome.skipped:
+        typer.echo(f"{outcome.observation_id}: not compared ({outcome.skipped})")
+        raise typer.Exit(1)
+    typer.echo(f"{outcome.observation_id} against {outcome.reference_observation_id} ({outcome.detector}): "
+               f"{outcome.regions} regions, {outcome.changed_area_m2:,.0f} m2; {outcome.operating_point}")
+
+
+@change_app.command("scene")
+def scene(
+    before: Annotated[Path, typer.Argument(help="First date (any raster GDAL reads).")],
+    after: Annotated[Path, typer.Argument(help="Second date, on the first date's grid.")],
+    output: Annotated[Path, typer.Argument(help="GeoTIFF to write: band 1 mask, band 2 probability (%).")],
+    method: MethodOption = None,
+    window: Annotated[int, typer.Option(help="Window side in pixels.")] = DEFAULT_WINDOW,
+    workers: Annotated[
+        int | None, typer.Option(help="Windows processed at a time (default: CPU count, at most 4).")
+    ] = None,
+    json_output: JsonOption = False,
+) -> None:
+    """Compare two co-gridded rasters of any size window by window (one shift and one radiometric
+    map for the whole scene); memory depends on the window, not on the scene."""
+    for path in (before, after):
+        if not path.is_file():
+            raise typer.BadParameter(f"{path} does not exist")
+    detector = get_change_detector(method) if method else None
+    bar = Progress(TextColumn("windows"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                   console=Console(stderr=True), transient=True, disable=json_output)
+    with bar:
+        task = bar.add_task("windows", total=None)
+
+        def advance(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        outcome = write_scene_change(before, after, output, detector=detector, window=window, workers=workers,
+                                     progress=advance)
+    if json_output:
+        typer.echo(json.dumps(asdict(outcome), indent=2, default=str))
+        return
+    shift, confidence = outcome.registration.shift, outcome.registration.confidence
+    typer.echo(f"wrote {outcome.output}: {outcome.detector}, {outcome.windows} windows in "
+               f"{outcome.seconds:.1f} s; shift ({shift[0]:+.2f}, {shift[1]:+.2f}) px, "
+               f"confidence {confidence:.2f}; "
+               f"{outcome.changed_pixels:,} of {outcome.valid_pixels:,} valid pixels changed "
+               f"({outcome.changed_area_m2:,.0f} m2); {outcome.operating_point}")
+
+
+def register(app: typer.Typer) -> None:
+    """Add the ``change`` verb group."""
+    app.add_typer(change_app)
