@@ -94,6 +94,40 @@ def test_large_images_run_in_tiles_like_one_piece() -> None:
     assert np.mean(np.abs(tiled - whole) < 0.1) > 0.99
 
 
+def test_a_street_has_rows_of_houses_beside_its_road_and_only_houses_are_labelled() -> None:
+    from sitewatch.training.change_pairs import _street
+
+    road, drives, houses = _street(np.random.default_rng(2), (256, 256), 0.5, hip=0.5)
+    assert road.mean() > 0.02 and drives.any() and len(houses) >= 4
+    assert not (drives & road).any()
+    for house in houses:
+        assert not (house.footprint & road).any()
+    sizes = [house.footprint.sum() for house in houses if house.footprint.sum() > 50]
+    assert max(sizes) < 3 * np.median(sizes)  # alike, as on one street
+    labelled = [make_pair(np.random.default_rng(seed), 128, street_share=1.0).label.mean()
+                for seed in range(8)]
+    assert all(0.0 <= share < 0.6 for share in labelled) and np.mean(labelled) > 0.03
+
+
+def test_flip_averaging_is_the_mean_of_the_mirror_images_and_mirrors_with_the_input() -> None:
+    from sitewatch.analytics.change.learned import change_probability
+
+    pair = make_pair(np.random.default_rng(8), 160)
+    before, after = normalise_date(pair.before), normalise_date(pair.after)
+
+    def logit(p: np.ndarray) -> np.ndarray:
+        p = np.clip(p.astype(np.float64), 1e-7, 1 - 1e-7)
+        return np.log(p / (1 - p))
+
+    plain = [change_probability(before[:, ::r, ::c].copy(), after[:, ::r, ::c].copy(), flips=False)[::r, ::c]
+             for r in (1, -1) for c in (1, -1)]
+    averaged = change_probability(before, after, flips=True)
+    expected = 1 / (1 + np.exp(-np.mean([logit(p) for p in plain], axis=0)))
+    assert np.mean(np.abs(averaged - expected) < 1e-3) > 0.999
+    mirrored = change_probability(before[:, ::-1].copy(), after[:, ::-1].copy(), flips=True)
+    assert np.mean(np.abs(mirrored[::-1] - averaged) < 1e-3) > 0.999
+
+
 torch = pytest.importorskip("torch", reason="training needs the `train` extra (torch)")
 
 

@@ -61,6 +61,10 @@ class ChangeTrainingConfig:
     pairs: int = 6000
     validation_pairs: int = 500
     frame_share: float = 0.35
+    street_share: float = 0.0
+    """Share of pairs holding a residential street (``change_pairs._street``)."""
+    hip_share: float = 0.0
+    """Share of roofs with four slopes."""
     width: int = 16
     steps: int = 3000
     batch: int = 16
@@ -71,6 +75,8 @@ class ChangeTrainingConfig:
     workers: int = 2
     tile: int = 512
     overlap: int = 64
+    flips: bool = False
+    """Whether the shipped detector averages over mirror images (recorded in the card)."""
     raw: dict[str, Any] = field(default_factory=dict)
 
 
@@ -92,13 +98,16 @@ def load_change_config(path: Path) -> ChangeTrainingConfig:
             gsd=float(data.get("gsd", 0.5)), gsd_range=(float(gsd_range[0]), float(gsd_range[1])),
             size=int(data.get("size", 128)), pairs=int(data.get("pairs", 6000)),
             validation_pairs=int(data.get("validation_pairs", 500)),
-            frame_share=float(data.get("frame_share", 0.35)), width=int(raw.get("width", 16)),
+            frame_share=float(data.get("frame_share", 0.35)),
+            street_share=float(data.get("street_share", 0.0)), hip_share=float(data.get("hip_share", 0.0)),
+            width=int(raw.get("width", 16)),
             steps=int(train.get("steps", 3000)), batch=int(train.get("batch", 16)),
             learning_rate=float(train.get("learning_rate", 3e-3)),
             weight_decay=float(train.get("weight_decay", 1e-4)),
             positive_weight=float(train.get("positive_weight", 2.0)),
             threads=int(train.get("threads", 2)), workers=int(train.get("workers", 2)),
-            tile=int(raw.get("tile", 512)), overlap=int(raw.get("overlap", 64)), raw=raw,
+            tile=int(raw.get("tile", 512)), overlap=int(raw.get("overlap", 64)),
+            flips=bool(raw.get("flips", False)), raw=raw,
         )
     except (KeyError, TypeError, ValueError) as error:
         raise UnsupportedInputError(
@@ -130,15 +139,18 @@ def background_frames(sources: Sequence[BackgroundSource], gsd: float) -> list[N
     return frames
 
 
-def _draw_chunk(seed: int, chunk: int, count: int, size: int, gsd: float, frame_share: float,
-                frames: list[NDArray[np.uint8]], report: Callable[[object], None]
+def _draw_chunk(seed: int, chunk: int, count: int, size: int, gsd: float,
+                shares: tuple[float, float, float], frames: list[NDArray[np.uint8]],
+                report: Callable[[object], None]
                 ) -> tuple[NDArray[np.uint8], NDArray[np.uint8], NDArray[np.bool_]]:
+    frame_share, street_share, hip_share = shares
     rng = np.random.default_rng([seed, chunk])
     before = np.empty((count, 3, size, size), np.uint8)
     after = np.empty_like(before)
     labels = np.empty((count, size, size), bool)
     for i in range(count):
-        pair = make_pair(rng, size, gsd=gsd, frames=frames, frame_share=frame_share)
+        pair = make_pair(rng, size, gsd=gsd, frames=frames, frame_share=frame_share,
+                         street_share=street_share, hip_share=hip_share)
         before[i] = np.round(pair.before * 255)
         after[i] = np.round(pair.after * 255)
         labels[i] = pair.label
@@ -150,7 +162,8 @@ def draw_pairs(config: ChangeTrainingConfig, seed: int, count: int, frames: list
                progress: Callable[[str], None] | None = None
                ) -> tuple[NDArray[np.uint8], NDArray[np.uint8], NDArray[np.bool_]]:
     """``count`` synthetic pairs as uint8 before/after stacks and bool labels, drawn in seeded chunks."""
-    jobs = [(seed, chunk, min(CHUNK, count - start), config.size, config.gsd, config.frame_share, frames)
+    shares = (config.frame_share, config.street_share, config.hip_share)
+    jobs = [(seed, chunk, min(CHUNK, count - start), config.size, config.gsd, shares, frames)
             for chunk, start in enumerate(range(0, count, CHUNK))]
     done = 0
 
@@ -211,15 +224,27 @@ def export_change_onnx(model: SiameseUNet, path: Path, opset: int = 17) -> None:
                           opset_version=opset, dynamo=False)
 
 
+def _logits(model: SiameseUNet, before: torch.Tensor, after: torch.Tensor, flips: bool) -> torch.Tensor:
+    """The model's logits, averaged over the image and its mirror images when ``flips`` (as the
+    detector runs it)."""
+    if not flips:
+        return model(before, after)
+    total = torch.zeros(before.shape[0], 1, *before.shape[2:])
+    for dims in ((), (2,), (3,), (2, 3)):
+        flipped = model(before.flip(dims), after.flip(dims)) if dims else model(before, after)
+        total += flipped.flip(dims) if dims else flipped
+    return total / 4
+
+
 def _pixel_scores(model: SiameseUNet, before: NDArray[np.uint8], after: NDArray[np.uint8],
-                  labels: NDArray[np.bool_], threshold: float = 0.5) -> dict[str, float]:
+                  labels: NDArray[np.bool_], threshold: float = 0.5, flips: bool = False) -> dict[str, float]:
     model.eval()
     tp = fp = fn = 0
     with torch.no_grad():
         for start in range(0, len(before), 32):
             a = torch.from_numpy(_normalised(before[start:start + 32]))
             b = torch.from_numpy(_normalised(after[start:start + 32]))
-            predicted = (torch.sigmoid(model(a, b))[:, 0] >= threshold).numpy()
+            predicted = (torch.sigmoid(_logits(model, a, b, flips))[:, 0] >= threshold).numpy()
             truth = labels[start:start + 32]
             tp += int((predicted & truth).sum())
             fp += int((predicted & ~truth).sum())
@@ -267,7 +292,7 @@ def train_change(config: ChangeTrainingConfig,
         if progress is not None and (step % 50 == 0 or step == config.steps - 1):
             progress(f"step {step + 1}/{config.steps} loss {running:.3f}")
     held = draw_pairs(config, config.seed + 1, config.validation_pairs, frames, None)
-    validation = _pixel_scores(model, *held)
+    validation = _pixel_scores(model, *held, flips=config.flips)
     with tempfile.TemporaryDirectory(prefix="sitewatch-export-") as scratch:
         exported = Path(scratch) / "model.onnx"  # written whole, then moved: never a half file
         export_change_onnx(model, exported)
@@ -278,7 +303,7 @@ def train_change(config: ChangeTrainingConfig,
     card = ChangeModelCard(
         name=config.name, version=config.version, onnx_file=config.output.name, sha256=sha256,
         gsd_range=config.gsd_range, input_multiple=INPUT_MULTIPLE, threshold=0.5, tile=config.tile,
-        overlap=config.overlap, data_credit=CREDIT,
+        overlap=config.overlap, flips=config.flips, data_credit=CREDIT,
         training={"config": config.raw, "parameters": parameters, "torch": torch.__version__,
                   "pairs": config.pairs, "seconds": round(time.monotonic() - started, 1)},
         metrics={"synthetic_validation": validation},

@@ -7,21 +7,28 @@ of fields, soil, roads and trees) seen twice:
 
 * **labelled change**: buildings that stand on one date only (new or demolished): rotated
   rectangles and L shapes 4-25 m a side, flat or pitched roofs from a palette of roofing
-  colours, a darker rim, a cast shadow; construction often clears the ground around them;
+  colours (some with four slopes), a darker rim, a cast shadow; construction often clears the
+  ground around them; some pairs hold a residential street, houses alike in a row on each side
+  behind front yards, either all built between the dates with their road and driveways, or
+  standing with new houses on some lots;
 * **unlabelled change**, which the model must learn to ignore: the season (colour and
   brightness of blobs of ground and of the trees), mown or ploughed fields, new paved roads
   and yards, construction sites with no building yet (cleared ground, heaps, machines), cars
   that come and go, a different sun (shadows of standing buildings move);
+* **the two dates' view**: off nadir, a building's roof leans away from its footprint by its
+  height (3-9 m) times the view's slope and a wall shows; standing buildings lean differently
+  on the two dates, which is not change;
 * **the two dates' imaging**: independent gain, offset and gamma per band, blur, noise and a
-  sub-pixel misregistration; the dates are swapped half the time (change has no direction).
+  misregistration of up to 2 pixels; the dates are swapped half the time (change has no direction).
 
-Buildings standing on both dates are unchanged. Pixels are float32 0..1, ``(3, size, size)``.
+Buildings standing on both dates are unchanged; a building that changed is labelled where it
+shows (roof and wall) on its date. Pixels are float32 0..1, ``(3, size, size)``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from numpy.typing import NDArray
@@ -51,6 +58,10 @@ saturation), dark slate."""
 class Building:
     footprint: Mask
     roof: Image3
+    height: float = 3.0
+    """Metres, for relief displacement."""
+    wall: NDArray[np.float64] = field(default_factory=lambda: np.full(3, 150.0))
+    """The facade's RGB."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,11 +131,25 @@ def procedural_background(rng: np.random.Generator, shape: tuple[int, int]) -> t
     return image, crowns
 
 
-def building(rng: np.random.Generator, shape: tuple[int, int], gsd: float) -> Building:
-    """One building: a rotated rectangle (sometimes with a wing), its roof shaded and rimmed."""
-    length, width = rng.uniform(5, 25) / gsd, rng.uniform(4, 15) / gsd
-    angle = float(rng.choice([0.0, np.pi / 2])) if rng.random() < 0.5 else rng.uniform(0, np.pi)
-    centre = np.array([rng.uniform(0, shape[0]), rng.uniform(0, shape[1])])
+def building(rng: np.random.Generator, shape: tuple[int, int], gsd: float, *, hip: float = 0.0,
+             centre: tuple[float, float] | None = None, angle: float | None = None,
+             size: tuple[float, float] | None = None, colour: NDArray[np.float64] | None = None) -> Building:
+    """One building: a rotated rectangle (sometimes with a wing), its roof shaded and rimmed; a
+    share ``hip`` of roofs have four slopes instead of two. ``centre`` (pixels), ``angle``
+    (radians), ``size`` (length and width in metres) and the roof's ``colour`` may be given, as
+    for the houses of a street (then it has no wing)."""
+    if size is None:
+        length, width = rng.uniform(5, 25) / gsd, rng.uniform(4, 15) / gsd
+    else:
+        length, width = size[0] / gsd, size[1] / gsd
+    if angle is None:
+        angle = float(rng.choice([0.0, np.pi / 2])) if rng.random() < 0.5 else rng.uniform(0, np.pi)
+    if centre is None:
+        centre = (rng.uniform(0, shape[0]), rng.uniform(0, shape[1]))
+        wing = True
+    else:
+        wing = False
+    middle = np.asarray(centre, float)
     along = np.array([np.cos(angle), np.sin(angle)])
     across = np.array([-along[1], along[0]])
 
@@ -136,28 +161,110 @@ def building(rng: np.random.Generator, shape: tuple[int, int], gsd: float) -> Bu
         return mask
 
     half_l, half_w = length / 2, width / 2
-    footprint = quad(centre, [(-half_l, -half_w), (half_l, -half_w), (half_l, half_w), (-half_l, half_w)])
-    if rng.random() < 0.3:
-        end = centre + half_l * along * float(rng.choice([-1, 1]))
+    footprint = quad(middle, [(-half_l, -half_w), (half_l, -half_w), (half_l, half_w), (-half_l, half_w)])
+    if wing and rng.random() < 0.3:
+        end = middle + half_l * along * float(rng.choice([-1, 1]))
         footprint |= quad(end, [(-half_w, 0), (half_w, 0), (half_w, 1.5 * width), (-half_w, 1.5 * width)])
     rows, cols = np.mgrid[: shape[0], : shape[1]]
-    side = (rows - centre[0]) * across[0] + (cols - centre[1]) * across[1]
-    colour = np.asarray(_ROOFS[int(rng.integers(len(_ROOFS)))]) * rng.uniform(0.8, 1.2, 3)
+    side = (rows - middle[0]) * across[0] + (cols - middle[1]) * across[1]
+    if colour is None:
+        colour = np.asarray(_ROOFS[int(rng.integers(len(_ROOFS)))]) * rng.uniform(0.8, 1.2, 3)
     pitch = rng.uniform(0.7, 1.0) if rng.random() < 0.8 else 1.0  # the far slope is darker
     roof = colour[:, None, None] * np.where(side > 0, 1.0, pitch)[None]
     roof = roof * (1 + 0.04 * _noise(rng, shape, 2)[None])
     rim = footprint & ~ndimage.binary_erosion(footprint)
-    return Building(footprint, np.where(rim[None], roof * 0.8, roof))
+    if rng.random() < 0.5:  # the facade: the roof's colour in shade, or a render of its own
+        wall = colour * rng.uniform(0.5, 0.9)
+    else:
+        wall = rng.uniform(100, 220) * rng.uniform(0.9, 1.1, 3)
+    height = float(rng.uniform(3, 9))
+    if hip > 0 and rng.random() < hip:  # the two ends slope too, each lit its own way
+        distance = (rows - middle[0]) * along[0] + (cols - middle[1]) * along[1]
+        ends = (half_l - np.abs(distance)) < (half_w - np.abs(side))
+        lit = rng.uniform(min(pitch, 1.0), 1.0, 2)
+        roof = np.where(ends[None], colour[:, None, None] * np.where(distance > 0, lit[0], lit[1])[None]
+                        * (1 + 0.04 * _noise(rng, shape, 2)[None]), roof)
+    return Building(footprint, np.where(rim[None], roof * 0.8, roof), height, wall)
 
 
-def _paint(image: Image3, buildings: Sequence[Building], sun: tuple[float, float]) -> Image3:
+def _street(rng: np.random.Generator, shape: tuple[int, int], gsd: float,
+            hip: float) -> tuple[Mask, Mask, list[Building]]:
+    """A residential street: a paved road, houses in a row on each side (alike in size, roof colour
+    and orientation, set back behind front yards, some lots empty) and their driveways. Returns the
+    road, the driveways and the houses."""
+    angle = float(rng.choice([0.0, np.pi / 2])) if rng.random() < 0.6 else rng.uniform(0, np.pi)
+    along, across = np.array([np.cos(angle), np.sin(angle)]), np.array([-np.sin(angle), np.cos(angle)])
+    origin = np.array([rng.uniform(0.2, 0.8) * shape[0], rng.uniform(0.2, 0.8) * shape[1]])
+    rows, cols = np.mgrid[: shape[0], : shape[1]]
+    offset_across = (rows - origin[0]) * across[0] + (cols - origin[1]) * across[1]
+    offset_along = (rows - origin[0]) * along[0] + (cols - origin[1]) * along[1]
+    road_half = rng.uniform(3, 5) / gsd
+    road = np.abs(offset_across) < road_half
+    spacing = rng.uniform(15, 25) / gsd
+    family = np.asarray(_ROOFS[int(rng.integers(len(_ROOFS)))], float)
+    drives = np.zeros(shape, bool)
+    houses = []
+    reach = float(np.hypot(*shape))
+    for sign in (-1.0, 1.0):
+        setback = rng.uniform(4, 10) / gsd
+        for position in np.arange(-reach, reach, spacing) + rng.uniform(0, spacing):
+            if rng.random() < 0.15:
+                continue  # an empty lot
+            frontage, depth = rng.uniform(0.45, 0.75) * spacing * gsd, rng.uniform(8, 14)
+            distance = road_half + setback + depth / gsd / 2
+            centre = origin + position * along + sign * distance * across
+            margin = depth / gsd
+            if not (-margin < centre[0] < shape[0] + margin and -margin < centre[1] < shape[1] + margin):
+                continue
+            colour = family * rng.uniform(0.85, 1.15) * rng.uniform(0.95, 1.05, 3)
+            houses.append(building(rng, shape, gsd, hip=hip, centre=(float(centre[0]), float(centre[1])),
+                                   angle=angle, size=(frontage, depth), colour=colour))
+            lane = position + rng.uniform(-0.3, 0.3) * frontage / gsd
+            drives |= ((np.abs(offset_along - lane) < rng.uniform(1.5, 2.5) / gsd)
+                       & (sign * offset_across > 0) & (sign * offset_across < road_half + setback + 1))
+    return road, drives & ~road, houses
+
+
+def _view(rng: np.random.Generator, gsd: float) -> tuple[float, float]:
+    """One date's relief displacement per metre of height, in pixels: half the time near nadir
+    (none), else 3-20 degrees off nadir from any azimuth, so roofs lean away from their
+    footprints and a wall shows."""
+    if rng.random() < 0.5:
+        return 0.0, 0.0
+    azimuth, slope = rng.uniform(0, 2 * np.pi), np.tan(np.radians(rng.uniform(3, 20)))
+    return float(slope * np.cos(azimuth) / gsd), float(slope * np.sin(azimuth) / gsd)
+
+
+def _seen(item: Building, view: tuple[float, float]) -> tuple[Mask, Mask, Image3]:
+    """A building as one date sees it: its roof (moved by height x view), the wall between
+    footprint and roof, and the roof's pixels at their new place."""
+    offset = (view[0] * item.height, view[1] * item.height)
+    if abs(offset[0]) < 0.5 and abs(offset[1]) < 0.5:
+        return item.footprint, np.zeros_like(item.footprint), item.roof
+    roof = ndimage.shift(item.footprint.astype(np.float32), offset, order=0) > 0.5
+    wall = item.footprint.copy()
+    for t in (0.25, 0.5, 0.75):
+        wall |= ndimage.shift(item.footprint.astype(np.float32), (t * offset[0], t * offset[1]),
+                              order=0) > 0.5
+    pixels = ndimage.shift(item.roof, (0, *offset), order=0)
+    return roof, wall & ~roof, pixels
+
+
+def _paint(image: Image3, buildings: Sequence[Building], sun: tuple[float, float],
+           view: tuple[float, float] = (0.0, 0.0)) -> tuple[Image3, Mask]:
+    """The buildings on ``image`` under one date's sun and view; returns the image and, for each
+    building, where it shows (roof and wall) stacked as ``(len(buildings), rows, cols)``."""
     out = image.copy()
     for item in buildings:
         shadow = ndimage.shift(item.footprint.astype(float), sun, order=0) > 0.5
         out = np.where((shadow & ~item.footprint)[None], out * 0.45, out)
-    for item in buildings:
-        out = np.where(item.footprint[None], item.roof, out)
-    return out
+    shown = np.zeros((len(buildings), *image.shape[1:]), bool)
+    for k, item in enumerate(buildings):
+        roof, wall, pixels = _seen(item, view)
+        out = np.where(wall[None], item.wall[:, None, None], out)
+        out = np.where(roof[None], pixels, out)
+        shown[k] = roof | wall
+    return out, shown
 
 
 def _cars(rng: np.random.Generator, image: Image3, gsd: float) -> Image3:
@@ -225,11 +332,15 @@ def _sun(rng: np.random.Generator, gsd: float) -> tuple[float, float]:
 
 
 def make_pair(rng: np.random.Generator, size: int, *, gsd: float = 0.5,
-              frames: Sequence[NDArray[np.uint8]] = (), frame_share: float = 0.35) -> ChangePair:
+              frames: Sequence[NDArray[np.uint8]] = (), frame_share: float = 0.35,
+              street_share: float = 0.0, hip_share: float = 0.0) -> ChangePair:
     """One synthetic pair ``size`` pixels square at ``gsd`` metres (see the module docstring).
 
     ``frames`` are real RGB ``(3, rows, cols)`` uint8 backgrounds at ``gsd``, drawn ``frame_share``
-    of the time when one is at least ``size`` square.
+    of the time when one is at least ``size`` square. ``street_share`` of the pairs hold a
+    residential street (:func:`_street`): half the time built between the dates (road, driveways
+    and houses all new), half the time standing with new houses on some of its lots;
+    ``hip_share`` of the roofs have four slopes. (Both 0 draws exactly as version 1 of the model.)
     """
     shape = (size, size)
     usable = [f for f in frames if f.shape[1] >= size and f.shape[2] >= size]
@@ -241,12 +352,33 @@ def make_pair(rng: np.random.Generator, size: int, *, gsd: float = 0.5,
         base = frame[:, r:r + size, c:c + size].astype(np.float64)
     else:
         base, crowns = procedural_background(rng, shape)
-    standing = [building(rng, shape, gsd) for _ in range(int(rng.integers(0, 6)))]
-    new = [building(rng, shape, gsd) for _ in range(int(rng.integers(1, 8)))] if rng.random() < 0.8 else []
-    gone = [building(rng, shape, gsd) for _ in range(int(rng.integers(1, 3)))] if rng.random() < 0.2 else []
+    standing = [building(rng, shape, gsd, hip=hip_share) for _ in range(int(rng.integers(0, 9)))]
+    new = ([building(rng, shape, gsd, hip=hip_share) for _ in range(int(rng.integers(1, 8)))]
+           if rng.random() < 0.8 else [])
+    gone = ([building(rng, shape, gsd, hip=hip_share) for _ in range(int(rng.integers(1, 3)))]
+            if rng.random() < 0.2 else [])
+    paving_before = paving_after = np.zeros(shape, bool)
+    surface = base
+    if street_share > 0 and rng.random() < street_share:
+        road, drives, houses = _street(rng, shape, gsd, hip_share)
+        standing, new = standing[:2], new[:2]  # a few other buildings about
+        if rng.random() < 0.5:  # a new development: road, driveways and houses all built between the dates
+            paving_after = road | drives
+            new += houses
+        else:  # an existing street, some lots built on
+            paving_before = paving_after = road | drives
+            built = rng.random(len(houses)) < 0.4
+            new += [h for h, b in zip(houses, built, strict=True) if b]
+            standing += [h for h, b in zip(houses, built, strict=True) if not b]
+        if paving_after.any():
+            surface = ground(rng, shape, str(rng.choice(["asphalt", "concrete"])))
+            if paving_before.any():
+                base = np.where(paving_before[None], surface, base)
     sun_before = _sun(rng, gsd)
     sun_after = sun_before if rng.random() < 0.5 else _sun(rng, gsd)
-    before = _paint(_cars(rng, base, gsd), standing + gone, sun_before)
+    view_before = _view(rng, gsd)
+    view_after = view_before if rng.random() < 0.3 else _view(rng, gsd)
+    before, shown_before = _paint(_cars(rng, base, gsd), standing + gone, sun_before, view_before)
     later = _season(rng, base, crowns)
     if new and rng.random() < 0.5:  # construction clears the ground around the new buildings
         cleared = np.zeros(shape, bool)
@@ -256,15 +388,17 @@ def make_pair(rng: np.random.Generator, size: int, *, gsd: float = 0.5,
         later = np.where(cleared[None], ground(rng, shape, cover), later)
     if rng.random() < 0.25:
         later = _works(rng, later, gsd)
-    after = _paint(_cars(rng, later, gsd), standing + new, sun_after)
-    label = np.zeros(shape, bool)
-    for item in new + gone:
-        label |= item.footprint
-    for item in standing:
-        label &= ~item.footprint
+    if paving_after.any():
+        later = np.where(paving_after[None], surface, later)
+    after, shown_after = _paint(_cars(rng, later, gsd), standing + new, sun_after, view_after)
+    standing_shown = shown_before[:len(standing)].any(axis=0) | shown_after[:len(standing)].any(axis=0)
+    gone_shown, new_shown = shown_before[len(standing):].any(axis=0), shown_after[len(standing):].any(axis=0)
     before, after = _imaging(rng, before), _imaging(rng, after)
-    if rng.random() < 0.5:
-        after = ndimage.shift(after, (0, rng.uniform(-1, 1), rng.uniform(-1, 1)), order=1, mode="nearest")
+    if rng.random() < 0.5:  # misregistration: the after date's new buildings move with it
+        shift = (rng.uniform(-2, 2), rng.uniform(-2, 2))
+        after = ndimage.shift(after, (0, *shift), order=1, mode="nearest")
+        new_shown = ndimage.shift(new_shown.astype(np.float32), shift, order=0) > 0.5
+    label: Mask = np.asarray((gone_shown | new_shown) & ~standing_shown)
     if rng.random() < 0.5:
         before, after = after, before
     return ChangePair((before / 255).astype(np.float32), (after / 255).astype(np.float32), label)

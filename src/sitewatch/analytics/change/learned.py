@@ -75,6 +75,9 @@ class ChangeModelCard:
     threshold: float
     tile: int = 512
     overlap: int = 64
+    flips: bool = False
+    """Average the logits over the image and its three mirror images (the model was trained
+    with them as augmentation, so any disagreement is noise); four times the work."""
     training: dict[str, Any] = field(default_factory=dict)
     metrics: dict[str, Any] = field(default_factory=dict)
     data_credit: tuple[str, ...] = ()
@@ -88,7 +91,8 @@ class ChangeModelCard:
                 gsd_range=(float(data["gsd_range"][0]), float(data["gsd_range"][1])),
                 input_multiple=int(data["input_multiple"]), threshold=float(data["threshold"]),
                 tile=int(data.get("tile", 512)), overlap=int(data.get("overlap", 64)),
-                training=dict(data.get("training", {})), metrics=dict(data.get("metrics", {})),
+                flips=bool(data.get("flips", False)), training=dict(data.get("training", {})),
+                metrics=dict(data.get("metrics", {})),
                 data_credit=tuple(data.get("data_credit", ())),
             )
         except (KeyError, TypeError, ValueError, IndexError) as error:
@@ -102,7 +106,8 @@ class ChangeModelCard:
             "name": self.name, "version": self.version, "onnx_file": self.onnx_file, "sha256": self.sha256,
             "gsd_range": list(self.gsd_range), "input_multiple": self.input_multiple,
             "threshold": self.threshold, "tile": self.tile, "overlap": self.overlap,
-            "training": self.training, "metrics": self.metrics, "data_credit": list(self.data_credit),
+            "flips": self.flips, "training": self.training, "metrics": self.metrics,
+            "data_credit": list(self.data_credit),
         }
 
 
@@ -142,28 +147,39 @@ def _spans(length: int, tile: int, overlap: int) -> list[tuple[int, int, int, in
 
 
 def _run(session: ort.InferenceSession, before: NDArray[np.float32], after: NDArray[np.float32],
-         multiple: int) -> NDArray[np.float32]:
+         multiple: int, flips: bool = False) -> NDArray[np.float32]:
     rows, cols = before.shape[1:]
     pad_rows, pad_cols = -rows % multiple, -cols % multiple
     if pad_rows or pad_cols:
         pad = ((0, 0), (0, pad_rows), (0, pad_cols))
         before, after = np.pad(before, pad, mode="reflect"), np.pad(after, pad, mode="reflect")
-    logits = session.run(None, {"before": before[None], "after": after[None]})[0]
-    return np.asarray(logits[0, 0, :rows, :cols], np.float32)
+    if not flips:
+        logits = session.run(None, {"before": before[None], "after": after[None]})[0]
+        return np.asarray(logits[0, 0, :rows, :cols], np.float32)
+    views = ((slice(None), slice(None)), (slice(None, None, -1), slice(None)),
+             (slice(None), slice(None, None, -1)), (slice(None, None, -1), slice(None, None, -1)))
+    first = np.stack([before[(slice(None), *view)] for view in views])
+    second = np.stack([after[(slice(None), *view)] for view in views])
+    logits = session.run(None, {"before": first, "after": second})[0][:, 0]
+    mean = np.mean([logits[k][view] for k, view in enumerate(views)], axis=0)  # each view mirrored back
+    return np.asarray(mean[:rows, :cols], np.float32)
 
 
 def change_probability(before: NDArray[np.float32], after: NDArray[np.float32], *,
-                       tile: int | None = None, overlap: int | None = None) -> NDArray[np.float32]:
+                       tile: int | None = None, overlap: int | None = None,
+                       flips: bool | None = None) -> NDArray[np.float32]:
     """The shipped model's change probability for two normalised ``(3, rows, cols)`` dates, run in
-    tiles of ``tile`` pixels overlapping by ``overlap`` (defaults from the model card)."""
+    tiles of ``tile`` pixels overlapping by ``overlap``, averaged over mirror images when ``flips``
+    (defaults from the model card)."""
     card, session = _shipped()
     tile, overlap = tile or card.tile, overlap or card.overlap
+    flips = card.flips if flips is None else flips
     rows, cols = before.shape[1:]
     logits = np.empty((rows, cols), np.float32)
     for r0, r1, keep_r0, keep_r1 in _spans(rows, tile, overlap):
         for c0, c1, keep_c0, keep_c1 in _spans(cols, tile, overlap):
             part = _run(session, np.ascontiguousarray(before[:, r0:r1, c0:c1]),
-                        np.ascontiguousarray(after[:, r0:r1, c0:c1]), card.input_multiple)
+                        np.ascontiguousarray(after[:, r0:r1, c0:c1]), card.input_multiple, flips)
             kept = part[keep_r0 - r0:keep_r1 - r0, keep_c0 - c0:keep_c1 - c0]
             logits[keep_r0:keep_r1, keep_c0:keep_c1] = kept
     return logistic_inplace(logits)
