@@ -39,11 +39,13 @@ class RadiometricFit:
     correlations: tuple[float, ...]
     """Per-band correlation of the two dates on those pixels (low values: a poor fit)."""
 
-    def apply(self, subject: NDArray[np.floating]) -> NDArray[np.float32]:
-        """Map ``(bands, rows, cols)`` subject pixels onto the reference's radiometry."""
+    def apply(self, subject: NDArray[np.floating], *,
+              out: NDArray[np.float32] | None = None) -> NDArray[np.float32]:
+        """Map ``(bands, rows, cols)`` subject pixels onto the reference's radiometry, into ``out``
+        when given (it may be ``subject`` itself: in place, no second image)."""
         gains = np.asarray(self.gains, np.float32)[:, None, None]
         offsets = np.asarray(self.offsets, np.float32)[:, None, None]
-        mapped: NDArray[np.float32] = np.multiply(subject, gains, dtype=np.float32)
+        mapped: NDArray[np.float32] = np.multiply(subject, gains, out=out, dtype=np.float32)
         mapped += offsets
         return mapped
 

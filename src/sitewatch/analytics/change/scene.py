@@ -19,7 +19,6 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-import numexpr
 import numpy as np
 import rasterio
 from numpy.typing import NDArray
@@ -162,11 +161,8 @@ def scene_change(
             valid_reference, valid_moving = _valid(first, reference), _valid(second, moving)
         shifted, covered = apply_shift(moving, shift, valid=valid_moving)
         aligned, valid = shifted[(slice(None), *inner)], covered[inner] & valid_reference
-        fit = plan.radiometry
-        if fit is not None:  # in place, one fused pass per band
-            for band, gain, offset in zip(aligned, fit.gains, fit.offsets, strict=True):
-                numexpr.evaluate("band * gain + offset", out=band, casting="same_kind", local_dict={
-                    "band": band, "gain": np.float32(gain), "offset": np.float32(offset)})
+        if plan.radiometry is not None:
+            plan.radiometry.apply(aligned, out=aligned)
         return WindowChange(part, detector(reference, aligned, valid=valid), valid)
 
     with ThreadPoolExecutor(workers, thread_name_prefix="sitewatch-scene") as pool:
