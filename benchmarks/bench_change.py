@@ -4,7 +4,8 @@ Two cases, both on synthetic two-date 3-band uint8 GeoTIFFs (tiled, deflate) wri
 continuous procedural texture, so the second date can carry a true sub-pixel shift, a radiometric
 change and new bright "buildings":
 
-* ``chip``: a 4096 x 4096 chip processed whole, as the workspace change step does;
+* ``chip``: a 4096 x 4096 chip processed whole, as the workspace change step does, and the same
+  chip in ``--window`` windows, as ``sitewatch change scene`` does;
 * ``scene``: a 20,000 x 20,000 scene read and processed window by window (``--window`` pixels),
   so memory must not grow with the scene.
 
@@ -152,14 +153,14 @@ def main() -> None:
     with tempfile.TemporaryDirectory(dir=args.workdir) as tmp:
         folder = Path(tmp)
         rows = []
-        for case, size, window, methods in (
-            ("chip", args.chip_size, args.chip_size, args.methods),
-            ("scene", args.scene_size, args.window, args.scene_methods or args.methods),
+        for case, size, windows, methods in (
+            ("chip", args.chip_size, (args.chip_size, args.window), args.methods),
+            ("scene", args.scene_size, (args.window,), args.scene_methods or args.methods),
         ):
             started = time.perf_counter()
             before, after = write_pair(folder, size)
             print(f"# wrote {case} pair {size}x{size} in {time.perf_counter() - started:.0f} s", flush=True)
-            for method in methods:
+            for window, method in ((w, m) for w in dict.fromkeys(windows) for m in methods):
                 output = subprocess.run(
                     [sys.executable, __file__, "--case", str(before), str(after), method, str(window),
                      "--workers", str(args.workers)],
@@ -167,8 +168,10 @@ def main() -> None:
                 ).stdout
                 figures = json.loads(output.strip().splitlines()[-1])
                 rows.append({"case": case, "size": size, "window": window, "method": method, **figures})
-                print(f"{case:5} {size:6d} {method:10} change {figures['change_mpix_per_s']:7.2f} MP/s  "
-                      f"read {figures['read_mpix_per_s']:7.1f} MP/s  ratio {figures['ratio_to_read']:7.1f}x  "
+                print(f"{case:5} {size:6d} window {window:5d} {method:10} "
+                      f"change {figures['change_mpix_per_s']:7.2f} MP/s  "
+                      f"read {figures['read_mpix_per_s']:7.1f} MP/s  "
+                      f"ratio {figures['ratio_to_read']:7.1f}x  "
                       f"peak {figures['peak_rss_mib']:7.0f} MiB  shift ({figures['shift_rows']:+.2f}, "
                       f"{figures['shift_cols']:+.2f}) (true {-SHIFT[0]:+.2f}, {-SHIFT[1]:+.2f})",
                       flush=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -9,11 +10,18 @@ import numpy as np
 import pytest
 import rasterio
 from affine import Affine
+from rasterio.windows import Window
 from scipy import ndimage
 
 from sitewatch.analytics.change import ChangeResult, get_change_detector
 from sitewatch.analytics.change.base import BoolMask, FloatImage
-from sitewatch.analytics.change.scene import plan_scene, probe_windows, scene_change, scene_windows
+from sitewatch.analytics.change.scene import (
+    _source_window,
+    plan_scene,
+    probe_windows,
+    scene_change,
+    scene_windows,
+)
 from sitewatch.core.errors import UnsupportedInputError
 from sitewatch.imagery.coregister import apply_shift
 
@@ -92,6 +100,26 @@ def test_plan_measures_the_shift_and_the_radiometric_map(pair: tuple[Path, Path,
     assert plan.registration.shift == pytest.approx((-SHIFT[0], -SHIFT[1]), abs=0.15)
     assert plan.radiometry is not None
     assert plan.radiometry.gains == pytest.approx((1 / GAIN,) * 3, rel=0.05)
+
+
+@pytest.mark.parametrize("shift", [(a, b) for a in (-2.5, -1.0, -0.3, 0.0, 0.4, 1.0, 2.7)
+                                   for b in (-1.6, 0.0, 0.5, 3.2)])
+def test_a_window_reads_exactly_the_pixels_its_shift_needs(shift: tuple[float, float]) -> None:
+    # The second date's source window is grown only on the side the shift comes from; shifting it
+    # gives the same pixels, and the same validity, as shifting the whole raster.
+    rng = np.random.default_rng(3)
+    image = rng.uniform(0, 255, (2, 40, 50)).astype(np.float32)
+    whole, whole_valid = apply_shift(image, shift)
+    for part in (Window(12, 9, 20, 17), Window(0, 0, 20, 17), Window(30, 23, 20, 17)):
+        grown, inner = _source_window(part, shift, 50, 40)
+        source = image[(slice(None), *grown.toslices())]
+        shifted, covered = apply_shift(source, shift)
+        target = part.toslices()
+        np.testing.assert_array_equal(covered[inner], whole_valid[target])
+        np.testing.assert_array_equal(shifted[(slice(None), *inner)], whole[(slice(None), *target)])
+        # one-sided: no more than the taps need on either axis
+        assert grown.height <= part.height + math.ceil(abs(shift[0])) + 1
+        assert grown.width <= part.width + math.ceil(abs(shift[1])) + 1
 
 
 def test_windows_agree_with_the_whole_scene_without_seams(pair: tuple[Path, Path, np.ndarray]) -> None:

@@ -173,7 +173,8 @@ def score_result(
     probability = np.subtract(score, np.float32(score_threshold), dtype=np.float32)
     probability /= np.float32(softness)
     logistic_inplace(probability)
-    probability[~valid] = 0.0
+    if not valid.all():
+        probability[~valid] = 0.0
     mask = (score >= score_threshold) & valid
     return ChangeResult(probability=probability, mask=mask, threshold=0.5, rule=rule, detector=detector)
 
