@@ -193,8 +193,8 @@ def scene_change(
             plan.radiometry.apply(aligned, out=aligned)
         return WindowChange(part, detector(reference, aligned, valid=valid), valid)
 
-    cores = os.cpu_count() or 1
-    with _numexpr_threads(max(1, cores // workers)), \
+    workers = min(workers, len(windows))  # a one-window chip gives numexpr every core
+    with _numexpr_threads(max(1, (os.cpu_count() or 1) // workers)), \
             ThreadPoolExecutor(workers, thread_name_prefix="sitewatch-scene") as pool:
         pending: deque[Future[WindowChange]] = deque()
         queued = iter(windows)
