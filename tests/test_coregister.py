@@ -110,16 +110,3 @@ def test_apply_shift_is_scipy_bilinear_shift_inside_and_honours_invalid_sources(
     assert not covered[:2].any() and not covered[:, -3:].any()
     assert not covered[31:33, 37:39].any()
     assert covered.sum() == (64 - 2) * (64 - 3) - 4
-
-
-@pytest.mark.parametrize("shift", [(1.6, -2.3), (0.0, 0.0), (70.0, 0.0)])
-def test_apply_shift_into_a_given_array_gives_the_same_pixels(shift: tuple[float, float]) -> None:
-    image = texture(size=64)
-    expected, expected_valid = apply_shift(image, shift)
-    out = np.full(image.shape, 99.0, np.float32)  # stale values from an earlier window
-    moved, covered = apply_shift(image, shift, out=out)
-    assert moved is out
-    np.testing.assert_array_equal(moved, expected)
-    np.testing.assert_array_equal(covered, expected_valid)
-    with pytest.raises(ValueError, match="out"):
-        apply_shift(image, shift, out=np.empty((1, 64, 64), np.float32))

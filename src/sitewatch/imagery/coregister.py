@@ -210,29 +210,19 @@ def shift_from_tiles(
 
 
 def apply_shift(
-    image: NDArray[np.floating],
-    shift: tuple[float, float],
-    *,
-    valid: NDArray[np.bool_] | None = None,
-    out: NDArray[np.float32] | None = None,
+    image: NDArray[np.floating], shift: tuple[float, float], *, valid: NDArray[np.bool_] | None = None
 ) -> tuple[NDArray[np.float32], NDArray[np.bool_]]:
     """Shift ``(bands, rows, cols)`` pixels by ``shift`` (bilinear); return them and the valid mask.
 
     ``out(p) = image(p - shift)``, as :func:`scipy.ndimage.shift` (order 1) computes it, on the part
     of the grid that all four source taps cover, in one fused pass per band (numexpr: the step runs
     at memory speed, as the change benchmark needs); pixels shifted in from outside the grid are 0.
-    They, and pixels touched by an invalid source pixel, are invalid. ``out`` (float32, the image's
-    shape, not overlapping it) receives the pixels instead of a new array.
+    They, and pixels touched by an invalid source pixel, are invalid.
     """
     pixels = np.asarray(image, dtype=np.float32)
     source_valid = np.ones(pixels.shape[1:], bool) if valid is None else valid.astype(bool)
-    if out is not None and (out.shape != pixels.shape or out.dtype != np.float32):
-        raise ValueError(f"apply_shift: out is {out.dtype} {out.shape}, the image float32 {pixels.shape}")
     if shift == (0.0, 0.0):
-        if out is None:
-            return pixels.copy(), source_valid.copy()
-        np.copyto(out, pixels)
-        return out, source_valid.copy()
+        return pixels.copy(), source_valid.copy()
     height, width = pixels.shape[-2:]
     base_rows, base_cols = math.floor(shift[0]), math.floor(shift[1])
     frac_rows, frac_cols = shift[0] - base_rows, shift[1] - base_cols
@@ -247,11 +237,9 @@ def apply_shift(
     bottom = min(min(t[0] for t in taps) + height, height)
     left = max(max(t[1] for t in taps), 0)
     right = min(min(t[1] for t in taps) + width, width)
-    shifted = np.empty_like(pixels) if out is None else out
     if top >= bottom or left >= right:
-        shifted[:] = 0
-        return shifted, covered
-    # only the border outside the rectangle is zeroed, not the whole
+        return np.zeros_like(pixels), covered
+    shifted = np.empty_like(pixels)  # only the border outside the rectangle is zeroed, not the whole
     shifted[:, :top] = 0
     shifted[:, bottom:] = 0
     shifted[:, top:bottom, :left] = 0

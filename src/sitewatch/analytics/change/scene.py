@@ -13,19 +13,17 @@ from __future__ import annotations
 
 import math
 import os
-import threading
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numexpr
 import numpy as np
 import rasterio
-from numpy.typing import DTypeLike, NDArray
+from numpy.typing import NDArray
 from rasterio.io import DatasetReader
 from rasterio.windows import Window
 
@@ -142,35 +140,6 @@ def _source_window(window: Window, shift: tuple[float, float], width: int,
     return Window(col0, row0, col1 - col0, row1 - row0), (rows, cols)
 
 
-class _Scratch(threading.local):
-    """One thread's working arrays, reused from window to window.
-
-    A window's arrays are tens of megabytes: allocated afresh, each is mapped, faulted in page by
-    page and unmapped again for every window, and threads doing so at once contend in the kernel.
-    Reused, they cost that once per thread. Only the detector's inputs live here; its results are
-    new arrays (the protocol), so nothing handed to the caller is overwritten.
-    """
-
-    def __init__(self) -> None:
-        self.flat: dict[str, NDArray[Any]] = {}
-
-    def take(self, role: str, shape: tuple[int, ...], dtype: DTypeLike) -> NDArray[Any]:
-        """A C-contiguous array of ``shape`` for ``role``, grown to the largest window asked for."""
-        size, kind = math.prod(shape), np.dtype(dtype)
-        flat = self.flat.get(role)
-        if flat is None or flat.size < size or flat.dtype != kind:
-            flat = self.flat[role] = np.empty(size, kind)
-        return flat[:size].reshape(shape)
-
-    def read(self, dataset: DatasetReader, window: Window, role: str) -> NDArray[np.float32]:
-        """``window`` of every band of ``dataset`` as float32, through reused buffers."""
-        shape = (dataset.count, int(window.height), int(window.width))
-        raw = dataset.read(window=window, out=self.take(role + "-raw", shape, dataset.dtypes[0]))
-        pixels = self.take(role, shape, np.float32)
-        np.copyto(pixels, raw, casting="unsafe")
-        return pixels
-
-
 @contextmanager
 def _numexpr_threads(count: int) -> Iterator[None]:
     """numexpr's thread count set to ``count`` for the block, restored after.
@@ -210,18 +179,15 @@ def scene_change(
         windows = scene_windows(width, height, window)
     shift = plan.registration.shift
 
-    scratch = _Scratch()
-
     def one(part: Window) -> WindowChange:
         # Each window opens its own handles: datasets are not shared between threads (opening a
         # GeoTIFF costs about a millisecond, a window's work a few hundred).
-        grown, inner = _source_window(part, shift, width, height)
         with rasterio.open(before_path) as first, rasterio.open(after_path) as second:
-            reference = scratch.read(first, part, "reference")
-            moving = scratch.read(second, grown, "moving")
+            reference = first.read(window=part).astype(np.float32)
+            grown, inner = _source_window(part, shift, width, height)
+            moving = second.read(window=grown).astype(np.float32)
             valid_reference, valid_moving = _valid(first, reference), _valid(second, moving)
-        shifted, covered = apply_shift(moving, shift, valid=valid_moving,
-                                       out=scratch.take("shifted", moving.shape, np.float32))
+        shifted, covered = apply_shift(moving, shift, valid=valid_moving)
         aligned, valid = shifted[(slice(None), *inner)], covered[inner] & valid_reference
         if plan.radiometry is not None:
             plan.radiometry.apply(aligned, out=aligned)
