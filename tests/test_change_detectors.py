@@ -65,6 +65,20 @@ def test_detector_finds_a_new_building_despite_radiometric_change(name: str) -> 
 
 
 @pytest.mark.parametrize("name", ALL)
+def test_results_are_new_arrays_and_inputs_are_left_alone(name: str) -> None:
+    # The scene path reuses its input buffers window after window; a result that aliased them
+    # would be overwritten under the caller.
+    before, after, _ = changed_pair()
+    valid = np.ones(before.shape[1:], bool)
+    kept = before.copy(), after.copy()
+    result = get_change_detector(name)(before, after, valid=valid)
+    for output in (result.probability, result.mask):
+        for given in (before, after, valid):
+            assert not np.shares_memory(output, given)
+    assert np.array_equal(before, kept[0]) and np.array_equal(after, kept[1]) and valid.all()
+
+
+@pytest.mark.parametrize("name", ALL)
 def test_invalid_pixels_are_never_changed(name: str) -> None:
     before, after, _ = changed_pair()
     valid = np.ones(before.shape[1:], bool)

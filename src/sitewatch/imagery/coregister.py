@@ -231,6 +231,7 @@ def apply_shift(
         for cols, col_weight in ((base_cols, 1.0 - frac_cols), (base_cols + 1, frac_cols)):
             if row_weight * col_weight > 1e-6:
                 taps.append((rows, cols, np.float32(row_weight * col_weight)))
+    shifted = np.zeros_like(pixels)
     covered = np.zeros(pixels.shape[1:], bool)
     # The target rectangle every tap reaches: row r takes source rows r - rows for each tap's rows.
     top = max(max(t[0] for t in taps), 0)
@@ -238,12 +239,7 @@ def apply_shift(
     left = max(max(t[1] for t in taps), 0)
     right = min(min(t[1] for t in taps) + width, width)
     if top >= bottom or left >= right:
-        return np.zeros_like(pixels), covered
-    shifted = np.empty_like(pixels)  # only the border outside the rectangle is zeroed, not the whole
-    shifted[:, :top] = 0
-    shifted[:, bottom:] = 0
-    shifted[:, top:bottom, :left] = 0
-    shifted[:, top:bottom, right:] = 0
+        return shifted, covered
     names = [f"x{i}" for i in range(len(taps))]
     expression = " + ".join(f"w{i} * x{i}" for i in range(len(taps)))
     weights = {f"w{i}": weight for i, (_, _, weight) in enumerate(taps)}

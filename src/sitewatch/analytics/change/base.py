@@ -79,7 +79,10 @@ class ChangeDetector(Protocol):
 
     def __call__(
         self, before: FloatImage, after: FloatImage, *, valid: BoolMask | None = None
-    ) -> ChangeResult: ...
+    ) -> ChangeResult:
+        """The change between two dates on one grid. The result's arrays are new, never views
+        of the inputs (callers may reuse input buffers), and the inputs are left as they were."""
+        ...
 
 
 def check_pair(
