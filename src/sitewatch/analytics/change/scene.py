@@ -175,7 +175,7 @@ def scene_change(
             plan.radiometry.apply(aligned, out=aligned)
         return WindowChange(part, detector(reference, aligned, valid=valid), valid)
 
-    workers = min(workers, len(windows))  # no idle threads for a raster of few windows
+    workers = max(1, min(workers, len(windows)))  # no idle threads for a raster of few windows
     with ThreadPoolExecutor(workers, thread_name_prefix="sitewatch-scene") as pool:
         pending: deque[Future[WindowChange]] = deque()
         queued = iter(windows)
