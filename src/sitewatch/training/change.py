@@ -230,9 +230,8 @@ def _logits(model: SiameseUNet, before: torch.Tensor, after: torch.Tensor, flips
     if not flips:
         return model(before, after)
     total = torch.zeros(before.shape[0], 1, *before.shape[2:])
-    for dims in ((), (2,), (3,), (2, 3)):
-        flipped = model(before.flip(dims), after.flip(dims)) if dims else model(before, after)
-        total += flipped.flip(dims) if dims else flipped
+    for dims in ((), (2,), (3,), (2, 3)):  # flip(()) is the image itself
+        total += model(before.flip(dims), after.flip(dims)).flip(dims)
     return total / 4
 
 

@@ -71,7 +71,8 @@ def scene(
     map for the whole scene); memory depends on the window, not on the scene."""
     for path in (before, after):
         if not path.is_file():
-            raise typer.BadParameter(f"{path} does not exist")
+            raise typer.BadParameter(f"{path} is not a file; give the path of a raster GDAL can read "
+                                     "(GeoTIFF, JPEG2000, ...)")
     detector = get_change_detector(method) if method else None
     bar = Progress(TextColumn("windows"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                    console=Console(stderr=True), transient=True, disable=json_output)
