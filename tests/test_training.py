@@ -81,7 +81,8 @@ def test_crops_keep_boxes_on_their_objects(tmp_path: Path) -> None:
     sampler = CropSampler([frame], model_gsd=0.3, crop=96, seed=3,
                           augmentation=Augmentation(degrade_probability=0, colour_jitter=0, noise_std=0))
     for _ in range(10):
-        pixels, crop_boxes, _ = sampler.sample()
+        crop = sampler.sample()
+        pixels, crop_boxes = crop.pixels, crop.boxes
         assert pixels.shape == (3, 96, 96) and pixels.min() >= 0 and pixels.max() <= 1
         for x0, y0, x1, y1 in crop_boxes:
             cx, cy = int((x0 + x1) / 2), int((y0 + y1) / 2)
@@ -103,7 +104,7 @@ def test_object_centred_crops_find_the_rare_class() -> None:
     def crane_crops(probability: float) -> int:
         sampler = CropSampler([frame], model_gsd=0.3, crop=96, seed=5,
                               augmentation=Augmentation(object_probability=probability))
-        return sum(1 in sampler.sample()[2] for _ in range(200))
+        return sum(1 in sampler.sample().classes for _ in range(200))
 
     assert crane_crops(0.0) <= 5
     assert crane_crops(0.8) >= 40  # about half of the centred crops: the classes weigh the same
@@ -119,12 +120,24 @@ def test_model_is_small_and_shapes_follow_the_stride() -> None:
 
 
 def _config(tmp_path: Path, folder: Path, name: str) -> Path:
+    """A toy config that uses every part of the training data: extra labels, pasted vehicles and
+    look-alikes, mined negatives, the sensor looks, merged classes."""
     path = tmp_path / f"{name}.yaml"
+    extra = tmp_path / "extra.yaml"
+    extra.write_text("F0:\n  car: [[1, 1, 29, 13]]\n  ignore: [[100, 100, 140, 120]]\n", encoding="utf-8")
     path.write_text(
         "name: toy\nversion: test\nseed: 5\nclasses: [car, large_vehicle]\n"
         f"output: {tmp_path / name}/toy.onnx\n"
         f"datasets:\n  - path: {folder}\n    holdout: [F2]\n    validation: [F1]\n"
-        "training: {steps: 4, batch: 2, crop: 64, threads: 1}\n",
+        f"    extra_labels: {extra}\n"
+        "training: {steps: 6, batch: 2, crop: 64, threads: 2}\n"
+        "merge_classes: [large_vehicle]\n"
+        "sprites: {drawn_cars: 3, drawn_large: 2}\n"
+        "composite: {vehicle_probability: 0.5, marking_probability: 0.3, clutter_probability: 0.3,"
+        " building_shadow_probability: 0.3}\n"
+        "mining: {at: [0.5], threshold: 0.0}\n"
+        "augmentation: {negative_probability: 0.5, haze_probability: 0.3, blur_probability: 0.3,"
+        " jpeg_probability: 0.3, saturation_jitter: 0.3}\n",
         encoding="utf-8",
     )
     return path
@@ -140,6 +153,8 @@ def test_training_exports_a_working_onnx_model_reproducibly(tmp_path: Path) -> N
     assert first.sha256 == second.sha256, "same config and seed must give the same weights"
     card = json.loads(first.card_path.read_text(encoding="utf-8"))
     assert card["sha256"] == first.sha256 and card["training"]["frames"] == ["F0"]
+    assert set(card["class_thresholds"]) == {"car", "large_vehicle"}
+    assert card["merge_classes"] == ["large_vehicle"] and "3" in card["training"]["hard_negatives_mined"]
     assert card["metrics"]["holdout"]["frames"] == ["F2"]
     assert card["metrics"]["validation"]["frames"] == ["F1"]
     detector = load_detector(first.card_path, threads=1)

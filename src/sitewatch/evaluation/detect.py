@@ -15,7 +15,7 @@ and DOTA ``large-vehicle`` are large vehicles; other label classes are not score
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -113,7 +113,8 @@ class DetectionReport:
     folder: str
     format: str
     detector: str
-    score_threshold: float
+    score_threshold: float | Mapping[str, float]
+    """The operating threshold the counts use: one for all classes, or one per class."""
     images: int
     classes: tuple[ClassScore, ...]
     counts: tuple[ImageCounts, ...] = field(default=())
@@ -124,7 +125,8 @@ class DetectionReport:
             "folder": self.folder,
             "format": self.format,
             "detector": self.detector,
-            "score_threshold": self.score_threshold,
+            "score_threshold": (self.score_threshold if isinstance(self.score_threshold, float | int)
+                                else dict(self.score_threshold)),
             "images": self.images,
             "gsd_sources": list(self.gsd_sources),
             "classes": {
@@ -398,24 +400,32 @@ def average_precision(scores: np.ndarray, hits: np.ndarray, positives: int) -> f
     return float(np.sum((recall[steps + 1] - recall[steps]) * precision[steps + 1]))
 
 
+def threshold_of(score_threshold: float | Mapping[str, float], class_name: str) -> float:
+    """The operating threshold of ``class_name`` (one for every class, or one per class)."""
+    if isinstance(score_threshold, Mapping):
+        return float(score_threshold[class_name])
+    return float(score_threshold)
+
+
 def score_detections(images: Sequence[LabelledImage], predictions: Sequence[Sequence[PredictedObject]],
-                     classes: Sequence[str],
-                     score_threshold: float) -> tuple[list[ClassScore], list[ImageCounts]]:
+                     classes: Sequence[str], score_threshold: float | Mapping[str, float]
+                     ) -> tuple[list[ClassScore], list[ImageCounts]]:
     """AP50, precision/recall and count errors per class for predictions aligned with ``images``."""
     truth = [image.objects for image in images]
+    thresholds = {c: threshold_of(score_threshold, c) for c in classes}
     results = []
     counts = [
         ImageCounts(
             image.name,
             true={c: sum(1 for o in image.objects if o.class_name == c and not o.difficult) for c in classes},
-            predicted={c: sum(1 for p in predicted if p.class_name == c and p.score >= score_threshold)
+            predicted={c: sum(1 for p in predicted if p.class_name == c and p.score >= thresholds[c])
                        for c in classes},
         )
         for image, predicted in zip(images, predictions, strict=True)
     ]
     for class_name in classes:
         scores, hits, positives = match_class(truth, predictions, class_name)
-        kept = scores >= score_threshold
+        kept = scores >= thresholds[class_name]
         true_positives = int(hits[kept].sum()) if len(hits) else 0
         predicted = int(kept.sum())
         absolute = [abs(c.predicted[class_name] - c.true[class_name]) for c in counts]
@@ -435,7 +445,7 @@ def score_detections(images: Sequence[LabelledImage], predictions: Sequence[Sequ
 
 
 def evaluate_folder(folder: Path, predict: Callable[[LabelledImage], Sequence[PredictedObject]], *,
-                    classes: Sequence[str], score_threshold: float, detector_name: str,
+                    classes: Sequence[str], score_threshold: float | Mapping[str, float], detector_name: str,
                     gsd: float | None = None, fmt: str = "auto",
                     images: Sequence[LabelledImage] | None = None) -> DetectionReport:
     """Run ``predict`` on every labelled image of ``folder`` and score it.

@@ -9,6 +9,7 @@ from typing import Any
 import yaml
 
 from sitewatch.core.errors import UnsupportedInputError
+from sitewatch.training.composite import CompositeSettings
 from sitewatch.training.data import Augmentation
 from sitewatch.training.simulated import SimulatedSpec
 
@@ -24,6 +25,37 @@ class DatasetSpec:
     validation: tuple[str, ...] = ()
     gsd: float | None = None
     """Metres per pixel; None reads it from the folder as `sitewatch eval detect` does."""
+    extra_labels: Path | None = None
+    """YAML of boxes missing from the folder's labels, per frame and class (``ignore`` too)."""
+    share: float | None = None
+    """Share of training crops drawn from this folder's frames (None: what the others leave)."""
+
+
+@dataclass(frozen=True, slots=True)
+class MosaicSpec:
+    """A folder of web-map tiles with a GeoJSON of labels drawn over them (see training.mosaic)."""
+
+    path: Path
+    zoom: int
+    labels: Path | None
+    share: float
+
+
+@dataclass(frozen=True, slots=True)
+class SpriteSpec:
+    """How many vehicles to draw for pasting (real cars are cut from every training frame)."""
+
+    drawn_cars: int = 0
+    drawn_large: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class MiningSpec:
+    """Hard-negative mining: at these fractions of training, the model looks at every training frame
+    and places where it finds a vehicle that no label or ignore region explains become crop centres."""
+
+    at: tuple[float, ...] = ()
+    threshold: float = 0.3
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,7 +71,15 @@ class DetectorTrainingConfig:
     simulated_share: float = 0.0
     simulated_holdout: SimulatedSpec | None = None
     """Renders with another seed, measured and never trained on."""
-    """Where the ONNX file goes; its JSON model card is written beside it."""
+    simulated_validation: SimulatedSpec | None = None
+    """Renders with a third seed, never trained on: they choose the thresholds of classes that have
+    no real validation frames."""
+    mosaics: tuple[MosaicSpec, ...] = ()
+    sprites: SpriteSpec = field(default_factory=SpriteSpec)
+    composite: CompositeSettings = field(default_factory=CompositeSettings)
+    mining: MiningSpec = field(default_factory=MiningSpec)
+    merge_classes: tuple[str, ...] = ()
+    """Classes whose overlapping boxes are one object (a crane's jib gives several peaks)."""
     model_gsd: float = 0.3
     gsd_range: tuple[float, float] = (0.1, 1.0)
     width: int = 32
@@ -85,17 +125,28 @@ def load_config(path: Path) -> DetectorTrainingConfig:
                 holdout=tuple(str(h) for h in d.get("holdout", ())),
                 validation=tuple(str(v) for v in d.get("validation", ())),
                 gsd=float(d["gsd"]) if d.get("gsd") is not None else None,
+                extra_labels=(base / d["extra_labels"]).resolve() if d.get("extra_labels") else None,
+                share=float(d["share"]) if d.get("share") is not None else None,
             )
             for d in raw["datasets"]
         )
+        mosaics = tuple(
+            MosaicSpec(path=(base / m["path"]).resolve(), zoom=int(m["zoom"]),
+                       labels=(base / m["labels"]).resolve() if m.get("labels") else None,
+                       share=float(m["share"]))
+            for m in raw.get("mosaics", ())
+        )
         sim = raw.get("simulated")
-        simulated = holdout = None
+        simulated = holdout = validation = None
         if sim:
             simulated = SimulatedSpec(scenario=str(sim.get("scenario", "reference")), seed=int(sim["seed"]),
                                       dates_per_site=int(sim.get("dates_per_site", 8)))
             if sim.get("holdout_seed") is not None:
                 holdout = SimulatedSpec(scenario=simulated.scenario, seed=int(sim["holdout_seed"]),
                                         dates_per_site=int(sim.get("holdout_dates_per_site", 3)))
+            if sim.get("validation_seed") is not None:
+                validation = SimulatedSpec(scenario=simulated.scenario, seed=int(sim["validation_seed"]),
+                                           dates_per_site=int(sim.get("validation_dates_per_site", 3)))
         train = dict(raw.get("training", {}))
         gsd_range = raw.get("gsd_range", [0.1, 1.0])
         return DetectorTrainingConfig(
@@ -108,6 +159,13 @@ def load_config(path: Path) -> DetectorTrainingConfig:
             simulated=simulated,
             simulated_share=float(sim.get("share", 0.3)) if sim else 0.0,
             simulated_holdout=holdout,
+            simulated_validation=validation,
+            mosaics=mosaics,
+            sprites=SpriteSpec(**raw.get("sprites", {})),
+            composite=CompositeSettings(**raw.get("composite", {})),
+            mining=MiningSpec(at=tuple(float(a) for a in raw.get("mining", {}).get("at", ())),
+                              threshold=float(raw.get("mining", {}).get("threshold", 0.3))),
+            merge_classes=tuple(str(c) for c in raw.get("merge_classes", ())),
             model_gsd=float(raw.get("model_gsd", 0.3)),
             gsd_range=(float(gsd_range[0]), float(gsd_range[1])),
             width=int(raw.get("width", 32)),

@@ -20,6 +20,8 @@ from sitewatch.imagery.simulate.scenario import CloudModel, Scenario, load_scena
 from sitewatch.imagery.simulate.sites import site_by_id
 from sitewatch.training.data import TrainingFrame
 
+SIMULATED_PREFIX = "sim-"
+"""Names of rendered frames start with this."""
 CLEAR_SKY = CloudModel(clear=1.0, partial=0.0, mostly=0.0, full=0.0)
 
 
@@ -67,7 +69,7 @@ def simulated_frames(spec: SimulatedSpec, classes: tuple[str, ...]) -> list[Trai
                     boxes.append(obj.pixel_box)
                     labels.append(classes.index(obj.object_class))
             frames.append(TrainingFrame(
-                name=f"sim-{plan.site_id}-{day.isoformat()}",
+                name=f"{SIMULATED_PREFIX}{plan.site_id}-{day.isoformat()}",
                 image=Image.fromarray(scene.image),
                 gsd=scene.grid.gsd,
                 boxes=np.asarray(boxes, np.float32).reshape(-1, 4),

@@ -57,9 +57,20 @@ class DetectorInfo:
     model_gsd: float
     """GSD the model works at internally; inputs are resampled to it."""
     score_threshold: float
-    """Operating threshold: detections at or above it are reported and counted."""
+    """Operating threshold: detections at or above it are reported and counted (classes without
+    one of their own in ``class_thresholds``)."""
     validated_on_real: tuple[str, ...] = ()
     """Classes measured on real imagery (the others only on simulated imagery, or not at all)."""
+    class_thresholds: tuple[tuple[str, float], ...] = ()
+    """Per-class operating thresholds, where chosen on data of that class."""
+
+    def threshold(self, class_name: str) -> float:
+        """The operating threshold of ``class_name``."""
+        return dict(self.class_thresholds).get(class_name, self.score_threshold)
+
+    def thresholds(self) -> dict[str, float]:
+        """Operating threshold of every class."""
+        return {name: self.threshold(name) for name in self.classes}
 
     def check(self, image: np.ndarray, gsd: float) -> None:
         """Raise :class:`UnsupportedInputError` unless ``image`` (bands, rows, cols) at ``gsd`` fits."""
@@ -87,7 +98,7 @@ class ObjectDetector(Protocol):
 
     ``detect`` takes pixels as (bands, rows, cols) in the declared band order and the
     image's GSD in metres, and returns boxes in that image's pixel grid with scores at or
-    above ``score_threshold`` (the declared operating threshold when None).
+    above ``score_threshold`` (each class's declared operating threshold when None).
     """
 
     @property

@@ -52,6 +52,12 @@ class ModelCard:
     training: dict[str, Any] = field(default_factory=dict)
     metrics: dict[str, Any] = field(default_factory=dict)
     data_credit: tuple[str, ...] = ()
+    class_thresholds: tuple[tuple[str, float], ...] = ()
+    """Operating threshold per class where one was chosen for it; ``score_threshold`` otherwise."""
+    merge_classes: tuple[str, ...] = ()
+    """Classes whose overlapping boxes are merged into one (a crane's jib gives several peaks)."""
+    width: int = 32
+    """Channel width of the network (needed to rebuild it in torch for fine-tuning)."""
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], source: str) -> ModelCard:
@@ -74,6 +80,10 @@ class ModelCard:
                 training=dict(data.get("training", {})),
                 metrics=dict(data.get("metrics", {})),
                 data_credit=tuple(data.get("data_credit", ())),
+                class_thresholds=tuple((str(k), float(v))
+                                       for k, v in dict(data.get("class_thresholds", {})).items()),
+                merge_classes=tuple(str(c) for c in data.get("merge_classes", ())),
+                width=int(data.get("width", 32)),
             )
         except (KeyError, TypeError, ValueError, IndexError) as error:
             raise UnsupportedInputError(
@@ -99,6 +109,9 @@ class ModelCard:
             "training": self.training,
             "metrics": self.metrics,
             "data_credit": list(self.data_credit),
+            "class_thresholds": dict(self.class_thresholds),
+            "merge_classes": list(self.merge_classes),
+            "width": self.width,
         }
 
 
@@ -210,6 +223,49 @@ def nms(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float) -> np.ndarr
     return np.asarray(keep, dtype=np.int64)
 
 
+MERGE_OVERLAP = 0.1
+"""Boxes of a merge class whose intersection is at least this share of the smaller one are one object."""
+
+
+def merge_overlapping(rows: np.ndarray) -> np.ndarray:
+    """Rows (class, score, x0, y0, x1, y1) of one class with overlapping boxes joined into one.
+
+    A crane's jib is long and thin: the detector finds a peak on its mast and more along the jib,
+    each with a box of its part. Boxes overlapping by at least :data:`MERGE_OVERLAP` of the smaller
+    one are joined, transitively, into the box around them all with the best score.
+    """
+    count = len(rows)
+    if count < 2:
+        return rows
+    parent = list(range(count))
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    boxes = rows[:, 2:6]
+    areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+    for i in range(count):
+        ix = np.minimum(boxes[i, 2], boxes[i + 1:, 2]) - np.maximum(boxes[i, 0], boxes[i + 1:, 0])
+        iy = np.minimum(boxes[i, 3], boxes[i + 1:, 3]) - np.maximum(boxes[i, 1], boxes[i + 1:, 1])
+        inter = np.clip(ix, 0, None) * np.clip(iy, 0, None)
+        smaller = np.maximum(np.minimum(areas[i], areas[i + 1:]), 1e-9)
+        for j in np.nonzero(inter / smaller >= MERGE_OVERLAP)[0]:
+            parent[root(i + 1 + int(j))] = root(i)
+    groups: dict[int, list[int]] = {}
+    for i in range(count):
+        groups.setdefault(root(i), []).append(i)
+    merged = []
+    for members in groups.values():
+        part = rows[members]
+        best = part[int(np.argmax(part[:, 1]))]
+        merged.append([best[0], best[1], part[:, 2].min(), part[:, 3].min(),
+                       part[:, 4].max(), part[:, 5].max()])
+    return np.asarray(merged, dtype=rows.dtype)
+
+
 def file_sha256(path: Path) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as handle:
@@ -246,6 +302,7 @@ class OnnxDetector:
             model_gsd=card.model_gsd,
             score_threshold=card.score_threshold,
             validated_on_real=card.validated_on_real,
+            class_thresholds=card.class_thresholds,
         )
 
     @property
@@ -255,9 +312,14 @@ class OnnxDetector:
     def detect(self, image: np.ndarray, gsd: float, *, score_threshold: float | None = None,
                nodata_mask: np.ndarray | None = None, tile: int | None = None,
                overlap: int | None = None) -> list[ObjectBox]:
-        """Objects in ``image`` (bands, rows, cols) of ground sample distance ``gsd`` metres."""
+        """Objects in ``image`` (bands, rows, cols) of ground sample distance ``gsd`` metres.
+
+        ``score_threshold`` None keeps each class's operating threshold; a number keeps every box
+        scored at least that (evaluation asks for all candidates to rank them).
+        """
         self.info.check(image, gsd)
-        threshold = self.card.score_threshold if score_threshold is None else score_threshold
+        per_class = np.array([self.info.threshold(c) for c in self.card.classes], np.float32)
+        threshold = float(per_class.min()) if score_threshold is None else score_threshold
         pixels = Image.fromarray(to_display_bytes(image, nodata_mask))
         scale = gsd / self.card.model_gsd  # model pixels per input pixel
         model_w = max(1, round(image.shape[2] * scale))
@@ -268,6 +330,8 @@ class OnnxDetector:
             group = tiles[first:first + self.batch]
             found.extend(self._run(pixels, group, scale, threshold))
         rows = np.concatenate(found) if found else np.zeros((0, 6))
+        if score_threshold is None and len(rows):
+            rows = rows[rows[:, 1] >= per_class[rows[:, 0].astype(np.int64)]]
         rows = self._deduplicate(rows)
         boxes = []
         for cls, score, x0, y0, x1, y1 in rows:
@@ -307,13 +371,17 @@ class OnnxDetector:
         return out
 
     def _deduplicate(self, rows: np.ndarray) -> np.ndarray:
-        """Class-wise NMS at IoU 0.6: joins the few objects seen on both sides of a seam."""
+        """Class-wise NMS at IoU 0.6: joins the few objects seen on both sides of a seam; boxes of
+        the card's merge classes that overlap become one box (see :func:`merge_overlapping`)."""
         if len(rows) < 2:
             return rows
         kept = []
         for cls in np.unique(rows[:, 0]):
             subset = rows[rows[:, 0] == cls]
-            kept.append(subset[nms(subset[:, 2:6], subset[:, 1], 0.6)])
+            subset = subset[nms(subset[:, 2:6], subset[:, 1], 0.6)]
+            if self.card.classes[int(cls)] in self.card.merge_classes:
+                subset = merge_overlapping(subset)
+            kept.append(subset)
         merged = np.concatenate(kept)
         return merged[np.argsort(-merged[:, 1], kind="stable")]
 

@@ -14,7 +14,7 @@ from rich.table import Table
 
 from sitewatch.analytics.objects import DEFAULT_DETECTOR, get_detector
 from sitewatch.app.options import JsonOption
-from sitewatch.evaluation.detect import LabelledImage, PredictedObject, evaluate_folder
+from sitewatch.evaluation.detect import LabelledImage, PredictedObject, evaluate_folder, threshold_of
 
 
 def _fmt(value: float | None, percent: bool = False) -> str:
@@ -42,13 +42,14 @@ def detect(
     """Score the object detector: AP at IoU 0.5 per class and per-image count error."""
     detector = get_detector(detector_name)
     info = detector.info
-    operating = info.score_threshold if threshold is None else threshold
+    operating: float | dict[str, float] = info.thresholds() if threshold is None else threshold
+    lowest = min(operating.values()) if isinstance(operating, dict) else operating
 
     def predict(image: LabelledImage) -> list[PredictedObject]:
         with Image.open(image.image_path) as opened:
             pixels = np.asarray(opened.convert("RGB")).transpose(2, 0, 1)
         image_gsd = image.gsd if image.gsd is not None else info.model_gsd
-        boxes = detector.detect(pixels, image_gsd, score_threshold=min(0.05, operating))
+        boxes = detector.detect(pixels, image_gsd, score_threshold=min(0.05, lowest))
         return [PredictedObject(b.class_name, b.score, (b.x0, b.y0, b.x1, b.y1)) for b in boxes]
 
     report = evaluate_folder(folder, predict, classes=info.classes, score_threshold=operating,
@@ -57,12 +58,14 @@ def detect(
         typer.echo(json.dumps(report.to_dict(), indent=2))
         return
     table = Table(title=f"{report.folder} ({report.format}, {report.images} images, "
-                        f"GSD from {', '.join(report.gsd_sources)}; threshold {operating:.2f})")
-    columns = ("class", "AP50", "true", "found", "precision", "recall", "count err/img", "rel. count err")
+                        f"GSD from {', '.join(report.gsd_sources)})")
+    columns = ("class", "threshold", "AP50", "true", "found", "precision", "recall", "count err/img",
+               "rel. count err")
     for column in columns:
         table.add_column(column, justify="left" if column == "class" else "right")
     for c in report.classes:
-        table.add_row(c.class_name, _fmt(c.ap50), str(c.ground_truth), str(c.predicted), _fmt(c.precision),
+        table.add_row(c.class_name, f"{threshold_of(operating, c.class_name):.2f}", _fmt(c.ap50),
+                      str(c.ground_truth), str(c.predicted), _fmt(c.precision),
                       _fmt(c.recall), f"{c.mean_abs_count_error:.2f}", _fmt(c.mean_rel_count_error, True))
     Console().print(table)
     unvalidated = [c.class_name for c in report.classes if c.class_name not in info.validated_on_real]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Annotated
 
@@ -33,9 +34,11 @@ def detector(
         raise _needs_torch(error) from None
     settings = load_config(config)
     err = Console(stderr=True)
+    started = time.monotonic()
 
     def progress(step: int, loss: float) -> None:
-        err.print(f"step {step + 1}/{settings.steps} loss {loss:.3f}", highlight=False)
+        err.print(f"step {step + 1}/{settings.steps} loss {loss:.3f} ({time.monotonic() - started:.0f} s)",
+                  highlight=False)
 
     result = train_detector(settings, progress=progress)
     summary = {
