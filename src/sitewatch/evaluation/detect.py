@@ -27,6 +27,7 @@ from numpy.typing import NDArray
 from scipy import ndimage
 
 from sitewatch.core.errors import UnsupportedInputError
+from sitewatch.evaluation.folders import folder_gsd
 
 log = logging.getLogger(__name__)
 
@@ -201,21 +202,6 @@ def _yolo_names(folder: Path) -> tuple[tuple[str, ...], str]:
     return DEFAULT_YOLO_NAMES, "default"
 
 
-def _metadata_gsd(folder: Path) -> float | None:
-    for candidate in (folder / "data.yaml", folder / "dataset.yaml"):
-        if candidate.is_file():
-            meta = yaml.safe_load(candidate.read_text(encoding="utf-8")) or {}
-            if isinstance(meta.get("gsd"), int | float):
-                return float(meta["gsd"])
-    gsd_file = folder / "gsd.txt"
-    if gsd_file.is_file():
-        try:
-            return float(gsd_file.read_text(encoding="utf-8").strip())
-        except ValueError:
-            raise UnsupportedInputError(f"{gsd_file}: expected one number (metres per pixel)") from None
-    return None
-
-
 def estimate_gsd(images: Iterable[LabelledImage]) -> float | None:
     """Ground sample distance from the size of the labelled car boxes.
 
@@ -269,7 +255,7 @@ def read_yolo_folder(folder: Path, *, gsd: float | None = None) -> list[Labelled
 def _with_gsd(folder: Path, images: list[LabelledImage], gsd: float | None) -> list[LabelledImage]:
     if gsd is not None:
         value, source = gsd, "option"
-    elif (metadata := _metadata_gsd(folder)) is not None:
+    elif (metadata := folder_gsd(folder)) is not None:
         value, source = metadata, "metadata"
     elif (estimated := estimate_gsd(images)) is not None:
         value, source = estimated, "estimated"

@@ -52,3 +52,8 @@ def rgb_bands(names: Sequence[str]) -> tuple[int, int, int] | None:
 def unnamed(names: Sequence[str]) -> bool:
     """True when no band has a name (``b1``, ``Band 2``, empty): their order is all there is."""
     return all(not canonical_band(name) for name in names)
+
+
+def describe_bands(names: Sequence[str], width: int = 24) -> str:
+    """The names for a message: quoted, each cut to ``width`` characters."""
+    return ", ".join(repr(n if len(n) <= width else n[: width - 1] + "\u2026") for n in names)

@@ -26,7 +26,7 @@ from numpy.typing import NDArray
 
 from sitewatch.analytics.change.base import ChangeDetector, get_change_detector
 from sitewatch.core.errors import UnsupportedInputError
-from sitewatch.imagery.bands import find_bands
+from sitewatch.imagery.bands import describe_bands, find_bands
 
 FALLBACK_CHANGE_METHOD = "segments"
 """The method for inputs whose GSD is unknown. It must hold on any imagery, since nothing can be
@@ -65,7 +65,7 @@ def input_bands(detector: ChangeDetector, band_names: Sequence[str]) -> tuple[in
     if found is None:
         raise UnsupportedInputError(
             f"{detector.name} reads the {', '.join(detector.bands)} bands, found by name, and the image's "
-            f"bands are called {', '.join(repr(n) for n in band_names)}; name its bands (band descriptions, "
+            f"bands are called {describe_bands(band_names)}; name its bands (band descriptions, "
             "or colour interpretation: gdal_edit.py -colorinterp_1 red ...) or choose another method"
         )
     return found
