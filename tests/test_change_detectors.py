@@ -45,6 +45,7 @@ def test_registry_lists_every_method() -> None:
         assert detector.name == name
         assert detector.gsd_range[0] < detector.gsd_range[1]
         assert "operating point" in detector.description
+        assert len(detector.bands) in (0, detector.min_bands)  # named bands: as many as it needs
 
 
 def test_unknown_detector_names_the_known_ones() -> None:

@@ -47,6 +47,9 @@ def test_change_regions_are_stored_against_the_reference(tmp_path: Path) -> None
         busy = _add(ws, "reference", BUSY, "obs-busy", (2, -3))
         outcome = detect_change(ws, busy.id)
         assert outcome.skipped is None, outcome.skipped
+        # 0.5 m chips with bands named red, green, blue: the learned model, as before the one rule
+        assert outcome.detector == "learned" and outcome.bands == ("red", "green", "blue")
+        assert "RGB bands by name" in outcome.choice
         assert outcome.reference_observation_id == "obs-quiet"
         assert outcome.registration is not None and outcome.registration.confidence > 0.5
         stored = ws.change_regions(observation_id=busy.id)

@@ -35,6 +35,7 @@ class AbsoluteDifference:
 
     name: str = "absolute-difference"
     min_bands: int = 1
+    bands: tuple[str, ...] = ()
     gsd_range: tuple[float, float] = (0.0, 1000.0)
     description: str = "mean absolute difference / 255, for tests"
 
@@ -122,19 +123,23 @@ def test_a_window_reads_exactly_the_pixels_its_shift_needs(shift: tuple[float, f
         assert grown.width <= part.width + math.ceil(abs(shift[1])) + 1
 
 
-def test_windows_agree_with_the_whole_scene_without_seams(pair: tuple[Path, Path, np.ndarray]) -> None:
+@pytest.mark.parametrize("bands", [None, (2,), (2, 0)])
+def test_windows_agree_with_the_whole_scene_without_seams(pair: tuple[Path, Path, np.ndarray],
+                                                          bands: tuple[int, ...] | None) -> None:
     detector = AbsoluteDifference()
+    selected = list(bands or (0, 1, 2))
     with rasterio.open(pair[0]) as before, rasterio.open(pair[1]) as after:
         plan = plan_scene(before, after)
-        whole_before = before.read().astype(np.float32)
-        aligned, valid = apply_shift(after.read().astype(np.float32), plan.registration.shift)
+        whole_before = before.read().astype(np.float32)[selected]
+        aligned, valid = apply_shift(after.read().astype(np.float32)[selected], plan.registration.shift)
     assert plan.radiometry is not None
-    aligned = aligned * np.float32(plan.radiometry.gains[0]) + np.float32(plan.radiometry.offsets[0])
-    expected = detector(whole_before, aligned, valid=valid).probability
+    gains = np.float32(plan.radiometry.gains)[selected, None, None]
+    offsets = np.float32(plan.radiometry.offsets)[selected, None, None]
+    expected = detector(whole_before, aligned * gains + offsets, valid=valid).probability
     mosaic = np.full(expected.shape, np.nan, np.float32)
     seen: list[tuple[int, int]] = []
     parts = scene_change(pair[0], pair[1], detector, window=256, workers=2, plan=plan,
-                         progress=lambda done, total: seen.append((done, total)))
+                         progress=lambda done, total: seen.append((done, total)), bands=bands)
     for part in parts:
         w = part.window
         mosaic[w.row_off:w.row_off + w.height, w.col_off:w.col_off + w.width] = part.result.probability
@@ -170,6 +175,45 @@ def test_rasters_on_different_grids_are_refused(pair: tuple[Path, Path, np.ndarr
     fewer = _write(tmp_path / "fewer.tif", pixels[:2])
     with pytest.raises(UnsupportedInputError, match="3 bands"):
         next(scene_change(pair[0], fewer, AbsoluteDifference()))
+    with pytest.raises(UnsupportedInputError, match=r"bands \[3\] do not all exist"):
+        next(scene_change(pair[0], pair[1], AbsoluteDifference(), bands=[3]))
+
+
+def _named(path: Path, source: Path, names: tuple[str, ...], *, crs: bool = True, size: int = 256) -> Path:
+    """The first ``size`` x ``size`` pixels of ``source`` with a near-infrared band added in front,
+    the bands described by ``names``; no CRS when ``crs`` is False."""
+    with rasterio.open(source) as dataset:
+        pixels = dataset.read(window=Window(0, 0, size, size))
+    pixels = np.concatenate([pixels[:1] // 2 + 60, pixels])
+    profile = {"driver": "GTiff", "width": size, "height": size, "count": 4, "dtype": "uint8",
+               "crs": "EPSG:32651" if crs else None, "transform": Affine(0.5, 0, 400000, 0, -0.5, 4400000)}
+    with rasterio.open(path, "w", **profile) as target:
+        target.write(pixels)
+        for index, name in enumerate(names, start=1):
+            target.set_band_description(index, name)
+    return path
+
+
+def test_the_scene_default_is_chosen_by_gsd_and_band_names(pair: tuple[Path, Path, np.ndarray],
+                                                           tmp_path: Path) -> None:
+    from sitewatch.analytics.change import FALLBACK_CHANGE_METHOD
+    from sitewatch.pipeline.change import write_scene_change
+
+    names = ("nir", "red", "green", "blue")
+    before, after = (_named(tmp_path / f"{n}.tif", p, names) for n, p in (("a", pair[0]), ("b", pair[1])))
+    outcome = write_scene_change(before, after, tmp_path / "out.tif", workers=1)
+    assert outcome.detector == "learned" and outcome.bands == ("red", "green", "blue")
+    assert "RGB bands by name" in outcome.choice and outcome.changed_area_m2 is not None
+    # no CRS: the pixel size is unknown, so the fallback runs (and no area can be given)
+    before, after = (_named(tmp_path / f"{n}-nocrs.tif", p, names, crs=False)
+                     for n, p in (("a", pair[0]), ("b", pair[1])))
+    outcome = write_scene_change(before, after, tmp_path / "out-nocrs.tif", workers=1)
+    assert outcome.detector == FALLBACK_CHANGE_METHOD and "GSD unknown" in outcome.choice
+    assert outcome.changed_area_m2 is None and outcome.bands == names
+    # a method named by the caller that reads RGB gets those bands too, by name
+    named = write_scene_change(before, after, tmp_path / "out-named.tif", workers=1,
+                               detector=get_change_detector("learned"))
+    assert named.bands == ("red", "green", "blue") and named.choice == "named by the caller"
 
 
 def test_the_scene_verb_writes_mask_and_probability_and_keeps_old_output_on_failure(

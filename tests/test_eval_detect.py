@@ -1,4 +1,4 @@
-"""Detection metrics and the YOLO/DOTA folder readers."""
+"""Detection metrics and the YOLO/DOTA/iSAID folder readers."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from PIL import Image
 
 from sitewatch.core.errors import UnsupportedInputError
 from sitewatch.evaluation.detect import (
+    ISAID_PALETTE,
     LabelledImage,
     LabelledObject,
     PredictedObject,
@@ -134,6 +135,79 @@ def test_dota_reader(tmp_path: Path) -> None:
     assert images[0].gsd == 0.25 and images[0].gsd_source == "label"
 
 
+_CLASS_COLOUR = {name: colour for colour, name in ISAID_PALETTE.items()}
+
+
+def _write_isaid(folder: Path, name: str = "P9001") -> None:
+    """An iSAID-style image with its class and instance masks: cars, a truck, a storage tank, a
+    fragment of a car cut by the left border, a 4-pixel speck, an instance straddling two classes
+    and an id under 1000 (not an instance, as in the devkit)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    classes = np.zeros((120, 160, 3), np.uint8)
+    instances = np.zeros((120, 160, 3), np.uint8)
+    next_id = iter(range(1, 100))
+
+    def paint(rows: slice, cols: slice, class_name: str,
+              instance: tuple[int, int, int] | None = None) -> None:
+        classes[rows, cols] = _CLASS_COLOUR[class_name]
+        number = 5000 + 997 * next(next_id)
+        instances[rows, cols] = instance or (number % 256, number // 256 % 256, number // 65536)
+
+    paint(slice(10, 20), slice(20, 44), "small_vehicle")            # car, 240 px
+    paint(slice(30, 54), slice(100, 110), "small_vehicle")          # car, 240 px, upright
+    paint(slice(70, 80), slice(60, 84), "small_vehicle")            # car, 240 px
+    paint(slice(90, 100), slice(0, 6), "small_vehicle")             # fragment at the border, 60 px
+    paint(slice(60, 74), slice(120, 160), "large_vehicle")          # truck reaching the right border
+    paint(slice(5, 25), slice(130, 150), "storage_tank")
+    paint(slice(100, 102), slice(30, 32), "small_vehicle")          # a 4-pixel speck
+    paint(slice(40, 50), slice(20, 40), "large_vehicle", (10, 20, 30))
+    classes[40:50, 40:44] = _CLASS_COLOUR["small_vehicle"]          # same instance, other class
+    instances[40:50, 40:44] = (10, 20, 30)
+    classes[110:115, 110:115] = _CLASS_COLOUR["small_vehicle"]
+    instances[110:115, 110:115] = (200, 1, 0)                       # id 456: below the devkit's 1000
+    Image.new("RGB", (160, 120), (90, 90, 90)).save(folder / f"{name}.png")
+    Image.fromarray(classes).save(folder / f"{name}_instance_color_RGB.png")
+    Image.fromarray(instances).save(folder / f"{name}_instance_id_RGB.png")
+
+
+def test_isaid_reader_boxes_each_instance_around_its_pixels(tmp_path: Path,
+                                                           caplog: pytest.LogCaptureFixture) -> None:
+    _write_isaid(tmp_path)
+    fmt, (image,) = read_folder(tmp_path)
+    assert fmt == "isaid" and image.name == "P9001" and image.image_path.name == "P9001.png"
+    boxes = sorted((o.class_name, o.box, o.difficult) for o in image.objects)
+    assert boxes == [
+        ("car", (0, 90, 6, 100), True),           # a sliver of a car cut by the border
+        ("car", (20, 10, 44, 20), False),
+        ("car", (30, 100, 32, 102), True),        # a speck, not an object
+        ("car", (60, 70, 84, 80), False),
+        ("car", (100, 30, 110, 54), False),
+        ("large_vehicle", (20, 40, 44, 50), False),  # the class under most of it
+        ("large_vehicle", (120, 60, 160, 74), False),  # at the border but whole
+        ("storage_tank", (130, 5, 150, 25), False),
+    ]
+    assert "over 2 classes" in caplog.text
+    # no GSD in the masks: the car boxes (24 px long) give 4.7 m / 24 px
+    assert image.gsd == pytest.approx(4.7 / 24) and image.gsd_source == "estimated"
+    _, (given,) = read_folder(tmp_path, gsd=0.3, fmt="isaid")
+    assert given.gsd == 0.3 and given.gsd_source == "option"
+
+
+def test_isaid_reader_refuses_foreign_colours_and_missing_masks(tmp_path: Path) -> None:
+    _write_isaid(tmp_path)
+    colours = np.asarray(Image.open(tmp_path / "P9001_instance_color_RGB.png")).copy()
+    colours[0, 0] = (255, 0, 0)
+    Image.fromarray(colours).save(tmp_path / "P9001_instance_color_RGB.png")
+    with pytest.raises(UnsupportedInputError, match=r"\(255, 0, 0\) is not an iSAID class colour"):
+        read_folder(tmp_path)
+    (tmp_path / "P9001_instance_id_RGB.png").unlink()
+    with pytest.raises(UnsupportedInputError, match=r"no instance mask P9001_instance_id_RGB\.png"):
+        read_folder(tmp_path, fmt="isaid")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(UnsupportedInputError, match="no image with iSAID masks"):
+        read_folder(tmp_path / "empty", fmt="isaid")
+
+
 def test_gsd_estimate_from_car_boxes() -> None:
     # 47-pixel long sides are 4.7 m cars at 0.1 m
     images = [_image("a", *(LabelledObject("car", (0, 0, 47, 20)) for _ in range(5)))]
@@ -152,6 +226,23 @@ def test_real_folders_read(shared_data: Path) -> None:
     assert fmt == "dota" and p1888.gsd == pytest.approx(0.266, abs=0.001)
     classes = [o.class_name for o in p1888.objects]
     assert classes.count("large_vehicle") == 50 and classes.count("car") == 14
+
+
+@pytest.mark.shared_data
+def test_real_isaid_samples_read(shared_data: Path) -> None:
+    """The iSAID devkit's three sample images: every instance of the class masks, counted per class."""
+    fmt, images = read_folder(shared_data / "isaid_dota_samples")
+    assert fmt == "isaid" and [i.name for i in images] == ["P0003", "P0004", "P0005"]
+    counts = {i.name: {c: sum(o.class_name == c for o in i.objects)
+                       for c in ("car", "large_vehicle", "storage_tank")} for i in images}
+    assert counts == {
+        "P0003": {"car": 18, "large_vehicle": 40, "storage_tank": 1},
+        "P0004": {"car": 24, "large_vehicle": 92, "storage_tank": 0},
+        "P0005": {"car": 32, "large_vehicle": 99, "storage_tank": 0},
+    }
+    assert not any(o.difficult for i in images for o in i.objects)  # no specks or slivers in these
+    # cars about 39 px long: about 0.12 m, Google Earth imagery of car parks and a bus depot
+    assert all(i.gsd_source == "estimated" and 0.1 < (i.gsd or 0) < 0.14 for i in images)
 
 
 def test_report_serialises(tmp_path: Path) -> None:

@@ -55,7 +55,8 @@ def test_rgb_byte_geotiff(test_data: Path) -> None:
     assert scene.checksum == sha256_file(path) and scene.id == scene.checksum[:16]
     assert scene.crs == "EPSG:32618"
     assert scene.gsd == pytest.approx(300.04, abs=0.01)
-    assert (scene.width, scene.height, scene.bands) == (791, 718, ("b1", "b2", "b3"))
+    # no band descriptions: the names come from the file's colour interpretation
+    assert (scene.width, scene.height, scene.bands) == (791, 718, ("red", "green", "blue"))
     assert scene.acquired == datetime(2001, 5, 1, tzinfo=UTC)  # naive input taken as UTC
     assert scene.sensor == "landsat-7"
     assert scene.uri == str(path.resolve())

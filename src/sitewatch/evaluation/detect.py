@@ -1,4 +1,4 @@
-"""Scoring object detectors on labelled image folders (YOLO or DOTA format).
+"""Scoring object detectors on labelled image folders (YOLO, DOTA or iSAID format).
 
 Metrics (DESIGN.md §7): average precision at IoU 0.5 per class (all-point interpolated,
 greedy matching by descending score, "difficult" ground truth neither rewarded nor
@@ -8,12 +8,14 @@ oriented boxes are reduced to their bounding boxes, as the detector predicts
 axis-aligned boxes.
 
 Label classes are mapped to the detector's names (``car``, ``large_vehicle``, ...):
-YOLO ``car``/``minibus``/``van`` and DOTA ``small-vehicle`` are cars, ``truck``/``bus``
-and DOTA ``large-vehicle`` are large vehicles; other label classes are not scored.
+YOLO ``car``/``minibus``/``van`` and DOTA/iSAID ``small-vehicle`` are cars, ``truck``/``bus``
+and DOTA/iSAID ``large-vehicle`` are large vehicles; other label classes are not scored.
+iSAID instance masks are read as the axis-aligned box around each instance's pixels.
 """
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -21,8 +23,13 @@ from pathlib import Path
 
 import numpy as np
 import yaml
+from numpy.typing import NDArray
+from scipy import ndimage
 
 from sitewatch.core.errors import UnsupportedInputError
+from sitewatch.evaluation.folders import folder_gsd
+
+log = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
 
@@ -162,7 +169,10 @@ def _image_size(path: Path) -> tuple[int, int]:
 
 
 def detect_format(folder: Path) -> str:
-    """``dota`` when the folder has DOTA label files (``labelTxt/`` or 8-coordinate lines), else ``yolo``."""
+    """``isaid`` when the folder has iSAID class masks (``*_instance_color_RGB.png``), ``dota`` when it
+    has DOTA label files (``labelTxt/`` or 8-coordinate lines), else ``yolo``."""
+    if any(_isaid_folder(folder).glob(f"*{ISAID_CLASS_SUFFIX}")):
+        return "isaid"
     if (folder / "labelTxt").is_dir():
         return "dota"
     for label in sorted(folder.rglob("*.txt"))[:20]:
@@ -192,21 +202,6 @@ def _yolo_names(folder: Path) -> tuple[tuple[str, ...], str]:
             if isinstance(listed, list):
                 return tuple(str(n) for n in listed), candidate.name
     return DEFAULT_YOLO_NAMES, "default"
-
-
-def _metadata_gsd(folder: Path) -> float | None:
-    for candidate in (folder / "data.yaml", folder / "dataset.yaml"):
-        if candidate.is_file():
-            meta = yaml.safe_load(candidate.read_text(encoding="utf-8")) or {}
-            if isinstance(meta.get("gsd"), int | float):
-                return float(meta["gsd"])
-    gsd_file = folder / "gsd.txt"
-    if gsd_file.is_file():
-        try:
-            return float(gsd_file.read_text(encoding="utf-8").strip())
-        except ValueError:
-            raise UnsupportedInputError(f"{gsd_file}: expected one number (metres per pixel)") from None
-    return None
 
 
 def estimate_gsd(images: Iterable[LabelledImage]) -> float | None:
@@ -262,7 +257,7 @@ def read_yolo_folder(folder: Path, *, gsd: float | None = None) -> list[Labelled
 def _with_gsd(folder: Path, images: list[LabelledImage], gsd: float | None) -> list[LabelledImage]:
     if gsd is not None:
         value, source = gsd, "option"
-    elif (metadata := _metadata_gsd(folder)) is not None:
+    elif (metadata := folder_gsd(folder)) is not None:
         value, source = metadata, "metadata"
     elif (estimated := estimate_gsd(images)) is not None:
         value, source = estimated, "estimated"
@@ -322,9 +317,172 @@ def read_dota_folder(folder: Path, *, gsd: float | None = None) -> list[Labelled
     return found
 
 
+# --- iSAID ------------------------------------------------------------------------------------
+
+ISAID_CLASS_SUFFIX = "_instance_color_RGB.png"
+ISAID_INSTANCE_SUFFIX = "_instance_id_RGB.png"
+
+ISAID_PALETTE: dict[tuple[int, int, int], str] = {
+    (0, 0, 63): "ship",
+    (0, 63, 63): "storage_tank",
+    (0, 63, 0): "baseball_diamond",
+    (0, 63, 127): "tennis_court",
+    (0, 63, 191): "basketball_court",
+    (0, 63, 255): "ground_track_field",
+    (0, 127, 63): "bridge",
+    (0, 127, 127): "large_vehicle",
+    (0, 0, 127): "small_vehicle",
+    (0, 0, 191): "helicopter",
+    (0, 0, 255): "swimming_pool",
+    (0, 191, 127): "roundabout",
+    (0, 127, 191): "soccer_ball_field",
+    (0, 127, 255): "plane",
+    (0, 100, 155): "harbor",
+}
+"""The iSAID class mask's colours (R, G, B) and class names (iSAID_Devkit ``helpers/labels.py``,
+names in lower case); (0, 0, 0) is unlabelled."""
+
+ISAID_MIN_INSTANCE_ID = 1000
+"""Instance ids (R + 256 G + 65536 B of the instance mask) below this are not instances: the
+iSAID devkit's conversion to COCO skips them (the Cityscapes convention it inherits)."""
+
+ISAID_MIN_PIXELS = 10
+"""Instances of fewer pixels are marked difficult: no vehicle at the 0.1-0.5 m of iSAID covers
+fewer (a car is several hundred pixels), so such a speck is a mask fragment, not an object."""
+
+ISAID_FRAGMENT_SHARE = 0.5
+"""An instance touching the image border with less than this share of its class's median area
+(over the folder) is a fragment cut by the image edge: marked difficult, neither a miss when
+the detector passes it by nor a false positive when it boxes the visible part."""
+
+
+def _isaid_folder(folder: Path) -> Path:
+    return folder / "images" if (folder / "images").is_dir() else folder
+
+
+def _rgb_codes(path: Path) -> NDArray[np.int64]:
+    """R + 256 G + 65536 B of each pixel of an RGB PNG."""
+    from PIL import Image
+
+    with Image.open(path) as opened:
+        rgb = np.asarray(opened.convert("RGB"), dtype=np.int64)
+    return rgb[..., 0] + 256 * rgb[..., 1] + 65536 * rgb[..., 2]
+
+
+_ISAID_CODES = {r + 256 * g + 65536 * b: name for (r, g, b), name in ISAID_PALETTE.items()}
+
+
+@dataclass(frozen=True, slots=True)
+class _Instance:
+    class_name: str
+    pixels: int
+    box: tuple[float, float, float, float]
+    on_border: bool
+
+
+def _isaid_instances(class_path: Path, instance_path: Path) -> list[_Instance]:
+    """Each instance of an image: its class (the class mask under it), pixel count and box."""
+    classes, ids = _rgb_codes(class_path), _rgb_codes(instance_path)
+    if classes.shape != ids.shape:
+        raise UnsupportedInputError(
+            f"{instance_path.name} {ids.shape[::-1]} and {class_path.name} {classes.shape[::-1]} differ in "
+            "size; both masks must come from the same image"
+        )
+    unknown = np.setdiff1d(np.unique(classes), [0, *_ISAID_CODES])
+    if unknown.size:
+        code = int(unknown[0])
+        raise UnsupportedInputError(
+            f"{class_path}: colour {(code % 256, code // 256 % 256, code // 65536)} is not an iSAID class "
+            f"colour ({len(unknown)} unknown colours); give the devkit's *{ISAID_CLASS_SUFFIX} masks "
+            "(lossless PNG), or use --format yolo/dota for other labels"
+        )
+    instance_ids, labels = np.unique(ids, return_inverse=True)
+    labels = labels.reshape(ids.shape)
+    kept = instance_ids >= ISAID_MIN_INSTANCE_ID
+    if not kept.any():
+        return []
+    class_codes, class_index = np.unique(classes, return_inverse=True)
+    # votes[instance, class]: an instance takes the class under most of its pixels
+    votes = np.bincount(labels.ravel() * len(class_codes) + class_index.ravel(),
+                        minlength=len(instance_ids) * len(class_codes)).reshape(len(instance_ids), -1)
+    height, width = ids.shape
+    found = []
+    for index, extent in enumerate(ndimage.find_objects(labels + 1)):
+        if extent is None or not kept[index]:
+            continue
+        per_class = votes[index]
+        labelled = per_class.copy()
+        labelled[class_codes == 0] = 0
+        if not labelled.any():
+            continue  # an id over unlabelled pixels only: nothing to score
+        code = int(class_codes[int(np.argmax(labelled))])
+        if np.count_nonzero(labelled) > 1:
+            log.warning("%s: instance %d lies over %d classes; taken as %s, the class under most of it",
+                        instance_path.name, int(instance_ids[index]), np.count_nonzero(labelled),
+                        _ISAID_CODES[code])
+        rows, cols = extent
+        found.append(_Instance(
+            class_name=_ISAID_CODES[code],
+            pixels=int(per_class.sum()),
+            box=(float(cols.start), float(rows.start), float(cols.stop), float(rows.stop)),
+            on_border=rows.start == 0 or cols.start == 0 or rows.stop == height or cols.stop == width,
+        ))
+    return found
+
+
+def read_isaid_folder(folder: Path, *, gsd: float | None = None) -> list[LabelledImage]:
+    """Images with iSAID masks: ``NAME.png`` beside ``NAME_instance_color_RGB.png`` (class colours)
+    and ``NAME_instance_id_RGB.png`` (one colour per instance), in the folder or its ``images/``.
+
+    Each instance becomes the axis-aligned box around its pixels (pixel edges: a one-pixel
+    instance at column 3 spans 3..4), of the class under most of its pixels; tiny specks and
+    fragments cut by the image border are marked difficult (:data:`ISAID_MIN_PIXELS`,
+    :data:`ISAID_FRAGMENT_SHARE`). The masks carry no GSD: it comes from ``gsd``, the folder's
+    metadata, or the car boxes, as for YOLO folders.
+    """
+    image_dir = _isaid_folder(folder)
+    masks = {ISAID_CLASS_SUFFIX, ISAID_INSTANCE_SUFFIX}
+    images = {stem: path for stem, path in _images_in(image_dir).items()
+              if not any(path.name.endswith(suffix) for suffix in masks)}
+    per_image: list[tuple[str, Path, list[_Instance]]] = []
+    for class_path in sorted(image_dir.glob(f"*{ISAID_CLASS_SUFFIX}")):
+        stem = class_path.name[: -len(ISAID_CLASS_SUFFIX)]
+        instance_path = image_dir / f"{stem}{ISAID_INSTANCE_SUFFIX}"
+        if stem not in images:
+            continue
+        if not instance_path.is_file():
+            raise UnsupportedInputError(
+                f"{class_path} has no instance mask {instance_path.name} beside it; iSAID boxes need both"
+            )
+        per_image.append((stem, images[stem], _isaid_instances(class_path, instance_path)))
+    if not per_image:
+        raise UnsupportedInputError(
+            f"{folder}: no image with iSAID masks found; expected NAME.png beside "
+            f"NAME{ISAID_CLASS_SUFFIX} and NAME{ISAID_INSTANCE_SUFFIX}"
+        )
+    areas: dict[str, list[int]] = {}
+    for _, _, instances in per_image:
+        for instance in instances:
+            areas.setdefault(instance.class_name, []).append(instance.pixels)
+    typical = {name: float(np.median(values)) for name, values in areas.items()}
+    found = []
+    for stem, image_path, instances in per_image:
+        objects = tuple(
+            LabelledObject(
+                class_name=CLASS_ALIASES.get(i.class_name, i.class_name),
+                box=i.box,
+                difficult=i.pixels < ISAID_MIN_PIXELS
+                or (i.on_border and i.pixels < ISAID_FRAGMENT_SHARE * typical[i.class_name]),
+            )
+            for i in instances
+        )
+        found.append(LabelledImage(stem, image_path, objects))
+    return _with_gsd(folder, found, gsd)
+
+
 def read_folder(folder: Path, *, gsd: float | None = None,
                 fmt: str = "auto") -> tuple[str, list[LabelledImage]]:
-    """Read a labelled folder in YOLO or DOTA format (``fmt='auto'`` guesses from the files)."""
+    """Read a labelled folder in YOLO, DOTA or iSAID format (``fmt='auto'`` guesses from the files)."""
     if not folder.is_dir():
         raise UnsupportedInputError(f"{folder} is not a folder; give a folder of labelled images")
     chosen = detect_format(folder) if fmt == "auto" else fmt
@@ -332,7 +490,9 @@ def read_folder(folder: Path, *, gsd: float | None = None,
         return chosen, read_yolo_folder(folder, gsd=gsd)
     if chosen == "dota":
         return chosen, read_dota_folder(folder, gsd=gsd)
-    raise UnsupportedInputError(f"format {fmt!r} is not one of: auto, yolo, dota")
+    if chosen == "isaid":
+        return chosen, read_isaid_folder(folder, gsd=gsd)
+    raise UnsupportedInputError(f"format {fmt!r} is not one of: auto, yolo, dota, isaid")
 
 
 # --- metrics ------------------------------------------------------------------------------

@@ -27,8 +27,7 @@ from numpy.typing import NDArray
 from scipy import ndimage
 
 from sitewatch.core.errors import UnsupportedInputError
-
-VISIBLE = ("red", "green", "blue")
+from sitewatch.imagery.bands import rgb_bands
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,9 +64,9 @@ def full_scale(array: NDArray[np.generic], valid: NDArray[np.bool_]) -> float:
 
 
 def _visible(array: NDArray[np.generic], bands: Sequence[str]) -> NDArray[np.float32] | None:
-    names = [b.lower() for b in bands]
-    if all(name in names for name in VISIBLE):
-        return np.stack([array[names.index(name)] for name in VISIBLE]).astype(np.float32)
+    found = rgb_bands(bands)
+    if found is not None:
+        return array[list(found)].astype(np.float32)
     if array.shape[0] >= 3:
         return array[:3].astype(np.float32)
     return None

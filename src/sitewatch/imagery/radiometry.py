@@ -11,6 +11,7 @@ major-axis (orthogonal) regression of reference on subject over them, symmetric 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -48,6 +49,11 @@ class RadiometricFit:
         mapped: NDArray[np.float32] = np.multiply(subject, gains, out=out, dtype=np.float32)
         mapped += offsets
         return mapped
+
+    def select(self, bands: Sequence[int]) -> RadiometricFit:
+        """The fit of the given bands only (0-based, in that order), for pixels read without the others."""
+        return RadiometricFit(tuple(self.gains[b] for b in bands), tuple(self.offsets[b] for b in bands),
+                              self.invariant_pixels, tuple(self.correlations[b] for b in bands))
 
 
 def _ranks(values: NDArray[np.float32]) -> NDArray[np.float32]:

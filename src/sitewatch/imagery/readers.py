@@ -278,12 +278,26 @@ def image_tags(dataset: DatasetReader) -> dict[str, str]:
     return tags
 
 
+_SPECTRAL_INTERPRETATIONS = frozenset(
+    {"red", "green", "blue", "pan", "coastal", "rededge", "nir", "swir", "mwir", "lwir", "tir"}
+)
+"""GDAL colour interpretations that name a spectral band (gray, alpha, palette, CMYK do not)."""
+
+
 def band_names(dataset: DatasetReader) -> tuple[str, ...]:
-    """Band descriptions where the file has them, else ``b1 .. bn``."""
-    return tuple(
-        (description.strip() if description and description.strip() else f"b{index}")
-        for index, description in enumerate(dataset.descriptions, start=1)
-    )
+    """Each band's description where the file has one, else its colour interpretation where that
+    names a spectral band (a PNG's or an RGB GeoTIFF's ``red``, ``green``, ``blue``), else ``b<n>``."""
+    names = []
+    for index, (description, interpretation) in enumerate(
+        zip(dataset.descriptions, dataset.colorinterp, strict=True), start=1
+    ):
+        if description and description.strip():
+            names.append(description.strip())
+        elif interpretation.name in _SPECTRAL_INTERPRETATIONS:
+            names.append(interpretation.name)
+        else:
+            names.append(f"b{index}")
+    return tuple(names)
 
 
 def _first_tag(tags: Mapping[str, str], keys: tuple[str, ...]) -> str | None:

@@ -24,7 +24,7 @@ import numpy as np
 import rasterio
 from rasterio import features
 
-from sitewatch.analytics.change import ChangeDetector, get_change_detector
+from sitewatch.analytics.change import ChangeDetector, choose_change_method, input_bands, take_bands
 from sitewatch.analytics.change.regions import change_regions
 from sitewatch.analytics.change.scene import DEFAULT_WINDOW, plan_scene, scene_change
 from sitewatch.core.errors import NotFoundError, UnsupportedInputError
@@ -33,26 +33,10 @@ from sitewatch.imagery.chips import read_chip
 from sitewatch.imagery.coregister import CoregistrationError, Registration, coregister
 from sitewatch.imagery.grid import lonlat_to_crs
 from sitewatch.imagery.radiometry import RadiometryError, fit_radiometry
+from sitewatch.imagery.readers import band_names, ground_sample_distance
 from sitewatch.store.workspace import Workspace
 
 log = logging.getLogger(__name__)
-
-HIGH_RESOLUTION_LIMIT_M = 5.0
-"""Grids at or finer than this (and outside the learned model's range) use the object-based
-``segments`` detector, coarser ones IR-MAD."""
-
-
-def default_detector(gsd: float, bands: int) -> ChangeDetector:
-    """The project's choice for a grid: the learned building-change model on RGB imagery within its
-    0.3-1 m range, object-based change on other sub-5 m imagery, IR-MAD on coarser multispectral
-    imagery (it scores best on the Landsat pairs, see docs/change.md), CVA otherwise."""
-    learned = get_change_detector("learned")
-    if bands >= learned.min_bands and learned.gsd_range[0] <= gsd <= learned.gsd_range[1]:
-        return learned
-    if gsd <= HIGH_RESOLUTION_LIMIT_M:
-        return get_change_detector("segments")
-    return get_change_detector("irmad" if bands >= 2 else "cva")
-
 
 @dataclass(frozen=True, slots=True)
 class ChangeOutcome:
@@ -68,6 +52,11 @@ class ChangeOutcome:
     operating_point: str
     skipped: str | None = None
     """Why nothing was stored, when nothing was."""
+    bands: tuple[str, ...] = ()
+    """The chip's bands the detector was given, by name."""
+    choice: str = ""
+    """Why this detector: :func:`~sitewatch.analytics.change.choose_change_method`'s reason, or that
+    the caller named it."""
 
 
 def reference_for(ws: Workspace, observation: Observation, min_valid_fraction: float) -> Observation:
@@ -114,7 +103,12 @@ def detect_change(
             f"{reference_chip.array.shape} are not on one site grid; re-ingest both scenes"
         )
     before = reference_chip.array.astype(np.float32)
-    model = detector or default_detector(float(abs(transform.a)), before.shape[0])
+    if detector is None:
+        choice = choose_change_method(float(abs(transform.a)), reference_chip.bands)
+        model, bands, why = choice.detector(), choice.bands, choice.reason
+    else:
+        model, bands, why = detector, input_bands(detector, reference_chip.bands), "named by the caller"
+    used = tuple(reference_chip.bands[b] for b in bands)
     try:
         after, valid_after, registration = coregister(
             before, observation_chip.array.astype(np.float32),
@@ -122,13 +116,14 @@ def detect_change(
         )
     except CoregistrationError as refusal:
         log.warning("observation %s not co-registered to %s: %s", observation.id, reference.id, refusal)
-        return ChangeOutcome(observation.id, reference.id, model.name, None, 0, 0.0, "", skipped=str(refusal))
+        return ChangeOutcome(observation.id, reference.id, model.name, None, 0, 0.0, "", skipped=str(refusal),
+                             bands=used, choice=why)
     valid = reference_chip.valid & valid_after
     try:
         after = fit_radiometry(before, after, valid=valid).apply(after)
     except RadiometryError as problem:
         log.info("observation %s: radiometry left as is (%s)", observation.id, problem)
-    result = model(before, after, valid=valid)
+    result = model(take_bands(before, bands), take_bands(after, bands), valid=valid)
     zones = {
         zone.id: features.rasterize(
             [(lonlat_to_crs(zone.geometry, epsg), 1)], out_shape=valid.shape, transform=transform,
@@ -149,6 +144,8 @@ def detect_change(
         regions=len(regions),
         changed_area_m2=float(sum(r.area_m2 for r in regions)),
         operating_point=result.rule,
+        bands=used,
+        choice=why,
     )
 
 
@@ -163,8 +160,14 @@ class SceneChangeOutcome:
     windows: int
     valid_pixels: int
     changed_pixels: int
-    changed_area_m2: float
+    changed_area_m2: float | None
+    """None when the rasters have no CRS (pixel size unknown)."""
     seconds: float
+    bands: tuple[str, ...] = ()
+    """The rasters' bands the detector was given, by name."""
+    choice: str = ""
+    """Why this detector: :func:`~sitewatch.analytics.change.choose_change_method`'s reason, or that
+    the caller named it."""
 
 
 NODATA = 255
@@ -190,21 +193,22 @@ def write_scene_change(
     """
     started = time.monotonic()
     with rasterio.open(before) as first, rasterio.open(after) as second:
-        gsd = float(abs(first.transform.a))
+        names = band_names(first)
+        # a raster without a CRS has no known pixel size (the rule's fallback applies)
+        gsd = ground_sample_distance(first, before) if first.crs is not None else None
         if detector is None:
-            if first.crs is None or not first.crs.is_projected:
-                raise UnsupportedInputError(
-                    f"{before} has no projected CRS, so its pixel size in metres is unknown; choose a "
-                    "detector with --method"
-                )
-            detector = default_detector(gsd, first.count)
+            choice = choose_change_method(gsd, names)
+            detector, bands, why = choice.detector(), choice.bands, choice.reason
+        else:
+            bands, why = input_bands(detector, names), "named by the caller"
         plan = plan_scene(first, second)
         profile = {
             "driver": "GTiff", "width": first.width, "height": first.height, "count": 2, "dtype": "uint8",
             "crs": first.crs, "transform": first.transform, "nodata": NODATA, "tiled": True,
             "blockxsize": 512, "blockysize": 512, "compress": "deflate",
         }
-        pixel_area = abs(first.transform.a * first.transform.e)
+        pixel_area = (None if gsd is None else abs(first.transform.a * first.transform.e)
+                      if first.crs.is_projected else gsd * gsd)
     output.parent.mkdir(parents=True, exist_ok=True)
     partial = output.with_name(f".{output.name}.partial")
     windows = valid_pixels = changed_pixels = 0
@@ -214,7 +218,7 @@ def write_scene_change(
             sink.set_band_description(1, f"change mask ({detector.name})")
             sink.set_band_description(2, "change probability, percent")
             for part in scene_change(before, after, detector, window=window, workers=workers, plan=plan,
-                                     progress=progress):
+                                     progress=progress, bands=bands):
                 result, valid = part.result, part.valid
                 mask = result.mask.astype(np.uint8)
                 percent = np.rint(result.probability * 100).astype(np.uint8)
@@ -231,5 +235,7 @@ def write_scene_change(
     return SceneChangeOutcome(
         output=str(output), detector=detector.name, operating_point=rule, registration=plan.registration,
         windows=windows, valid_pixels=valid_pixels, changed_pixels=changed_pixels,
-        changed_area_m2=changed_pixels * pixel_area, seconds=time.monotonic() - started,
+        changed_area_m2=None if pixel_area is None else changed_pixels * pixel_area,
+        seconds=time.monotonic() - started,
+        bands=tuple(names[b] for b in bands), choice=why,
     )

@@ -19,6 +19,7 @@ from shapely.geometry.base import BaseGeometry
 from sitewatch.analytics.objects import DEFAULT_DETECTOR, ObjectBox, ObjectDetector, get_detector
 from sitewatch.core.errors import UnsupportedInputError
 from sitewatch.core.types import Detection, Observation, Site
+from sitewatch.imagery.bands import find_bands, unnamed
 from sitewatch.imagery.chips import Chip, read_chip
 from sitewatch.imagery.grid import lonlat_to_crs
 from sitewatch.store.workspace import Workspace
@@ -38,11 +39,12 @@ class DetectionSummary:
 
 
 def select_bands(chip: Chip, wanted: tuple[str, ...]) -> np.ndarray:
-    """The chip's bands named ``wanted`` (case-insensitive), else its first bands when unnamed."""
-    names = [b.lower() for b in chip.bands]
-    if all(w in names for w in wanted):
-        return chip.array[[names.index(w) for w in wanted]]
-    if all(n.startswith("b") and n[1:].isdigit() for n in names) and len(names) >= len(wanted):
+    """The chip's bands named ``wanted`` (by :func:`~sitewatch.imagery.bands.find_bands`), else its
+    first bands when none has a name."""
+    found = find_bands(chip.bands, wanted)
+    if found is not None:
+        return chip.array[list(found)]
+    if unnamed(chip.bands) and len(chip.bands) >= len(wanted):
         return chip.array[: len(wanted)]
     raise UnsupportedInputError(
         f"the chip has bands {', '.join(chip.bands)} but the detector needs {', '.join(wanted)}; "

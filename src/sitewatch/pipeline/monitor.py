@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 import rasterio
 
-from sitewatch.analytics.change import ChangeDetector, get_change_detector
+from sitewatch.analytics.change import ChangeDetector, get_change_detector, input_bands, take_bands
 from sitewatch.analytics.change.contrast import ContrastChange
 from sitewatch.analytics.change.regions import change_regions
 from sitewatch.analytics.indicators import (
@@ -306,7 +306,8 @@ class _SiteIndicators:
         before, before_valid = reference_composite([self.chips.get(o) for o in references])
         valid = chip.valid & before_valid
         after = _match_radiometry(before, chip.pixels, valid)
-        result = self.detector(before, after, valid=valid)
+        read = input_bands(self.detector, chip.bands)  # an RGB-only method gets RGB, by name
+        result = self.detector(take_bands(before, read), take_bands(after, read), valid=valid)
         by_zone = dict(zip(masks.zone_ids, masks.masks, strict=True)) if self.site.zones else None
         try:
             regions = change_regions(

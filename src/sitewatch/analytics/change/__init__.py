@@ -1,7 +1,8 @@
 """Change detection between two co-registered images of a site grid.
 
 Every method implements :class:`ChangeDetector` and registers itself here on import;
-use :func:`get_change_detector` / :func:`change_detectors` rather than the classes.
+use :func:`get_change_detector` / :func:`change_detectors` rather than the classes, and
+:func:`choose_change_method` for the method to run on an input by default.
 """
 
 from sitewatch.analytics.change import contrast, cva, irmad, learned, pcakmeans, segments
@@ -12,17 +13,31 @@ from sitewatch.analytics.change.base import (
     get_change_detector,
     register_change_detector,
 )
+from sitewatch.analytics.change.choice import (
+    FALLBACK_CHANGE_METHOD,
+    HIGH_RESOLUTION_LIMIT_M,
+    MethodChoice,
+    choose_change_method,
+    input_bands,
+    take_bands,
+)
 
 __all__ = [
+    "FALLBACK_CHANGE_METHOD",
+    "HIGH_RESOLUTION_LIMIT_M",
     "ChangeDetector",
     "ChangeResult",
+    "MethodChoice",
     "change_detectors",
+    "choose_change_method",
     "contrast",
     "cva",
     "get_change_detector",
+    "input_bands",
     "irmad",
     "learned",
     "pcakmeans",
     "register_change_detector",
     "segments",
+    "take_bands",
 ]

@@ -70,6 +70,12 @@ class ChangeDetector(Protocol):
         """Fewest bands the method needs."""
 
     @property
+    def bands(self) -> tuple[str, ...]:
+        """Names of the bands the method reads, in the order it reads them (``("red", "green",
+        "blue")``); callers find them by name (:func:`sitewatch.analytics.change.input_bands`) and
+        pass those alone. Empty: any bands, all of them."""
+
+    @property
     def gsd_range(self) -> tuple[float, float]:
         """Ground sample distances in metres the method was designed and checked for (inclusive)."""
 

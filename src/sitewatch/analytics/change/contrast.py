@@ -122,6 +122,7 @@ class ContrastChange:
     the work drops with the square of the factor."""
     name: str = "contrast"
     min_bands: int = 1
+    bands: tuple[str, ...] = ()
     gsd_range: tuple[float, float] = (0.1, 2.0)
     description: str = ("tolerant change of high-passed log brightness, large shadows left out; operating "
                         "point: median + 6 robust sigmas of the pair's scores, at least 0.25")

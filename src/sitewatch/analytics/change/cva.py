@@ -49,6 +49,7 @@ class ChangeVectorAnalysis:
 
     name: str = "cva"
     min_bands: int = 1
+    bands: tuple[str, ...] = ()
     gsd_range: tuple[float, float] = (0.05, 1000.0)
     description: str = "change vector magnitude; operating point: Otsu on the pair's magnitudes"
 

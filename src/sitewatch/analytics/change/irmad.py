@@ -162,6 +162,7 @@ class IrMad:
 
     name: str = "irmad"
     min_bands: int = 2
+    bands: tuple[str, ...] = ()
     gsd_range: tuple[float, float] = (0.05, 1000.0)
     description: str = "IR-MAD (Nielsen 2007); operating point: chi-square test at 1 % significance"
     significance: float = 0.01

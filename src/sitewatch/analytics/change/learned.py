@@ -32,6 +32,7 @@ from sitewatch.analytics.change.base import (
 )
 from sitewatch.analytics.change.thresholds import sample_valid
 from sitewatch.core.errors import UnsupportedInputError
+from sitewatch.imagery.bands import RGB
 
 SHIPPED_MODEL = "buildings"
 _MODELS = "sitewatch.analytics.change.models"
@@ -188,10 +189,15 @@ def change_probability(before: NDArray[np.float32], after: NDArray[np.float32], 
 @register_change_detector("learned")
 @dataclass(frozen=True, slots=True)
 class LearnedBuildings:
-    """The shipped siamese U-Net: change of buildings between two RGB dates (the first three bands)."""
+    """The shipped siamese U-Net: change of buildings between two RGB dates.
+
+    It reads red, green and blue in that order: callers pass those bands, found by name
+    (:func:`~sitewatch.analytics.change.input_bands`); given more bands, it reads the first three.
+    """
 
     name: str = "learned"
     min_bands: int = 3
+    bands: tuple[str, ...] = RGB
     gsd_range: tuple[float, float] = (0.3, 1.0)
     description: str = (
         "siamese U-Net trained by the project on synthetic building-change pairs; "

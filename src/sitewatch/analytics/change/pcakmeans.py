@@ -76,6 +76,7 @@ class PcaKMeans:
 
     name: str = "pca-kmeans"
     min_bands: int = 1
+    bands: tuple[str, ...] = ()
     gsd_range: tuple[float, float] = (0.05, 1000.0)
     description: str = (
         "PCA of 4x4 difference blocks + 2-means (Celik 2009); operating point: k-means boundary"

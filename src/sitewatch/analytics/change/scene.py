@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 import os
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -147,11 +147,16 @@ def scene_change(
     workers: int | None = None,
     plan: ScenePlan | None = None,
     progress: Callable[[int, int], None] | None = None,
+    bands: Sequence[int] | None = None,
 ) -> Iterator[WindowChange]:
     """Run ``detector`` over two co-gridded rasters window by window, results in window order.
 
     ``plan`` defaults to :func:`plan_scene` of the pair; ``workers`` (default: the CPU count, at
     most 4) windows are processed at a time; ``progress(done, total)`` is called per window.
+    ``bands`` (0-based, in order; default all) are the bands read and passed to the detector, as
+    :func:`~sitewatch.analytics.change.choose_change_method` or
+    :func:`~sitewatch.analytics.change.input_bands` give them; the shift and the radiometric map
+    are measured on every band.
     """
     workers = max(1, workers or min(4, os.cpu_count() or 1))
     with rasterio.open(before_path) as before, rasterio.open(after_path) as after:
@@ -159,20 +164,28 @@ def scene_change(
         plan = plan or plan_scene(before, after)
         width, height = before.width, before.height
         windows = scene_windows(width, height, window)
+        selected = list(range(before.count)) if bands is None else list(bands)
+        if not selected or not all(0 <= b < before.count for b in selected):
+            raise UnsupportedInputError(
+                f"bands {selected} do not all exist in {before.name} ({before.count} bands, 0-based); "
+                "give indices from 0 to the band count - 1"
+            )
     shift = plan.registration.shift
+    indexes = [b + 1 for b in selected]
+    radiometry = plan.radiometry.select(selected) if plan.radiometry is not None else None
 
     def one(part: Window) -> WindowChange:
         # Each window opens its own handles: datasets are not shared between threads (opening a
         # GeoTIFF costs about a millisecond, a window's work a few hundred).
         with rasterio.open(before_path) as first, rasterio.open(after_path) as second:
-            reference = first.read(window=part).astype(np.float32)
+            reference = first.read(indexes, window=part).astype(np.float32)
             grown, inner = _source_window(part, shift, width, height)
-            moving = second.read(window=grown).astype(np.float32)
+            moving = second.read(indexes, window=grown).astype(np.float32)
             valid_reference, valid_moving = _valid(first, reference), _valid(second, moving)
         shifted, covered = apply_shift(moving, shift, valid=valid_moving)
         aligned, valid = shifted[(slice(None), *inner)], covered[inner] & valid_reference
-        if plan.radiometry is not None:
-            plan.radiometry.apply(aligned, out=aligned)
+        if radiometry is not None:
+            radiometry.apply(aligned, out=aligned)
         return WindowChange(part, detector(reference, aligned, valid=valid), valid)
 
     workers = max(1, min(workers, len(windows)))  # no idle threads for a raster of few windows

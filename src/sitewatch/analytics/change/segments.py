@@ -83,6 +83,7 @@ class SegmentChange:
 
     name: str = "segments"
     min_bands: int = 1
+    bands: tuple[str, ...] = ()
     gsd_range: tuple[float, float] = (0.05, 5.0)
     description: str = (
         "robust-scaled colour and gradient-structure change averaged over SLIC segments; "

@@ -25,8 +25,8 @@ change_app = typer.Typer(
 
 MethodOption = Annotated[
     str | None,
-    typer.Option("--method", "-m", help="Change detector (default: chosen by pixel size and bands; "
-                                        "see `sitewatch eval change` for the list)."),
+    typer.Option("--method", "-m", help="Change detector (default: chosen by pixel size and band names, "
+                                        "see docs/change.md; `sitewatch eval change` lists them)."),
 ]
 
 
@@ -53,6 +53,7 @@ def observation(
         raise typer.Exit(1)
     typer.echo(f"{outcome.observation_id} against {outcome.reference_observation_id} ({outcome.detector}): "
                f"{outcome.regions} regions, {outcome.changed_area_m2:,.0f} m2; {outcome.operating_point}")
+    typer.echo(f"method: {outcome.choice}; bands {', '.join(outcome.bands)}")
 
 
 @change_app.command("scene")
@@ -88,11 +89,13 @@ def scene(
         typer.echo(json.dumps(asdict(outcome), indent=2, default=str))
         return
     shift, confidence = outcome.registration.shift, outcome.registration.confidence
+    area = "area unknown: no CRS" if outcome.changed_area_m2 is None else f"{outcome.changed_area_m2:,.0f} m2"
     typer.echo(f"wrote {outcome.output}: {outcome.detector}, {outcome.windows} windows in "
                f"{outcome.seconds:.1f} s; shift ({shift[0]:+.2f}, {shift[1]:+.2f}) px, "
                f"confidence {confidence:.2f}; "
                f"{outcome.changed_pixels:,} of {outcome.valid_pixels:,} valid pixels changed "
-               f"({outcome.changed_area_m2:,.0f} m2); {outcome.operating_point}")
+               f"({area}); {outcome.operating_point}")
+    typer.echo(f"method: {outcome.choice}; bands {', '.join(outcome.bands)}")
 
 
 def register(app: typer.Typer) -> None:

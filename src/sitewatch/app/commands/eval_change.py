@@ -1,4 +1,5 @@
-"""CLI verb: ``sitewatch eval change DIR`` — pooled pixel scores of every change detector."""
+"""CLI verb: ``sitewatch eval change DIR`` — pooled pixel scores of every change detector and of
+the pipeline's default choice."""
 
 from __future__ import annotations
 
@@ -10,9 +11,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from sitewatch.analytics.change import change_detectors, get_change_detector
 from sitewatch.app.options import JsonOption
-from sitewatch.evaluation.change import discover_pairs, evaluate_change
+from sitewatch.evaluation.change import DEFAULT_METHOD, discover_pairs, evaluate_methods
 
 
 def change(
@@ -22,42 +22,58 @@ def change(
     ],
     methods: Annotated[
         list[str] | None,
-        typer.Option("--method", "-m", help="Detector to score (repeatable; default: all registered)."),
+        typer.Option("--method", "-m", help=f"Detector to score, or '{DEFAULT_METHOD}' for the method the "
+                                            "pipeline picks per pair (repeatable; default: every registered "
+                                            f"method that runs on the pairs, and {DEFAULT_METHOD})."),
+    ] = None,
+    gsd: Annotated[
+        float | None,
+        typer.Option(help="Metres per pixel of pairs whose files do not say (PNG/JPEG pairs); default: "
+                          "gsd.txt or data.yaml (gsd: 0.5) in the folder, else unknown. Georeferenced "
+                          "rasters keep their own."),
     ] = None,
     json_output: JsonOption = False,
 ) -> None:
     """Precision, recall, F1, IoU, overall accuracy and kappa of the changed class, pooled over all pairs.
 
     Every operating point is a fixed rule (Otsu, k-means boundary, chi-square test) applied to each
-    pair on its own: no method sees the labels.
+    pair on its own: no method sees the labels. 'default' is the method the pipeline would choose
+    for each pair from its GSD and band names, and is named by what it chose.
     """
-    names = methods or change_detectors()
-    detectors = [get_change_detector(name) for name in names]
-    pairs = list(discover_pairs(folder))
-    scores = evaluate_change(pairs, detectors)
+    pairs = list(discover_pairs(folder, gsd=gsd))
+    evaluation = evaluate_methods(pairs, methods)
+    scores = evaluation.scores
     labelled = sum(int(p.labelled.sum()) for p in pairs)
     if json_output:
         typer.echo(json.dumps({
             "folder": str(folder),
             "pairs": [p.name for p in pairs],
+            "inputs": {p.name: {"gsd": p.gsd, "gsd_source": p.gsd_source, "bands": list(p.bands)}
+                       for p in pairs},
             "labelled_pixels": labelled,
             "metric": "changed class, confusion counts pooled over all pairs",
             "methods": [score.as_dict() for score in scores],
+            "not_scored": [{"method": name, "reason": why} for name, why in evaluation.not_scored],
         }, indent=2))
         return
     table = Table(title=f"{folder}: {len(pairs)} pairs, {labelled:,} labelled pixels (pooled)")
     for column in ("method", "precision", "recall", "F1", "IoU", "OA", "kappa", "seconds"):
-        table.add_column(column, justify="left" if column == "method" else "right")
+        table.add_column(column, justify="left" if column == "method" else "right",
+                         no_wrap=column == "method")
     for score in scores:
         pooled = score.pooled
         flag = " *" if score.outside_gsd_range else ""
-        table.add_row(score.method + flag, f"{pooled.precision:.3f}", f"{pooled.recall:.3f}",
+        table.add_row(score.label + flag, f"{pooled.precision:.3f}", f"{pooled.recall:.3f}",
                       f"{pooled.f1:.3f}", f"{pooled.iou:.3f}", f"{pooled.overall_accuracy:.3f}",
                       f"{pooled.kappa:.3f}", f"{score.seconds:.1f}")
     Console().print(table)
     typer.echo("operating points (fixed rules, no labels):")
     for score in scores:
         typer.echo(f"  {score.method}: {score.rule}")
+    gsds = sorted({f"{p.gsd:g} m ({p.gsd_source})" if p.gsd is not None else "unknown" for p in pairs})
+    typer.echo(f"GSD of the pairs: {', '.join(gsds)}")
+    for name, why in evaluation.not_scored:
+        typer.echo(f"not scored: {name} ({why})")
     if any(score.outside_gsd_range for score in scores):
         typer.echo("* scored on pairs outside the GSD range the method declares")
 

@@ -1,4 +1,4 @@
-"""CLI verb: ``sitewatch eval detect DIR`` — AP50 and count error on a YOLO or DOTA labelled folder."""
+"""CLI verb: ``sitewatch eval detect DIR`` — AP50 and count error on a YOLO, DOTA or iSAID labelled folder."""
 
 from __future__ import annotations
 
@@ -24,8 +24,8 @@ def _fmt(value: float | None, percent: bool = False) -> str:
 
 
 def detect(
-    folder: Annotated[Path, typer.Argument(help="Folder of labelled images (YOLO or DOTA format).")],
-    label_format: Annotated[str, typer.Option("--format", help="auto, yolo or dota.")] = "auto",
+    folder: Annotated[Path, typer.Argument(help="Folder of labelled images (YOLO, DOTA or iSAID format).")],
+    label_format: Annotated[str, typer.Option("--format", help="auto, yolo, dota or isaid.")] = "auto",
     gsd: Annotated[
         float | None,
         typer.Option(help="Metres per pixel of the images (default: DOTA header, data.yaml/gsd.txt, "
