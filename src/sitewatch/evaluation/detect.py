@@ -114,6 +114,30 @@ class ImageCounts:
 
 
 @dataclass(frozen=True, slots=True)
+class ConditionRecall:
+    """Recall at the operating threshold of the true objects of one class seen in one condition."""
+
+    class_name: str
+    condition: str
+    """``in_shadow`` / ``in_sun`` (see :data:`SHADOW_RATIO`) or ``diagonal`` / ``along_axes`` (see
+    :data:`DIAGONAL_ASPECT`)."""
+    ground_truth: int
+    found: int
+
+    @property
+    def recall(self) -> float | None:
+        return self.found / self.ground_truth if self.ground_truth else None
+
+
+SHADOW_RATIO = 0.6
+"""A true object is *in shadow* when the median brightness of the ground around its box (a ring half
+the box's size wide) is below this share of the image's median brightness."""
+DIAGONAL_ASPECT = 1.5
+"""A true vehicle box whose long side is under this many times its short side holds a vehicle at a
+heading between the image axes (a car along an axis is 2.5 times as long as wide)."""
+
+
+@dataclass(frozen=True, slots=True)
 class DetectionReport:
     """What ``sitewatch eval detect`` prints."""
 
@@ -126,6 +150,7 @@ class DetectionReport:
     classes: tuple[ClassScore, ...]
     counts: tuple[ImageCounts, ...] = field(default=())
     gsd_sources: tuple[str, ...] = field(default=())
+    conditions: tuple[ConditionRecall, ...] = field(default=())
 
     def to_dict(self) -> dict[str, object]:
         return {
@@ -151,6 +176,11 @@ class DetectionReport:
             "per_image": [
                 {"image": i.name, "true": i.true, "predicted": i.predicted} for i in self.counts
             ],
+            "recall_by_condition": {
+                f"{c.class_name}/{c.condition}": {"ground_truth": c.ground_truth, "found": c.found,
+                                                  "recall": c.recall}
+                for c in self.conditions
+            },
         }
 
 
@@ -604,6 +634,63 @@ def score_detections(images: Sequence[LabelledImage], predictions: Sequence[Sequ
     return results, counts
 
 
+def _conditions(pixels: np.ndarray, box: tuple[float, float, float, float],
+                median: float) -> tuple[str, str]:
+    """(``in_shadow`` or ``in_sun``, ``diagonal`` or ``along_axes``) of a true box on luminance pixels."""
+    x0, y0, x1, y1 = box
+    width, height = x1 - x0, y1 - y0
+    rows, cols = pixels.shape
+    ox0, oy0 = max(0, int(x0 - width / 2)), max(0, int(y0 - height / 2))
+    ox1, oy1 = min(cols, int(np.ceil(x1 + width / 2))), min(rows, int(np.ceil(y1 + height / 2)))
+    ring = np.ones((oy1 - oy0, ox1 - ox0), bool)
+    inner_rows = slice(max(0, int(y0) - oy0), max(0, int(np.ceil(y1)) - oy0))
+    ring[inner_rows, max(0, int(x0) - ox0):max(0, int(np.ceil(x1)) - ox0)] = False
+    around = pixels[oy0:oy1, ox0:ox1][ring]
+    light = "in_shadow" if around.size and float(np.median(around)) < SHADOW_RATIO * median else "in_sun"
+    long_side, short_side = max(width, height), max(min(width, height), 1e-6)
+    heading = "diagonal" if long_side < DIAGONAL_ASPECT * short_side else "along_axes"
+    return light, heading
+
+
+def found_objects(objects: Sequence[LabelledObject], predicted: Sequence[PredictedObject], class_name: str,
+                  threshold: float, iou_threshold: float = 0.5) -> list[bool]:
+    """For each true object of ``class_name`` (in order), whether a prediction at or above ``threshold``
+    matched it (greedy by score, as AP matches)."""
+    truth = [o for o in objects if o.class_name == class_name]
+    boxes = np.array([o.box for o in truth], dtype=np.float64).reshape(-1, 4)
+    used = np.zeros(len(truth), dtype=bool)
+    for p in sorted((p for p in predicted if p.class_name == class_name and p.score >= threshold),
+                    key=lambda p: -p.score):
+        ious = box_iou(p.box, boxes)
+        ious[used] = -1
+        if len(ious) and ious.max() >= iou_threshold:
+            used[int(np.argmax(ious))] = True
+    return used.tolist()
+
+
+def recall_by_condition(images: Sequence[LabelledImage], predictions: Sequence[Sequence[PredictedObject]],
+                        class_name: str, threshold: float) -> list[ConditionRecall]:
+    """Recall of ``class_name`` in shadow and in sun, at headings along and between the image axes."""
+    from PIL import Image
+
+    tally: dict[str, list[int]] = {}
+    for image, predicted in zip(images, predictions, strict=True):
+        truth = [o for o in image.objects if o.class_name == class_name and not o.difficult]
+        if not truth:
+            continue
+        with Image.open(image.image_path) as opened:
+            luminance = np.asarray(opened.convert("L"), dtype=np.float32)
+        median = float(np.median(luminance))
+        hits = found_objects(truth, predicted, class_name, threshold)
+        for obj, hit in zip(truth, hits, strict=True):
+            for condition in _conditions(luminance, obj.box, median):
+                counts = tally.setdefault(condition, [0, 0])
+                counts[0] += 1
+                counts[1] += int(hit)
+    order = ("in_shadow", "in_sun", "diagonal", "along_axes")
+    return [ConditionRecall(class_name, c, tally[c][0], tally[c][1]) for c in order if c in tally]
+
+
 def evaluate_folder(folder: Path, predict: Callable[[LabelledImage], Sequence[PredictedObject]], *,
                     classes: Sequence[str], score_threshold: float | Mapping[str, float], detector_name: str,
                     gsd: float | None = None, fmt: str = "auto",
@@ -619,6 +706,9 @@ def evaluate_folder(folder: Path, predict: Callable[[LabelledImage], Sequence[Pr
     predictions = [list(predict(image)) for image in labelled]
     scored_classes = [c for c in classes if any(o.class_name == c for i in labelled for o in i.objects)]
     class_scores, counts = score_detections(labelled, predictions, scored_classes, score_threshold)
+    conditions = [found for class_name in scored_classes
+                  for found in recall_by_condition(labelled, predictions, class_name,
+                                                   threshold_of(score_threshold, class_name))]
     return DetectionReport(
         folder=str(folder),
         format=chosen,
@@ -628,4 +718,5 @@ def evaluate_folder(folder: Path, predict: Callable[[LabelledImage], Sequence[Pr
         classes=tuple(class_scores),
         counts=tuple(counts),
         gsd_sources=tuple(sorted({i.gsd_source for i in labelled})),
+        conditions=tuple(conditions),
     )

@@ -31,12 +31,27 @@ from sitewatch.core.errors import UnsupportedInputError
 from sitewatch.core.parallel import map_in_processes
 from sitewatch.training.change_model import INPUT_MULTIPLE, SiameseUNet
 from sitewatch.training.change_pairs import make_pair
+from sitewatch.training.roofs import BuiltFrame, Roof, read_built_frames
 from sitewatch.training.schedule import warmup_cosine
 
 CHUNK = 250
 """Pairs per seeded chunk."""
 CREDIT = ("Backgrounds: KIT AIS aerial frames of Munich, Institute of Photogrammetry and Remote Sensing, "
           "KIT, CC-BY 3.0 (via github.com/jekhor/aerial-cars-dataset); the rest procedural.",)
+ROOF_CREDIT = ("Real roofs and built-up backgrounds: drone imagery of Kampala, OpenAerialMap contributors "
+               "(Open Imagery Network), CC-BY 4.0, cut by building outlines (c) OpenStreetMap contributors, "
+               "ODbL; via github.com/hotosm/fAIr-utilities",)
+OUTPUTS = ("buildings", "site")
+"""What each output channel can be trained to mark: building change, and any site change."""
+
+
+@dataclass(frozen=True, slots=True)
+class RoofSource:
+    """Web-map tiles and a GeoJSON of building outlines over them (see training.roofs)."""
+
+    path: Path
+    outlines: Path
+    zoom: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +92,12 @@ class ChangeTrainingConfig:
     overlap: int = 64
     flips: bool = False
     """Whether the shipped detector averages over mirror images (recorded in the card)."""
+    outputs: tuple[str, ...] = ("buildings",)
+    """The model's output channels, in order (names from :data:`OUTPUTS`)."""
+    roofs: tuple[RoofSource, ...] = ()
+    roof_share: float = 0.0
+    built_share: float = 0.0
+    land_share: float = 0.0
     raw: dict[str, Any] = field(default_factory=dict)
 
 
@@ -107,12 +128,24 @@ def load_change_config(path: Path) -> ChangeTrainingConfig:
             positive_weight=float(train.get("positive_weight", 2.0)),
             threads=int(train.get("threads", 2)), workers=int(train.get("workers", 2)),
             tile=int(raw.get("tile", 512)), overlap=int(raw.get("overlap", 64)),
-            flips=bool(raw.get("flips", False)), raw=raw,
+            flips=bool(raw.get("flips", False)),
+            outputs=tuple(str(o) for o in raw.get("outputs", ["buildings"])),
+            roofs=tuple(RoofSource((base / r["path"]).resolve(), (base / r["outlines"]).resolve(),
+                                   int(r.get("zoom", 21))) for r in data.get("roofs", ())),
+            roof_share=float(data.get("roof_share", 0.0)), built_share=float(data.get("built_share", 0.0)),
+            land_share=float(data.get("land_share", 0.0)),
+            raw=raw,
         )
     except (KeyError, TypeError, ValueError) as error:
         raise UnsupportedInputError(
             f"training config {path}: {error!r} is missing or malformed; compare with configs/change.yaml"
         ) from None
+    unknown = [o for o in config.outputs if o not in OUTPUTS]
+    if unknown or not config.outputs or config.outputs[0] != "buildings":
+        raise UnsupportedInputError(
+            f"training config {path}: outputs {list(config.outputs)} must start with 'buildings' and name "
+            f"only {', '.join(OUTPUTS)}"
+        )
     if config.size % INPUT_MULTIPLE:
         raise UnsupportedInputError(
             f"training config {path}: data.size {config.size} must be a multiple of {INPUT_MULTIPLE}"
@@ -139,31 +172,60 @@ def background_frames(sources: Sequence[BackgroundSource], gsd: float) -> list[N
     return frames
 
 
-def _draw_chunk(seed: int, chunk: int, count: int, size: int, gsd: float,
-                shares: tuple[float, float, float], frames: list[NDArray[np.uint8]],
+@dataclass(frozen=True, slots=True)
+class _Sources:
+    """What pairs are drawn from, and how often each kind of thing is drawn."""
+
+    frames: list[NDArray[np.uint8]]
+    roofs: list[Roof]
+    built: list[BuiltFrame]
+    shares: dict[str, float]
+    outputs: tuple[str, ...]
+
+
+def _draw_chunk(seed: int, chunk: int, count: int, size: int, gsd: float, sources: _Sources,
                 report: Callable[[object], None]
                 ) -> tuple[NDArray[np.uint8], NDArray[np.uint8], NDArray[np.bool_]]:
-    frame_share, street_share, hip_share = shares
     rng = np.random.default_rng([seed, chunk])
     before = np.empty((count, 3, size, size), np.uint8)
     after = np.empty_like(before)
-    labels = np.empty((count, size, size), bool)
+    labels = np.empty((count, len(sources.outputs), size, size), bool)
     for i in range(count):
-        pair = make_pair(rng, size, gsd=gsd, frames=frames, frame_share=frame_share,
-                         street_share=street_share, hip_share=hip_share)
+        pair = make_pair(rng, size, gsd=gsd, frames=sources.frames, roofs=sources.roofs, built=sources.built,
+                         **sources.shares)
         before[i] = np.round(pair.before * 255)
         after[i] = np.round(pair.after * 255)
-        labels[i] = pair.label
+        for k, output in enumerate(sources.outputs):
+            labels[i, k] = pair.label if output == "buildings" or pair.site is None else pair.site
     report(count)
     return before, after, labels
 
 
-def draw_pairs(config: ChangeTrainingConfig, seed: int, count: int, frames: list[NDArray[np.uint8]],
+def pair_sources(config: ChangeTrainingConfig) -> _Sources:
+    """Backgrounds, real roofs and built-up frames at the config's GSD, with its shares."""
+    roofs: list[Roof] = []
+    built: list[BuiltFrame] = []
+    for source in config.roofs:
+        found_frames, found_roofs = read_built_frames(source.path, source.outlines, zoom=source.zoom,
+                                                      gsd=config.gsd)
+        built += found_frames
+        roofs += found_roofs
+    shares = {"frame_share": config.frame_share, "street_share": config.street_share,
+              "hip_share": config.hip_share}
+    if config.roofs:
+        shares |= {"roof_share": config.roof_share, "built_share": config.built_share}
+    if config.land_share:
+        shares["land_share"] = config.land_share
+    frames = background_frames(config.backgrounds, config.gsd)
+    return _Sources(frames, roofs, built, shares, config.outputs)
+
+
+def draw_pairs(config: ChangeTrainingConfig, seed: int, count: int, sources: _Sources,
                progress: Callable[[str], None] | None = None
                ) -> tuple[NDArray[np.uint8], NDArray[np.uint8], NDArray[np.bool_]]:
-    """``count`` synthetic pairs as uint8 before/after stacks and bool labels, drawn in seeded chunks."""
-    shares = (config.frame_share, config.street_share, config.hip_share)
-    jobs = [(seed, chunk, min(CHUNK, count - start), config.size, config.gsd, shares, frames)
+    """``count`` synthetic pairs as uint8 before/after stacks and bool labels ``(count, outputs, size,
+    size)``, drawn in seeded chunks."""
+    jobs = [(seed, chunk, min(CHUNK, count - start), config.size, config.gsd, sources)
             for chunk, start in enumerate(range(0, count, CHUNK))]
     done = 0
 
@@ -190,22 +252,23 @@ def _batch(before: NDArray[np.uint8], after: NDArray[np.uint8], labels: NDArray[
     index = rng.integers(0, len(before), size)
     a, b, y = _normalised(before[index]), _normalised(after[index]), labels[index].astype(np.float32)
     turns = int(rng.integers(4))
-    a, b, y = np.rot90(a, turns, (2, 3)), np.rot90(b, turns, (2, 3)), np.rot90(y, turns, (1, 2))
+    a, b, y = np.rot90(a, turns, (2, 3)), np.rot90(b, turns, (2, 3)), np.rot90(y, turns, (2, 3))
     if rng.random() < 0.5:
         a, b, y = a[..., ::-1], b[..., ::-1], y[..., ::-1]
 
     def tensor(x: NDArray[Any]) -> torch.Tensor:
         return torch.from_numpy(np.ascontiguousarray(x))
 
-    return tensor(a), tensor(b), tensor(y)[:, None]
+    return tensor(a), tensor(b), tensor(y)
 
 
 def _loss(logits: torch.Tensor, target: torch.Tensor, positive_weight: float) -> torch.Tensor:
-    """Weighted cross-entropy plus soft Dice: change is about a tenth of the pixels."""
+    """Weighted cross-entropy plus soft Dice per output: change is about a tenth of the pixels."""
     probability = torch.sigmoid(logits)
-    dice = 1 - (2 * (probability * target).sum() + 1) / (probability.sum() + target.sum() + 1)
+    dims = (0, 2, 3)
+    dice = 1 - (2 * (probability * target).sum(dims) + 1) / (probability.sum(dims) + target.sum(dims) + 1)
     return functional.binary_cross_entropy_with_logits(
-        logits, target, pos_weight=torch.tensor(positive_weight)) + dice
+        logits, target, pos_weight=torch.tensor(positive_weight)) + dice.mean()
 
 
 def export_change_onnx(model: SiameseUNet, path: Path, opset: int = 17) -> None:
@@ -229,28 +292,35 @@ def _logits(model: SiameseUNet, before: torch.Tensor, after: torch.Tensor, flips
     detector runs it)."""
     if not flips:
         return model(before, after)
-    total = torch.zeros(before.shape[0], 1, *before.shape[2:])
+    total = torch.zeros(before.shape[0], model.head.out_channels, *before.shape[2:])
     for dims in ((), (2,), (3,), (2, 3)):  # flip(()) is the image itself
         total += model(before.flip(dims), after.flip(dims)).flip(dims)
     return total / 4
 
 
 def _pixel_scores(model: SiameseUNet, before: NDArray[np.uint8], after: NDArray[np.uint8],
-                  labels: NDArray[np.bool_], threshold: float = 0.5, flips: bool = False) -> dict[str, float]:
+                  labels: NDArray[np.bool_], threshold: float = 0.5, flips: bool = False
+                  ) -> list[dict[str, float]]:
+    """Pixel precision, recall and F1 of each output on labelled pairs (labels ``(N, outputs, H, W)``)."""
     model.eval()
-    tp = fp = fn = 0
+    outputs = labels.shape[1]
+    tp, fp, fn = np.zeros(outputs, np.int64), np.zeros(outputs, np.int64), np.zeros(outputs, np.int64)
     with torch.no_grad():
         for start in range(0, len(before), 32):
             a = torch.from_numpy(_normalised(before[start:start + 32]))
             b = torch.from_numpy(_normalised(after[start:start + 32]))
-            predicted = (torch.sigmoid(_logits(model, a, b, flips))[:, 0] >= threshold).numpy()
+            predicted = (torch.sigmoid(_logits(model, a, b, flips)) >= threshold).numpy()
             truth = labels[start:start + 32]
-            tp += int((predicted & truth).sum())
-            fp += int((predicted & ~truth).sum())
-            fn += int((~predicted & truth).sum())
-    precision, recall = tp / max(tp + fp, 1), tp / max(tp + fn, 1)
-    f1 = 2 * precision * recall / max(precision + recall, 1e-12)
-    return {"precision": round(precision, 4), "recall": round(recall, 4), "f1": round(f1, 4)}
+            tp += (predicted & truth).sum(axis=(0, 2, 3))
+            fp += (predicted & ~truth).sum(axis=(0, 2, 3))
+            fn += (~predicted & truth).sum(axis=(0, 2, 3))
+    scores = []
+    for k in range(outputs):
+        precision, recall = tp[k] / max(tp[k] + fp[k], 1), tp[k] / max(tp[k] + fn[k], 1)
+        f1 = 2 * precision * recall / max(precision + recall, 1e-12)
+        scores.append({"precision": round(float(precision), 4), "recall": round(float(recall), 4),
+                       "f1": round(float(f1), 4)})
+    return scores
 
 
 @dataclass(frozen=True, slots=True)
@@ -261,6 +331,8 @@ class ChangeTrainingResult:
     parameters: int
     seconds: float
     validation: dict[str, float]
+    """Synthetic validation scores of the building output."""
+    validation_by_output: dict[str, dict[str, float]] = field(default_factory=dict)
 
 
 def train_change(config: ChangeTrainingConfig,
@@ -270,9 +342,9 @@ def train_change(config: ChangeTrainingConfig,
     torch.manual_seed(config.seed)
     torch.set_num_threads(config.threads)
     torch.use_deterministic_algorithms(True)
-    frames = background_frames(config.backgrounds, config.gsd)
-    before, after, labels = draw_pairs(config, config.seed, config.pairs, frames, progress)
-    model = SiameseUNet(config.width)
+    sources = pair_sources(config)
+    before, after, labels = draw_pairs(config, config.seed, config.pairs, sources, progress)
+    model = SiameseUNet(config.width, len(config.outputs))
     optimiser = torch.optim.AdamW(model.parameters(), lr=config.learning_rate,
                                   weight_decay=config.weight_decay)
     schedule = warmup_cosine(optimiser, config.steps, config.steps // 10)
@@ -290,8 +362,9 @@ def train_change(config: ChangeTrainingConfig,
         running = 0.98 * running + 0.02 * value if step else value
         if progress is not None and (step % 50 == 0 or step == config.steps - 1):
             progress(f"step {step + 1}/{config.steps} loss {running:.3f}")
-    held = draw_pairs(config, config.seed + 1, config.validation_pairs, frames, None)
-    validation = _pixel_scores(model, *held, flips=config.flips)
+    held = draw_pairs(config, config.seed + 1, config.validation_pairs, sources, None)
+    by_output = dict(zip(config.outputs, _pixel_scores(model, *held, flips=config.flips), strict=True))
+    validation = by_output["buildings"]
     with tempfile.TemporaryDirectory(prefix="sitewatch-export-") as scratch:
         exported = Path(scratch) / "model.onnx"  # written whole, then moved: never a half file
         export_change_onnx(model, exported)
@@ -302,12 +375,14 @@ def train_change(config: ChangeTrainingConfig,
     card = ChangeModelCard(
         name=config.name, version=config.version, onnx_file=config.output.name, sha256=sha256,
         gsd_range=config.gsd_range, input_multiple=INPUT_MULTIPLE, threshold=0.5, tile=config.tile,
-        overlap=config.overlap, flips=config.flips, data_credit=CREDIT,
+        overlap=config.overlap, flips=config.flips, outputs=config.outputs,
+        data_credit=CREDIT + (ROOF_CREDIT if config.roofs else ()),
         training={"config": config.raw, "parameters": parameters, "torch": torch.__version__,
                   "pairs": config.pairs, "seconds": round(time.monotonic() - started, 1)},
-        metrics={"synthetic_validation": validation},
+        metrics={"synthetic_validation": validation,
+                 **({"synthetic_validation_by_output": by_output} if len(config.outputs) > 1 else {})},
     )
     card_path = config.output.with_suffix(".json")
     card_path.write_text(json.dumps(card.to_dict(), indent=2) + "\n", encoding="utf-8")
     return ChangeTrainingResult(config.output, card_path, sha256, parameters,
-                                time.monotonic() - started, validation)
+                                time.monotonic() - started, validation, by_output)

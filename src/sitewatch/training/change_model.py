@@ -27,10 +27,11 @@ def _conv(in_channels: int, out_channels: int, stride: int = 1) -> nn.Sequential
 
 
 class SiameseUNet(nn.Module):
-    """Change logits ``(N, 1, H, W)`` from two dates ``(N, 3, H, W)`` in robust units (see
-    :func:`sitewatch.analytics.change.learned.normalise_date`)."""
+    """Change logits ``(N, outputs, H, W)`` from two dates ``(N, 3, H, W)`` in robust units (see
+    :func:`sitewatch.analytics.change.learned.normalise_date`): one channel per kind of change
+    (building change; any site change)."""
 
-    def __init__(self, width: int = 16) -> None:
+    def __init__(self, width: int = 16, outputs: int = 1) -> None:
         super().__init__()
         w = width
         self.stages = nn.ModuleList([
@@ -45,7 +46,7 @@ class SiameseUNet(nn.Module):
             _conv(3 * 2 * w + 4 * w, 2 * w),
             _conv(3 * w + 2 * w, w),
         ])
-        self.head = nn.Conv2d(w, 1, 1)
+        self.head = nn.Conv2d(w, outputs, 1)
 
     def _encode(self, image: torch.Tensor) -> list[torch.Tensor]:
         features = []

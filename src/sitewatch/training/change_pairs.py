@@ -23,6 +23,17 @@ of fields, soil, roads and trees) seen twice:
 
 Buildings standing on both dates are unchanged; a building that changed is labelled where it
 shows (roof and wall) on its date. Pixels are float32 0..1, ``(3, size, size)``.
+
+Version 3 of the model learns two things, so each pair has two labels:
+
+* ``label``, building change, as above; real roofs (cut from freely licensed imagery by building
+  outlines, :mod:`sitewatch.training.roofs`) are new or demolished buildings beside the drawn
+  ones, and backgrounds cut from the same imagery keep their real buildings, some removed on
+  one date;
+* ``site``, any change a site monitor cares about: building change plus earthworks and ground
+  scarring, new pads and yards, new roads and tracks, vegetation cleared, water that came or
+  went, construction sites. The season, mown fields, cars, shadows, the view and the imaging
+  stay unlabelled in both.
 """
 
 from __future__ import annotations
@@ -34,6 +45,8 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy import ndimage
 from skimage.draw import polygon as fill_polygon
+
+from sitewatch.training.roofs import BuiltFrame, Roof, turned_roof
 
 Image3 = NDArray[np.float64]
 Mask = NDArray[np.bool_]
@@ -70,6 +83,9 @@ class ChangePair:
     after: NDArray[np.float32]
     label: Mask
     """Where a building stands on one date only."""
+    site: Mask | None = None
+    """Where anything a site monitor cares about changed (buildings included); None in pairs drawn
+    without land changes, where it equals ``label``."""
 
 
 def _noise(rng: np.random.Generator, shape: tuple[int, int], scale: int) -> NDArray[np.float64]:
@@ -277,9 +293,9 @@ def _cars(rng: np.random.Generator, image: Image3, gsd: float) -> Image3:
     return out
 
 
-def _works(rng: np.random.Generator, image: Image3, gsd: float) -> Image3:
-    """Unlabelled change: a construction site without a building yet (cleared ground, spoil heaps,
-    machines and stacked material), which the model must not take for a roof."""
+def _works(rng: np.random.Generator, image: Image3, gsd: float) -> tuple[Image3, Mask]:
+    """A construction site without a building yet (cleared ground, spoil heaps, machines and stacked
+    material): no building change, which the model must not take for a roof, but site change."""
     shape = image.shape[1:]
     site = blobs(rng, shape, rng.uniform(0.05, 0.3))
     cover = str(rng.choice(["soil", "dark_soil", "dry_grass", "concrete"]))
@@ -292,24 +308,30 @@ def _works(rng: np.random.Generator, image: Image3, gsd: float) -> Image3:
         h, w = (max(2, round(rng.uniform(1.5, 6) / gsd)) for _ in range(2))
         shade = rng.uniform(30, 220) * rng.uniform(0.8, 1.2, 3)
         out[:, rows[k]:rows[k] + h, cols[k]:cols[k] + w] = shade[:, None, None]
-    return out
+    return out, site
 
 
-def _season(rng: np.random.Generator, image: Image3, crowns: Mask) -> Image3:
-    """Unlabelled change of the ground: colour and brightness of blobs, a new field, the trees' leaves."""
+def _season(rng: np.random.Generator, image: Image3, crowns: Mask, *,
+            fields: tuple[str, ...] | None = None) -> tuple[Image3, Mask]:
+    """Change of the ground: colour and brightness of blobs, a new field, the trees' leaves (no change
+    to a site monitor), and a new road or yard (site change, returned as the mask). ``fields``
+    limits the new field's covers (vegetation only in version 3: bare soil is earthworks)."""
     shape = image.shape[1:]
+    paved = np.zeros(shape, bool)
     if rng.random() < 0.7:
         weight = ndimage.gaussian_filter(blobs(rng, shape, rng.uniform(0.05, 0.6)).astype(float), 2)[None]
         tinted = image * rng.uniform(0.7, 1.3, 3)[:, None, None] + rng.uniform(-30, 30, 3)[:, None, None]
         image = image * (1 - weight) + weight * tinted
     if rng.random() < 0.3:
-        image = np.where(blobs(rng, shape, rng.uniform(0.05, 0.3))[None], ground(rng, shape), image)
+        cover = None if fields is None else str(rng.choice(list(fields)))
+        image = np.where(blobs(rng, shape, rng.uniform(0.05, 0.3))[None], ground(rng, shape, cover), image)
     if crowns.any() and rng.random() < 0.5:  # leaves turn or fall
         image = np.where(crowns[None], image * rng.uniform(0.8, 1.6, 3)[:, None, None], image)
     if rng.random() < 0.3:  # a new road or yard
         paving = str(rng.choice(["asphalt", "concrete", "soil"]))
-        image = np.where(_strip(rng, shape)[None], ground(rng, shape, paving), image)
-    return image
+        paved = _strip(rng, shape)
+        image = np.where(paved[None], ground(rng, shape, paving), image)
+    return image, paved
 
 
 def _imaging(rng: np.random.Generator, image: Image3) -> Image3:
@@ -331,32 +353,192 @@ def _sun(rng: np.random.Generator, gsd: float) -> tuple[float, float]:
     return float(length * np.cos(azimuth)), float(length * np.sin(azimuth))
 
 
+LAND_CHANGES = ("earthworks", "pad", "road", "clearing", "water")
+"""Kinds of site change other than buildings that version-3 pairs draw."""
+
+_WATER = ((45, 60, 70), (60, 75, 60), (80, 70, 55), (30, 45, 60))
+"""Mean RGB of water: deep and clear, green, muddy, dark."""
+
+
+def _earthworks(rng: np.random.Generator, image: Image3, gsd: float) -> tuple[Image3, Mask]:
+    """Ground stripped to soil, with spoil heaps lit from one side and vehicle tracks."""
+    shape = image.shape[1:]
+    region = blobs(rng, shape, rng.uniform(0.05, 0.35))
+    fill = ground(rng, shape, str(rng.choice(["soil", "dark_soil", "soil"])))
+    relief = np.zeros(shape)
+    for _ in range(int(rng.integers(0, 6))):
+        r, c = rng.uniform(0, shape[0]), rng.uniform(0, shape[1])
+        radius = rng.uniform(2, 8) / gsd
+        rows, cols = np.mgrid[: shape[0], : shape[1]]
+        relief += np.exp(-((rows - r) ** 2 + (cols - c) ** 2) / (2 * radius**2)) * rng.uniform(0.5, 1.5)
+    if relief.any():
+        azimuth = rng.uniform(0, 2 * np.pi)
+        gy, gx = np.gradient(relief)
+        lit = 1 + 6 * (gx * np.cos(azimuth) + gy * np.sin(azimuth)) * gsd
+        fill = fill * np.clip(lit, 0.6, 1.4)[None]
+    for _ in range(int(rng.integers(0, 4))):  # tyre tracks
+        track = _strip(rng, shape)
+        fill = np.where((track & ~ndimage.binary_erosion(track, iterations=2))[None], fill * 0.8, fill)
+    return np.where(region[None], fill, image), region
+
+
+def _pad(rng: np.random.Generator, image: Image3, gsd: float) -> tuple[Image3, Mask]:
+    """A new paved pad or yard: a rotated rectangle of concrete or asphalt, sometimes marked out."""
+    shape = image.shape[1:]
+    length, width = rng.uniform(15, 80) / gsd, rng.uniform(10, 60) / gsd
+    angle = rng.uniform(0, np.pi)
+    centre = np.array([rng.uniform(0, shape[0]), rng.uniform(0, shape[1])])
+    along, across = np.array([np.cos(angle), np.sin(angle)]), np.array([-np.sin(angle), np.cos(angle)])
+    corners = np.array([centre + a * length / 2 * along + b * width / 2 * across
+                        for a, b in ((-1, -1), (1, -1), (1, 1), (-1, 1))])
+    region = np.zeros(shape, bool)
+    rows, cols = fill_polygon(corners[:, 0], corners[:, 1], shape)
+    region[rows, cols] = True
+    fill = ground(rng, shape, str(rng.choice(["concrete", "asphalt", "concrete"])))
+    if rng.random() < 0.4:  # painted bays or lines
+        rr, cc = np.mgrid[: shape[0], : shape[1]]
+        position = (rr - centre[0]) * along[0] + (cc - centre[1]) * along[1]
+        lines = np.abs(np.mod(position, rng.uniform(2.5, 6) / gsd)) < max(1.0, 0.15 / gsd)
+        fill = np.where(lines[None], 220.0, fill)
+    return np.where(region[None], fill, image), region
+
+
+def _road(rng: np.random.Generator, image: Image3, gsd: float) -> tuple[Image3, Mask]:
+    """A new road or track across the ground."""
+    shape = image.shape[1:]
+    rows, cols = np.mgrid[: shape[0], : shape[1]]
+    angle = rng.uniform(0, np.pi)
+    bend = rng.uniform(-0.004, 0.004) * gsd
+    distance = rows * np.cos(angle) + cols * np.sin(angle) - rng.uniform(0, max(shape))
+    distance = distance + bend * (rows * np.sin(angle) - cols * np.cos(angle)) ** 2
+    region = np.abs(distance) < rng.uniform(2.5, 7) / gsd
+    fill = ground(rng, shape, str(rng.choice(["asphalt", "soil", "concrete", "dry_grass"])))
+    return np.where(region[None], fill, image), region
+
+
+def _water(rng: np.random.Generator, image: Image3) -> tuple[Image3, Mask]:
+    """Water where there was none (a pond, a flooded pit, a reservoir's rise; reversed, it went)."""
+    shape = image.shape[1:]
+    region = ndimage.binary_opening(blobs(rng, shape, rng.uniform(0.05, 0.4)), iterations=2)
+    colour = np.asarray(_WATER[int(rng.integers(len(_WATER)))], float) * rng.uniform(0.7, 1.3, 3)
+    ripples = 1 + 0.04 * _noise(rng, shape, 4)
+    fill = colour[:, None, None] * ripples[None]
+    if rng.random() < 0.2:  # sun glint
+        fill = fill + 120 * np.clip(_noise(rng, shape, 2) - 1.5, 0, None)[None]
+    shore = region & ~ndimage.binary_erosion(region, iterations=2)
+    fill = np.where(shore[None], fill * 0.8 + 0.2 * image, fill)
+    return np.where(region[None], fill, image), region
+
+
+def _real_roof_building(rng: np.random.Generator, roof: Roof, shape: tuple[int, int]) -> Building:
+    """A real roof, turned, placed anywhere, its colours sometimes those of another roofing."""
+    turned = turned_roof(roof, rng)
+    rows, cols = turned.mask.shape
+    if rows >= shape[0] or cols >= shape[1]:
+        turned = Roof(turned.pixels[:, : shape[0] - 1, : shape[1] - 1],
+                      turned.mask[: shape[0] - 1, : shape[1] - 1])
+        rows, cols = turned.mask.shape
+    r, c = int(rng.integers(0, shape[0] - rows + 1)), int(rng.integers(0, shape[1] - cols + 1))
+    footprint = np.zeros(shape, bool)
+    footprint[r:r + rows, c:c + cols] = turned.mask
+    pixels = turned.pixels.copy()
+    if rng.random() < 0.6:  # keep the texture, take another roofing's colour
+        luminance = pixels.mean(axis=0)
+        level = max(float(luminance[turned.mask].mean()), 1.0) if turned.mask.any() else 1.0
+        colour = np.asarray(_ROOFS[int(rng.integers(len(_ROOFS)))], float) * rng.uniform(0.8, 1.2, 3)
+        pixels = colour[:, None, None] * (luminance / level)[None] ** rng.uniform(0.5, 1.0)
+    else:
+        pixels = pixels * rng.uniform(0.8, 1.2, 3)[:, None, None]
+    roof_image = np.zeros((3, *shape))
+    roof_image[:, r:r + rows, c:c + cols] = pixels
+    wall = np.asarray(_ROOFS[int(rng.integers(len(_ROOFS)))], float) * rng.uniform(0.5, 0.9)
+    return Building(footprint, roof_image, float(rng.uniform(3, 9)), wall)
+
+
+def _built_background(rng: np.random.Generator, frames: Sequence[BuiltFrame], size: int, gsd: float
+                      ) -> tuple[Image3, Image3, Mask] | None:
+    """A crop of a real built-up frame with 0-3 of its outlined buildings torn down on the second date:
+    returns (first date, second date, where buildings went), or None when no frame is big enough."""
+    usable = [f for f in frames if f.pixels.shape[1] >= size and f.pixels.shape[2] >= size]
+    if not usable:
+        return None
+    frame = usable[int(rng.integers(len(usable)))]
+    r = int(rng.integers(0, frame.pixels.shape[1] - size + 1))
+    c = int(rng.integers(0, frame.pixels.shape[2] - size + 1))
+    base = frame.pixels[:, r:r + size, c:c + size].astype(np.float64)
+    ids = frame.buildings[r:r + size, c:c + size]
+    whole = [k for k in np.unique(ids) if k and (frame.buildings == k).sum() == (ids == k).sum()
+             and (ids == k).sum() * gsd**2 >= 10]
+    gone = np.zeros((size, size), bool)
+    later = base.copy()
+    for k in rng.permutation(whole)[: int(rng.integers(0, 4))]:
+        lot = ndimage.binary_dilation(ids == k, iterations=1)
+        cover = str(rng.choice(["soil", "dry_grass", "concrete", "dark_soil"]))
+        later = np.where(lot[None], ground(rng, (size, size), cover), later)
+        gone |= lot
+    return base, later, gone
+
+
+def _plant(rng: np.random.Generator, base: Image3, crowns: Mask) -> tuple[Image3, Mask]:
+    """Trees on the base where it has none drawn (a real frame), so that some can be cleared."""
+    if crowns.any():
+        return base, crowns
+    shape = base.shape[1:]
+    crowns = _trees(rng, shape)
+    canopy = ground(rng, shape, "grass") * rng.uniform(0.5, 0.75)
+    shade = ndimage.shift(crowns.astype(float), (2, 2), order=0) > 0.5
+    return np.where(crowns[None], canopy, base * (1 - 0.45 * (shade & ~crowns)[None])), crowns
+
+
 def make_pair(rng: np.random.Generator, size: int, *, gsd: float = 0.5,
               frames: Sequence[NDArray[np.uint8]] = (), frame_share: float = 0.35,
-              street_share: float = 0.0, hip_share: float = 0.0) -> ChangePair:
+              street_share: float = 0.0, hip_share: float = 0.0, roofs: Sequence[Roof] = (),
+              roof_share: float = 0.0, built: Sequence[BuiltFrame] = (), built_share: float = 0.0,
+              land_share: float = 0.0) -> ChangePair:
     """One synthetic pair ``size`` pixels square at ``gsd`` metres (see the module docstring).
 
     ``frames`` are real RGB ``(3, rows, cols)`` uint8 backgrounds at ``gsd``, drawn ``frame_share``
     of the time when one is at least ``size`` square. ``street_share`` of the pairs hold a
     residential street (:func:`_street`): half the time built between the dates (road, driveways
     and houses all new), half the time standing with new houses on some of its lots;
-    ``hip_share`` of the roofs have four slopes. (Both 0 draws exactly as version 1 of the model.)
+    ``hip_share`` of the roofs have four slopes. Version 3: ``built`` real frames with their
+    buildings' outlines are the background ``built_share`` of the time (some of their buildings
+    torn down); ``roof_share`` of new and demolished buildings are real ``roofs``; ``land_share``
+    of the pairs hold one to three site changes other than buildings (:data:`LAND_CHANGES`).
+    (The defaults draw exactly as version 2 of the model.)
     """
     shape = (size, size)
     usable = [f for f in frames if f.shape[1] >= size and f.shape[2] >= size]
     crowns = np.zeros(shape, bool)
-    if usable and rng.random() < frame_share:
+    torn = np.zeros(shape, bool)
+    torn_later: Image3 | None = None
+    found = _built_background(rng, built, size, gsd) if built and rng.random() < built_share else None
+    if found is not None:
+        base, torn_later, torn = found
+    elif usable and rng.random() < frame_share:
         frame = usable[int(rng.integers(len(usable)))]
         r = int(rng.integers(0, frame.shape[1] - size + 1))
         c = int(rng.integers(0, frame.shape[2] - size + 1))
         base = frame[:, r:r + size, c:c + size].astype(np.float64)
     else:
         base, crowns = procedural_background(rng, shape)
+    land: list[str] = []
+    if land_share > 0 and rng.random() < land_share:
+        land = [str(k) for k in rng.choice(LAND_CHANGES, size=int(rng.integers(1, 4)), replace=False)]
+    if "clearing" in land:
+        planted, crowns = _plant(rng, base, crowns)
+        if torn_later is not None:
+            torn_later = np.where(crowns[None], planted, torn_later)
+        base = planted
+
+    def any_building() -> Building:
+        if roofs and rng.random() < roof_share:
+            return _real_roof_building(rng, roofs[int(rng.integers(len(roofs)))], shape)
+        return building(rng, shape, gsd, hip=hip_share)
+
     standing = [building(rng, shape, gsd, hip=hip_share) for _ in range(int(rng.integers(0, 9)))]
-    new = ([building(rng, shape, gsd, hip=hip_share) for _ in range(int(rng.integers(1, 8)))]
-           if rng.random() < 0.8 else [])
-    gone = ([building(rng, shape, gsd, hip=hip_share) for _ in range(int(rng.integers(1, 3)))]
-            if rng.random() < 0.2 else [])
+    new = [any_building() for _ in range(int(rng.integers(1, 8)))] if rng.random() < 0.8 else []
+    gone = [any_building() for _ in range(int(rng.integers(1, 3)))] if rng.random() < 0.2 else []
     paving_before = paving_after = np.zeros(shape, bool)
     surface = base
     if street_share > 0 and rng.random() < street_share:
@@ -367,9 +549,9 @@ def make_pair(rng: np.random.Generator, size: int, *, gsd: float = 0.5,
             new += houses
         else:  # an existing street, some lots built on
             paving_before = paving_after = road | drives
-            built = rng.random(len(houses)) < 0.4
-            new += [h for h, b in zip(houses, built, strict=True) if b]
-            standing += [h for h, b in zip(houses, built, strict=True) if not b]
+            built_on = rng.random(len(houses)) < 0.4
+            new += [h for h, b in zip(houses, built_on, strict=True) if b]
+            standing += [h for h, b in zip(houses, built_on, strict=True) if not b]
         if paving_after.any():
             surface = ground(rng, shape, str(rng.choice(["asphalt", "concrete"])))
             if paving_before.any():
@@ -379,26 +561,47 @@ def make_pair(rng: np.random.Generator, size: int, *, gsd: float = 0.5,
     view_before = _view(rng, gsd)
     view_after = view_before if rng.random() < 0.3 else _view(rng, gsd)
     before, shown_before = _paint(_cars(rng, base, gsd), standing + gone, sun_before, view_before)
-    later = _season(rng, base, crowns)
+    fields = ("grass", "dry_grass") if land_share > 0 else None
+    later, site_after = _season(rng, base if torn_later is None else torn_later, crowns, fields=fields)
     if new and rng.random() < 0.5:  # construction clears the ground around the new buildings
         cleared = np.zeros(shape, bool)
         for item in new:
             cleared |= ndimage.binary_dilation(item.footprint, iterations=int(rng.integers(3, 12)))
         cover = str(rng.choice(["soil", "dry_grass", "concrete"]))
         later = np.where(cleared[None], ground(rng, shape, cover), later)
+        site_after = site_after | cleared
     if rng.random() < 0.25:
-        later = _works(rng, later, gsd)
+        later, works = _works(rng, later, gsd)
+        site_after = site_after | works
+    for kind in land:
+        if kind == "earthworks":
+            later, changed = _earthworks(rng, later, gsd)
+        elif kind == "pad":
+            later, changed = _pad(rng, later, gsd)
+        elif kind == "road":
+            later, changed = _road(rng, later, gsd)
+        elif kind == "water":
+            later, changed = _water(rng, later)
+        else:
+            cut = ndimage.binary_dilation(blobs(rng, shape, rng.uniform(0.2, 0.7)), iterations=3)
+            changed = crowns & cut if (crowns & cut).any() else crowns
+            cover = str(rng.choice(["soil", "dry_grass", "grass", "dark_soil"]))
+            later = np.where(changed[None], ground(rng, shape, cover), later)
+        site_after = site_after | changed
     if paving_after.any():
         later = np.where(paving_after[None], surface, later)
+        site_after = site_after | (paving_after & ~paving_before)
     after, shown_after = _paint(_cars(rng, later, gsd), standing + new, sun_after, view_after)
     standing_shown = shown_before[:len(standing)].any(axis=0) | shown_after[:len(standing)].any(axis=0)
     gone_shown, new_shown = shown_before[len(standing):].any(axis=0), shown_after[len(standing):].any(axis=0)
     before, after = _imaging(rng, before), _imaging(rng, after)
-    if rng.random() < 0.5:  # misregistration: the after date's new buildings move with it
+    if rng.random() < 0.5:  # misregistration: what changed on the after date moves with it
         shift = (rng.uniform(-2, 2), rng.uniform(-2, 2))
         after = ndimage.shift(after, (0, *shift), order=1, mode="nearest")
         new_shown = ndimage.shift(new_shown.astype(np.float32), shift, order=0) > 0.5
-    label: Mask = np.asarray((gone_shown | new_shown) & ~standing_shown)
+        site_after = ndimage.shift(site_after.astype(np.float32), shift, order=0) > 0.5
+    label: Mask = np.asarray(((gone_shown | new_shown) & ~standing_shown) | torn)
+    site: Mask = np.asarray(label | (site_after & ~standing_shown))
     if rng.random() < 0.5:
         before, after = after, before
-    return ChangePair((before / 255).astype(np.float32), (after / 255).astype(np.float32), label)
+    return ChangePair((before / 255).astype(np.float32), (after / 255).astype(np.float32), label, site)

@@ -13,9 +13,11 @@ import json
 import math
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from numpy.typing import NDArray
 from PIL import Image
 
 from sitewatch.core.errors import UnsupportedInputError
@@ -73,8 +75,52 @@ def _groups(tiles: Sequence[tuple[int, int]]) -> list[list[tuple[int, int]]]:
     return sorted(groups, key=lambda g: (-len(g), g[0]))
 
 
-def _read_labels(path: Path, zoom: int) -> list[tuple[str, tuple[float, float, float, float]]]:
-    """(class, global pixel box) of every polygon feature of a GeoJSON file in longitude/latitude."""
+@dataclass(frozen=True, slots=True)
+class Mosaic:
+    """One connected group of tiles joined into an image."""
+
+    name: str
+    image: Image.Image
+    origin: tuple[int, int]
+    """Global web-mercator pixel (x, y) of the image's top-left corner at its zoom."""
+    zoom: int
+    missing: tuple[tuple[int, int, int, int], ...]
+    """Boxes (image pixels) of tiles missing inside the group's rectangle (black)."""
+
+    @property
+    def gsd(self) -> float:
+        return tile_gsd(self.zoom, pixel_to_latitude(self.origin[1] + self.image.height / 2, self.zoom))
+
+
+def tile_mosaics(folder: Path, zoom: int) -> list[Mosaic]:
+    """The folder's tiles at ``zoom`` joined into one image per connected group, largest first."""
+    tiles = _tiles(folder, zoom)
+    if not tiles:
+        raise UnsupportedInputError(f"{folder}: no web-map tiles named '<x>-<y>-{zoom}.png' found")
+    mosaics = []
+    for group in _groups(list(tiles)):
+        xs, ys = [t[0] for t in group], [t[1] for t in group]
+        x0, y0 = min(xs), min(ys)
+        image = Image.new("RGB", ((max(xs) - x0 + 1) * TILE, (max(ys) - y0 + 1) * TILE))
+        present = set(group)
+        missing = []
+        for tx in range(x0, max(xs) + 1):
+            for ty in range(y0, max(ys) + 1):
+                left, top = (tx - x0) * TILE, (ty - y0) * TILE
+                if (tx, ty) in present:
+                    with Image.open(tiles[(tx, ty)]) as tile:
+                        image.paste(tile.convert("RGB"), (left, top))
+                else:
+                    missing.append((left, top, left + TILE, top + TILE))
+        mosaics.append(Mosaic(f"{folder.name}-z{zoom}-{x0}-{y0}", image, (x0 * TILE, y0 * TILE), zoom,
+                              tuple(missing)))
+    return mosaics
+
+
+def read_polygons(path: Path, zoom: int, *, class_property: str | None = "class"
+                  ) -> list[tuple[str, NDArray[np.float64]]]:
+    """(class, outer ring as (n, 2) global pixel x, y at ``zoom``) of every polygon of a GeoJSON file
+    in longitude/latitude. ``class_property`` None reads outlines without a class (class ``""``)."""
     try:
         document = json.loads(path.read_text(encoding="utf-8"))
         features = document["features"]
@@ -82,19 +128,18 @@ def _read_labels(path: Path, zoom: int) -> list[tuple[str, tuple[float, float, f
         raise UnsupportedInputError(
             f"tile labels {path}: not a GeoJSON FeatureCollection ({error}); give polygons in "
             "longitude/latitude with a 'class' property") from None
-    labels = []
+    polygons = []
     for number, feature in enumerate(features):
         try:
-            name = str(feature["properties"]["class"])
+            name = str(feature["properties"][class_property]) if class_property else ""
             ring = feature["geometry"]["coordinates"][0]
-            points = [lonlat_to_pixel(float(lon), float(lat), zoom) for lon, lat in ring]
+            points = np.array([lonlat_to_pixel(float(lon), float(lat), zoom) for lon, lat in ring])
         except (KeyError, TypeError, ValueError, IndexError):
             raise UnsupportedInputError(
-                f"tile labels {path}: feature {number} needs a Polygon geometry and a 'class' property"
-            ) from None
-        xs, ys = [p[0] for p in points], [p[1] for p in points]
-        labels.append((name, (min(xs), min(ys), max(xs), max(ys))))
-    return labels
+                f"tile labels {path}: feature {number} needs a Polygon geometry and a '{class_property}' "
+                "property") from None
+        polygons.append((name, points))
+    return polygons
 
 
 def read_tile_mosaics(folder: Path, *, zoom: int, labels: Path | None, classes: Sequence[str],
@@ -105,30 +150,16 @@ def read_tile_mosaics(folder: Path, *, zoom: int, labels: Path | None, classes: 
     Missing tiles inside a group's rectangle are black and ignored. ``rotatable`` is False by
     default: hand-drawn boxes are axis-aligned around vehicles at any heading.
     """
-    tiles = _tiles(folder, zoom)
-    if not tiles:
-        raise UnsupportedInputError(f"{folder}: no web-map tiles named '<x>-<y>-{zoom}.png' found")
-    found = _read_labels(labels, zoom) if labels is not None else []
+    found = read_polygons(labels, zoom) if labels is not None else []
     frames = []
-    for group in _groups(list(tiles)):
-        xs, ys = [t[0] for t in group], [t[1] for t in group]
-        x0, y0 = min(xs), min(ys)
-        width, height = (max(xs) - x0 + 1) * TILE, (max(ys) - y0 + 1) * TILE
-        mosaic = Image.new("RGB", (width, height))
-        present = set(group)
-        ignore: list[tuple[float, float, float, float]] = []
-        for tx in range(x0, max(xs) + 1):
-            for ty in range(y0, max(ys) + 1):
-                left, top = (tx - x0) * TILE, (ty - y0) * TILE
-                if (tx, ty) in present:
-                    with Image.open(tiles[(tx, ty)]) as tile:
-                        mosaic.paste(tile.convert("RGB"), (left, top))
-                else:
-                    ignore.append((left, top, left + TILE, top + TILE))
+    for mosaic in tile_mosaics(folder, zoom):
+        width, height = mosaic.image.size
+        ignore = [(float(a), float(b), float(c), float(d)) for a, b, c, d in mosaic.missing]
         boxes, indices = [], []
-        origin_x, origin_y = x0 * TILE, y0 * TILE
-        for name, (bx0, by0, bx1, by1) in found:
-            box = (bx0 - origin_x, by0 - origin_y, bx1 - origin_x, by1 - origin_y)
+        for name, ring in found:
+            x0, y0 = ring.min(axis=0) - mosaic.origin
+            x1, y1 = ring.max(axis=0) - mosaic.origin
+            box = (float(x0), float(y0), float(x1), float(y1))
             centre = ((box[0] + box[2]) / 2, (box[1] + box[3]) / 2)
             if not (0 <= centre[0] < width and 0 <= centre[1] < height):
                 continue
@@ -137,9 +168,8 @@ def read_tile_mosaics(folder: Path, *, zoom: int, labels: Path | None, classes: 
             elif name in classes:
                 boxes.append(box)
                 indices.append(list(classes).index(name))
-        latitude = pixel_to_latitude(origin_y + height / 2, zoom)
         frames.append(TrainingFrame(
-            name=f"{folder.name}-z{zoom}-{x0}-{y0}", image=mosaic, gsd=tile_gsd(zoom, latitude),
+            name=mosaic.name, image=mosaic.image, gsd=mosaic.gsd,
             boxes=np.asarray(boxes, np.float32).reshape(-1, 4), classes=np.asarray(indices, np.int64),
             ignore=np.asarray(ignore, np.float32).reshape(-1, 4), rotatable=rotatable,
         ))

@@ -79,6 +79,9 @@ class ChangeModelCard:
     flips: bool = False
     """Average the logits over the image and its three mirror images (the model was trained
     with them as augmentation, so any disagreement is noise); four times the work."""
+    outputs: tuple[str, ...] = ("buildings",)
+    """What each output channel marks: ``buildings`` (building change) and, from version 3,
+    ``site`` (any change a site monitor cares about)."""
     training: dict[str, Any] = field(default_factory=dict)
     metrics: dict[str, Any] = field(default_factory=dict)
     data_credit: tuple[str, ...] = ()
@@ -92,7 +95,9 @@ class ChangeModelCard:
                 gsd_range=(float(data["gsd_range"][0]), float(data["gsd_range"][1])),
                 input_multiple=int(data["input_multiple"]), threshold=float(data["threshold"]),
                 tile=int(data.get("tile", 512)), overlap=int(data.get("overlap", 64)),
-                flips=bool(data.get("flips", False)), training=dict(data.get("training", {})),
+                flips=bool(data.get("flips", False)),
+                outputs=tuple(str(o) for o in data.get("outputs", ["buildings"])),
+                training=dict(data.get("training", {})),
                 metrics=dict(data.get("metrics", {})),
                 data_credit=tuple(data.get("data_credit", ())),
             )
@@ -107,7 +112,8 @@ class ChangeModelCard:
             "name": self.name, "version": self.version, "onnx_file": self.onnx_file, "sha256": self.sha256,
             "gsd_range": list(self.gsd_range), "input_multiple": self.input_multiple,
             "threshold": self.threshold, "tile": self.tile, "overlap": self.overlap,
-            "flips": self.flips, "training": self.training, "metrics": self.metrics,
+            "flips": self.flips, "outputs": list(self.outputs), "training": self.training,
+            "metrics": self.metrics,
             "data_credit": list(self.data_credit),
         }
 
@@ -148,7 +154,7 @@ def _spans(length: int, tile: int, overlap: int) -> list[tuple[int, int, int, in
 
 
 def _run(session: ort.InferenceSession, before: NDArray[np.float32], after: NDArray[np.float32],
-         multiple: int, flips: bool = False) -> NDArray[np.float32]:
+         multiple: int, flips: bool = False, channel: int = 0) -> NDArray[np.float32]:
     rows, cols = before.shape[1:]
     pad_rows, pad_cols = -rows % multiple, -cols % multiple
     if pad_rows or pad_cols:
@@ -156,23 +162,29 @@ def _run(session: ort.InferenceSession, before: NDArray[np.float32], after: NDAr
         before, after = np.pad(before, pad, mode="reflect"), np.pad(after, pad, mode="reflect")
     if not flips:
         logits = session.run(None, {"before": before[None], "after": after[None]})[0]
-        return np.asarray(logits[0, 0, :rows, :cols], np.float32)
+        return np.asarray(logits[0, channel, :rows, :cols], np.float32)
     views = ((slice(None), slice(None)), (slice(None, None, -1), slice(None)),
              (slice(None), slice(None, None, -1)), (slice(None, None, -1), slice(None, None, -1)))
     first = np.stack([before[(slice(None), *view)] for view in views])
     second = np.stack([after[(slice(None), *view)] for view in views])
-    logits = session.run(None, {"before": first, "after": second})[0][:, 0]
+    logits = session.run(None, {"before": first, "after": second})[0][:, channel]
     mean = np.mean([logits[k][view] for k, view in enumerate(views)], axis=0)  # each view mirrored back
     return np.asarray(mean[:rows, :cols], np.float32)
 
 
 def change_probability(before: NDArray[np.float32], after: NDArray[np.float32], *,
                        tile: int | None = None, overlap: int | None = None,
-                       flips: bool | None = None) -> NDArray[np.float32]:
+                       flips: bool | None = None, output: str = "buildings") -> NDArray[np.float32]:
     """The shipped model's change probability for two normalised ``(3, rows, cols)`` dates, run in
     tiles of ``tile`` pixels overlapping by ``overlap``, averaged over mirror images when ``flips``
-    (defaults from the model card)."""
+    (defaults from the model card), of the kind of change ``output`` names (see the card's outputs)."""
     card, session = _shipped()
+    if output not in card.outputs:
+        raise UnsupportedInputError(
+            f"the shipped change model {card.name} v{card.version} has no {output!r} output (it has "
+            f"{', '.join(card.outputs)}); reinstall sitewatch, or use the learned method"
+        )
+    channel = card.outputs.index(output)
     tile, overlap = tile or card.tile, overlap or card.overlap
     flips = card.flips if flips is None else flips
     rows, cols = before.shape[1:]
@@ -180,10 +192,27 @@ def change_probability(before: NDArray[np.float32], after: NDArray[np.float32], 
     for r0, r1, keep_r0, keep_r1 in _spans(rows, tile, overlap):
         for c0, c1, keep_c0, keep_c1 in _spans(cols, tile, overlap):
             part = _run(session, np.ascontiguousarray(before[:, r0:r1, c0:c1]),
-                        np.ascontiguousarray(after[:, r0:r1, c0:c1]), card.input_multiple, flips)
+                        np.ascontiguousarray(after[:, r0:r1, c0:c1]), card.input_multiple, flips, channel)
             kept = part[keep_r0 - r0:keep_r1 - r0, keep_c0 - c0:keep_c1 - c0]
             logits[keep_r0:keep_r1, keep_c0:keep_c1] = kept
     return logistic_inplace(logits)
+
+
+def _learned_change(detector: LearnedBuildings | LearnedSite, output: str, before: FloatImage,
+                    after: FloatImage, valid: BoolMask | None) -> ChangeResult:
+    before, after, valid = check_pair(detector, before, after, valid)
+    if not valid.any():
+        zero = np.zeros(valid.shape, np.float32)
+        return ChangeResult(zero, zero > 0, 0.5, "no valid pixels", detector.name)
+    card, _ = _shipped()
+    first, second = normalise_date(before[:3], valid), normalise_date(after[:3], valid)
+    first[:, ~valid] = second[:, ~valid] = _CENTRE  # no edges of nodata for the model to see
+    probability = change_probability(first, second, output=output)
+    probability[~valid] = 0.0
+    mask = (probability >= card.threshold) & valid
+    rule = (f"fixed probability {card.threshold:g} (model {card.name} v{card.version}, {output} output, "
+            "not tuned on scored data)")
+    return ChangeResult(probability, mask, card.threshold, rule, detector.name)
 
 
 @register_change_detector("learned")
@@ -207,16 +236,26 @@ class LearnedBuildings:
     def __call__(
         self, before: FloatImage, after: FloatImage, *, valid: BoolMask | None = None
     ) -> ChangeResult:
-        before, after, valid = check_pair(self, before, after, valid)
-        if not valid.any():
-            zero = np.zeros(valid.shape, np.float32)
-            return ChangeResult(zero, zero > 0, 0.5, "no valid pixels", self.name)
-        card, _ = _shipped()
-        first, second = normalise_date(before[:3], valid), normalise_date(after[:3], valid)
-        first[:, ~valid] = second[:, ~valid] = _CENTRE  # no edges of nodata for the model to see
-        probability = change_probability(first, second)
-        probability[~valid] = 0.0
-        mask = (probability >= card.threshold) & valid
-        rule = (f"fixed probability {card.threshold:g} (model {card.name} v{card.version}, "
-                "not tuned on scored data)")
-        return ChangeResult(probability, mask, card.threshold, rule, self.name)
+        return _learned_change(self, "buildings", before, after, valid)
+
+
+@register_change_detector("learned-site")
+@dataclass(frozen=True, slots=True)
+class LearnedSite:
+    """The shipped siamese U-Net's second output: any change a site monitor cares about between two
+    RGB dates (buildings, earthworks and ground scarring, pads and yards, roads and tracks,
+    vegetation cleared, water), not the season, shadows, cars or the imaging."""
+
+    name: str = "learned-site"
+    min_bands: int = 3
+    bands: tuple[str, ...] = RGB
+    gsd_range: tuple[float, float] = (0.3, 1.0)
+    description: str = (
+        "siamese U-Net trained by the project on synthetic site-change pairs (buildings, earthworks, "
+        "pads, roads, clearing, water); operating point: probability 0.5"
+    )
+
+    def __call__(
+        self, before: FloatImage, after: FloatImage, *, valid: BoolMask | None = None
+    ) -> ChangeResult:
+        return _learned_change(self, "site", before, after, valid)

@@ -68,6 +68,11 @@ def detect(
                       str(c.ground_truth), str(c.predicted), _fmt(c.precision),
                       _fmt(c.recall), f"{c.mean_abs_count_error:.2f}", _fmt(c.mean_rel_count_error, True))
     Console().print(table)
+    for class_name in [c.class_name for c in report.classes]:
+        parts = [f"{c.condition.replace('_', ' ')} {_fmt(c.recall)} ({c.found}/{c.ground_truth})"
+                 for c in report.conditions if c.class_name == class_name]
+        if parts:
+            typer.echo(f"{class_name} recall: {', '.join(parts)}")
     unvalidated = [c.class_name for c in report.classes if c.class_name not in info.validated_on_real]
     if unvalidated:
         typer.echo(f"note: {', '.join(unvalidated)} not validated on real imagery for detector {info.name!r}")
