@@ -140,10 +140,10 @@ class _AlignedChips:
 
     The anchor is the site's first observation with a good view. Whether a site's chips are
     co-registered at all is decided from fixed data, the first ``PROBES`` good observations
-    after the anchor: when co-registration refuses every one of them, the site's chips are
-    compared as ingested (already resampled to the site grid) and that is logged once. So a pass
-    over new observations aligns them exactly as a full re-run would. The shift applied to each
-    chip (none when compared as ingested or refused) is recorded on its observation.
+    after the anchor: when co-registration refuses most of them, the site's chips are compared
+    as ingested (already resampled to the site grid) and that is logged once. So a pass over new
+    observations aligns them exactly as a full re-run would. The shift applied to each chip (none
+    when compared as ingested or refused) is recorded on its observation.
     """
 
     PROBES = 3
@@ -164,15 +164,19 @@ class _AlignedChips:
         self.anchor = AlignedChip(chip.array.astype(np.float32), chip.valid, chip.bands)
 
     def _probe(self, site_id: str) -> bool:
+        """Whether most of the first good observations after the anchor register to it.
+
+        One success in three is no evidence that the site's images register: where the landscape
+        changes between dates (water, crops, season), tiles disagree on most dates, and treating each
+        of those refusals as "not observed" would blind the monitor to most of the site; the
+        georeferenced site grid is then the better alignment."""
         good = [o for o in self.workspace.observations(site_id)
                 if o.valid_fraction >= REFERENCE_VALID][1:1 + self.PROBES]
-        for observation in good:
-            if self._align(observation) is not None:
-                return True
-        if good:
-            log.warning("site %s: co-registration refused on its first %d good observations; comparing its "
-                        "chips as ingested on the site grid", site_id, len(good))
-        return not good
+        registered = sum(self._align(observation) is not None for observation in good)
+        if 2 * registered <= len(good):
+            log.warning("site %s: co-registration refused on %d of its first %d good observations; comparing "
+                        "its chips as ingested on the site grid", site_id, len(good) - registered, len(good))
+        return 2 * registered > len(good) or not good
 
     def _align(self, observation: Observation) -> AlignedChip | None:
         chip = read_chip(self.workspace.chip_path(observation))
