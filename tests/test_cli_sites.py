@@ -105,6 +105,18 @@ def test_verbs_without_a_workspace_say_run_init(tmp_path: Path, monkeypatch: pyt
     assert "sitewatch init" in capsys.readouterr().err
 
 
+def test_usage_errors_are_a_message_and_exit_2(monkeypatch: pytest.MonkeyPatch,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    for argv in (["sitewatch", "nosuchverb"], ["sitewatch", "-v", "1", "monitor"],
+                 ["sitewatch", "sites", "list", "--nosuchoption"]):
+        monkeypatch.setattr(sys, "argv", argv)
+        with pytest.raises(SystemExit) as exited:
+            main()
+        assert exited.value.code == 2, argv
+        message = capsys.readouterr().err
+        assert "Usage: sitewatch" in message and "Traceback" not in message, argv
+
+
 def test_add_then_add_again_needs_replace(workspace: Path, tmp_path: Path) -> None:
     catalog = write_catalog(tmp_path / "new.geojson", new_site_document())
     result = runner.invoke(app, ["sites", "add", str(catalog), "-w", str(workspace)])

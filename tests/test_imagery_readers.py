@@ -12,7 +12,7 @@ import rasterio
 from affine import Affine
 from shapely.geometry import Point
 
-from sitewatch.core.errors import ImageryError, NotGeoreferencedError
+from sitewatch.core.errors import ImageryError, NotGeoreferencedError, UnsupportedInputError
 from sitewatch.imagery.errors import (
     EmptyImageError,
     ImageTooLargeError,
@@ -118,6 +118,18 @@ def test_band_descriptions_become_band_names(tmp_path: Path) -> None:
     with rasterio.open(path, "r+") as dataset:
         dataset.set_band_description(1, "red")
     assert inspect_image(path).bands == ("red", "b2")
+
+
+def test_unnamed_bands_take_the_names_the_caller_gives(tmp_path: Path) -> None:
+    # Like NAIP: four uint8 bands without descriptions (GDAL calls the first three red, green, blue
+    # by default, which says nothing about the data: a Planet image is blue, green, red, NIR).
+    path = write_geotiff(tmp_path / "naip_20190904.tif", _noise(bands=4))
+    assert inspect_image(path).bands == ("b1", "b2", "b3", "b4")
+    assert inspect_image(path, bands=["Red", "green", "blue", "NIR"]).bands == ("red", "green", "blue", "nir")
+    for wrong in (["red", "green", "blue"], ["red", "red", "blue", "nir"], ["red", "", "blue", "nir"]):
+        with pytest.raises(UnsupportedInputError, match="--bands red,green,blue,nir") as caught:
+            inspect_image(path, bands=wrong)
+        assert str(path) in str(caught.value) and "4 band(s)" in str(caught.value)
 
 
 # --- refusals ------------------------------------------------------------------------------------

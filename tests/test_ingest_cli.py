@@ -62,6 +62,27 @@ def test_bad_acquired_is_a_usage_error(root: Path, test_data: Path) -> None:
     assert "ISO 8601" in result.output
 
 
+def test_bands_names_the_scene_and_its_chips(root: Path, test_data: Path) -> None:
+    from sitewatch.imagery.chips import read_chip
+
+    image = str(test_data / "RGB.byte.tif")
+    runner = CliRunner()
+    wrong = runner.invoke(app, ["ingest", image, "--acquired", "2001-05-01", "--bands", "red,green,blue,nir",
+                                "-w", str(root), "--json"])
+    assert wrong.exit_code == 5
+    message = json.loads(wrong.stdout)["files"][0]["message"]
+    assert image in message and "3 band(s)" in message and "--bands" in message
+    empty = runner.invoke(app, ["ingest", image, "--bands", "red,,blue", "-w", str(root)])
+    assert empty.exit_code == 2 and "empty band name" in empty.output
+    done = runner.invoke(app, ["ingest", image, "--acquired", "2001-05-01", "--bands", "Red,Green,Blue",
+                               "-w", str(root)])
+    assert done.exit_code == 0, done.output
+    with Workspace.open(root) as ws:
+        observation = ws.observations()[0]
+        assert ws.scene(observation.scene_id).bands == ("red", "green", "blue")
+        assert read_chip(ws.chip_path(observation)).bands == ("red", "green", "blue")
+
+
 def test_corrupt_file_exits_5_names_it_and_leaves_the_store_unchanged(root: Path, test_data: Path,
                                                                      tmp_path: Path) -> None:
     first = [*CLI, "ingest", str(test_data / "RGB.byte.tif"), "--acquired", "2001-05-01", "-w", str(root)]

@@ -177,3 +177,63 @@ def test_counts_survive_a_gap_in_the_clouds(images: list[Path], tmp_path: Path) 
         assert values[("hall", name)].value is None
     assert all(values[(zone, "changed_area_m2")].value is None for zone in ("yard", "hall")
                if (zone, "changed_area_m2") in values)
+
+
+def test_a_5_m_rgbn_site_is_monitored_without_vehicles(tmp_path: Path) -> None:
+    """Imagery coarser than the vehicle detector resolves: detection is skipped and its objects are not
+    observed (no counts, no vehicle-sized patches of change), while pixel change and NDVI are measured."""
+    site = Site("fields", "Fields", "US", "control", box(-99.16, 47.01, -99.14, 47.02), gsd=5.0)
+    grid = site_grid(site)
+    rng = np.random.default_rng(5)
+    ground = rng.normal(120, 15, grid.shape)
+    folder = tmp_path / "images"
+    folder.mkdir()
+    for index in range(6):
+        image = ground * rng.uniform(0.9, 1.1) + rng.normal(0, 3, grid.shape)
+        pixels = np.clip(np.stack([image, image * 0.95, image * 0.9, image * 1.3]), 1, 255).astype(np.uint8)
+        with rasterio.open(folder / f"fields_20{10 + index}0801.tif", "w", driver="GTiff", width=grid.width,
+                           height=grid.height, count=4, dtype="uint8", crs=grid.crs,
+                           transform=grid.transform) as dataset:
+            dataset.write(pixels)  # no band descriptions, as NAIP files come
+    with Workspace.init(tmp_path / "ws", sites=[site]) as ws:
+        assert ingest(ws, [folder], bands=("red", "green", "blue", "nir")).ok
+        report = run_monitor(ws, MonitorOptions(detect_objects=True))
+        values = ws.indicators("fields")
+        observations = ws.observations("fields")
+        assert ws.detections(site_id="fields") == []
+    outcome = report.sites[0]
+    assert outcome.detection_skipped == 6 and "got 5.0 m" in (outcome.detection_skipped_reason or "")
+    names = {v.name for v in values}
+    assert not any(name.startswith("count_") for name in names) and "changed_objects" not in names
+    measured = {v.observation_id for v in values if v.name == "changed_area_m2" and v.value is not None}
+    assert measured == {o.id for o in observations[3:]}  # a reference of three earlier dates first
+    assert {v.observation_id for v in values if v.name == "ndvi_mean" and v.value is not None} == measured
+    assert all(v.value > 0.1 for v in values if v.name == "ndvi_mean" and v.value is not None)
+    assert all(o.shift_confidence is not None for o in observations[1:])  # registered, shift recorded
+
+
+def test_a_site_that_registers_on_one_probe_in_three_is_compared_as_ingested(tmp_path: Path) -> None:
+    """Where the landscape changes between dates, co-registration refuses most dates: the site is
+    compared on its georeferenced grid, not left unobserved on every refused date."""
+    site = Site("wetland", "Wetland", "US", "control", box(-99.18, 47.00, -99.15, 47.02), gsd=5.0)
+    grid = site_grid(site)
+    rng = np.random.default_rng(9)
+    grounds = [rng.normal(120, 20, grid.shape) for _ in range(3)]
+    folder = tmp_path / "images"
+    folder.mkdir()
+    # Dates 2 and 3 show another landscape (the anchor's tiles disagree with them); the rest the first.
+    for index, ground in enumerate([0, 0, 1, 2, 0, 0, 0]):
+        image = np.clip(grounds[ground] + rng.normal(0, 3, grid.shape), 1, 255).astype(np.uint8)
+        with rasterio.open(folder / f"wetland_20{10 + index}0801.tif", "w", driver="GTiff", width=grid.width,
+                           height=grid.height, count=1, dtype="uint8", crs=grid.crs,
+                           transform=grid.transform) as dataset:
+            dataset.write(image[None])
+    with Workspace.init(tmp_path / "ws", sites=[site]) as ws:
+        assert ingest(ws, [folder]).ok
+        run_monitor(ws, MonitorOptions(detect_objects=False))
+        observations = ws.observations("wetland")
+        measured = {v.observation_id for v in ws.indicators("wetland")
+                    if v.name == "changed_area_m2" and v.value is not None}
+    assert min(grid.shape) > 256  # several tiles, so they can disagree
+    assert all(o.shift == (0.0, 0.0) and o.shift_confidence is None for o in observations)
+    assert measured == {o.id for o in observations[3:]}

@@ -231,6 +231,21 @@ def test_scene_and_observations_round_trip(ws: Workspace) -> None:
     assert ws.scene("scene-2") == optional_none
 
 
+def test_registration_is_recorded_on_the_observation(ws: Workspace) -> None:
+    scene = make_scene(1)
+    ws.add_scene(scene, stage(ws, scene, ("sanumdong", "yongbyon")))
+    first, other = ws.observations()
+    updated = ws.set_registration(first.id, (-0.25, 1.5), 0.8)
+    assert ws.observation(first.id) == updated == dataclasses.replace(first, shift=(-0.25, 1.5),
+                                                                      shift_confidence=0.8)
+    assert ws.observation(other.id) == other  # only that observation
+    assert ws.set_registration(first.id, (0.0, 0.0), None).shift_confidence is None  # refused: none applied
+    with pytest.raises(ValidationError, match="shift_confidence"):
+        ws.set_registration(first.id, (0.0, 0.0), 1.5)
+    with pytest.raises(NotFoundError, match="no observation 'missing'"):
+        ws.set_registration("missing", (0.0, 0.0), None)
+
+
 def test_add_scene_is_idempotent(ws: Workspace) -> None:
     scene = make_scene(1)
     assert ws.add_scene(scene, stage(ws, scene, content=b"first"))

@@ -266,6 +266,11 @@ OBJECT_AREA_M2 = (3.0, 150.0)
 OBJECT_EXTENT_M = 30.0
 """Longest side of an object's bounding box; longer patches are slivers along walls and shadows
 (a tall building leans and its shadow swings from date to date) or whole structures."""
+OBJECT_MAX_GSD_M = 2.0
+"""Coarsest pixel (of the image or the site grid) at which ``changed_objects`` is measured: a car
+(about 4.5 × 1.8 m) still covers two pixels at 2 m. At 5 m a vehicle is a third of a pixel, and
+a "vehicle-sized patch of change" is one or a few pixels of noise or of a field's edge, so the
+indicator is not observed there (not zero)."""
 
 
 def _changed_objects(changed: np.ndarray, masks: ZoneMasks) -> dict[str | None, int]:
@@ -326,7 +331,8 @@ def extract_indicators(
     changed = None
     if evidence.change_probability is not None:
         changed = (evidence.change_probability >= change_threshold) & evidence.valid
-        objects = _changed_objects(changed, masks)
+        if max(evidence.gsd, math.sqrt(pixel_area)) <= OBJECT_MAX_GSD_M:
+            objects = _changed_objects(changed, masks)
     for zone_id, mask, zone_area in zip(masks.zone_ids, masks.masks, masks.zone_area_m2, strict=True):
         seen = mask & evidence.valid
         n_seen = int(seen.sum())

@@ -80,9 +80,12 @@ def main() -> None:
     except Exception as error:  # click usage errors carry their own exit code
         import click
 
-        if isinstance(error, click.exceptions.ClickException):
-            error.show()
-            raise SystemExit(error.exit_code) from None
+        # Recent typer vendors its own click (typer._click), whose exceptions are not click's:
+        # recognised by their shape (show() and exit_code), a mistyped option is a usage message.
+        show, code = getattr(error, "show", None), getattr(error, "exit_code", None)
+        if isinstance(error, click.exceptions.ClickException) or (callable(show) and isinstance(code, int)):
+            error.show()  # type: ignore[attr-defined]
+            raise SystemExit(code) from None
         if isinstance(error, click.exceptions.Exit):
             raise SystemExit(error.exit_code) from None
         raise

@@ -9,6 +9,7 @@ floating point with NaN as nodata, and the valid mask is where every band came o
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -79,17 +80,20 @@ def _working_dtype(dtype: np.dtype) -> type[np.floating]:
     return np.float32 if dtype.itemsize <= 2 or dtype == np.float32 else np.float64
 
 
-def extract_chip(path: Path, grid: SiteGrid, *, resampling: Resampling | None = None) -> Chip:
+def extract_chip(path: Path, grid: SiteGrid, *, resampling: Resampling | None = None,
+                 bands: Sequence[str] | None = None) -> Chip:
     """Resample the image at ``path`` onto ``grid``, reading only the window that covers it.
 
-    A grid that the image does not overlap gives an all-invalid chip (``valid_fraction == 0``);
-    deciding whether that is an error is the caller's business.
+    ``bands`` names the bands (one per band, in file order; ingest passes its scene's names, so
+    names the caller gave reach the chip), else the file's own (:func:`band_names`). A grid that
+    the image does not overlap gives an all-invalid chip (``valid_fraction == 0``); deciding
+    whether that is an error is the caller's business.
     """
     path = Path(path)
     with open_image(path) as dataset:
         dtype = np.result_type(*dataset.dtypes)
         work = _working_dtype(dtype)
-        names = band_names(dataset)
+        names = tuple(bands) if bands is not None else band_names(dataset)
         destination = np.full((dataset.count, *grid.shape), np.nan, dtype=work)
         source_gsd = ground_sample_distance(dataset, path)
         method = resampling or choose_resampling(source_gsd, grid.gsd)

@@ -12,7 +12,7 @@ import hashlib
 import logging
 import math
 import warnings
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
@@ -27,7 +27,7 @@ from rasterio.io import DatasetReader
 from rasterio.windows import Window
 from shapely.geometry import Polygon
 
-from sitewatch.core.errors import ImageryError, NotGeoreferencedError
+from sitewatch.core.errors import ImageryError, NotGeoreferencedError, UnsupportedInputError
 from sitewatch.core.timeutil import ensure_utc
 from sitewatch.core.types import Scene
 from sitewatch.imagery.acquisition import StacSidecar, acquisition_time, find_stac_item, sensor_from_filename
@@ -286,7 +286,12 @@ _SPECTRAL_INTERPRETATIONS = frozenset(
 
 def band_names(dataset: DatasetReader) -> tuple[str, ...]:
     """Each band's description where the file has one, else its colour interpretation where that
-    names a spectral band (a PNG's or an RGB GeoTIFF's ``red``, ``green``, ``blue``), else ``b<n>``."""
+    names a spectral band (a PNG's or an RGB GeoTIFF's ``red``, ``green``, ``blue``), else ``b<n>``.
+
+    GDAL gives 3- and 4-band 8-bit GeoTIFFs a red, green, blue interpretation unless told
+    otherwise, which is right for true-colour and RGBN (NAIP) products; a blue, green, red, NIR
+    8-bit product written without band descriptions would be misnamed, so name its bands when
+    ingesting (``sitewatch ingest --bands blue,green,red,nir``)."""
     names = []
     for index, (description, interpretation) in enumerate(
         zip(dataset.descriptions, dataset.colorinterp, strict=True), start=1
@@ -298,6 +303,19 @@ def band_names(dataset: DatasetReader) -> tuple[str, ...]:
         else:
             names.append(f"b{index}")
     return tuple(names)
+
+
+def given_band_names(names: Sequence[str], count: int, path: Path) -> tuple[str, ...]:
+    """``names`` a caller gives for the ``count`` bands of ``path``, lower-cased, checked: one
+    non-empty name per band, none twice."""
+    cleaned = tuple(name.strip().lower() for name in names)
+    if len(cleaned) != count or not all(cleaned) or len(set(cleaned)) != len(cleaned):
+        raise UnsupportedInputError(
+            f"{path}: band names {', '.join(names) or '(none)'} do not fit its {count} band(s); give one "
+            "distinct name per band in file order, e.g. --bands red,green,blue,nir (bands= in Python) for a "
+            "4-band RGBN image"
+        )
+    return cleaned
 
 
 def _first_tag(tags: Mapping[str, str], keys: tuple[str, ...]) -> str | None:
@@ -340,11 +358,12 @@ def _sensor(tags: Mapping[str, str]) -> str | None:
 
 
 def inspect_image(path: Path, *, acquired: datetime | None = None, sensor: str | None = None,
-                  checksum: str | None = None) -> Scene:
+                  checksum: str | None = None, bands: Sequence[str] | None = None) -> Scene:
     """Describe the image at ``path`` as a :class:`Scene`, reading only headers and two blocks.
 
     ``checksum`` saves re-reading the file when the caller already hashed it (:func:`sha256_file`).
-    ``acquired`` and ``sensor`` given by the caller win over what the file says. Without them the
+    ``acquired``, ``sensor`` and ``bands`` (one name per band, in file order) given by the caller win
+    over what the file says (:func:`band_names`). Without ``acquired`` the
     acquisition time comes from tags, a STAC item beside the file, or the file name
     (:func:`~sitewatch.imagery.acquisition.acquisition_time`); when none says it,
     :class:`MissingAcquisitionTimeError` asks for ``--acquired``.
@@ -362,7 +381,7 @@ def inspect_image(path: Path, *, acquired: datetime | None = None, sensor: str |
         footprint = footprint_lonlat(dataset, path)
         gsd = ground_sample_distance(dataset, path)
         crs_text = dataset.crs.to_string()
-        bands = band_names(dataset)
+        names = given_band_names(bands, dataset.count, path) if bands is not None else band_names(dataset)
         width, height = dataset.width, dataset.height
     checksum = checksum or sha256_file(path)
     cloud_cover = _cloud_cover(tags)
@@ -376,7 +395,7 @@ def inspect_image(path: Path, *, acquired: datetime | None = None, sensor: str |
         gsd=gsd,
         crs=crs_text,
         footprint=footprint,
-        bands=bands,
+        bands=names,
         width=width,
         height=height,
         checksum=checksum,

@@ -16,7 +16,13 @@ import rasterio
 from shapely.geometry import Point, Polygon
 from shapely.geometry.base import BaseGeometry
 
-from sitewatch.analytics.objects import DEFAULT_DETECTOR, ObjectBox, ObjectDetector, get_detector
+from sitewatch.analytics.objects import (
+    DEFAULT_DETECTOR,
+    DetectorInfo,
+    ObjectBox,
+    ObjectDetector,
+    get_detector,
+)
 from sitewatch.core.errors import UnsupportedInputError
 from sitewatch.core.types import Detection, Observation, Site
 from sitewatch.imagery.bands import find_bands, unnamed
@@ -35,21 +41,39 @@ class DetectionSummary:
     per_zone: dict[tuple[str | None, str], int]
     """(zone id or None, class name) -> number of detections."""
     classes: tuple[str, ...] = ()
-    """Every class the detector looks for: a class not in ``per_zone`` was counted as zero."""
+    """Every class the detector looks for: a class not in ``per_zone`` was counted as zero.
+    Empty when the detector did not look (``skipped``)."""
+    skipped: str | None = None
+    """Why the detector did not look at the observation (its imagery is coarser than the detector
+    resolves, or lacks the bands it needs): its objects are not observed, which is not zero."""
+
+
+def band_problem(bands: tuple[str, ...], wanted: tuple[str, ...]) -> str | None:
+    """Why a chip with ``bands`` cannot give the bands ``wanted``; None when it can (see
+    :func:`select_bands`)."""
+    if find_bands(bands, wanted) is not None or (unnamed(bands) and len(bands) == len(wanted)):
+        return None
+    if unnamed(bands):
+        return (f"the chip's {len(names)} bands are unnamed ({', '.join(bands)}), so which are "
+                f"{', '.join(wanted)} is unknown; re-ingest its scene with band names (sitewatch ingest "
+                "--bands red,green,blue,nir for RGBN imagery)")
+    return (f"the chip has bands {', '.join(bands)} but the detector needs {', '.join(wanted)}; "
+            "ingest imagery with those bands to detect objects")
 
 
 def select_bands(chip: Chip, wanted: tuple[str, ...]) -> np.ndarray:
-    """The chip's bands named ``wanted`` (by :func:`~sitewatch.imagery.bands.find_bands`), else its
-    first bands when none has a name."""
+    """The chip's bands named ``wanted`` (by :func:`~sitewatch.imagery.bands.find_bands`), in that order.
+
+    A chip whose bands are unnamed (``b1 .. bn``) gives its bands as they are only when it has
+    exactly as many as wanted (three unnamed bands are RGB by convention); with more, which band is
+    which is a guess (NAIP is red, green, blue, nir, Planet and WorldView blue, green, red, nir), so
+    it is refused with a request for the names.
+    """
+    problem = band_problem(chip.bands, wanted)
+    if problem is not None:
+        raise UnsupportedInputError(problem)
     found = find_bands(chip.bands, wanted)
-    if found is not None:
-        return chip.array[list(found)]
-    if unnamed(chip.bands) and len(chip.bands) >= len(wanted):
-        return chip.array[: len(wanted)]
-    raise UnsupportedInputError(
-        f"the chip has bands {', '.join(chip.bands)} but the detector needs {', '.join(wanted)}; "
-        "ingest imagery with those bands to detect objects"
-    )
+    return chip.array[list(found)] if found is not None else chip.array
 
 
 def box_polygon(box: ObjectBox, transform: rasterio.Affine) -> Polygon:
@@ -76,9 +100,27 @@ def to_detections(boxes: list[ObjectBox], observation_id: str, transform: raster
     return found
 
 
+def detection_problem(info: DetectorInfo, *, grid_gsd: float, image_gsd: float,
+                      bands: tuple[str, ...]) -> str | None:
+    """Why the detector ``info`` cannot look at a chip on a ``grid_gsd`` grid cut from an image of
+    ``image_gsd``; None when it can.
+
+    The chip resolves no finer than the coarser of the two: a 5 m image resampled onto a 0.5 m
+    grid has 0.5 m pixels but no car in it, and counting zero cars there would be a lie.
+    """
+    resolution = max(grid_gsd, image_gsd)
+    return (info.gsd_problem(grid_gsd) or info.gsd_problem(resolution)
+            or band_problem(bands, info.bands))
+
+
 def detect_observation(ws: Workspace, observation: Observation, *,
                        detector: ObjectDetector | None = None) -> DetectionSummary:
-    """Run the detector on the observation's chip and store its detections (replacing earlier ones)."""
+    """Run the detector on the observation's chip and store its detections (replacing earlier ones).
+
+    When the chip is outside what the detector resolves or lacks its bands
+    (:func:`detection_problem`), nothing is detected or stored and the summary says why
+    (``skipped``): the observation's objects are not observed, which is different from none.
+    """
     model = detector if detector is not None else get_detector(DEFAULT_DETECTOR)
     site = ws.site(observation.site_id)
     path = ws.chip_path(observation)
@@ -89,6 +131,11 @@ def detect_observation(ws: Workspace, observation: Observation, *,
     if epsg is None:
         raise UnsupportedInputError(f"chip {path} has no EPSG CRS; re-ingest the scene to rebuild it")
     gsd = float(abs(transform.a))
+    problem = detection_problem(model.info, grid_gsd=gsd, image_gsd=ws.scene(observation.scene_id).gsd,
+                                bands=chip.bands)
+    if problem is not None:
+        ws.replace_detections(observation.id, [])  # an earlier run's boxes are no longer what it says
+        return DetectionSummary(observation.id, model.info.name, 0, {}, skipped=problem)
     pixels = select_bands(chip, model.info.bands)
     boxes = model.detect(pixels, gsd, nodata_mask=~chip.valid) if chip.valid.any() else []
     # A box centred on unobserved pixels is an artefact of the nodata edge, not an object.

@@ -151,11 +151,15 @@ def covered_sites(scene: Scene, sites: Sequence[Site]) -> list[Site]:
 
 
 def ingest(workspace: Workspace, paths: Sequence[Path], *, acquired: datetime | None = None,
-           sensor: str | None = None, progress: ProgressCallback | None = None) -> IngestReport:
+           sensor: str | None = None, bands: Sequence[str] | None = None,
+           progress: ProgressCallback | None = None) -> IngestReport:
     """Ingest ``paths`` (files or folders) into ``workspace``; returns what happened to each file.
 
-    ``acquired`` and ``sensor`` apply to every file and win over what the files say. Files that
-    fail are reported in the result, never raised, so one bad file does not stop a batch.
+    ``acquired``, ``sensor`` and ``bands`` (band names in file order, e.g. red, green, blue, nir)
+    apply to every file and win over what the files say; the scene and its chips keep the names,
+    which is how RGB-only steps find red, green and blue, and the vegetation index red and nir,
+    in files that do not name their bands. Files that fail are reported in the result, never
+    raised, so one bad file does not stop a batch.
     """
     files = expand_paths(paths)
     sites = workspace.sites()
@@ -163,7 +167,7 @@ def ingest(workspace: Workspace, paths: Sequence[Path], *, acquired: datetime | 
     for index, path in enumerate(files):
         if progress is not None:
             progress(path, index, len(files), None)
-        outcome = _ingest_file(workspace, path, sites, acquired=acquired, sensor=sensor)
+        outcome = _ingest_file(workspace, path, sites, acquired=acquired, sensor=sensor, bands=bands)
         log.info("%s: %s", outcome.status.value, outcome.message)
         outcomes.append(outcome)
         if progress is not None:
@@ -172,7 +176,7 @@ def ingest(workspace: Workspace, paths: Sequence[Path], *, acquired: datetime | 
 
 
 def _ingest_file(workspace: Workspace, path: Path, sites: Sequence[Site], *, acquired: datetime | None,
-                 sensor: str | None) -> FileOutcome:
+                 sensor: str | None, bands: Sequence[str] | None) -> FileOutcome:
     try:
         # Checked before reading tags: re-ingesting a stored file must not need --acquired again.
         checksum = sha256_file(path) if path.is_file() else None
@@ -180,7 +184,7 @@ def _ingest_file(workspace: Workspace, path: Path, sites: Sequence[Site], *, acq
             scene_id = checksum[:SCENE_ID_LENGTH]
             return FileOutcome(path, FileStatus.SKIPPED, f"{path}: already ingested (scene {scene_id})",
                                scene_id=scene_id)
-        scene = inspect_image(path, acquired=acquired, sensor=sensor, checksum=checksum)
+        scene = inspect_image(path, acquired=acquired, sensor=sensor, checksum=checksum, bands=bands)
         site_ids = _store_scene(workspace, path, scene, sites)
     except (SitewatchError, RasterioError, OSError) as error:
         message = str(error)
@@ -218,7 +222,7 @@ def _store_scene(workspace: Workspace, path: Path, scene: Scene, sites: Sequence
     try:
         for site in covered:
             grid = site_grid(site)
-            chip = extract_chip(path, grid)
+            chip = extract_chip(path, grid, bands=scene.bands)
             if chip.valid_fraction <= 0.0:
                 log.info("%s: no valid pixels over site %s; no observation for it", path, site.id)
                 continue

@@ -45,7 +45,7 @@ from sitewatch.core.errors import SitewatchError, UnsupportedInputError, Validat
 from sitewatch.core.parallel import map_in_processes
 from sitewatch.core.types import Alert, Detection, IndicatorValue, Observation, Site
 from sitewatch.imagery.chips import read_chip
-from sitewatch.imagery.coregister import CoregistrationError, coregister
+from sitewatch.imagery.coregister import CoregistrationError, Registration, coregister
 from sitewatch.imagery.grid import SiteGrid
 from sitewatch.imagery.radiometry import RadiometryError, fit_radiometry
 from sitewatch.monitor.alerting import IndicatorHistory, SiteScores, build_alerts, decide, score_history
@@ -100,6 +100,11 @@ class SiteOutcome:
     processed: int
     new_alerts: tuple[Alert, ...]
     alerts_total: int
+    detection_skipped: int = 0
+    """Observations of this pass the object detector did not look at (imagery coarser than it
+    resolves, or without its bands): their objects are not observed, which is not zero."""
+    detection_skipped_reason: str | None = None
+    """Why, for the last of them."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,6 +131,8 @@ class AlignedChip:
     registered: bool | None = None
     """True: aligned to the anchor; False: co-registration refused although the site's chips
     register (so comparing it would show misregistration as change); None: not attempted."""
+    registration: Registration | None = None
+    """The shift applied (None unless ``registered``)."""
 
 
 class _AlignedChips:
@@ -133,9 +140,10 @@ class _AlignedChips:
 
     The anchor is the site's first observation with a good view. Whether a site's chips are
     co-registered at all is decided from fixed data, the first ``PROBES`` good observations
-    after the anchor: when co-registration refuses every one of them, the site's chips are
-    compared as ingested (already resampled to the site grid) and that is logged once. So a
-    pass over new observations aligns them exactly as a full re-run would.
+    after the anchor: when co-registration refuses most of them, the site's chips are compared
+    as ingested (already resampled to the site grid) and that is logged once. So a pass over new
+    observations aligns them exactly as a full re-run would. The shift applied to each chip (none
+    when compared as ingested or refused) is recorded on its observation.
     """
 
     PROBES = 3
@@ -156,27 +164,32 @@ class _AlignedChips:
         self.anchor = AlignedChip(chip.array.astype(np.float32), chip.valid, chip.bands)
 
     def _probe(self, site_id: str) -> bool:
+        """Whether most of the first good observations after the anchor register to it.
+
+        One success in three is no evidence that the site's images register: where the landscape
+        changes between dates (water, crops, season), tiles disagree on most dates, and treating each
+        of those refusals as "not observed" would blind the monitor to most of the site; the
+        georeferenced site grid is then the better alignment."""
         good = [o for o in self.workspace.observations(site_id)
                 if o.valid_fraction >= REFERENCE_VALID][1:1 + self.PROBES]
-        for observation in good:
-            if self._align(observation) is not None:
-                return True
-        if good:
-            log.warning("site %s: co-registration refused on its first %d good observations; comparing its "
-                        "chips as ingested on the site grid", site_id, len(good))
-        return not good
+        registered = sum(self._align(observation) is not None for observation in good)
+        if 2 * registered <= len(good):
+            log.warning("site %s: co-registration refused on %d of its first %d good observations; comparing "
+                        "its chips as ingested on the site grid", site_id, len(good) - registered, len(good))
+        return 2 * registered > len(good) or not good
 
     def _align(self, observation: Observation) -> AlignedChip | None:
         chip = read_chip(self.workspace.chip_path(observation))
         if self.anchor is None:
             return None
         try:
-            pixels, valid, _ = coregister(self.anchor.pixels, chip.array.astype(np.float32),
-                                          valid_reference=self.anchor.valid, valid_moving=chip.valid)
+            pixels, valid, registration = coregister(
+                self.anchor.pixels, chip.array.astype(np.float32), valid_reference=self.anchor.valid,
+                valid_moving=chip.valid)
         except CoregistrationError as refusal:
             log.info("%s: not co-registered (%s)", observation.id, refusal)
             return None
-        return AlignedChip(pixels, valid, chip.bands, registered=True)
+        return AlignedChip(pixels, valid, chip.bands, registered=True, registration=registration)
 
     def get(self, observation: Observation) -> AlignedChip:
         if observation.id in self.chips:
@@ -193,6 +206,10 @@ class _AlignedChips:
             refused = self.anchor is not None and self.coregistration and bool(self.registrable)
             aligned = AlignedChip(chip.array.astype(np.float32), chip.valid, chip.bands,
                                   registered=False if refused else None)
+        applied = aligned.registration
+        shift, confidence = (applied.shift, applied.confidence) if applied else ((0.0, 0.0), None)
+        if (observation.shift, observation.shift_confidence) != (shift, confidence):
+            self.workspace.set_registration(observation.id, shift, confidence)
         self.chips[observation.id] = aligned
         while len(self.chips) > self.size:
             self.chips.popitem(last=False)
@@ -270,6 +287,8 @@ class _SiteIndicators:
         self.chips = _AlignedChips(workspace, 2 * options.reference_size + 1, options.coregistration)
         self.min_valid = workspace.settings.min_valid_fraction
         self.masks: ZoneMasks | None = None
+        self.detection_skipped: str | None = None
+        """Why object detection did not look at the last observation it was asked to (None: it looked)."""
 
     def evidence(self, observation: Observation, earlier: Sequence[Observation],
                  masks: ZoneMasks, *, change: bool = True) -> ObservationEvidence:
@@ -291,12 +310,24 @@ class _SiteIndicators:
         classes: tuple[str, ...] = ()
         previous: list[Detection] | None = None
         if self.detect:
-            from sitewatch.pipeline.detect import detect_observation
+            from sitewatch.analytics.objects import get_detector
+            from sitewatch.pipeline.detect import detect_observation, detection_problem
 
-            classes = detect_observation(self.workspace, observation).classes
-            detections = self.workspace.detections(observation_id=observation.id)
-            if references:
-                previous = self.workspace.detections(observation_id=references[-1].id)
+            summary = detect_observation(self.workspace, observation)
+            self.detection_skipped = summary.skipped
+            if summary.skipped is not None:
+                # Objects the detector cannot resolve are not observed: no counts, not zero counts.
+                log.info("%s: object detection skipped: %s", observation.id, summary.skipped)
+            else:
+                classes = summary.classes
+                detections = self.workspace.detections(observation_id=observation.id)
+                last = references[-1] if references else None
+                # A reference the detector could not look at has no boxes, which is not "no structures".
+                if last is not None and detection_problem(
+                        get_detector().info, grid_gsd=abs(masks.transform.a),
+                        image_gsd=self.workspace.scene(last.scene_id).gsd,
+                        bands=self.chips.get(last).bands) is None:
+                    previous = self.workspace.detections(observation_id=last.id)
         if not change or len(references) < self.options.reference_size or chip.registered is False:
             # Change against a thinner composite is not the same measurement, and an observation
             # that would not co-register would show its misregistration as change: not observed.
@@ -360,26 +391,42 @@ def _pending(observations: Sequence[Observation], processed: set[str], full: boo
     return len(observations)
 
 
+@dataclass(frozen=True, slots=True)
+class _SiteWork:
+    """What computing one site's indicators found worth reporting."""
+
+    detection_skipped: int = 0
+    detection_skipped_reason: str | None = None
+
+
 def _compute_site(workspace: Workspace, site: Site, start: int, options: MonitorOptions, detect: bool,
-                  progress: Progress | None) -> None:
+                  progress: Progress | None) -> _SiteWork:
     """Compute and store the indicators of ``site``'s observations from index ``start`` on."""
     observations = workspace.observations(site.id)
     todo = observations[start:]
     computer = _SiteIndicators(workspace, site, options, detect)
+    skipped, reason = 0, None
     for count, observation in enumerate(todo, start=1):
         earlier = observations[:start + count - 1]
+        computer.detection_skipped = None
         workspace.replace_indicators(observation.id, computer.indicators(observation, earlier))
+        if computer.detection_skipped is not None:
+            skipped, reason = skipped + 1, computer.detection_skipped
         if progress is not None:
             progress(site.id, count, len(todo))
+    if skipped:
+        log.warning("site %s: object detection skipped on %d of %d observation(s), their objects not "
+                    "observed: %s", site.id, skipped, len(todo), reason)
+    return _SiteWork(skipped, reason)
 
 
 def _site_worker(root: Path, site_id: str, start: int, options: MonitorOptions, detect: bool,
-                 report: Callable[[tuple[str, int, int]], None]) -> None:
+                 report: Callable[[tuple[str, int, int]], None]) -> _SiteWork:
     """One site's indicators in a worker process, with its own connection to the store (SQLite WAL
     serialises the workers' short write transactions)."""
     with Workspace.open(root) as workspace:
-        _compute_site(workspace, workspace.site(site_id), start, options, detect,
-                      lambda site, done, total: report((site, done, total)))
+        return _compute_site(workspace, workspace.site(site_id), start, options, detect,
+                             lambda site, done, total: report((site, done, total)))
 
 
 def run_monitor(workspace: Workspace, options: MonitorOptions | None = None, *,
@@ -408,11 +455,12 @@ def run_monitor(workspace: Workspace, options: MonitorOptions | None = None, *,
             if progress is not None:
                 progress(*message)
 
-        map_in_processes(_site_worker, [(workspace.root, site.id, start, options, detect)
-                                        for site, start in pending], workers, forward)
+        results = map_in_processes(_site_worker, [(workspace.root, site.id, start, options, detect)
+                                                  for site, start in pending], workers, forward)
+        work = {site.id: result for (site, _), result in zip(pending, results, strict=True)}
     else:
-        for site, start in pending:
-            _compute_site(workspace, site, start, options, detect, progress)
+        work = {site.id: _compute_site(workspace, site, start, options, detect, progress)
+                for site, start in pending}
 
     scored: list[SiteScores] = []
     for site in sites:
@@ -438,5 +486,7 @@ def run_monitor(workspace: Workspace, options: MonitorOptions | None = None, *,
             site_id=site.id, site_name=site.name, observations=totals[site.id],
             processed=processed_counts[site.id], new_alerts=tuple(fresh),
             alerts_total=len(workspace.alerts(site_id=site.id)),
+            detection_skipped=work.get(site.id, _SiteWork()).detection_skipped,
+            detection_skipped_reason=work.get(site.id, _SiteWork()).detection_skipped_reason,
         ))
     return MonitorReport(tuple(outcomes), alpha, options.change_detector or "contrast", detect)

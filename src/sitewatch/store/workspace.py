@@ -9,6 +9,7 @@ leaves at most staging files or unreferenced chips, which :meth:`Workspace.open`
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import weakref
 from collections.abc import Iterator, Sequence
@@ -367,6 +368,20 @@ class Workspace:
             raise NotFoundError(f"no observation {observation_id!r} in workspace {self.root}; "
                                 "list them with `sitewatch sites show SITE`")
         return codec.observation_from(row)
+
+    def set_registration(self, observation_id: str, shift: tuple[float, float],
+                         confidence: float | None) -> Observation:
+        """Record the co-registration shift (rows, cols; site-grid pixels) applied to the
+        observation's chip and its confidence (None: not co-registered, ``shift`` then (0, 0))."""
+        stored = self.observation(observation_id)  # raises NotFoundError naming the id
+        updated = dataclasses.replace(stored, shift=(float(shift[0]), float(shift[1])),
+                                      shift_confidence=confidence)  # validated by Observation
+        row = codec.observation_row(updated)
+        with self._write(f"storing the co-registration of {observation_id}") as connection:
+            connection.execute(t.observations.update().where(t.observations.c.id == observation_id).values(
+                shift_rows=row["shift_rows"], shift_cols=row["shift_cols"],
+                shift_confidence=row["shift_confidence"]))
+        return updated
 
     # --- analytics outputs -------------------------------------------------------------------------
 

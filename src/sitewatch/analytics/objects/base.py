@@ -83,13 +83,18 @@ class DetectorInfo:
             raise UnsupportedInputError(
                 f"detector {self.name!r}: image of {image.shape[1]}x{image.shape[2]} pixels is too small"
             )
-        low, high = self.gsd_range
-        if not (isinstance(gsd, int | float) and math.isfinite(gsd) and low <= gsd <= high):
+        problem = self.gsd_problem(gsd)
+        if problem is not None:
             raise UnsupportedInputError(
-                f"detector {self.name!r} accepts imagery of {low}-{high} m ground sample distance, got "
-                f"{gsd!r} m: vehicles are not resolved reliably outside that range; use finer imagery "
-                "or skip object detection for this scene"
-            )
+                f"{problem}; use finer imagery or skip object detection for this scene")
+
+    def gsd_problem(self, gsd: float) -> str | None:
+        """Why imagery of ``gsd`` metres is outside what the detector resolves; None when it is inside."""
+        low, high = self.gsd_range
+        if isinstance(gsd, int | float) and math.isfinite(gsd) and low <= gsd <= high:
+            return None
+        return (f"detector {self.name!r} accepts imagery of {low}-{high} m ground sample distance, got "
+                f"{gsd!r} m: vehicles are not resolved reliably outside that range")
 
 
 @runtime_checkable

@@ -36,6 +36,16 @@ def _parse_acquired(value: str | None) -> datetime | None:
         raise typer.BadParameter(str(error), param_hint="--acquired") from None
 
 
+def _parse_bands(value: str | None) -> tuple[str, ...] | None:
+    if value is None:
+        return None
+    names = tuple(name.strip() for name in value.split(","))
+    if not all(names):
+        raise typer.BadParameter(f"{value!r} has an empty band name; give names such as red,green,blue,nir",
+                                 param_hint="--bands")
+    return names
+
+
 def _pause_seconds() -> float:
     text = os.environ.get(PAUSE_ENV, "").strip()
     try:
@@ -57,11 +67,19 @@ def ingest_command(
         typer.Option("--sensor", show_default=False,
                      help="Sensor name for every file (default: from tags or STAC, else 'unknown')."),
     ] = None,
+    bands: Annotated[
+        str | None,
+        typer.Option("--bands", show_default=False,
+                     help="Band names of every file, comma-separated in file order (e.g. red,green,blue,nir "
+                          "for NAIP); needed when the files do not name their bands (default: band "
+                          "descriptions or RGB colour interpretation, else b1..bn)."),
+    ] = None,
     workspace: WorkspaceOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Ingest images: one chip per site the footprint covers; exits 5 when any file failed."""
     when = _parse_acquired(acquired)
+    names = _parse_bands(bands)
     pause = _pause_seconds()
     out = Console()
     err = Console(stderr=True)
@@ -84,7 +102,7 @@ def ingest_command(
                 if pause:
                     time.sleep(pause)
 
-            report = ingest(ws, paths, acquired=when, sensor=sensor, progress=report_progress)
+            report = ingest(ws, paths, acquired=when, sensor=sensor, bands=names, progress=report_progress)
     if as_json:
         typer.echo(json.dumps(report.to_dict()))
     else:

@@ -48,6 +48,8 @@ def report_json(report: MonitorReport) -> dict[str, Any]:
                 "observations": s.observations,
                 "processed": s.processed,
                 "alerts_total": s.alerts_total,
+                "detection_skipped": s.detection_skipped,
+                "detection_skipped_reason": s.detection_skipped_reason,
                 "new_alerts": [alert_json(a) for a in s.new_alerts],
             }
             for s in report.sites
@@ -68,6 +70,11 @@ def print_report(report: MonitorReport, console: Console) -> None:
         console.print(f"[bold]{alert.id}[/] {alert.acquired:%Y-%m-%d} {alert.site_id}: {alert.explanation}")
     if not report.object_detection:
         console.print("[dim]object detection not installed: indicators come from change detection only[/]")
+    for site in report.sites:
+        if site.detection_skipped:
+            console.print(f"[dim]{site.site_id}: object detection skipped on {site.detection_skipped} "
+                          f"observation(s), their objects not observed (not zero): "
+                          f"{site.detection_skipped_reason}[/]")
 
 
 def monitor(
