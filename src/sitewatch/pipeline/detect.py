@@ -54,7 +54,7 @@ def band_problem(bands: tuple[str, ...], wanted: tuple[str, ...]) -> str | None:
     if find_bands(bands, wanted) is not None or (unnamed(bands) and len(bands) == len(wanted)):
         return None
     if unnamed(bands):
-        return (f"the chip's {len(names)} bands are unnamed ({', '.join(bands)}), so which are "
+        return (f"the chip's {len(bands)} bands are unnamed ({', '.join(bands)}), so which are "
                 f"{', '.join(wanted)} is unknown; re-ingest its scene with band names (sitewatch ingest "
                 "--bands red,green,blue,nir for RGBN imagery)")
     return (f"the chip has bands {', '.join(bands)} but the detector needs {', '.join(wanted)}; "
