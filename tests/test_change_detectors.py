@@ -11,7 +11,7 @@ from sitewatch.analytics.change.base import ChangeResult, check_pair
 from sitewatch.analytics.change.thresholds import otsu_threshold
 from sitewatch.core.errors import UnsupportedInputError
 
-ALL = ["contrast", "cva", "irmad", "learned", "pca-kmeans", "segments"]
+ALL = ["contrast", "cva", "irmad", "learned", "learned-site", "pca-kmeans", "segments"]
 
 
 def textured_scene(seed: int, bands: int = 3, size: int = 160) -> np.ndarray:
@@ -61,7 +61,8 @@ def test_detector_finds_a_new_building_despite_radiometric_change(name: str) -> 
     assert result.probability.min() >= 0.0 and result.probability.max() <= 1.0
     assert np.array_equal(result.mask, result.probability >= result.threshold)
     assert result.rule and result.detector == name
-    minimum = {"cva": 0.5, "pca-kmeans": 0.5, "irmad": 0.8, "learned": 0.8, "segments": 0.8}[name]
+    minimum = {"cva": 0.5, "pca-kmeans": 0.5, "irmad": 0.8, "learned": 0.8, "learned-site": 0.8,
+               "segments": 0.8}[name]
     assert f1(result.mask, truth) >= minimum, f"{name}: F1 {f1(result.mask, truth):.2f}"
 
 

@@ -17,8 +17,10 @@ from sitewatch.evaluation.detect import (
     PredictedObject,
     average_precision,
     estimate_gsd,
+    found_objects,
     match_class,
     read_folder,
+    recall_by_condition,
     score_detections,
 )
 
@@ -296,3 +298,25 @@ def test_cli_refuses_a_missing_folder(tmp_path: Path) -> None:
     assert result.exit_code != 0
     assert isinstance(result.exception, UnsupportedInputError)
     assert "is not a folder" in str(result.exception)
+
+
+def test_recall_by_condition_tells_shadow_and_heading(tmp_path: Path) -> None:
+    """Four cars on a bright ground, two in a dark patch (shadow), two boxed nearly square (diagonal)."""
+    pixels = np.full((200, 300), 200, np.uint8)
+    pixels[:100, :150] = 40  # a building's shadow over the top-left quarter
+    path = tmp_path / "frame.png"
+    Image.fromarray(pixels).convert("RGB").save(path)
+    cars = (
+        LabelledObject("car", (40.0, 40.0, 70.0, 52.0)),     # in shadow, along the x axis
+        LabelledObject("car", (60.0, 60.0, 80.0, 76.0)),     # in shadow, nearly square: diagonal
+        LabelledObject("car", (200.0, 140.0, 230.0, 152.0)),  # in sun, along the axis
+        LabelledObject("car", (240.0, 40.0, 260.0, 56.0)),   # in sun, diagonal
+    )
+    image = LabelledImage("frame", path, cars)
+    predicted = [PredictedObject("car", 0.9, cars[2].box), PredictedObject("car", 0.8, cars[1].box),
+                 PredictedObject("car", 0.2, cars[0].box)]  # below the threshold: not found
+    found = found_objects(image.objects, predicted, "car", 0.5)
+    assert found == [False, True, True, False]
+    recall = {c.condition: (c.found, c.ground_truth)
+              for c in recall_by_condition([image], [predicted], "car", 0.5)}
+    assert recall == {"in_shadow": (1, 2), "in_sun": (1, 2), "diagonal": (1, 2), "along_axes": (1, 2)}

@@ -47,6 +47,10 @@ class CompositeSettings:
     """Share of pasted cars that are drawn rather than cut from real frames."""
     marking_probability: float = 0.3
     clutter_probability: float = 0.35
+    harbour_probability: float = 0.0
+    """Chance of water with boats moored in rows along jetties (ports and marinas: boats are not vehicles)."""
+    aircraft_probability: float = 0.0
+    """Chance of an aircraft on the crop (airports: fuselages and wings are not trucks)."""
     building_shadow_probability: float = 0.25
 
 
@@ -152,7 +156,7 @@ class Compositor:
     def active(self) -> bool:
         s = self.settings
         return max(s.vehicle_probability, s.marking_probability, s.clutter_probability,
-                   s.building_shadow_probability) > 0
+                   s.harbour_probability, s.aircraft_probability, s.building_shadow_probability) > 0
 
     def apply(self, pixels: NDArray[np.float32], gsd: float, boxes: NDArray[np.float32],
               classes: NDArray[np.int64], ignore: NDArray[np.float32], rng: np.random.Generator
@@ -164,6 +168,10 @@ class Compositor:
             self._markings(pixels, gsd, rng)
         if rng.random() < s.clutter_probability:
             self._clutter(pixels, gsd, sun, rng)
+        if rng.random() < s.harbour_probability:
+            self._harbour(pixels, gsd, sun, rng)
+        if rng.random() < s.aircraft_probability:
+            self._aircraft(pixels, gsd, sun, rng)
         taken: list[Box] = [(float(b[0]), float(b[1]), float(b[2]), float(b[3]))
                             for b in np.concatenate([boxes, ignore]).reshape(-1, 4)]
         new_boxes: list[Box] = []
@@ -361,6 +369,87 @@ class Compositor:
                 _blend(pixels, _coverage((rows, cols), [_disc(cx, cy, rng.uniform(0.3, 0.5) / gsd)]),
                        np.full(3, rng.uniform(0.1, 0.3), np.float32), 0.8)
 
+    def _harbour(self, pixels: NDArray[np.float32], gsd: float, sun: tuple[float, float],
+                 rng: np.random.Generator) -> None:
+        """Water over part of the crop, jetties across it and boats moored along them."""
+        rows, cols = pixels.shape[:2]
+        angle = rng.uniform(0, math.pi)
+        ux, uy = math.cos(angle), math.sin(angle)
+        offset = rng.uniform(-0.3, 0.5) * max(rows, cols)
+        far = 4 * max(rows, cols)
+        cx, cy = cols / 2 + offset * ux, rows / 2 + offset * uy
+        shore = [np.array([[cx - far * uy, cy + far * ux], [cx + far * uy, cy - far * ux],
+                           [cx + far * uy - far * ux, cy - far * ux - far * uy],
+                           [cx - far * uy - far * ux, cy + far * ux - far * uy]])]
+        water = _coverage((rows, cols), shore)
+        tone = np.array([0.09, 0.14, 0.16], np.float32) * rng.uniform(0.7, 1.6) * rng.uniform(0.9, 1.1, 3)
+        ripples = tone[None, None, :] * (1 + 0.12 * ndimage.gaussian_filter(
+            rng.standard_normal((rows, cols)).astype(np.float32), 1.5))[..., None]
+        pixels *= 1 - water[..., None]
+        pixels += water[..., None] * np.clip(ripples, 0, 1)
+        # jetties run from the shore into the water; boats lie side by side along both their sides
+        spacing = rng.uniform(18, 40) / gsd
+        jetties, boats = [], []
+        for k in range(-4, 5):
+            jx, jy = cx + k * spacing * uy, cy - k * spacing * ux
+            length = rng.uniform(30, 80) / gsd
+            jetties.append(_rectangle(jx - length / 2 * ux, jy - length / 2 * uy, length,
+                                      rng.uniform(1.5, 3) / gsd, angle))
+            boat_length = rng.uniform(6, 18) / gsd
+            beam = boat_length * rng.uniform(0.28, 0.38)
+            for side in (-1, 1):
+                for j in range(int(length / (beam * 1.3))):
+                    if rng.random() < 0.2:
+                        continue
+                    along = (j + 0.5) * beam * 1.3
+                    across = side * (boat_length / 2 + 1.0 / gsd)
+                    bx = jx - along * ux - across * uy
+                    by = jy - along * uy + across * ux
+                    boats.append((bx, by, boat_length * rng.uniform(0.85, 1.1), beam,
+                                  angle + math.pi / 2 * side))
+        _blend(pixels, _coverage((rows, cols), jetties), np.full(3, rng.uniform(0.35, 0.6), np.float32))
+        white = np.array([0.9, 0.92, 0.93], np.float32) * rng.uniform(0.85, 1.05)
+        _blend(pixels, _coverage((rows, cols), [_hull(*boat) for boat in boats]), white)
+        deck = np.array(((0.55, 0.45, 0.35), (0.8, 0.8, 0.8), (0.2, 0.25, 0.35))[int(rng.integers(3))],
+                        np.float32)
+        cabins = [_hull(bx, by, length * 0.5, beam * 0.55, heading)
+                  for bx, by, length, beam, heading in boats]
+        _blend(pixels, _coverage((rows, cols), cabins), deck, 0.8)
+
+    def _aircraft(self, pixels: NDArray[np.float32], gsd: float, sun: tuple[float, float],
+                  rng: np.random.Generator) -> None:
+        """An aircraft: fuselage, swept wings and tailplane, white or grey, with its shadow."""
+        rows, cols = pixels.shape[:2]
+        length = rng.uniform(12, 60) / gsd
+        span = length * rng.uniform(0.8, 1.1)
+        cx, cy = rng.uniform(0, cols), rng.uniform(0, rows)
+        angle = rng.uniform(0, 2 * math.pi)
+        ux, uy = math.cos(angle), math.sin(angle)
+        body = length * rng.uniform(0.07, 0.1)
+        sweep = rng.uniform(0.05, 0.25) * span
+
+        def wing(at: float, half_span: float, chord: float, back: float) -> NDArray[np.float64]:
+            root_x, root_y = cx + at * ux, cy + at * uy
+            points = []
+            for side in (-1, 1):
+                points.append((root_x - side * half_span * uy - back * ux,
+                               root_y + side * half_span * ux - back * uy))
+            return np.array([[root_x + chord / 2 * ux, root_y + chord / 2 * uy], points[1],
+                             [points[1][0] - chord * 0.4 * ux, points[1][1] - chord * 0.4 * uy],
+                             [root_x - chord / 2 * ux, root_y - chord / 2 * uy],
+                             [points[0][0] - chord * 0.4 * ux, points[0][1] - chord * 0.4 * uy], points[0]])
+
+        parts = [_rectangle(cx, cy, length, body, angle),
+                 wing(0.05 * length, span / 2, 0.18 * length, sweep),
+                 wing(-0.42 * length, span / 6, 0.1 * length, sweep / 3)]
+        cover = _coverage((rows, cols), parts)
+        azimuth, elevation = sun
+        reach = rng.uniform(2, 5) / math.tan(elevation) / gsd
+        shifted = ndimage.shift(cover, (-reach * math.cos(azimuth), reach * math.sin(azimuth)), order=1)
+        _darken(pixels, np.clip(shifted - cover, 0, 1), 0.5, blue=0.3)
+        paint = np.full(3, rng.uniform(0.6, 0.95), np.float32) * rng.uniform(0.97, 1.03, 3).astype(np.float32)
+        _blend(pixels, cover, paint)
+
     def _building_shadow(self, pixels: NDArray[np.float32], rng: np.random.Generator) -> None:
         rows, cols = pixels.shape[:2]
         angle = rng.uniform(0, 2 * math.pi)
@@ -403,6 +492,15 @@ def _segment(start: tuple[float, float], end: tuple[float, float], width: float)
     length = max(math.dist(start, end), 1e-3)
     angle = math.atan2(end[1] - start[1], end[0] - start[0])
     return _rectangle((start[0] + end[0]) / 2, (start[1] + end[1]) / 2, length, width, angle)
+
+
+def _hull(cx: float, cy: float, length: float, beam: float, angle: float) -> NDArray[np.float64]:
+    """A boat's outline: a pointed bow (at ``angle``), straight sides, a square stern."""
+    ux, uy = math.cos(angle), math.sin(angle)
+    vx, vy = -uy, ux
+    outline = ((0.5, 0.0), (0.25, 0.5), (-0.5, 0.45), (-0.5, -0.45), (0.25, -0.5))
+    return np.array([[cx + a * length * ux + b * beam * vx, cy + a * length * uy + b * beam * vy]
+                     for a, b in outline])
 
 
 def _disc(cx: float, cy: float, radius: float, sides: int = 16) -> NDArray[np.float64]:

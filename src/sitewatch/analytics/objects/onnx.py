@@ -223,6 +223,27 @@ def nms(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float) -> np.ndarr
     return np.asarray(keep, dtype=np.int64)
 
 
+TYPICAL_AREA_M2 = {"car": 8.0, "large_vehicle": 30.0, "tanker_truck": 25.0, "rail_car": 45.0}
+"""Area of a typical whole object's box, in square metres (a car 4.5 x 1.8 m, a truck 12 x 2.5 m, ...)."""
+EDGE_SHARE = 0.5
+"""An object cut by the image's edge is reported only when its box holds at least this share of a
+typical whole one: a sliver of a car at the border cannot be told from a sliver of anything else,
+and the neighbouring image sees it whole (labelled sets leave such slivers out too)."""
+
+
+def _whole_enough(rows: np.ndarray, width: int, height: int, gsd: float,
+                  classes: tuple[str, ...]) -> np.ndarray:
+    """Rows (class, score, x0, y0, x1, y1 in model pixels) without slivers cut by the image's edge."""
+    if len(rows) == 0:
+        return rows
+    touching = (rows[:, 2] <= 1) | (rows[:, 3] <= 1) | (rows[:, 4] >= width - 1) | (rows[:, 5] >= height - 1)
+    x0, y0 = np.clip(rows[:, 2], 0, width), np.clip(rows[:, 3], 0, height)
+    x1, y1 = np.clip(rows[:, 4], 0, width), np.clip(rows[:, 5], 0, height)
+    area = (x1 - x0) * (y1 - y0) * gsd**2
+    typical = np.array([TYPICAL_AREA_M2.get(classes[int(c)], 0.0) for c in rows[:, 0]])
+    return rows[~touching | (area >= EDGE_SHARE * typical)]
+
+
 MERGE_OVERLAP = 0.1
 """Boxes of a merge class whose intersection is at least this share of the smaller one are one object."""
 
@@ -333,6 +354,7 @@ class OnnxDetector:
         if score_threshold is None and len(rows):
             rows = rows[rows[:, 1] >= per_class[rows[:, 0].astype(np.int64)]]
         rows = self._deduplicate(rows)
+        rows = _whole_enough(rows, model_w, model_h, self.card.model_gsd, self.card.classes)
         boxes = []
         for cls, score, x0, y0, x1, y1 in rows:
             boxes.append(ObjectBox(self.card.classes[int(cls)], float(min(score, 1.0)),
