@@ -96,7 +96,8 @@ def test_pasting_keeps_clear_of_labelled_objects_and_ignore_regions() -> None:
 
 def test_look_alikes_and_shadows_add_no_labels() -> None:
     compositor = _compositor(vehicle_probability=0.0, marking_probability=1.0, clutter_probability=1.0,
-                             harbour_probability=1.0, aircraft_probability=1.0, building_shadow_probability=1.0)
+                             harbour_probability=1.0, aircraft_probability=1.0,
+                             building_shadow_probability=1.0)
     rng = np.random.default_rng(5)
     pixels, boxes, classes = compositor.apply(_grey(), 0.3, np.zeros((0, 4), np.float32),
                                               np.zeros(0, np.int64), np.zeros((0, 4), np.float32), rng)
