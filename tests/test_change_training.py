@@ -12,6 +12,7 @@ from PIL import Image
 from sitewatch.analytics.change.learned import _spans, normalise_date
 from sitewatch.core.errors import UnsupportedInputError
 from sitewatch.training.change_pairs import make_pair
+from sitewatch.training.roofs import BuiltFrame, Roof
 
 
 def test_pairs_are_reproducible_and_labels_are_buildings_on_one_date() -> None:
@@ -35,6 +36,40 @@ def test_labelled_pixels_differ_between_the_dates_more_than_the_rest() -> None:
         difference = np.abs(normalise_date(pair.after) - normalise_date(pair.before)).sum(axis=0)
         gaps.append(difference[pair.label].mean() - difference[~pair.label].mean())
     assert len(gaps) >= 8 and np.median(gaps) > 0.1
+
+
+def _roofs_and_built() -> tuple[list[Roof], list[BuiltFrame]]:
+    """A tiny stand-in for the Kampala tiles: one built-up frame with three outlined houses."""
+    pixels = np.full((3, 160, 160), 120, np.uint8)
+    buildings = np.zeros((160, 160), np.int32)
+    for number, (r, c) in enumerate(((20, 20), (20, 100), (100, 60)), start=1):
+        pixels[:, r:r + 24, c:c + 30] = np.array((200, 60, 40) if number % 2 else (90, 90, 95))[:, None, None]
+        buildings[r:r + 24, c:c + 30] = number
+    roofs = [Roof(np.full((3, 12, 20), 180.0), np.ones((12, 20), bool))]
+    return roofs, [BuiltFrame(pixels, buildings)]
+
+
+def test_version_3_pairs_label_site_change_around_building_change() -> None:
+    roofs, built = _roofs_and_built()
+    site_only, torn = 0, 0
+    for seed in range(24):
+        pair = make_pair(np.random.default_rng(seed), 96, roofs=roofs, roof_share=0.5, built=built,
+                         built_share=0.5, land_share=1.0)
+        assert pair.site is not None and pair.site.shape == pair.label.shape
+        assert not (pair.label & ~pair.site).any(), "building change is site change"
+        site_only += int((pair.site & ~pair.label).sum() > 100)
+    assert site_only >= 18  # every pair holds earthworks, a pad, a road, clearing or water
+    for seed in range(40):
+        pair = make_pair(np.random.default_rng(seed), 96, built=built, built_share=1.0)
+        torn += int(pair.label.sum() >= 24 * 30 * 0.8)
+    assert torn >= 5  # real buildings of the built-up frame are torn down on one date
+
+
+def test_version_3_off_draws_as_version_2() -> None:
+    roofs, built = _roofs_and_built()
+    plain = make_pair(np.random.default_rng(9), 96, street_share=0.3, hip_share=0.4)
+    off = make_pair(np.random.default_rng(9), 96, street_share=0.3, hip_share=0.4, roofs=roofs, built=built)
+    assert np.array_equal(plain.before, off.before) and np.array_equal(plain.label, off.label)
 
 
 def test_real_frames_are_used_as_backgrounds() -> None:
@@ -136,7 +171,9 @@ def _config(tmp_path: Path, name: str, frames: Path) -> Path:
     path.write_text(
         "name: toy\nversion: '0'\nseed: 3\n"
         f"output: {tmp_path / name}/toy.onnx\n"
-        f"data: {{size: 64, pairs: 12, validation_pairs: 4, backgrounds: [{{path: {frames}, gsd: 0.25}}]}}\n"
+        f"data: {{size: 64, pairs: 12, validation_pairs: 4, backgrounds: [{{path: {frames}, gsd: 0.25}}],"
+        " land_share: 0.5}\n"
+        "outputs: [buildings, site]\n"
         "width: 8\ntraining: {steps: 3, batch: 2, threads: 1, workers: 1}\n",
         encoding="utf-8",
     )
@@ -158,12 +195,14 @@ def test_change_training_exports_a_working_model_reproducibly(tmp_path: Path) ->
     card = ChangeModelCard.from_dict(json.loads(first.card_path.read_text(encoding="utf-8")), "card")
     assert card.sha256 == first.sha256 and card.threshold == 0.5
     assert set(card.metrics["synthetic_validation"]) == {"precision", "recall", "f1"}
+    assert card.outputs == ("buildings", "site")
+    assert set(card.metrics["synthetic_validation_by_output"]) == {"buildings", "site"}
     import onnxruntime as ort
 
     session = ort.InferenceSession(str(first.onnx_path), providers=["CPUExecutionProvider"])
     logits = session.run(None, {"before": np.zeros((1, 3, 80, 96), np.float32),
                                 "after": np.zeros((1, 3, 80, 96), np.float32)})[0]
-    assert logits.shape == (1, 1, 80, 96)
+    assert logits.shape == (1, 2, 80, 96)
 
 
 def test_bad_change_config_names_the_problem(tmp_path: Path) -> None:
@@ -175,4 +214,7 @@ def test_bad_change_config_names_the_problem(tmp_path: Path) -> None:
         load_change_config(path)
     path.write_text("name: x\n", encoding="utf-8")
     with pytest.raises(UnsupportedInputError, match=r"configs/change\.yaml"):
+        load_change_config(path)
+    path.write_text("name: x\nversion: '1'\nseed: 1\noutput: m.onnx\noutputs: [site]\n", encoding="utf-8")
+    with pytest.raises(UnsupportedInputError, match="must start with 'buildings'"):
         load_change_config(path)

@@ -40,9 +40,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 import numpy as np
 from numpy.typing import NDArray
+from PIL import Image
 from scipy import ndimage
 from skimage.draw import polygon as fill_polygon
 
@@ -88,10 +90,30 @@ class ChangePair:
     without land changes, where it equals ``label``."""
 
 
+ShiftedT = TypeVar("ShiftedT", bound=np.generic)
+
+
+def _shifted(array: NDArray[ShiftedT], offset: tuple[float, float]) -> NDArray[ShiftedT]:
+    """``array`` (rows, cols, or bands first) moved by ``offset`` (rows, cols) rounded to whole
+    pixels, zeros shifted in: a nearest-neighbour shift by slicing, cheaper than a spline's."""
+    dy, dx = (int(np.floor(v + 0.5)) for v in offset)
+    out = np.zeros_like(array)
+    rows, cols = array.shape[-2:]
+    if abs(dy) >= rows or abs(dx) >= cols:
+        return out
+    src_r, dst_r = slice(max(0, -dy), rows - max(0, dy)), slice(max(0, dy), rows - max(0, -dy))
+    src_c, dst_c = slice(max(0, -dx), cols - max(0, dx)), slice(max(0, dx), cols - max(0, -dx))
+    out[..., dst_r, dst_c] = array[..., src_r, src_c]
+    return out
+
+
 def _noise(rng: np.random.Generator, shape: tuple[int, int], scale: int) -> NDArray[np.float64]:
-    coarse = rng.normal(size=(shape[0] // scale + 3, shape[1] // scale + 3))
-    zoomed: NDArray[np.float64] = ndimage.zoom(coarse, scale, order=3)[: shape[0], : shape[1]]
-    return zoomed
+    """Smooth value noise: a coarse normal field, one value every ``scale`` pixels, bicubically
+    enlarged (Pillow's resize: a tenth of the time of a cubic-spline zoom, same look)."""
+    coarse = rng.normal(size=(shape[0] // scale + 3, shape[1] // scale + 3)).astype(np.float32)
+    size = (coarse.shape[1] * scale, coarse.shape[0] * scale)
+    zoomed = np.asarray(Image.fromarray(coarse, mode="F").resize(size, Image.Resampling.BICUBIC), np.float64)
+    return zoomed[: shape[0], : shape[1]]
 
 
 def ground(rng: np.random.Generator, shape: tuple[int, int], kind: str | None = None) -> Image3:
@@ -141,7 +163,7 @@ def procedural_background(rng: np.random.Generator, shape: tuple[int, int]) -> t
     crowns = np.zeros(shape, bool)
     if rng.random() < 0.6:
         crowns = _trees(rng, shape)
-        shade = ndimage.shift(crowns.astype(float), (2, 2), order=0) > 0.5
+        shade = _shifted(crowns, (2, 2))
         image = image * (1 - 0.45 * (shade & ~crowns)[None])
         image = np.where(crowns[None], ground(rng, shape, "grass") * 0.6, image)
     return image, crowns
@@ -257,12 +279,11 @@ def _seen(item: Building, view: tuple[float, float]) -> tuple[Mask, Mask, Image3
     offset = (view[0] * item.height, view[1] * item.height)
     if abs(offset[0]) < 0.5 and abs(offset[1]) < 0.5:
         return item.footprint, np.zeros_like(item.footprint), item.roof
-    roof = ndimage.shift(item.footprint.astype(np.float32), offset, order=0) > 0.5
+    roof = _shifted(item.footprint, offset)
     wall = item.footprint.copy()
     for t in (0.25, 0.5, 0.75):
-        wall |= ndimage.shift(item.footprint.astype(np.float32), (t * offset[0], t * offset[1]),
-                              order=0) > 0.5
-    pixels = ndimage.shift(item.roof, (0, *offset), order=0)
+        wall |= _shifted(item.footprint, (t * offset[0], t * offset[1]))
+    pixels = _shifted(item.roof, offset)
     return roof, wall & ~roof, pixels
 
 
@@ -272,7 +293,7 @@ def _paint(image: Image3, buildings: Sequence[Building], sun: tuple[float, float
     building, where it shows (roof and wall) stacked as ``(len(buildings), rows, cols)``."""
     out = image.copy()
     for item in buildings:
-        shadow = ndimage.shift(item.footprint.astype(float), sun, order=0) > 0.5
+        shadow = _shifted(item.footprint, sun)
         out = np.where((shadow & ~item.footprint)[None], out * 0.45, out)
     shown = np.zeros((len(buildings), *image.shape[1:]), bool)
     for k, item in enumerate(buildings):
@@ -486,7 +507,7 @@ def _plant(rng: np.random.Generator, base: Image3, crowns: Mask) -> tuple[Image3
     shape = base.shape[1:]
     crowns = _trees(rng, shape)
     canopy = ground(rng, shape, "grass") * rng.uniform(0.5, 0.75)
-    shade = ndimage.shift(crowns.astype(float), (2, 2), order=0) > 0.5
+    shade = _shifted(crowns, (2, 2))
     return np.where(crowns[None], canopy, base * (1 - 0.45 * (shade & ~crowns)[None])), crowns
 
 
@@ -512,7 +533,8 @@ def make_pair(rng: np.random.Generator, size: int, *, gsd: float = 0.5,
     crowns = np.zeros(shape, bool)
     torn = np.zeros(shape, bool)
     torn_later: Image3 | None = None
-    found = _built_background(rng, built, size, gsd) if built and rng.random() < built_share else None
+    found = (_built_background(rng, built, size, gsd)
+             if built and built_share > 0 and rng.random() < built_share else None)
     if found is not None:
         base, torn_later, torn = found
     elif usable and rng.random() < frame_share:
@@ -532,7 +554,7 @@ def make_pair(rng: np.random.Generator, size: int, *, gsd: float = 0.5,
         base = planted
 
     def any_building() -> Building:
-        if roofs and rng.random() < roof_share:
+        if roofs and roof_share > 0 and rng.random() < roof_share:
             return _real_roof_building(rng, roofs[int(rng.integers(len(roofs)))], shape)
         return building(rng, shape, gsd, hip=hip_share)
 
@@ -598,8 +620,8 @@ def make_pair(rng: np.random.Generator, size: int, *, gsd: float = 0.5,
     if rng.random() < 0.5:  # misregistration: what changed on the after date moves with it
         shift = (rng.uniform(-2, 2), rng.uniform(-2, 2))
         after = ndimage.shift(after, (0, *shift), order=1, mode="nearest")
-        new_shown = ndimage.shift(new_shown.astype(np.float32), shift, order=0) > 0.5
-        site_after = ndimage.shift(site_after.astype(np.float32), shift, order=0) > 0.5
+        new_shown = _shifted(np.asarray(new_shown), shift)
+        site_after = _shifted(site_after, shift)
     label: Mask = np.asarray(((gone_shown | new_shown) & ~standing_shown) | torn)
     site: Mask = np.asarray(label | (site_after & ~standing_shown))
     if rng.random() < 0.5:
