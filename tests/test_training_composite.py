@@ -156,17 +156,17 @@ def test_oriented_corners_give_tight_boxes_when_turned() -> None:
     assert min(sides) < 12  # some turn lines it up with an axis: 8 px wide, not the 34 px of a box of a box
 
 
-def test_overlapping_crane_boxes_merge_into_one() -> None:
+def test_overlapping_crane_boxes_become_the_best_one() -> None:
     rows = np.array([
-        [4, 0.9, 0, 0, 20, 20],      # mast
-        [4, 0.5, 15, 5, 60, 12],     # jib, overlapping the mast
-        [4, 0.4, 55, 6, 100, 11],    # jib further out, overlapping the first part
+        [4, 0.9, 10, 0, 90, 20],     # the crane's best box
+        [4, 0.5, 15, 5, 60, 12],     # a part of its jib
+        [4, 0.4, 0, 2, 30, 40],      # its mast, overlapping the best box by more than a tenth of its own
         [4, 0.8, 300, 300, 320, 320],  # another crane
+        [4, 0.3, 100, 100, 120, 104],  # a third one, clear of the others
     ], np.float64)
     merged = merge_overlapping(rows)
-    assert len(merged) == 2
-    first = merged[np.argmax(merged[:, 1])]
-    assert first.tolist() == [4, 0.9, 0, 0, 100, 20]
+    assert sorted(merged[:, 1].tolist()) == [0.3, 0.8, 0.9]
+    assert merged[np.argmax(merged[:, 1])].tolist() == [4, 0.9, 10, 0, 90, 20]
 
 
 def _tile(root: Path, x: int, y: int, z: int, colour: tuple[int, int, int]) -> None:

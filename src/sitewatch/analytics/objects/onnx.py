@@ -249,42 +249,31 @@ MERGE_OVERLAP = 0.1
 
 
 def merge_overlapping(rows: np.ndarray) -> np.ndarray:
-    """Rows (class, score, x0, y0, x1, y1) of one class with overlapping boxes joined into one.
+    """Rows (class, score, x0, y0, x1, y1) of one class with boxes of the same object made one.
 
     A crane's jib is long and thin: the detector finds a peak on its mast and more along the jib,
-    each with a box of its part. Boxes overlapping by at least :data:`MERGE_OVERLAP` of the smaller
-    one are joined, transitively, into the box around them all with the best score.
+    each with a box of its part. Boxes overlapping a better-scored one by at least
+    :data:`MERGE_OVERLAP` of the smaller box are parts of it and are dropped, so each crane keeps
+    one box, its best. (The union of the parts was tried first: on simulated renders the union
+    box is larger than the crane and missed it at IoU 0.5 where the best part matched.)
     """
-    count = len(rows)
-    if count < 2:
+    if len(rows) < 2:
         return rows
-    parent = list(range(count))
-
-    def root(i: int) -> int:
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return i
-
+    order = np.argsort(-rows[:, 1], kind="stable")
     boxes = rows[:, 2:6]
     areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
-    for i in range(count):
-        ix = np.minimum(boxes[i, 2], boxes[i + 1:, 2]) - np.maximum(boxes[i, 0], boxes[i + 1:, 0])
-        iy = np.minimum(boxes[i, 3], boxes[i + 1:, 3]) - np.maximum(boxes[i, 1], boxes[i + 1:, 1])
+    dropped = np.zeros(len(rows), dtype=bool)
+    kept = []
+    for best in order:
+        if dropped[best]:
+            continue
+        kept.append(best)
+        ix = np.minimum(boxes[best, 2], boxes[:, 2]) - np.maximum(boxes[best, 0], boxes[:, 0])
+        iy = np.minimum(boxes[best, 3], boxes[:, 3]) - np.maximum(boxes[best, 1], boxes[:, 1])
         inter = np.clip(ix, 0, None) * np.clip(iy, 0, None)
-        smaller = np.maximum(np.minimum(areas[i], areas[i + 1:]), 1e-9)
-        for j in np.nonzero(inter / smaller >= MERGE_OVERLAP)[0]:
-            parent[root(i + 1 + int(j))] = root(i)
-    groups: dict[int, list[int]] = {}
-    for i in range(count):
-        groups.setdefault(root(i), []).append(i)
-    merged = []
-    for members in groups.values():
-        part = rows[members]
-        best = part[int(np.argmax(part[:, 1]))]
-        merged.append([best[0], best[1], part[:, 2].min(), part[:, 3].min(),
-                       part[:, 4].max(), part[:, 5].max()])
-    return np.asarray(merged, dtype=rows.dtype)
+        smaller = np.maximum(np.minimum(areas[best], areas), 1e-9)
+        dropped |= inter / smaller >= MERGE_OVERLAP
+    return rows[np.asarray(kept, dtype=np.int64)]
 
 
 def file_sha256(path: Path) -> str:
