@@ -32,6 +32,7 @@ from sitewatch.core.parallel import map_in_processes
 from sitewatch.training.change_model import INPUT_MULTIPLE, SiameseUNet
 from sitewatch.training.change_pairs import make_pair
 from sitewatch.training.schedule import warmup_cosine
+from sitewatch.training.weights import save_weights, state_arrays, weights_path
 
 CHUNK = 250
 """Pairs per seeded chunk."""
@@ -299,10 +300,13 @@ def train_change(config: ChangeTrainingConfig,
         config.output.write_bytes(exported.read_bytes())
     sha256 = file_sha256(config.output)
     parameters = sum(p.numel() for p in model.parameters())
+    weights = weights_path(config.output)  # float weights to fine-tune from (the ONNX file folds BatchNorm)
     card = ChangeModelCard(
         name=config.name, version=config.version, onnx_file=config.output.name, sha256=sha256,
         gsd_range=config.gsd_range, input_multiple=INPUT_MULTIPLE, threshold=0.5, tile=config.tile,
         overlap=config.overlap, flips=config.flips, data_credit=CREDIT,
+        architecture={"model": "SiameseUNet", "width": config.width}, weights_file=weights.name,
+        weights_sha256=save_weights(weights, state_arrays(model)),
         training={"config": config.raw, "parameters": parameters, "torch": torch.__version__,
                   "pairs": config.pairs, "seconds": round(time.monotonic() - started, 1)},
         metrics={"synthetic_validation": validation},

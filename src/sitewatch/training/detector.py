@@ -16,7 +16,7 @@ import math
 import tempfile
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -46,6 +46,7 @@ from sitewatch.training.model import STRIDE, CenterNetLite, parameter_count
 from sitewatch.training.quantize import calibration_crops, quantize_detector
 from sitewatch.training.schedule import warmup_cosine
 from sitewatch.training.simulated import simulated_frames
+from sitewatch.training.weights import save_weights, state_arrays, weights_path
 
 log = logging.getLogger(__name__)
 
@@ -107,9 +108,15 @@ def _batch(sampler: CropSampler, config: DetectorTrainingConfig) -> dict[str, to
     return batch
 
 
-def _loss(model: CenterNetLite, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+def _loss(model: CenterNetLite, batch: dict[str, torch.Tensor],
+          heat_classes: Sequence[int] | None = None) -> torch.Tensor:
+    """Heatmap focal loss (of ``heat_classes`` only, when given: fine-tuning leaves the heatmaps of
+    classes the user did not label alone) plus the box loss of every labelled object."""
     logits, box = model.raw(batch["image"])
-    heat_loss = focal_loss(logits, batch["heat"])
+    if heat_classes is not None:
+        heat_loss = focal_loss(logits[:, list(heat_classes)], batch["heat"][:, list(heat_classes)])
+    else:
+        heat_loss = focal_loss(logits, batch["heat"])
     n, channels = box.shape[:2]
     flat = box.view(n, channels, -1).permute(0, 2, 1)  # (N, cells, 4)
     picked = torch.gather(flat, 1, batch["index"].unsqueeze(-1).expand(-1, -1, channels))
@@ -280,11 +287,14 @@ def train_detector(config: DetectorTrainingConfig,
     else:
         export_onnx(model, onnx_path)
     sha256 = file_sha256(onnx_path)
+    weights = weights_path(onnx_path)  # float weights to fine-tune from (the ONNX file folds BatchNorm)
     card = ModelCard(
         name=config.name, version=config.version, onnx_file=onnx_path.name, sha256=sha256,
         classes=config.classes, bands=("red", "green", "blue"), model_gsd=config.model_gsd,
         gsd_range=config.gsd_range, stride=STRIDE, input_multiple=16, score_threshold=0.3,
         tile=config.tile, overlap=config.overlap,
+        architecture={"model": "CenterNetLite", "width": config.width}, weights_file=weights.name,
+        weights_sha256=save_weights(weights, state_arrays(model)),
     )
     detector = OnnxDetector(onnx_path, card, threads=config.threads)
     predict = _predict_with(detector)

@@ -16,6 +16,8 @@ import json
 from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
+from importlib.resources.abc import Traversable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -81,6 +83,11 @@ class ChangeModelCard:
     training: dict[str, Any] = field(default_factory=dict)
     metrics: dict[str, Any] = field(default_factory=dict)
     data_credit: tuple[str, ...] = ()
+    architecture: dict[str, Any] = field(default_factory=dict)
+    """The torch model the file was exported from (``{"model": "SiameseUNet", "width": 16}``)."""
+    weights_file: str | None = None
+    """The float weights (``<name>.weights.npz``) to fine-tune from; None when not shipped."""
+    weights_sha256: str | None = None
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], source: str) -> ChangeModelCard:
@@ -94,6 +101,9 @@ class ChangeModelCard:
                 flips=bool(data.get("flips", False)), training=dict(data.get("training", {})),
                 metrics=dict(data.get("metrics", {})),
                 data_credit=tuple(data.get("data_credit", ())),
+                architecture=dict(data.get("architecture", {})),
+                weights_file=str(data["weights_file"]) if data.get("weights_file") else None,
+                weights_sha256=str(data["weights_sha256"]) if data.get("weights_sha256") else None,
             )
         except (KeyError, TypeError, ValueError, IndexError) as error:
             raise UnsupportedInputError(
@@ -107,22 +117,46 @@ class ChangeModelCard:
             "gsd_range": list(self.gsd_range), "input_multiple": self.input_multiple,
             "threshold": self.threshold, "tile": self.tile, "overlap": self.overlap,
             "flips": self.flips, "training": self.training, "metrics": self.metrics,
-            "data_credit": list(self.data_credit),
+            "data_credit": list(self.data_credit), "architecture": self.architecture,
+            "weights_file": self.weights_file, "weights_sha256": self.weights_sha256,
         }
 
 
+def _load(card_path: Path | None) -> tuple[ChangeModelCard, ort.InferenceSession]:
+    """The model of ``card_path`` (a fine-tuned one, e.g. a workspace's ``models/buildings.json``),
+    or the shipped one for None; refused when the ONNX file does not match its card's checksum.
+    Loaded once per card version: a card rewritten by another training run is read again."""
+    if card_path is None:
+        return _load_version(None, 0)
+    try:
+        version = card_path.stat().st_mtime_ns
+    except OSError:
+        version = -1  # not there: _load_version says so
+    return _load_version(card_path, version)
+
+
 @cache
-def _shipped() -> tuple[ChangeModelCard, ort.InferenceSession]:
-    folder = resources.files(_MODELS)
-    card_file = folder / f"{SHIPPED_MODEL}.json"
+def _load_version(card_path: Path | None, version: int) -> tuple[ChangeModelCard, ort.InferenceSession]:
+    if card_path is None:
+        folder: Traversable | Path = resources.files(_MODELS)
+        card_file = folder / f"{SHIPPED_MODEL}.json"
+        remedy = "reinstall the package or regenerate the model with `sitewatch train change`"
+    else:
+        folder, card_file = card_path.parent, card_path
+        remedy = (f"train it again with `sitewatch train change --pairs DIR`, or delete {card_path.parent}/"
+                  f"{card_path.stem}.* to use the shipped model")
+        if not card_path.is_file():
+            raise UnsupportedInputError(f"change model card {card_path} not found; {remedy}")
     card = ChangeModelCard.from_dict(json.loads(card_file.read_text()), str(card_file))
-    payload = (folder / card.onnx_file).read_bytes()
+    model_file = folder / card.onnx_file
+    if not model_file.is_file():
+        raise UnsupportedInputError(f"change model {model_file} named by {card_file} is missing; {remedy}")
+    payload = model_file.read_bytes()
     digest = hashlib.sha256(payload).hexdigest()
     if digest != card.sha256:
         raise UnsupportedInputError(
-            f"change model {card.onnx_file} has SHA-256 {digest[:12]}..., its card says "
-            f"{card.sha256[:12]}...; reinstall the package or regenerate the model with "
-            "`sitewatch train change`"
+            f"change model {model_file} has SHA-256 {digest[:12]}..., its card says "
+            f"{card.sha256[:12]}...: the file is damaged or was replaced; {remedy}"
         )
     options = ort.SessionOptions()
     options.intra_op_num_threads = 0
@@ -167,11 +201,11 @@ def _run(session: ort.InferenceSession, before: NDArray[np.float32], after: NDAr
 
 def change_probability(before: NDArray[np.float32], after: NDArray[np.float32], *,
                        tile: int | None = None, overlap: int | None = None,
-                       flips: bool | None = None) -> NDArray[np.float32]:
-    """The shipped model's change probability for two normalised ``(3, rows, cols)`` dates, run in
-    tiles of ``tile`` pixels overlapping by ``overlap``, averaged over mirror images when ``flips``
-    (defaults from the model card)."""
-    card, session = _shipped()
+                       flips: bool | None = None, model: Path | None = None) -> NDArray[np.float32]:
+    """The change probability of the model of card ``model`` (default: the shipped one) for two
+    normalised ``(3, rows, cols)`` dates, run in tiles of ``tile`` pixels overlapping by ``overlap``,
+    averaged over mirror images when ``flips`` (defaults from the model card)."""
+    card, session = _load(model)
     tile, overlap = tile or card.tile, overlap or card.overlap
     flips = card.flips if flips is None else flips
     rows, cols = before.shape[1:]
@@ -188,7 +222,9 @@ def change_probability(before: NDArray[np.float32], after: NDArray[np.float32], 
 @register_change_detector("learned")
 @dataclass(frozen=True, slots=True)
 class LearnedBuildings:
-    """The shipped siamese U-Net: change of buildings between two RGB dates (the first three bands)."""
+    """The shipped siamese U-Net: change of buildings between two RGB dates (the first three bands);
+    or, with ``model``, the same network fine-tuned on a user's pairs (``sitewatch train change
+    --pairs``)."""
 
     name: str = "learned"
     min_bands: int = 3
@@ -197,6 +233,8 @@ class LearnedBuildings:
         "siamese U-Net trained by the project on synthetic building-change pairs; "
         "operating point: probability 0.5"
     )
+    model: Path | None = None
+    """Card of a fine-tuned model (a workspace's ``models/buildings.json``); None: the shipped one."""
 
     def __call__(
         self, before: FloatImage, after: FloatImage, *, valid: BoolMask | None = None
@@ -205,12 +243,12 @@ class LearnedBuildings:
         if not valid.any():
             zero = np.zeros(valid.shape, np.float32)
             return ChangeResult(zero, zero > 0, 0.5, "no valid pixels", self.name)
-        card, _ = _shipped()
+        card, _ = _load(self.model)
         first, second = normalise_date(before[:3], valid), normalise_date(after[:3], valid)
         first[:, ~valid] = second[:, ~valid] = _CENTRE  # no edges of nodata for the model to see
-        probability = change_probability(first, second)
+        probability = change_probability(first, second, model=self.model)
         probability[~valid] = 0.0
         mask = (probability >= card.threshold) & valid
-        rule = (f"fixed probability {card.threshold:g} (model {card.name} v{card.version}, "
-                "not tuned on scored data)")
+        origin = "fine-tuned on the user's pairs" if self.model is not None else "not tuned on scored data"
+        rule = f"fixed probability {card.threshold:g} (model {card.name} v{card.version}, {origin})"
         return ChangeResult(probability, mask, card.threshold, rule, self.name)

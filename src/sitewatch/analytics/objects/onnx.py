@@ -27,6 +27,8 @@ from sitewatch.analytics.objects.base import DetectorInfo, ObjectBox
 from sitewatch.core.errors import UnsupportedInputError
 
 SHIPPED_MODEL = "vehicles"
+SHIPPED_REMEDY = "reinstall sitewatch or regenerate both with `sitewatch train detector CONFIG`"
+"""What to do about a shipped model file that is missing or damaged."""
 _MODELS = "sitewatch.analytics.objects.models"
 
 
@@ -52,6 +54,12 @@ class ModelCard:
     training: dict[str, Any] = field(default_factory=dict)
     metrics: dict[str, Any] = field(default_factory=dict)
     data_credit: tuple[str, ...] = ()
+    architecture: dict[str, Any] = field(default_factory=dict)
+    """The torch model the file was exported from and its hyper-parameters (``{"model":
+    "CenterNetLite", "width": 32}``), so that its float weights can be loaded to fine-tune it."""
+    weights_file: str | None = None
+    """The float weights (``<name>.weights.npz``) beside the ONNX file; None when not shipped."""
+    weights_sha256: str | None = None
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], source: str) -> ModelCard:
@@ -74,6 +82,9 @@ class ModelCard:
                 training=dict(data.get("training", {})),
                 metrics=dict(data.get("metrics", {})),
                 data_credit=tuple(data.get("data_credit", ())),
+                architecture=dict(data.get("architecture", {})),
+                weights_file=str(data["weights_file"]) if data.get("weights_file") else None,
+                weights_sha256=str(data["weights_sha256"]) if data.get("weights_sha256") else None,
             )
         except (KeyError, TypeError, ValueError, IndexError) as error:
             raise UnsupportedInputError(
@@ -99,6 +110,9 @@ class ModelCard:
             "training": self.training,
             "metrics": self.metrics,
             "data_credit": list(self.data_credit),
+            "architecture": self.architecture,
+            "weights_file": self.weights_file,
+            "weights_sha256": self.weights_sha256,
         }
 
 
@@ -222,13 +236,13 @@ class OnnxDetector:
     """Runs a CenterNet-style ONNX model (outputs: peaks, log size, offset) over any image size."""
 
     def __init__(self, model_path: Path, card: ModelCard, *, threads: int | None = None,
-                 batch: int = 4, verify: bool = True) -> None:
+                 batch: int = 4, verify: bool = True, remedy: str = SHIPPED_REMEDY) -> None:
         if not model_path.is_file():
-            raise UnsupportedInputError(f"model file {model_path} not found; reinstall sitewatch or retrain")
+            raise UnsupportedInputError(f"model file {model_path} not found; {remedy}")
         if verify and file_sha256(model_path) != card.sha256:
             raise UnsupportedInputError(
                 f"{model_path} does not match the checksum in its model card: the file is damaged or "
-                "was replaced; reinstall sitewatch or regenerate both with `sitewatch train detector`"
+                f"was replaced; {remedy}"
             )
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
@@ -322,15 +336,17 @@ def shipped_model_dir() -> Path:
     return Path(str(resources.files(_MODELS)))
 
 
-def load_card(path: Path) -> ModelCard:
+def load_card(path: Path, *, remedy: str = SHIPPED_REMEDY) -> ModelCard:
     if not path.is_file():
-        raise UnsupportedInputError(f"model card {path} not found; reinstall sitewatch or retrain")
+        raise UnsupportedInputError(f"model card {path} not found; {remedy}")
     return ModelCard.from_dict(json.loads(path.read_text(encoding="utf-8")), str(path))
 
 
-def load_detector(card_path: Path, *, threads: int | None = None) -> OnnxDetector:
-    card = load_card(card_path)
-    return OnnxDetector(card_path.parent / card.onnx_file, card, threads=threads)
+def load_detector(card_path: Path, *, threads: int | None = None,
+                  remedy: str = SHIPPED_REMEDY) -> OnnxDetector:
+    """The model of the card at ``card_path``; ``remedy``: what to do when its file is missing or damaged."""
+    card = load_card(card_path, remedy=remedy)
+    return OnnxDetector(card_path.parent / card.onnx_file, card, threads=threads, remedy=remedy)
 
 
 def load_shipped_detector() -> OnnxDetector:
