@@ -13,6 +13,7 @@ radiometric map for the scene, then window by window into a mask-and-probability
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import time
@@ -25,6 +26,7 @@ import rasterio
 from rasterio import features
 
 from sitewatch.analytics.change import ChangeDetector, get_change_detector
+from sitewatch.analytics.change.learned import SHIPPED_MODEL, LearnedBuildings
 from sitewatch.analytics.change.regions import change_regions
 from sitewatch.analytics.change.scene import DEFAULT_WINDOW, plan_scene, scene_change
 from sitewatch.core.errors import NotFoundError, UnsupportedInputError
@@ -33,7 +35,7 @@ from sitewatch.imagery.chips import read_chip
 from sitewatch.imagery.coregister import CoregistrationError, Registration, coregister
 from sitewatch.imagery.grid import lonlat_to_crs
 from sitewatch.imagery.radiometry import RadiometryError, fit_radiometry
-from sitewatch.store.workspace import Workspace
+from sitewatch.store.workspace import Workspace, models_dir
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +54,20 @@ def default_detector(gsd: float, bands: int) -> ChangeDetector:
     if gsd <= HIGH_RESOLUTION_LIMIT_M:
         return get_change_detector("segments")
     return get_change_detector("irmad" if bands >= 2 else "cva")
+
+
+def workspace_change_card(root: Path) -> Path:
+    """Where the change model fine-tuned for the workspace at ``root`` has its card."""
+    return models_dir(root) / f"{SHIPPED_MODEL}.json"
+
+
+def with_workspace_model(detector: ChangeDetector, root: Path) -> ChangeDetector:
+    """The learned detector running the workspace's fine-tuned change model where the workspace has
+    one (``sitewatch train change --pairs DIR``); any other detector as it is."""
+    card = workspace_change_card(root)
+    if isinstance(detector, LearnedBuildings) and detector.model is None and card.is_file():
+        return dataclasses.replace(detector, model=card)
+    return detector
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,7 +130,8 @@ def detect_change(
             f"{reference_chip.array.shape} are not on one site grid; re-ingest both scenes"
         )
     before = reference_chip.array.astype(np.float32)
-    model = detector or default_detector(float(abs(transform.a)), before.shape[0])
+    model = with_workspace_model(detector or default_detector(float(abs(transform.a)), before.shape[0]),
+                                 ws.root)
     try:
         after, valid_after, registration = coregister(
             before, observation_chip.array.astype(np.float32),

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import rasterio
@@ -17,11 +18,39 @@ from shapely.geometry import Point, Polygon
 from shapely.geometry.base import BaseGeometry
 
 from sitewatch.analytics.objects import DEFAULT_DETECTOR, ObjectBox, ObjectDetector, get_detector
+from sitewatch.analytics.objects.onnx import SHIPPED_MODEL, OnnxDetector, load_detector
 from sitewatch.core.errors import UnsupportedInputError
 from sitewatch.core.types import Detection, Observation, Site
 from sitewatch.imagery.chips import Chip, read_chip
 from sitewatch.imagery.grid import lonlat_to_crs
-from sitewatch.store.workspace import Workspace
+from sitewatch.store.workspace import Workspace, models_dir
+
+_LOADED: dict[Path, tuple[int, OnnxDetector]] = {}
+"""Workspace model card -> (its modification time, the detector loaded from it)."""
+
+
+def workspace_model_card(root: Path) -> Path:
+    """Where the vehicle detector fine-tuned for the workspace at ``root`` has its card."""
+    return models_dir(root) / f"{SHIPPED_MODEL}.json"
+
+
+def workspace_detector(root: Path) -> OnnxDetector | None:
+    """The vehicle detector fine-tuned on the labels of the workspace at ``root``
+    (``sitewatch train detector --data DIR``), or None when it has none. Its files are checked
+    against its card; it is loaded again when its card changes (a new fine-tuning run)."""
+    card = workspace_model_card(root)
+    try:
+        version = card.stat().st_mtime_ns
+    except FileNotFoundError:
+        return None
+    cached = _LOADED.get(card.resolve())
+    if cached is not None and cached[0] == version:
+        return cached[1]
+    remedy = (f"fine-tune it again with `sitewatch train detector --data DIR -w {root}`, or delete "
+              f"{card.parent}/{SHIPPED_MODEL}.* to use the shipped model")
+    detector = load_detector(card, remedy=remedy)
+    _LOADED[card.resolve()] = (version, detector)
+    return detector
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,8 +105,12 @@ def to_detections(boxes: list[ObjectBox], observation_id: str, transform: raster
 
 def detect_observation(ws: Workspace, observation: Observation, *,
                        detector: ObjectDetector | None = None) -> DetectionSummary:
-    """Run the detector on the observation's chip and store its detections (replacing earlier ones)."""
-    model = detector if detector is not None else get_detector(DEFAULT_DETECTOR)
+    """Run the detector on the observation's chip and store its detections (replacing earlier ones).
+
+    Without ``detector``: the workspace's fine-tuned vehicle model where it has one, else the shipped one.
+    """
+    model = (detector if detector is not None
+             else workspace_detector(ws.root) or get_detector(DEFAULT_DETECTOR))
     site = ws.site(observation.site_id)
     path = ws.chip_path(observation)
     chip = read_chip(path)
