@@ -174,7 +174,8 @@ def load_base(card_path: Path) -> tuple[ModelCard, CenterNetLite]:
     return card, model
 
 
-def _freeze_norms(model: nn.Module) -> None:
+def freeze_norms(model: nn.Module) -> None:
+    """Keep every BatchNorm's running statistics (eval mode) while the rest trains."""
     for module in model.modules():
         if isinstance(module, nn.BatchNorm2d):
             module.eval()
@@ -193,7 +194,7 @@ def _choose_threshold(images: list[LabelledImage], predictions: list[list[Predic
     return count_threshold(images, predictions, classes)
 
 
-def _replace_files(staged: Sequence[Path], folder: Path) -> None:
+def replace_files(staged: Sequence[Path], folder: Path) -> None:
     """Move the staged files into ``folder``, the card last: a reader never finds a card naming
     files that are not there yet."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -220,6 +221,9 @@ def fine_tune_detector(
     validation = [Path(p).resolve() for p in validation]
     if not data:
         raise UnsupportedInputError("give at least one folder of labelled frames to fine-tune on: --data DIR")
+    if set(data) & set(validation):
+        raise UnsupportedInputError("a folder is given both to train on (--data) and to hold out "
+                                    "(--validation); give each folder once")
     torch.manual_seed(settings.seed)
     torch.set_num_threads(settings.threads)
     torch.use_deterministic_algorithms(True)
@@ -258,7 +262,7 @@ def fine_tune_detector(
                                   weight_decay=settings.weight_decay)
     schedule = warmup_cosine(optimiser, settings.steps, settings.steps // 20)
     model.train()
-    _freeze_norms(model)
+    freeze_norms(model)
     running = 0.0
     for step in range(settings.steps):
         loss = _loss(model, _batch(sampler, config), heat_classes=labelled)
@@ -320,7 +324,7 @@ def fine_tune_detector(
         )
         card_path = stage / Path(base.onnx_file).with_suffix(".json").name
         card_path.write_text(json.dumps(card.to_dict(), indent=2) + "\n", encoding="utf-8")
-        _replace_files([onnx_path, weights, card_path], output)
+        replace_files([onnx_path, weights, card_path], output)
     return FineTuneResult(
         onnx_path=output / onnx_path.name, card_path=output / card_path.name, sha256=card.sha256,
         seconds=time.monotonic() - started, train_frames=tuple(i.name for i in train_images),

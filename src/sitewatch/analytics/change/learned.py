@@ -16,7 +16,6 @@ import json
 from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
-from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Any
 
@@ -122,6 +121,11 @@ class ChangeModelCard:
         }
 
 
+def shipped_model_dir() -> Path:
+    """The folder of the shipped change model and its card, inside the package."""
+    return Path(str(resources.files(_MODELS)))
+
+
 def _load(card_path: Path | None) -> tuple[ChangeModelCard, ort.InferenceSession]:
     """The model of ``card_path`` (a fine-tuned one, e.g. a workspace's ``models/buildings.json``),
     or the shipped one for None; refused when the ONNX file does not match its card's checksum.
@@ -138,7 +142,7 @@ def _load(card_path: Path | None) -> tuple[ChangeModelCard, ort.InferenceSession
 @cache
 def _load_version(card_path: Path | None, version: int) -> tuple[ChangeModelCard, ort.InferenceSession]:
     if card_path is None:
-        folder: Traversable | Path = resources.files(_MODELS)
+        folder = shipped_model_dir()
         card_file = folder / f"{SHIPPED_MODEL}.json"
         remedy = "reinstall the package or regenerate the model with `sitewatch train change`"
     else:

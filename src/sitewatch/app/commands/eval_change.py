@@ -11,8 +11,11 @@ from rich.console import Console
 from rich.table import Table
 
 from sitewatch.analytics.change import change_detectors, get_change_detector
-from sitewatch.app.options import JsonOption
-from sitewatch.evaluation.change import discover_pairs, evaluate_change
+from sitewatch.analytics.change.learned import ChangeModelCard, LearnedBuildings
+from sitewatch.app.options import JsonOption, WorkspaceOption, resolve_workspace
+from sitewatch.core.errors import UnsupportedInputError
+from sitewatch.evaluation.change import LabelledPair, discover_pairs, evaluate_change
+from sitewatch.pipeline.change import workspace_change_card
 
 
 def change(
@@ -24,16 +27,25 @@ def change(
         list[str] | None,
         typer.Option("--method", "-m", help="Detector to score (repeatable; default: all registered)."),
     ] = None,
+    workspace: WorkspaceOption = None,
     json_output: JsonOption = False,
 ) -> None:
     """Precision, recall, F1, IoU, overall accuracy and kappa of the changed class, pooled over all pairs.
 
     Every operating point is a fixed rule (Otsu, k-means boundary, chi-square test) applied to each
-    pair on its own: no method sees the labels.
+    pair on its own: no method sees the labels. Where the workspace has a change model fine-tuned on
+    its users' pairs (`sitewatch train change --pairs`), it is scored too, as `learned (workspace)`
+    beside the shipped `learned`; on a folder it was fine-tuned on, only the pairs it did not train
+    on count.
     """
     names = methods or change_detectors()
     detectors = [get_change_detector(name) for name in names]
     pairs = list(discover_pairs(folder))
+    card = workspace_change_card(resolve_workspace(workspace))
+    left_out: list[str] = []
+    if "learned" in names and card.is_file():
+        detectors.insert(names.index("learned") + 1, LearnedBuildings(name=WORKSPACE_METHOD, model=card))
+        pairs, left_out = _held_out(folder, pairs, card)
     scores = evaluate_change(pairs, detectors)
     labelled = sum(int(p.labelled.sum()) for p in pairs)
     if json_output:
@@ -43,6 +55,8 @@ def change(
             "labelled_pixels": labelled,
             "metric": "changed class, confusion counts pooled over all pairs",
             "methods": [score.as_dict() for score in scores],
+            **({"workspace_model": str(card), "pairs_trained_on_left_out": left_out}
+               if any(d.name == WORKSPACE_METHOD for d in detectors) else {}),
         }, indent=2))
         return
     table = Table(title=f"{folder}: {len(pairs)} pairs, {labelled:,} labelled pixels (pooled)")
@@ -60,6 +74,28 @@ def change(
         typer.echo(f"  {score.method}: {score.rule}")
     if any(score.outside_gsd_range for score in scores):
         typer.echo("* scored on pairs outside the GSD range the method declares")
+    if any(d.name == WORKSPACE_METHOD for d in detectors):
+        typer.echo(f"{WORKSPACE_METHOD}: {card}, fine-tuned from the shipped learned model")
+    if left_out:
+        typer.echo(f"left out {len(left_out)} pairs the workspace model was trained on: "
+                   f"{', '.join(left_out)}")
+
+
+WORKSPACE_METHOD = "learned (workspace)"
+
+
+def _held_out(folder: Path, pairs: list[LabelledPair], card: Path) -> tuple[list[LabelledPair], list[str]]:
+    """The pairs the workspace model did not train on (its card lists those it did, per folder)."""
+    training = ChangeModelCard.from_dict(json.loads(card.read_text(encoding="utf-8")), str(card)).training
+    trained = set(dict(training.get("pairs", {})).get(str(folder.resolve()), ()))
+    kept = [p for p in pairs if p.name not in trained]
+    if not kept:
+        raise UnsupportedInputError(
+            f"the workspace change model was fine-tuned on every labelled pair of {folder}, so they cannot "
+            "measure it; give a folder of pairs it has not seen (its held-out pairs are listed under "
+            "training.validation_pairs in its model card)"
+        )
+    return kept, sorted(p.name for p in pairs if p.name in trained)
 
 
 def register(app: typer.Typer) -> None:

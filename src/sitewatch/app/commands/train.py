@@ -153,10 +153,45 @@ def _fine_tune_detector(data: list[Path], validation: list[Path], root: Path, *,
 
 @train_app.command("change")
 def change(
-    config: Annotated[Path, typer.Argument(help="Training config YAML, e.g. configs/change.yaml.")],
+    config: Annotated[
+        Path | None,
+        typer.Argument(help="Training config YAML to train from scratch, e.g. configs/change.yaml "
+                            "(or give --pairs to fine-tune on your own pairs).", show_default=False),
+    ] = None,
+    pairs: Annotated[
+        list[Path] | None,
+        typer.Option("--pairs", help="Folder of your labelled pairs, LEVIR style (A/ B/ label/) as "
+                                     "`sitewatch eval change` reads them (repeatable): fine-tunes the "
+                                     "shipped learned model into the workspace.", show_default=False),
+    ] = None,
+    validation: Annotated[
+        list[Path] | None,
+        typer.Option("--validation", help="Folder of held-out labelled pairs (repeatable; default: a fifth "
+                                          "of the --pairs pairs, chosen by name).", show_default=False),
+    ] = None,
+    workspace: WorkspaceOption = None,
+    steps: Annotated[int | None, typer.Option(help="Fine-tuning steps (default 600).", min=0)] = None,
+    seed: Annotated[int | None, typer.Option(help="Random seed of the fine-tuning run.")] = None,
+    threads: Annotated[int | None, typer.Option(help="CPU threads (default 1).", min=1)] = None,
     json_output: JsonOption = False,
 ) -> None:
-    """Train the building-change model on synthetic pairs, export ONNX + model card, print the checksum."""
+    """Train the building-change model from a CONFIG, or fine-tune it on your own labelled pairs (--pairs).
+
+    With --pairs the shipped learned model is fine-tuned on the CPU and written with its card to the
+    workspace's models/ folder; the workspace's `learned` change method and `sitewatch eval change` use
+    it from then on. The held-out pairs show its pooled scores before and after.
+    """
+    if config is not None and pairs:
+        raise typer.BadParameter("give either a training CONFIG (trains the shipped model from scratch) or "
+                                 "--pairs DIR (fine-tunes it on your pairs), not both",
+                                 param_hint="'CONFIG' / '--pairs'")
+    if config is None:
+        if not pairs:
+            raise typer.BadParameter("give a training CONFIG (e.g. configs/change.yaml) or --pairs DIR with "
+                                     "your labelled pairs", param_hint="'CONFIG' / '--pairs'")
+        _fine_tune_change(pairs, validation or [], resolve_workspace(workspace), steps=steps, seed=seed,
+                          threads=threads, json_output=json_output)
+        return
     try:
         from sitewatch.training.change import load_change_config, train_change
     except ImportError as error:
@@ -180,6 +215,38 @@ def change(
     scores = result.validation
     typer.echo(f"synthetic validation pairs: precision {_fmt(scores['precision'])}, "
                f"recall {_fmt(scores['recall'])}, F1 {_fmt(scores['f1'])}")
+
+
+def _fine_tune_change(pairs: list[Path], validation: list[Path], root: Path, *, steps: int | None,
+                      seed: int | None, threads: int | None, json_output: bool) -> None:
+    try:
+        from sitewatch.training.change_finetune import ChangeFineTuneSettings, fine_tune_change
+    except ImportError as error:
+        raise _needs_torch(error) from None
+    default = ChangeFineTuneSettings()
+    settings = ChangeFineTuneSettings(steps=default.steps if steps is None else steps,
+                                      seed=default.seed if seed is None else seed,
+                                      threads=default.threads if threads is None else threads)
+    err = Console(stderr=True)
+    result = fine_tune_change(pairs, _models_folder(root), validation=validation, settings=settings,
+                              progress=lambda message: err.print(message, highlight=False))
+    if json_output:
+        typer.echo(json.dumps({
+            "onnx": str(result.onnx_path), "card": str(result.card_path), "sha256": result.sha256,
+            "seconds": round(result.seconds, 1),
+            "pairs": {"training": list(result.train_pairs), "held_out": list(result.validation_pairs)},
+            "before": result.before, "after": result.after,
+        }, indent=2))
+        return
+    typer.echo(f"fine-tuned on {len(result.train_pairs)} pairs in {result.seconds:.0f} s; wrote "
+               f"{result.onnx_path} and {result.card_path.name} (sha256 {result.sha256[:12]}...)")
+    typer.echo(f"{len(result.validation_pairs)} held-out pairs ({', '.join(result.validation_pairs)}), "
+               "pooled:")
+    for label, scores in (("before (shipped)", result.before), ("after (fine-tuned)", result.after)):
+        typer.echo(f"  {label:<18} precision {_fmt(scores['precision'])}, recall {_fmt(scores['recall'])}, "
+                   f"F1 {_fmt(scores['f1'])}, IoU {_fmt(scores['iou'])}")
+    typer.echo(f"the workspace {root} now runs it for the `learned` change method; `sitewatch eval change "
+               f"DIR -w {root}` compares both models")
 
 
 def _needs_torch(error: ImportError) -> UnsupportedInputError:
