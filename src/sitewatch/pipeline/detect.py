@@ -18,15 +18,15 @@ from shapely.geometry import Point, Polygon
 from shapely.geometry.base import BaseGeometry
 
 from sitewatch.analytics.objects import DEFAULT_DETECTOR, ObjectBox, ObjectDetector, get_detector
-from sitewatch.analytics.objects.onnx import SHIPPED_MODEL, OnnxDetector, load_detector
+from sitewatch.analytics.objects.onnx import SHIPPED_MODEL, OnnxDetector, load_detector, model_files_version
 from sitewatch.core.errors import UnsupportedInputError
 from sitewatch.core.types import Detection, Observation, Site
 from sitewatch.imagery.chips import Chip, read_chip
 from sitewatch.imagery.grid import lonlat_to_crs
 from sitewatch.store.workspace import Workspace, models_dir
 
-_LOADED: dict[Path, tuple[int, OnnxDetector]] = {}
-"""Workspace model card -> (its modification time, the detector loaded from it)."""
+_LOADED: dict[Path, tuple[tuple[tuple[str, int, int], ...], OnnxDetector]] = {}
+"""Workspace model card -> (the version of its files, the detector loaded from them)."""
 
 
 def workspace_model_card(root: Path) -> Path:
@@ -37,12 +37,11 @@ def workspace_model_card(root: Path) -> Path:
 def workspace_detector(root: Path) -> OnnxDetector | None:
     """The vehicle detector fine-tuned on the labels of the workspace at ``root``
     (``sitewatch train detector --data DIR``), or None when it has none. Its files are checked
-    against its card; it is loaded again when its card changes (a new fine-tuning run)."""
+    against its card; it is loaded again when they change (a new fine-tuning run, a damaged file)."""
     card = workspace_model_card(root)
-    try:
-        version = card.stat().st_mtime_ns
-    except FileNotFoundError:
+    if not card.is_file():
         return None
+    version = model_files_version(card)
     cached = _LOADED.get(card.resolve())
     if cached is not None and cached[0] == version:
         return cached[1]

@@ -41,7 +41,7 @@ from sitewatch.core.errors import UnsupportedInputError
 from sitewatch.evaluation.change import LabelledPair, MethodScore, discover_pairs, evaluate_change
 from sitewatch.training.change import _loss, export_change_onnx
 from sitewatch.training.change_model import INPUT_MULTIPLE, SiameseUNet
-from sitewatch.training.finetune import freeze_norms, replace_files, split_frames
+from sitewatch.training.finetune import FINE_TUNED_SUFFIX, freeze_norms, replace_files, split_frames
 from sitewatch.training.schedule import warmup_cosine
 from sitewatch.training.weights import load_into, load_weights, save_weights, state_arrays, weights_path
 
@@ -223,8 +223,8 @@ def fine_tune_change(
         export_change_onnx(model, onnx_path)
         weights = weights_path(onnx_path)
         card = dataclasses.replace(
-            base, version=f"{base.version}-ft", sha256=file_sha256(onnx_path), weights_file=weights.name,
-            weights_sha256=save_weights(weights, state_arrays(model)),
+            base, name=f"{base.name}{FINE_TUNED_SUFFIX}", sha256=file_sha256(onnx_path),
+            weights_file=weights.name, weights_sha256=save_weights(weights, state_arrays(model)),
             architecture={"model": "SiameseUNet", "width": width},
         )
         card_path = stage / f"{Path(base.onnx_file).stem}.json"

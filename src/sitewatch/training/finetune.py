@@ -64,6 +64,9 @@ from sitewatch.training.quantize import calibration_crops, quantize_detector
 from sitewatch.training.schedule import warmup_cosine
 from sitewatch.training.weights import load_into, load_weights, save_weights, state_arrays, weights_path
 
+FINE_TUNED_SUFFIX = "-finetuned"
+"""Appended to the base model's name in a fine-tuned model's card (detections and change regions it
+finds are stored under that name); the files keep the base's names, as the workspace finds them so."""
 VALIDATION_SHARE = 0.2
 """Share of the user's frames kept out of training (at least one) when no validation folder is given."""
 
@@ -231,8 +234,8 @@ def fine_tune_detector(
     augmentation = settings.augmentation or _base_augmentation(base)
     datasets, names = _datasets(data, validation, settings)
     config = DetectorTrainingConfig(
-        name=base.name, version=f"{base.version}-ft", seed=settings.seed, classes=base.classes,
-        datasets=datasets, output=output / base.onnx_file,
+        name=f"{base.name}{FINE_TUNED_SUFFIX}", version=base.version, seed=settings.seed,
+        classes=base.classes, datasets=datasets, output=output / base.onnx_file,
         model_gsd=base.model_gsd, gsd_range=base.gsd_range, width=_width(base),
         steps=settings.steps, batch=settings.batch, crop=settings.crop, learning_rate=settings.learning_rate,
         weight_decay=settings.weight_decay, threads=settings.threads, max_objects=settings.max_objects,
@@ -287,7 +290,7 @@ def fine_tune_detector(
         float_path.unlink()
         weights = weights_path(onnx_path)
         card = dataclasses.replace(
-            base, version=config.version, sha256=file_sha256(onnx_path), weights_file=weights.name,
+            base, name=config.name, sha256=file_sha256(onnx_path), weights_file=weights.name,
             weights_sha256=save_weights(weights, state_arrays(model)),
             architecture={"model": "CenterNetLite", "width": config.width},
         )

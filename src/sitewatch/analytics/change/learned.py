@@ -32,6 +32,7 @@ from sitewatch.analytics.change.base import (
     register_change_detector,
 )
 from sitewatch.analytics.change.thresholds import sample_valid
+from sitewatch.analytics.objects.onnx import model_files_version
 from sitewatch.core.errors import UnsupportedInputError
 
 SHIPPED_MODEL = "buildings"
@@ -129,18 +130,15 @@ def shipped_model_dir() -> Path:
 def _load(card_path: Path | None) -> tuple[ChangeModelCard, ort.InferenceSession]:
     """The model of ``card_path`` (a fine-tuned one, e.g. a workspace's ``models/buildings.json``),
     or the shipped one for None; refused when the ONNX file does not match its card's checksum.
-    Loaded once per card version: a card rewritten by another training run is read again."""
+    Loaded once per version of its files: a model rewritten by another training run is read again."""
     if card_path is None:
-        return _load_version(None, 0)
-    try:
-        version = card_path.stat().st_mtime_ns
-    except OSError:
-        version = -1  # not there: _load_version says so
-    return _load_version(card_path, version)
+        return _load_version(None, ())
+    return _load_version(card_path, model_files_version(card_path))
 
 
 @cache
-def _load_version(card_path: Path | None, version: int) -> tuple[ChangeModelCard, ort.InferenceSession]:
+def _load_version(card_path: Path | None,
+                  version: tuple[tuple[str, int, int], ...]) -> tuple[ChangeModelCard, ort.InferenceSession]:
     if card_path is None:
         folder = shipped_model_dir()
         card_file = folder / f"{SHIPPED_MODEL}.json"

@@ -232,6 +232,13 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+def model_files_version(card_path: Path) -> tuple[tuple[str, int, int], ...]:
+    """Names, sizes and modification times of a model card's files (``<stem>.*`` beside it): what a
+    loaded model is cached by, so that a file replaced or damaged since is read and checked again."""
+    stats = ((p.name, p.stat()) for p in card_path.parent.glob(f"{card_path.stem}.*"))
+    return tuple(sorted((name, stat.st_size, stat.st_mtime_ns) for name, stat in stats))
+
+
 class OnnxDetector:
     """Runs a CenterNet-style ONNX model (outputs: peaks, log size, offset) over any image size."""
 
