@@ -73,15 +73,16 @@ VALIDATION_SHARE = 0.2
 
 @dataclass(frozen=True, slots=True)
 class FineTuneSettings:
-    """How a fine-tuning run trains. The defaults take about four minutes on two cores
-    (docs/detector.md has the measurements) and do not depend on how many frames there are:
-    each step sees ``batch`` crops, wherever they come from."""
+    """How a fine-tuning run trains. The defaults take about a minute and a half for 20 frames of
+    1000x1000 px on one core of a busy machine (docs/detector.md has the measurements); the
+    training part does not grow with the number of frames: each step sees ``batch`` crops,
+    wherever they come from."""
 
     steps: int = 600
     batch: int = 8
     crop: int = 144
     learning_rate: float = 5e-4
-    """A tenth of the rate the shipped model was trained with: the features stay, the details move."""
+    """A sixth of the rate the shipped model was trained with: the features stay, the details move."""
     weight_decay: float = 1e-4
     seed: int = 20190222
     threads: int = 1
