@@ -169,6 +169,17 @@ def test_train_cli_wants_a_config_or_data_not_both(tmp_path: Path) -> None:
     assert "not both" in both.output and "--data" in neither.output
 
 
+def test_validation_folders_are_held_out_whole(tmp_path: Path) -> None:
+    data, held = _frames(tmp_path / "a", count=2), _frames(tmp_path / "b", count=2, seed=3)
+    result = fine_tune_detector([data, data], tmp_path / "models", validation=[held], settings=TINY)
+    card = load_card(result.card_path)
+    assert card.training["frames"] == {str(data.resolve()): ["F0", "F1"]}  # a folder given twice counts once
+    assert card.training["validation_frames"] == {str(data.resolve()): [], str(held.resolve()): ["F0", "F1"]}
+    assert len(card.metrics["validation"]["after"]["frames"]) == 2
+    with pytest.raises(UnsupportedInputError, match="both to train on"):
+        fine_tune_detector([data], tmp_path / "other", validation=[data], settings=TINY)
+
+
 def test_too_few_or_unlabelled_frames_are_refused(tmp_path: Path) -> None:
     with pytest.raises(UnsupportedInputError, match="at least two labelled frames"):
         fine_tune_detector([_frames(tmp_path / "one", count=1)], tmp_path / "models", settings=TINY)

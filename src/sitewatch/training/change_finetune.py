@@ -157,8 +157,8 @@ def fine_tune_change(
     say = progress or (lambda message: None)
     if settings.crop % INPUT_MULTIPLE:
         raise UnsupportedInputError(f"the crop size {settings.crop} must be a multiple of {INPUT_MULTIPLE}")
-    pairs = [Path(p).resolve() for p in pairs]
-    validation = [Path(p).resolve() for p in validation]
+    pairs = list(dict.fromkeys(Path(p).resolve() for p in pairs))  # each folder once, in the order given
+    validation = list(dict.fromkeys(Path(p).resolve() for p in validation))
     if not pairs:
         raise UnsupportedInputError("give at least one folder of labelled pairs to fine-tune on: --pairs DIR")
     if set(pairs) & set(validation):
@@ -183,8 +183,9 @@ def fine_tune_change(
             "--validation DIR"
         )
     if validation:
-        held = {folder: tuple(p.name for p in found) for folder, found in _read(validation).items()}
-        read.update(_read(validation))
+        given = _read(validation)
+        held = {folder: tuple(p.name for p in found) for folder, found in given.items()}
+        read.update(given)
     else:
         held = split_frames([(folder, [p.name for p in found]) for folder, found in read.items()])
     training = [p for folder, found in read.items() for p in found if p.name not in held.get(folder, ())]

@@ -32,7 +32,7 @@ import os
 import tempfile
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -109,7 +109,7 @@ class FineTuneResult:
     """Scores of the base model on the validation frames at its own threshold."""
     after: dict[str, Any]
     """Scores of the fine-tuned model on the same frames at its new threshold."""
-    thresholds: tuple[float, float] = field(default=(0.0, 0.0))
+    thresholds: tuple[float, float]
     """(before, after) operating thresholds."""
 
 
@@ -221,8 +221,8 @@ def fine_tune_detector(
     settings = settings or FineTuneSettings()
     base_card = base_card or shipped_model_dir() / "vehicles.json"
     say = progress or (lambda message: None)
-    data = [Path(p).resolve() for p in data]
-    validation = [Path(p).resolve() for p in validation]
+    data = list(dict.fromkeys(Path(p).resolve() for p in data))  # each folder once, in the order given
+    validation = list(dict.fromkeys(Path(p).resolve() for p in validation))
     if not data:
         raise UnsupportedInputError("give at least one folder of labelled frames to fine-tune on: --data DIR")
     if set(data) & set(validation):
