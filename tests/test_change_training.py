@@ -203,6 +203,22 @@ def test_change_training_exports_a_working_model_reproducibly(tmp_path: Path) ->
     logits = session.run(None, {"before": np.zeros((1, 3, 80, 96), np.float32),
                                 "after": np.zeros((1, 3, 80, 96), np.float32)})[0]
     assert logits.shape == (1, 2, 80, 96)
+    # The float weights beside it, for fine-tuning: reproducible too, and the same model as the ONNX file.
+    import torch
+
+    from sitewatch.training.change_model import SiameseUNet
+    from sitewatch.training.weights import load_into, load_weights
+
+    other = json.loads(second.card_path.read_text(encoding="utf-8"))
+    assert card.weights_file and card.weights_sha256 == other["weights_sha256"]
+    model = SiameseUNet(card.architecture["width"], card.architecture["outputs"])
+    npz = first.card_path.parent / card.weights_file
+    load_into(model, load_weights(npz, card.weights_sha256, card=first.card_path), source=npz)
+    first_date, second_date = np.random.default_rng(3).random((2, 1, 3, 32, 48), dtype=np.float32)
+    with torch.no_grad():
+        torch_logits = model.eval()(torch.from_numpy(first_date), torch.from_numpy(second_date)).numpy()
+    onnx_logits = session.run(None, {"before": first_date, "after": second_date})[0]
+    assert np.allclose(torch_logits, onnx_logits, atol=1e-4)
 
 
 def test_bad_change_config_names_the_problem(tmp_path: Path) -> None:

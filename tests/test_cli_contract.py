@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import sys
+
 import click
 import pytest
 import typer
 from typer.testing import CliRunner
 
 from sitewatch.app.cli import app
+from sitewatch.core.errors import UnsupportedInputError
 
 # Verbs whose output is a listing or a report: they must offer machine-readable output.
 JSON_VERBS = {
@@ -63,3 +66,19 @@ def test_version() -> None:
     result = CliRunner().invoke(app, ["--version"])
     assert result.exit_code == 0
     assert result.output.startswith("sitewatch ")
+
+
+TRAINING_VERBS = (["train", "detector", "--data", "frames"], ["train", "change", "--pairs", "pairs"],
+                  ["train", "detector", "configs/detector.yaml"])
+
+
+@pytest.mark.parametrize("args", TRAINING_VERBS, ids=" ".join)
+def test_training_without_torch_says_how_to_install_it(args: list[str],
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    # As if the `train` extra were not installed: importing the training modules fails.
+    for module in ("torch", "sitewatch.training.finetune", "sitewatch.training.change_finetune",
+                   "sitewatch.training.config", "sitewatch.training.detector"):
+        monkeypatch.setitem(sys.modules, module, None)
+    result = CliRunner().invoke(app, args)
+    assert isinstance(result.exception, UnsupportedInputError)
+    assert "pip install 'sitewatch[train]'" in str(result.exception)

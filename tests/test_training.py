@@ -160,6 +160,18 @@ def test_training_exports_a_working_onnx_model_reproducibly(tmp_path: Path) -> N
     detector = load_detector(first.card_path, threads=1)
     boxes = detector.detect(np.zeros((3, 100, 120), np.uint8), 0.15, score_threshold=0.0)
     assert all(b.class_name in ("car", "large_vehicle") for b in boxes)
+    # The float weights beside it, for fine-tuning: reproducible too, and the same model as the ONNX file.
+    assert card["weights_file"] == "toy.weights.npz" and card["architecture"] == {"model": "CenterNetLite",
+                                                                                  "width": 32}
+    again = json.loads(second.card_path.read_text(encoding="utf-8"))
+    assert card["weights_sha256"] == again["weights_sha256"]
+    from sitewatch.training.finetune import load_base
+
+    _, model = load_base(first.card_path)
+    image = np.random.default_rng(2).random((1, 3, 64, 64), dtype=np.float32)
+    with torch.no_grad():
+        peaks = model.eval()(torch.from_numpy(image))[0].numpy()
+    assert np.allclose(peaks, detector.session.run(None, {"image": image})[0], atol=1e-4)
 
 
 def test_int8_model_follows_the_float_model_and_is_reproducible(tmp_path: Path) -> None:

@@ -489,9 +489,11 @@ class ChangeEvaluation:
     was named: a method asked for by name is refused instead)."""
 
 
-def evaluate_methods(pairs: Sequence[LabelledPair], methods: Sequence[str] | None = None) -> ChangeEvaluation:
+def evaluate_methods(pairs: Sequence[LabelledPair], methods: Sequence[str] | None = None, *,
+                     extra: Sequence[tuple[str, ChangeDetector]] = ()) -> ChangeEvaluation:
     """Score the named methods (``default`` among them), or, when none is named, every registered
-    method that runs on all pairs and then ``default``."""
+    method that runs on all pairs and then ``default``. ``extra`` detectors (a workspace's fine-tuned
+    model) are scored right after the method each is paired with, when that one is scored."""
     runs = RunCache()
     named = list(methods) if methods else [*change_detectors(), DEFAULT_METHOD]
     detectors, skipped = [], []
@@ -502,6 +504,7 @@ def evaluate_methods(pairs: Sequence[LabelledPair], methods: Sequence[str] | Non
         problem = unusable_on(detector, pairs) if not methods else None
         if problem is None:
             detectors.append(detector)
+            detectors.extend(other for beside, other in extra if beside == name)
         else:
             skipped.append((name, problem))
     scores = evaluate_change(pairs, detectors, runs=runs)

@@ -13,6 +13,7 @@ radiometric map for the scene, then window by window into a mask-and-probability
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import time
@@ -25,6 +26,7 @@ import rasterio
 from rasterio import features
 
 from sitewatch.analytics.change import ChangeDetector, choose_change_method, input_bands, take_bands
+from sitewatch.analytics.change.learned import SHIPPED_MODEL, LearnedBuildings, LearnedSite
 from sitewatch.analytics.change.regions import change_regions
 from sitewatch.analytics.change.scene import DEFAULT_WINDOW, plan_scene, scene_change
 from sitewatch.core.errors import NotFoundError, UnsupportedInputError
@@ -34,9 +36,23 @@ from sitewatch.imagery.coregister import CoregistrationError, Registration, core
 from sitewatch.imagery.grid import lonlat_to_crs
 from sitewatch.imagery.radiometry import RadiometryError, fit_radiometry
 from sitewatch.imagery.readers import band_names, ground_sample_distance
-from sitewatch.store.workspace import Workspace
+from sitewatch.store.workspace import Workspace, models_dir
 
 log = logging.getLogger(__name__)
+
+
+def workspace_change_card(root: Path) -> Path:
+    """Where the change model fine-tuned for the workspace at ``root`` has its card."""
+    return models_dir(root) / f"{SHIPPED_MODEL}.json"
+
+
+def with_workspace_model(detector: ChangeDetector, root: Path) -> ChangeDetector:
+    """A learned detector running the workspace's fine-tuned change model where the workspace has
+    one (``sitewatch train change --pairs DIR``); any other detector as it is."""
+    card = workspace_change_card(root)
+    if isinstance(detector, LearnedBuildings | LearnedSite) and detector.model is None and card.is_file():
+        return dataclasses.replace(detector, model=card)
+    return detector
 
 @dataclass(frozen=True, slots=True)
 class ChangeOutcome:
@@ -108,6 +124,7 @@ def detect_change(
         model, bands, why = choice.detector(), choice.bands, choice.reason
     else:
         model, bands, why = detector, input_bands(detector, reference_chip.bands), "named by the caller"
+    model = with_workspace_model(model, ws.root)
     used = tuple(reference_chip.bands[b] for b in bands)
     try:
         after, valid_after, registration = coregister(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import rasterio
@@ -23,12 +24,39 @@ from sitewatch.analytics.objects import (
     ObjectDetector,
     get_detector,
 )
+from sitewatch.analytics.objects.onnx import SHIPPED_MODEL, OnnxDetector, load_detector, model_files_version
 from sitewatch.core.errors import UnsupportedInputError
 from sitewatch.core.types import Detection, Observation, Site
 from sitewatch.imagery.bands import find_bands, unnamed
 from sitewatch.imagery.chips import Chip, read_chip
 from sitewatch.imagery.grid import lonlat_to_crs
-from sitewatch.store.workspace import Workspace
+from sitewatch.store.workspace import Workspace, models_dir
+
+_LOADED: dict[Path, tuple[tuple[tuple[str, int, int], ...], OnnxDetector]] = {}
+"""Workspace model card -> (the version of its files, the detector loaded from them)."""
+
+
+def workspace_model_card(root: Path) -> Path:
+    """Where the vehicle detector fine-tuned for the workspace at ``root`` has its card."""
+    return models_dir(root) / f"{SHIPPED_MODEL}.json"
+
+
+def workspace_detector(root: Path) -> OnnxDetector | None:
+    """The vehicle detector fine-tuned on the labels of the workspace at ``root``
+    (``sitewatch train detector --data DIR``), or None when it has none. Its files are checked
+    against its card; it is loaded again when they change (a new fine-tuning run, a damaged file)."""
+    card = workspace_model_card(root)
+    if not card.is_file():
+        return None
+    version = model_files_version(card)
+    cached = _LOADED.get(card.resolve())
+    if cached is not None and cached[0] == version:
+        return cached[1]
+    remedy = (f"fine-tune it again with `sitewatch train detector --data DIR -w {root}`, or delete "
+              f"{card.parent}/{SHIPPED_MODEL}.* to use the shipped model")
+    detector = load_detector(card, remedy=remedy)
+    _LOADED[card.resolve()] = (version, detector)
+    return detector
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,8 +148,10 @@ def detect_observation(ws: Workspace, observation: Observation, *,
     When the chip is outside what the detector resolves or lacks its bands
     (:func:`detection_problem`), nothing is detected or stored and the summary says why
     (``skipped``): the observation's objects are not observed, which is different from none.
+    Without ``detector``: the workspace's fine-tuned vehicle model where it has one, else the shipped one.
     """
-    model = detector if detector is not None else get_detector(DEFAULT_DETECTOR)
+    model = (detector if detector is not None
+             else workspace_detector(ws.root) or get_detector(DEFAULT_DETECTOR))
     site = ws.site(observation.site_id)
     path = ws.chip_path(observation)
     chip = read_chip(path)

@@ -52,6 +52,7 @@ from sitewatch.monitor.alerting import IndicatorHistory, SiteScores, build_alert
 from sitewatch.monitor.baselines import BaselineConfig
 from sitewatch.monitor.engine import EngineConfig
 from sitewatch.monitor.lifecycle import baseline_feedback
+from sitewatch.pipeline.change import with_workspace_model
 from sitewatch.store.workspace import Workspace
 
 log = logging.getLogger(__name__)
@@ -280,9 +281,10 @@ class _SiteIndicators:
         self.site = site
         self.options = options
         self.detect = detect
-        self.detector: ChangeDetector = (
+        self.detector: ChangeDetector = with_workspace_model(
             get_change_detector(options.change_detector) if options.change_detector
-            else ContrastChange(gsd=site.gsd) if 0.1 <= site.gsd <= 2.0 else get_change_detector("cva")
+            else ContrastChange(gsd=site.gsd) if 0.1 <= site.gsd <= 2.0 else get_change_detector("cva"),
+            workspace.root,
         )
         self.chips = _AlignedChips(workspace, 2 * options.reference_size + 1, options.coregistration)
         self.min_valid = workspace.settings.min_valid_fraction

@@ -63,9 +63,17 @@ except ImportError:  # pragma: no cover - Windows: clean-up then runs only from 
 log = logging.getLogger(__name__)
 
 DATABASE_FILE = "sitewatch.db"
+MODELS_DIR = "models"
+"""Models fine-tuned on the workspace users' own labels (``sitewatch train detector --data``), used in
+place of the shipped ones of the same name."""
 LOCK_FILE = ".sitewatch.lock"
 BUSY_TIMEOUT_S = 30
 SYSTEM_USER = "sitewatch"
+
+
+def models_dir(root: Path) -> Path:
+    """The folder of the workspace at ``root`` that holds its fine-tuned models (it need not exist)."""
+    return Path(root) / MODELS_DIR
 
 
 def _now() -> datetime:

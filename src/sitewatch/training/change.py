@@ -33,6 +33,7 @@ from sitewatch.training.change_model import INPUT_MULTIPLE, SiameseUNet
 from sitewatch.training.change_pairs import make_pair
 from sitewatch.training.roofs import BuiltFrame, Roof, read_built_frames
 from sitewatch.training.schedule import warmup_cosine
+from sitewatch.training.weights import save_weights, state_arrays, weights_path
 
 CHUNK = 250
 """Pairs per seeded chunk."""
@@ -372,11 +373,14 @@ def train_change(config: ChangeTrainingConfig,
         config.output.write_bytes(exported.read_bytes())
     sha256 = file_sha256(config.output)
     parameters = sum(p.numel() for p in model.parameters())
+    weights = weights_path(config.output)  # float weights to fine-tune from (the ONNX file folds BatchNorm)
     card = ChangeModelCard(
         name=config.name, version=config.version, onnx_file=config.output.name, sha256=sha256,
         gsd_range=config.gsd_range, input_multiple=INPUT_MULTIPLE, threshold=0.5, tile=config.tile,
         overlap=config.overlap, flips=config.flips, outputs=config.outputs,
         data_credit=CREDIT + (ROOF_CREDIT if config.roofs else ()),
+        architecture={"model": "SiameseUNet", "width": config.width, "outputs": len(config.outputs)},
+        weights_file=weights.name, weights_sha256=save_weights(weights, state_arrays(model)),
         training={"config": config.raw, "parameters": parameters, "torch": torch.__version__,
                   "pairs": config.pairs, "seconds": round(time.monotonic() - started, 1)},
         metrics={"synthetic_validation": validation,

@@ -19,7 +19,7 @@ import tempfile
 import threading
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -55,6 +55,7 @@ from sitewatch.training.quantize import calibration_crops, quantize_detector
 from sitewatch.training.schedule import warmup_cosine
 from sitewatch.training.simulated import SIMULATED_PREFIX, simulated_frames
 from sitewatch.training.sprites import drawn_sprites, real_car_sprites
+from sitewatch.training.weights import save_weights, state_arrays, weights_path
 
 log = logging.getLogger(__name__)
 
@@ -223,9 +224,16 @@ class _Batches:
                 self._queue.get(timeout=0.1)
 
 
-def _loss(model: CenterNetLite, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+def _loss(model: CenterNetLite, batch: dict[str, torch.Tensor],
+          heat_classes: Sequence[int] | None = None) -> torch.Tensor:
+    """Heatmap focal loss (of ``heat_classes`` only, when given: fine-tuning leaves the heatmaps of
+    classes the user did not label alone) plus the box loss of every labelled object."""
     logits, box = model.raw(batch["image"])
-    heat_loss = focal_loss(logits, batch["heat"], batch.get("weight"))
+    if heat_classes is not None:
+        chosen = list(heat_classes)
+        heat_loss = focal_loss(logits[:, chosen], batch["heat"][:, chosen], batch.get("weight"))
+    else:
+        heat_loss = focal_loss(logits, batch["heat"], batch.get("weight"))
     n, channels = box.shape[:2]
     flat = box.view(n, channels, -1).permute(0, 2, 1)  # (N, cells, 4)
     picked = torch.gather(flat, 1, batch["index"].unsqueeze(-1).expand(-1, -1, channels))
@@ -521,11 +529,14 @@ def train_detector(config: DetectorTrainingConfig,
     else:
         export_onnx(model, onnx_path)
     sha256 = file_sha256(onnx_path)
+    weights = weights_path(onnx_path)  # float weights to fine-tune from (the ONNX file folds BatchNorm)
     card = ModelCard(
         name=config.name, version=config.version, onnx_file=onnx_path.name, sha256=sha256,
         classes=config.classes, bands=("red", "green", "blue"), model_gsd=config.model_gsd,
         gsd_range=config.gsd_range, stride=STRIDE, input_multiple=16, score_threshold=0.3,
-        tile=config.tile, overlap=config.overlap, merge_classes=config.merge_classes, width=config.width,
+        tile=config.tile, overlap=config.overlap, merge_classes=config.merge_classes,
+        architecture={"model": "CenterNetLite", "width": config.width}, weights_file=weights.name,
+        weights_sha256=save_weights(weights, state_arrays(model)),
     )
     detector = OnnxDetector(onnx_path, card, threads=config.threads)
     predict = _predict_with(detector)

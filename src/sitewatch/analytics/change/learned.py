@@ -16,6 +16,7 @@ import json
 from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -31,6 +32,7 @@ from sitewatch.analytics.change.base import (
     register_change_detector,
 )
 from sitewatch.analytics.change.thresholds import sample_valid
+from sitewatch.analytics.objects.onnx import model_files_version
 from sitewatch.core.errors import UnsupportedInputError
 from sitewatch.imagery.bands import RGB
 
@@ -85,6 +87,11 @@ class ChangeModelCard:
     training: dict[str, Any] = field(default_factory=dict)
     metrics: dict[str, Any] = field(default_factory=dict)
     data_credit: tuple[str, ...] = ()
+    architecture: dict[str, Any] = field(default_factory=dict)
+    """The torch model the file was exported from (``{"model": "SiameseUNet", "width": 16}``)."""
+    weights_file: str | None = None
+    """The float weights (``<name>.weights.npz``) to fine-tune from; None when not shipped."""
+    weights_sha256: str | None = None
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], source: str) -> ChangeModelCard:
@@ -100,6 +107,9 @@ class ChangeModelCard:
                 training=dict(data.get("training", {})),
                 metrics=dict(data.get("metrics", {})),
                 data_credit=tuple(data.get("data_credit", ())),
+                architecture=dict(data.get("architecture", {})),
+                weights_file=str(data["weights_file"]) if data.get("weights_file") else None,
+                weights_sha256=str(data["weights_sha256"]) if data.get("weights_sha256") else None,
             )
         except (KeyError, TypeError, ValueError, IndexError) as error:
             raise UnsupportedInputError(
@@ -114,22 +124,48 @@ class ChangeModelCard:
             "threshold": self.threshold, "tile": self.tile, "overlap": self.overlap,
             "flips": self.flips, "outputs": list(self.outputs), "training": self.training,
             "metrics": self.metrics,
-            "data_credit": list(self.data_credit),
+            "data_credit": list(self.data_credit), "architecture": self.architecture,
+            "weights_file": self.weights_file, "weights_sha256": self.weights_sha256,
         }
 
 
+def shipped_model_dir() -> Path:
+    """The folder of the shipped change model and its card, inside the package."""
+    return Path(str(resources.files(_MODELS)))
+
+
+def _load(card_path: Path | None) -> tuple[ChangeModelCard, ort.InferenceSession]:
+    """The model of ``card_path`` (a fine-tuned one, e.g. a workspace's ``models/buildings.json``),
+    or the shipped one for None; refused when the ONNX file does not match its card's checksum.
+    Loaded once per version of its files: a model rewritten by another training run is read again."""
+    if card_path is None:
+        return _load_version(None, ())
+    return _load_version(card_path, model_files_version(card_path))
+
+
 @cache
-def _shipped() -> tuple[ChangeModelCard, ort.InferenceSession]:
-    folder = resources.files(_MODELS)
-    card_file = folder / f"{SHIPPED_MODEL}.json"
+def _load_version(card_path: Path | None,
+                  version: tuple[tuple[str, int, int], ...]) -> tuple[ChangeModelCard, ort.InferenceSession]:
+    if card_path is None:
+        folder = shipped_model_dir()
+        card_file = folder / f"{SHIPPED_MODEL}.json"
+        remedy = "reinstall the package or regenerate the model with `sitewatch train change`"
+    else:
+        folder, card_file = card_path.parent, card_path
+        remedy = (f"train it again with `sitewatch train change --pairs DIR`, or delete {card_path.parent}/"
+                  f"{card_path.stem}.* to use the shipped model")
+        if not card_path.is_file():
+            raise UnsupportedInputError(f"change model card {card_path} not found; {remedy}")
     card = ChangeModelCard.from_dict(json.loads(card_file.read_text()), str(card_file))
-    payload = (folder / card.onnx_file).read_bytes()
+    model_file = folder / card.onnx_file
+    if not model_file.is_file():
+        raise UnsupportedInputError(f"change model {model_file} named by {card_file} is missing; {remedy}")
+    payload = model_file.read_bytes()
     digest = hashlib.sha256(payload).hexdigest()
     if digest != card.sha256:
         raise UnsupportedInputError(
-            f"change model {card.onnx_file} has SHA-256 {digest[:12]}..., its card says "
-            f"{card.sha256[:12]}...; reinstall the package or regenerate the model with "
-            "`sitewatch train change`"
+            f"change model {model_file} has SHA-256 {digest[:12]}..., its card says "
+            f"{card.sha256[:12]}...: the file is damaged or was replaced; {remedy}"
         )
     options = ort.SessionOptions()
     options.intra_op_num_threads = 0
@@ -174,14 +210,16 @@ def _run(session: ort.InferenceSession, before: NDArray[np.float32], after: NDAr
 
 def change_probability(before: NDArray[np.float32], after: NDArray[np.float32], *,
                        tile: int | None = None, overlap: int | None = None,
-                       flips: bool | None = None, output: str = "buildings") -> NDArray[np.float32]:
-    """The shipped model's change probability for two normalised ``(3, rows, cols)`` dates, run in
-    tiles of ``tile`` pixels overlapping by ``overlap``, averaged over mirror images when ``flips``
-    (defaults from the model card), of the kind of change ``output`` names (see the card's outputs)."""
-    card, session = _shipped()
+                       flips: bool | None = None, model: Path | None = None,
+                       output: str = "buildings") -> NDArray[np.float32]:
+    """The change probability of the model of card ``model`` (default: the shipped one) for two
+    normalised ``(3, rows, cols)`` dates, run in tiles of ``tile`` pixels overlapping by ``overlap``,
+    averaged over mirror images when ``flips`` (defaults from the model card), of the kind of change
+    ``output`` names (one of the card's outputs)."""
+    card, session = _load(model)
     if output not in card.outputs:
         raise UnsupportedInputError(
-            f"the shipped change model {card.name} v{card.version} has no {output!r} output (it has "
+            f"change model {card.name} v{card.version} has no {output!r} output (it has "
             f"{', '.join(card.outputs)}); reinstall sitewatch, or use the learned method"
         )
     channel = card.outputs.index(output)
@@ -204,21 +242,23 @@ def _learned_change(detector: LearnedBuildings | LearnedSite, output: str, befor
     if not valid.any():
         zero = np.zeros(valid.shape, np.float32)
         return ChangeResult(zero, zero > 0, 0.5, "no valid pixels", detector.name)
-    card, _ = _shipped()
+    card, _ = _load(detector.model)
     first, second = normalise_date(before[:3], valid), normalise_date(after[:3], valid)
     first[:, ~valid] = second[:, ~valid] = _CENTRE  # no edges of nodata for the model to see
-    probability = change_probability(first, second, output=output)
+    probability = change_probability(first, second, model=detector.model, output=output)
     probability[~valid] = 0.0
     mask = (probability >= card.threshold) & valid
+    origin = "fine-tuned on the user's pairs" if detector.model is not None else "not tuned on scored data"
     rule = (f"fixed probability {card.threshold:g} (model {card.name} v{card.version}, {output} output, "
-            "not tuned on scored data)")
+            f"{origin})")
     return ChangeResult(probability, mask, card.threshold, rule, detector.name)
 
 
 @register_change_detector("learned")
 @dataclass(frozen=True, slots=True)
 class LearnedBuildings:
-    """The shipped siamese U-Net: change of buildings between two RGB dates.
+    """The shipped siamese U-Net: change of buildings between two RGB dates; or, with ``model``, the
+    same network fine-tuned on a user's pairs (``sitewatch train change --pairs``).
 
     It reads red, green and blue in that order: callers pass those bands, found by name
     (:func:`~sitewatch.analytics.change.input_bands`); given more bands, it reads the first three.
@@ -232,6 +272,8 @@ class LearnedBuildings:
         "siamese U-Net trained by the project on synthetic building-change pairs; "
         "operating point: probability 0.5"
     )
+    model: Path | None = None
+    """Card of a fine-tuned model (a workspace's ``models/buildings.json``); None: the shipped one."""
 
     def __call__(
         self, before: FloatImage, after: FloatImage, *, valid: BoolMask | None = None
@@ -254,6 +296,8 @@ class LearnedSite:
         "siamese U-Net trained by the project on synthetic site-change pairs (buildings, earthworks, "
         "pads, roads, clearing, water); operating point: probability 0.5"
     )
+    model: Path | None = None
+    """Card of a fine-tuned model (a workspace's ``models/buildings.json``); None: the shipped one."""
 
     def __call__(
         self, before: FloatImage, after: FloatImage, *, valid: BoolMask | None = None

@@ -27,6 +27,8 @@ from sitewatch.analytics.objects.base import DetectorInfo, ObjectBox
 from sitewatch.core.errors import UnsupportedInputError
 
 SHIPPED_MODEL = "vehicles"
+SHIPPED_REMEDY = "reinstall sitewatch or regenerate both with `sitewatch train detector CONFIG`"
+"""What to do about a shipped model file that is missing or damaged."""
 _MODELS = "sitewatch.analytics.objects.models"
 
 
@@ -56,8 +58,12 @@ class ModelCard:
     """Operating threshold per class where one was chosen for it; ``score_threshold`` otherwise."""
     merge_classes: tuple[str, ...] = ()
     """Classes whose overlapping boxes are merged into one (a crane's jib gives several peaks)."""
-    width: int = 32
-    """Channel width of the network (needed to rebuild it in torch for fine-tuning)."""
+    architecture: dict[str, Any] = field(default_factory=dict)
+    """The torch model the file was exported from and its hyper-parameters (``{"model":
+    "CenterNetLite", "width": 32}``), so that its float weights can be loaded to fine-tune it."""
+    weights_file: str | None = None
+    """The float weights (``<name>.weights.npz``) beside the ONNX file; None when not shipped."""
+    weights_sha256: str | None = None
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], source: str) -> ModelCard:
@@ -83,7 +89,9 @@ class ModelCard:
                 class_thresholds=tuple((str(k), float(v))
                                        for k, v in dict(data.get("class_thresholds", {})).items()),
                 merge_classes=tuple(str(c) for c in data.get("merge_classes", ())),
-                width=int(data.get("width", 32)),
+                architecture=dict(data.get("architecture", {})),
+                weights_file=str(data["weights_file"]) if data.get("weights_file") else None,
+                weights_sha256=str(data["weights_sha256"]) if data.get("weights_sha256") else None,
             )
         except (KeyError, TypeError, ValueError, IndexError) as error:
             raise UnsupportedInputError(
@@ -111,7 +119,9 @@ class ModelCard:
             "data_credit": list(self.data_credit),
             "class_thresholds": dict(self.class_thresholds),
             "merge_classes": list(self.merge_classes),
-            "width": self.width,
+            "architecture": self.architecture,
+            "weights_file": self.weights_file,
+            "weights_sha256": self.weights_sha256,
         }
 
 
@@ -284,17 +294,24 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+def model_files_version(card_path: Path) -> tuple[tuple[str, int, int], ...]:
+    """Names, sizes and modification times of a model card's files (``<stem>.*`` beside it): what a
+    loaded model is cached by, so that a file replaced or damaged since is read and checked again."""
+    stats = ((p.name, p.stat()) for p in card_path.parent.glob(f"{card_path.stem}.*"))
+    return tuple(sorted((name, stat.st_size, stat.st_mtime_ns) for name, stat in stats))
+
+
 class OnnxDetector:
     """Runs a CenterNet-style ONNX model (outputs: peaks, log size, offset) over any image size."""
 
     def __init__(self, model_path: Path, card: ModelCard, *, threads: int | None = None,
-                 batch: int = 4, verify: bool = True) -> None:
+                 batch: int = 4, verify: bool = True, remedy: str = SHIPPED_REMEDY) -> None:
         if not model_path.is_file():
-            raise UnsupportedInputError(f"model file {model_path} not found; reinstall sitewatch or retrain")
+            raise UnsupportedInputError(f"model file {model_path} not found; {remedy}")
         if verify and file_sha256(model_path) != card.sha256:
             raise UnsupportedInputError(
                 f"{model_path} does not match the checksum in its model card: the file is damaged or "
-                "was replaced; reinstall sitewatch or regenerate both with `sitewatch train detector`"
+                f"was replaced; {remedy}"
             )
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
@@ -401,15 +418,17 @@ def shipped_model_dir() -> Path:
     return Path(str(resources.files(_MODELS)))
 
 
-def load_card(path: Path) -> ModelCard:
+def load_card(path: Path, *, remedy: str = SHIPPED_REMEDY) -> ModelCard:
     if not path.is_file():
-        raise UnsupportedInputError(f"model card {path} not found; reinstall sitewatch or retrain")
+        raise UnsupportedInputError(f"model card {path} not found; {remedy}")
     return ModelCard.from_dict(json.loads(path.read_text(encoding="utf-8")), str(path))
 
 
-def load_detector(card_path: Path, *, threads: int | None = None) -> OnnxDetector:
-    card = load_card(card_path)
-    return OnnxDetector(card_path.parent / card.onnx_file, card, threads=threads)
+def load_detector(card_path: Path, *, threads: int | None = None,
+                  remedy: str = SHIPPED_REMEDY) -> OnnxDetector:
+    """The model of the card at ``card_path``; ``remedy``: what to do when its file is missing or damaged."""
+    card = load_card(card_path, remedy=remedy)
+    return OnnxDetector(card_path.parent / card.onnx_file, card, threads=threads, remedy=remedy)
 
 
 def load_shipped_detector() -> OnnxDetector:

@@ -11,8 +11,13 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from sitewatch.app.options import JsonOption
-from sitewatch.evaluation.change import DEFAULT_METHOD, discover_pairs, evaluate_methods
+from sitewatch.analytics.change.learned import ChangeModelCard, LearnedBuildings
+from sitewatch.app.options import JsonOption, WorkspaceOption, resolve_workspace
+from sitewatch.core.errors import UnsupportedInputError
+from sitewatch.evaluation.change import DEFAULT_METHOD, LabelledPair, discover_pairs, evaluate_methods
+from sitewatch.pipeline.change import workspace_change_card
+
+WORKSPACE_METHOD = "learned (workspace)"
 
 
 def change(
@@ -32,17 +37,28 @@ def change(
                           "gsd.txt or data.yaml (gsd: 0.5) in the folder, else unknown. Georeferenced "
                           "rasters keep their own."),
     ] = None,
+    workspace: WorkspaceOption = None,
     json_output: JsonOption = False,
 ) -> None:
     """Precision, recall, F1, IoU, overall accuracy and kappa of the changed class, pooled over all pairs.
 
     Every operating point is a fixed rule (Otsu, k-means boundary, chi-square test) applied to each
     pair on its own: no method sees the labels. 'default' is the method the pipeline would choose
-    for each pair from its GSD and band names, and is named by what it chose.
+    for each pair from its GSD and band names (with the shipped models), and is named by what it
+    chose. Where the workspace has a change model fine-tuned on its users' pairs (`sitewatch train
+    change --pairs`), it is scored too, as `learned (workspace)` beside the shipped `learned`; on a
+    folder it was fine-tuned on, only the pairs it did not train on count.
     """
     pairs = list(discover_pairs(folder, gsd=gsd))
-    evaluation = evaluate_methods(pairs, methods)
+    card = workspace_change_card(resolve_workspace(workspace))
+    left_out: list[str] = []
+    extra: list[tuple[str, LearnedBuildings]] = []
+    if card.is_file() and (not methods or "learned" in methods):
+        extra.append(("learned", LearnedBuildings(name=WORKSPACE_METHOD, model=card)))
+        pairs, left_out = _held_out(folder, pairs, card)
+    evaluation = evaluate_methods(pairs, methods, extra=extra)
     scores = evaluation.scores
+    scored_workspace = any(score.method == WORKSPACE_METHOD for score in scores)
     labelled = sum(int(p.labelled.sum()) for p in pairs)
     if json_output:
         typer.echo(json.dumps({
@@ -54,6 +70,8 @@ def change(
             "metric": "changed class, confusion counts pooled over all pairs",
             "methods": [score.as_dict() for score in scores],
             "not_scored": [{"method": name, "reason": why} for name, why in evaluation.not_scored],
+            **({"workspace_model": str(card), "pairs_trained_on_left_out": left_out}
+               if scored_workspace else {}),
         }, indent=2))
         return
     table = Table(title=f"{folder}: {len(pairs)} pairs, {labelled:,} labelled pixels (pooled)")
@@ -76,6 +94,25 @@ def change(
         typer.echo(f"not scored: {name} ({why})")
     if any(score.outside_gsd_range for score in scores):
         typer.echo("* scored on pairs outside the GSD range the method declares")
+    if scored_workspace:
+        typer.echo(f"{WORKSPACE_METHOD}: {card}, fine-tuned from the shipped learned model")
+    if left_out:
+        typer.echo(f"left out {len(left_out)} pairs the workspace model was trained on: "
+                   f"{', '.join(left_out)}")
+
+
+def _held_out(folder: Path, pairs: list[LabelledPair], card: Path) -> tuple[list[LabelledPair], list[str]]:
+    """The pairs the workspace model did not train on (its card lists those it did, per folder)."""
+    training = ChangeModelCard.from_dict(json.loads(card.read_text(encoding="utf-8")), str(card)).training
+    trained = set(dict(training.get("pairs", {})).get(str(folder.resolve()), ()))
+    kept = [p for p in pairs if p.name not in trained]
+    if not kept:
+        raise UnsupportedInputError(
+            f"the workspace change model was fine-tuned on every labelled pair of {folder}, so they cannot "
+            "measure it; give a folder of pairs it has not seen (its held-out pairs are listed under "
+            "training.validation_pairs in its model card)"
+        )
+    return kept, sorted(p.name for p in pairs if p.name in trained)
 
 
 def register(app: typer.Typer) -> None:
