@@ -121,7 +121,7 @@ def test_eval_compares_shipped_and_workspace_models_on_held_out_frames(tuned: tu
     assert report["frames_trained_on_left_out"] == card.training["frames"][str(folder.resolve())]
     assert report["before"]["detector"] == "vehicles" and report["after"]["detector"] == "vehicles-finetuned"
     assert report["before"]["images"] == report["after"]["images"] == 1
-    assert report["after"]["score_threshold"] == card.score_threshold
+    assert report["after"]["score_threshold"]["car"] == card.score_threshold == dict(card.class_thresholds)["car"]
     table = CliRunner().invoke(app, ["eval", "detect", str(folder), "-w", str(workspace)])
     assert table.exit_code == 0 and "before" in table.output and "after" in table.output
 

@@ -121,10 +121,12 @@ def test_band_descriptions_become_band_names(tmp_path: Path) -> None:
 
 
 def test_unnamed_bands_take_the_names_the_caller_gives(tmp_path: Path) -> None:
-    # Like NAIP: four uint8 bands without descriptions (GDAL calls the first three red, green, blue
-    # by default, which says nothing about the data: a Planet image is blue, green, red, NIR).
+    # Like NAIP: four uint8 bands without descriptions. GDAL gives the first three a red, green, blue
+    # interpretation by default, which holds for NAIP but not for a Planet blue, green, red, NIR
+    # image: the names the caller gives win.
     path = write_geotiff(tmp_path / "naip_20190904.tif", _noise(bands=4))
-    assert inspect_image(path).bands == ("b1", "b2", "b3", "b4")
+    assert inspect_image(path).bands == ("red", "green", "blue", "b4")
+    assert inspect_image(path, bands=["blue", "green", "red", "nir"]).bands == ("blue", "green", "red", "nir")
     assert inspect_image(path, bands=["Red", "green", "blue", "NIR"]).bands == ("red", "green", "blue", "nir")
     for wrong in (["red", "green", "blue"], ["red", "red", "blue", "nir"], ["red", "", "blue", "nir"]):
         with pytest.raises(UnsupportedInputError, match="--bands red,green,blue,nir") as caught:

@@ -396,7 +396,7 @@ class Compositor:
             jetties.append(_rectangle(jx - length / 2 * ux, jy - length / 2 * uy, length,
                                       rng.uniform(1.5, 3) / gsd, angle))
             boat_length = rng.uniform(6, 18) / gsd
-            beam = boat_length * rng.uniform(0.28, 0.38)
+            beam = boat_length * rng.uniform(0.25, 0.34)
             for side in (-1, 1):
                 for j in range(int(length / (beam * 1.3))):
                     if rng.random() < 0.2:
@@ -498,7 +498,8 @@ def _hull(cx: float, cy: float, length: float, beam: float, angle: float) -> NDA
     """A boat's outline: a pointed bow (at ``angle``), straight sides, a square stern."""
     ux, uy = math.cos(angle), math.sin(angle)
     vx, vy = -uy, ux
-    outline = ((0.5, 0.0), (0.25, 0.5), (-0.5, 0.45), (-0.5, -0.45), (0.25, -0.5))
+    # the bow tapers over the front 45 %: a boat never has the square ends of a trailer or a bus
+    outline = ((0.5, 0.0), (0.3, 0.38), (0.05, 0.5), (-0.5, 0.42), (-0.5, -0.42), (0.05, -0.5), (0.3, -0.38))
     return np.array([[cx + a * length * ux + b * beam * vx, cy + a * length * uy + b * beam * vy]
                      for a, b in outline])
 

@@ -66,12 +66,18 @@ def _rounded_rectangle(rows: int, cols: int, radius: float, inset: float = 0.0) 
     return inside.reshape(rows, sub, cols, sub).mean(axis=(1, 3)).astype(np.float32)
 
 
-def real_car_sprites(frames: Sequence[TrainingFrame], car_index: int, *, min_aspect: float = 1.7,
-                     length_range: tuple[float, float] = (3.2, 6.5)) -> list[Sprite]:
-    """Cars cut from labelled frames whose box lies along an image axis (long side >= ``min_aspect`` x short).
+REAL_SPRITE_SIZES = {"car": ((3.2, 6.5), 1.5), "large_vehicle": ((6.0, 19.0), 3.5)}
+"""Class -> (length range in metres of a whole vehicle, height in metres) for cutting real sprites."""
 
-    Such a box is the car's own outline, so a rounded rectangle inside it is the car. Cars at other
-    headings have boxes holding a lot of ground and are left out.
+
+def real_car_sprites(frames: Sequence[TrainingFrame], car_index: int, *, min_aspect: float = 1.7,
+                     length_range: tuple[float, float] = (3.2, 6.5), class_name: str = "car",
+                     height: float = 1.5) -> list[Sprite]:
+    """Vehicles of class ``car_index`` cut from labelled frames whose box lies along an image axis
+    (long side >= ``min_aspect`` x short): cars, or with ``class_name`` the frames' buses and trucks.
+
+    Such a box is the vehicle's own outline, so a rounded rectangle inside it is the vehicle.
+    Vehicles at other headings have boxes holding a lot of ground and are left out.
     """
     sprites = []
     for frame in frames:
@@ -97,7 +103,7 @@ def real_car_sprites(frames: Sequence[TrainingFrame], car_index: int, *, min_asp
             alpha = _rounded_rectangle(rows, cols, radius=0.3 * rows, inset=0.04 * rows)
             alpha = ndimage.gaussian_filter(alpha, 0.5)
             rgba = np.concatenate([patch, alpha[..., None]], axis=2).astype(np.float32)
-            sprites.append(Sprite(np.ascontiguousarray(rgba), frame.gsd, "car", 1.5, frame.name))
+            sprites.append(Sprite(np.ascontiguousarray(rgba), frame.gsd, class_name, height, frame.name))
     return sprites
 
 
