@@ -6,8 +6,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from sitewatch.analytics.indicators import indicator_spec
 from sitewatch.core.errors import SitewatchError
+from sitewatch.core.indicators import indicator_spec
 from sitewatch.core.types import Alert, AlertState
 from sitewatch.monitor.explain import Evidence, explain_alert
 from sitewatch.monitor.lifecycle import (

@@ -17,7 +17,12 @@ from datetime import datetime
 
 import numpy as np
 
-from sitewatch.analytics.indicators import IndicatorSpec, indicator_spec, is_detection_count
+from sitewatch.core.indicators import (
+    PIXEL_CHANGE_INDICATORS,
+    IndicatorSpec,
+    indicator_spec,
+    is_detection_count,
+)
 from sitewatch.core.types import Alert, IndicatorValue, Site, Zone
 from sitewatch.monitor.combine import (
     CHANGE_BESIDE_COUNTS_WEIGHT,
@@ -85,11 +90,6 @@ class SiteScores:
 
     def site_p(self) -> np.ndarray:
         return self.result.site_p[0]
-
-
-PIXEL_CHANGE_INDICATORS = frozenset({"changed_area_m2", "brightened_area_m2", "darkened_area_m2",
-                                     "changed_objects"})
-"""Indicators read off the same changed pixels of a zone: they count once in the combined score."""
 
 
 def score_history(

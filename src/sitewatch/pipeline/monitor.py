@@ -42,6 +42,7 @@ from sitewatch.analytics.indicators import (
     zone_masks,
 )
 from sitewatch.core.errors import SitewatchError, UnsupportedInputError, ValidationError
+from sitewatch.core.indicators import CHANGED_AREA
 from sitewatch.core.parallel import map_in_processes
 from sitewatch.core.types import Alert, Detection, IndicatorValue, Observation, Site
 from sitewatch.imagery.chips import read_chip
@@ -376,7 +377,7 @@ class _SiteIndicators:
         values = extract_indicators(self.site, observation, self.masks, evidence,
                                     min_visible_fraction=self.min_valid)
         if not values:  # nothing measurable yet: record "not observed" so the observation counts as done
-            values = [IndicatorValue(observation.id, self.site.id, zone_id, "changed_area_m2", None, 0.0,
+            values = [IndicatorValue(observation.id, self.site.id, zone_id, CHANGED_AREA.name, None, 0.0,
                                      observation.acquired) for zone_id in self.masks.zone_ids]
         return values
 

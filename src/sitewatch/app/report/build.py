@@ -11,10 +11,10 @@ from pathlib import Path
 from jinja2 import Environment, PackageLoader, select_autoescape
 
 from sitewatch import __version__
-from sitewatch.analytics.indicators import indicator_spec
 from sitewatch.app.report.images import CLASS_COLOURS, load_chip_picture, render_picture, shared_stretch
 from sitewatch.app.report.plots import Series, timeline_svg
 from sitewatch.core.errors import UnsupportedInputError
+from sitewatch.core.indicators import IndicatorKind, indicator_spec
 from sitewatch.core.types import Alert, AlertState, Assessment, Observation, Scene, Site
 from sitewatch.store import Workspace
 
@@ -142,7 +142,8 @@ def _by_unit(by_name: dict[str, list[tuple[datetime, float | None]]]) -> dict[st
         except UnsupportedInputError:
             label = "other"
         else:
-            label = {"count": "counts", "area": "areas (m²)"}.get(spec.kind.value, spec.kind.value)
+            labels = {IndicatorKind.COUNT: "counts", IndicatorKind.AREA: "areas (m²)"}
+            label = labels.get(spec.kind, spec.kind.value)
         groups.setdefault(label, []).append(name)
     return groups
 
