@@ -66,11 +66,10 @@ PagingDep = Annotated[Paging, Depends(paging)]
 
 @dataclass(frozen=True, slots=True)
 class TimeRange:
+    """Inclusive bounds on acquisition time, applied by the store's queries."""
+
     since: datetime | None
     until: datetime | None
-
-    def contains(self, moment: datetime) -> bool:
-        return (self.since is None or moment >= self.since) and (self.until is None or moment <= self.until)
 
 
 def _parse(name: str, text: str | None) -> datetime | None:

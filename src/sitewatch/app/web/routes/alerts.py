@@ -33,8 +33,9 @@ async def list_alerts(
 ) -> Response:
     def build() -> dict[str, Any]:
         site_id = ws.site(site).id if site else None
-        alerts = [a for a in ws.alerts(site_id=site_id, state=state) if window.contains(a.acquired)]
-        return page.page(request, [serialize.alert(a) for a in alerts])
+        found = ws.alerts_page(site_id=site_id, state=state, since=window.since, until=window.until,
+                               limit=page.limit, offset=page.offset)
+        return page.page(request, [serialize.alert(a) for a in found.items], found.total)
 
     cache: ResponseCache = request.app.state.cache
     return await cache.respond(request, build)
