@@ -25,6 +25,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 
 from sitewatch.catalog import builtin_sites
 from sitewatch.core.errors import (
+    AlertTransitionError,
     NotFoundError,
     StoreError,
     UnsupportedInputError,
@@ -41,6 +42,7 @@ from sitewatch.core.types import (
     Scene,
     Site,
 )
+from sitewatch.monitor.lifecycle import allowed_from, check_transition
 from sitewatch.store import codec, migrate, queries
 from sitewatch.store import schema as t
 from sitewatch.store.chips import (
@@ -547,7 +549,13 @@ class Workspace:
         return codec.alert_from(row)
 
     def set_alert_state(self, alert_id: str, state: AlertState, *, who: str, comment: str = "") -> Alert:
-        """Move an alert to ``state``, recording who did it and why in its history."""
+        """Move an alert to ``state``, recording who did it and why in its history.
+
+        The lifecycle (:mod:`sitewatch.monitor.lifecycle`) is enforced in the same transaction as
+        the write: the update only matches an alert in a state the move is allowed from, so two
+        analysts racing cannot make a move neither could make alone. A move it does not allow
+        raises :class:`~sitewatch.core.errors.AlertTransitionError` and changes nothing.
+        """
         try:
             new_state = AlertState(state)
         except ValueError:
@@ -555,12 +563,20 @@ class Workspace:
             raise UnsupportedInputError(f"alert state {state!r} is not one of: {choices}") from None
         if not isinstance(who, str) or not who.strip():
             raise UnsupportedInputError("set_alert_state needs who= (the analyst's name)")
+        sources = sorted(s.value for s in allowed_from(new_state))
         with self._write(f"changing the state of alert {alert_id}") as connection:
-            done = connection.execute(t.alerts.update().where(t.alerts.c.id == alert_id)
+            done = connection.execute(t.alerts.update()
+                                      .where(t.alerts.c.id == alert_id, t.alerts.c.state.in_(sources))
                                       .values(state=new_state.value))
             if done.rowcount == 0:
-                raise NotFoundError(f"no alert {alert_id!r} in workspace {self.root}; list them with "
-                                    "`sitewatch alerts list`")
+                current = connection.execute(
+                    sa.select(t.alerts.c.state).where(t.alerts.c.id == alert_id)).scalar_one_or_none()
+                if current is None:
+                    raise NotFoundError(f"no alert {alert_id!r} in workspace {self.root}; list them with "
+                                        "`sitewatch alerts list`")
+                check_transition(alert_id, AlertState(current), new_state)
+                raise AlertTransitionError(f"alert {alert_id} changed state while being moved to "
+                                           f"{new_state.value}; look at it again and retry")
             connection.execute(t.alert_events.insert().values(
                 alert_id=alert_id, state=new_state.value, who=who.strip(), at=_now(), comment=comment))
         return self.alert(alert_id)

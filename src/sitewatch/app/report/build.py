@@ -15,7 +15,8 @@ from sitewatch.app.report.images import CLASS_COLOURS, load_chip_picture, render
 from sitewatch.app.report.plots import Series, timeline_svg
 from sitewatch.core.errors import UnsupportedInputError
 from sitewatch.core.indicators import IndicatorKind, indicator_spec
-from sitewatch.core.types import Alert, AlertState, Assessment, Observation, Scene, Site
+from sitewatch.core.types import Alert, Assessment, Observation, Scene, Site
+from sitewatch.monitor.lifecycle import TrackRecord, track_record
 from sitewatch.store import Workspace
 
 ProgressCallback = Callable[[str, int, int], None]
@@ -44,7 +45,8 @@ class SiteSection:
     alerts: tuple[AlertEvidence, ...]
     timeline: str
     indicator_plots: tuple[str, ...]
-    track_record: dict[str, int]
+    track_record: TrackRecord
+    """How the site's alerts were judged (all of them)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,10 +129,7 @@ def _site_section(workspace: Workspace, site: Site, assets: Path) -> SiteSection
                       for name in names]
             plots.append(timeline_svg(series, alerts=zone_alerts,
                                       title=f"zone {zone.id} ({zone.kind.value}): {unit}"))
-    record = Counter(a.state.value for a in alerts)
-    track_record = {state.value: record.get(state.value, 0) for state in AlertState}
-    track_record["total"] = len(alerts)
-    return SiteSection(site, observations, evidence, timeline, tuple(plots), track_record)
+    return SiteSection(site, observations, evidence, timeline, tuple(plots), track_record(alerts))
 
 
 def _by_unit(by_name: dict[str, list[tuple[datetime, float | None]]]) -> dict[str, list[str]]:

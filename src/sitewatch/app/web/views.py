@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import statistics
-from collections import Counter, defaultdict
+from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any
 
 from sitewatch.app.web import serialize
 from sitewatch.core.types import Alert, AlertState, IndicatorValue, Observation, Site
+from sitewatch.monitor import lifecycle
 from sitewatch.store.workspace import Workspace
 
 # The state that most needs an analyst's eye comes first; a site shows its alerts' most pressing one.
@@ -47,23 +48,10 @@ def site_summaries(ws: Workspace) -> list[dict[str, Any]]:
 
 
 def track_record(alerts: Sequence[Alert], *, before: Alert | None = None) -> dict[str, Any]:
-    """How the site's alerts (those earlier than ``before`` when given) were judged."""
-    others = [a for a in alerts if before is None or (a.id != before.id and a.acquired <= before.acquired)]
-    counts = Counter(a.state.value for a in others)
-    judged = sum(counts[s.value] for s in (AlertState.CONFIRMED, AlertState.BENIGN, AlertState.FALSE_ALARM))
-    if not others:
-        summary = "no earlier alerts at this site" if before else "no alerts at this site"
-    else:
-        summary = (
-            f"{counts[AlertState.CONFIRMED.value]} of {judged} judged alerts here were confirmed, "
-            f"{counts[AlertState.FALSE_ALARM.value]} false alarms, {counts[AlertState.BENIGN.value]} "
-            f"benign; {len(others) - judged} not yet judged"
-        )
-    return {
-        "total": len(others),
-        "by_state": {s.value: counts[s.value] for s in AlertState},
-        "summary": summary,
-    }
+    """How the site's alerts (those acquired before ``before``, when given) were judged: the one
+    :class:`~sitewatch.monitor.lifecycle.TrackRecord`, as the API shows it."""
+    record = lifecycle.track_record(alerts, before=before.acquired if before is not None else None)
+    return {"total": record.raised, "by_state": record.by_state(), "summary": record.describe()}
 
 
 def baseline_band(values: Sequence[float]) -> dict[str, float] | None:
