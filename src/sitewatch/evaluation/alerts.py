@@ -47,8 +47,7 @@ from sitewatch.imagery.simulate.activity import structure_progress
 from sitewatch.imagery.simulate.scenario import Event, ObjectCount, Phase, Scenario, SiteScenario
 from sitewatch.imagery.simulate.schedule import acquisition_time, revisit_dates
 from sitewatch.imagery.simulate.sites import site_by_id
-from sitewatch.monitor.alerting import IndicatorHistory, score_history
-from sitewatch.monitor.combine import daily_benjamini_hochberg
+from sitewatch.monitor.alerting import IndicatorHistory, decide, score_history
 from sitewatch.monitor.engine import EngineConfig
 from sitewatch.store.settings import Settings
 
@@ -387,20 +386,11 @@ def _alerts_with_triage(sites: Sequence[SimulatedSite], config: EngineConfig,
     previous round fixes the timeline from the front; a few rounds reach the fixed point.
     """
     feedback: list[dict[str, int]] = [{} for _ in sites]
-    labels = np.concatenate([[a.date().isoformat() for a in s.history.acquired] for s in sites])
     for _ in range(6 if triage else 1):
         scored = [score_history(s.history, config, f, s.site.zones)
                   for s, f in zip(sites, feedback, strict=True)]
-        p_values = np.concatenate([
-            np.where(sc.result.n_history[0] >= 1, sc.result.site_p[0], np.nan) for sc in scored
-        ])
-        rejected = daily_benjamini_hochberg(labels, p_values, config.instant_rate)
-        instant, slow, start = [], [], 0
-        for sc in scored:
-            n = len(sc.history.observation_ids)
-            instant.append(sc.result.candidate[0] & rejected[start:start + n])
-            slow.append(sc.result.slow_build[0].any(axis=0))
-            start += n
+        instant = decide(scored, config.instant_rate)  # the monitor's own decision, BH per watchlist day
+        slow = [sc.result.slow_build[0].any(axis=0) for sc in scored]
         verdicts = []
         for simulated, raised, building in zip(sites, instant, slow, strict=True):
             words = {}
