@@ -40,6 +40,8 @@ from sitewatch.core.types import (
 from sitewatch.store import Settings, Workspace, chip_relpath
 from sitewatch.store import workspace as workspace_module
 from sitewatch.store.migrate import current_revision, head_revision, render_upgrade_sql, upgrade_to_head
+from sitewatch.store.protocol import Store
+from sitewatch.store.records import EvidenceRecord
 from sitewatch.store.schema import metadata
 
 T0 = datetime(2019, 2, 20, 2, 0, tzinfo=UTC)
@@ -525,6 +527,25 @@ def test_pages_filter_order_and_count_in_the_store(ws: Workspace, observed: list
     assert observations.items == (observed[0],) and observations.total == 1
     with pytest.raises(ValidationError, match="limit"):
         ws.alerts_page(limit=0)
+
+
+def test_the_workspace_is_a_store_and_records_evidence_in_one_transaction(
+        ws: Workspace, observed: list[Observation]) -> None:
+    assert isinstance(ws, Store)
+    first = observed[0]
+    detection = Detection(first.id, "truck", 0.9, box(500000, 4300000, 500012, 4300003), "parking", "test")
+    value = IndicatorValue(first.id, first.site_id, "parking", "count_truck", 1.0, 1.0, first.acquired)
+    wrong = IndicatorValue(first.id, "yongbyon", "parking", "count_truck", 1.0, 1.0, first.acquired)
+    with pytest.raises(UnsupportedInputError, match="name site"):  # one bad part: nothing is stored
+        ws.record_evidence(EvidenceRecord(first.id, registration=((1.5, -2.0), 0.8), detections=(detection,),
+                                          indicators=(value, wrong)))
+    assert ws.detections(observation_id=first.id) == [] and ws.observation(first.id) == first
+    ws.record_evidence(EvidenceRecord(first.id, registration=((1.5, -2.0), 0.8), detections=(detection,),
+                                      indicators=(value,)))
+    ws.record_evidence(EvidenceRecord(first.id, indicators=(value,)))  # parts left None stay as stored
+    assert ws.detections(observation_id=first.id) == [detection]
+    assert ws.indicators(first.site_id) == [value]
+    assert (ws.observation(first.id).shift, ws.observation(first.id).shift_confidence) == ((1.5, -2.0), 0.8)
 
 
 def test_alert_for_unknown_observation_is_a_store_error(ws: Workspace) -> None:

@@ -28,7 +28,8 @@ from sitewatch.core.types import Detection, Observation, Site
 from sitewatch.imagery.bands import find_bands, unnamed
 from sitewatch.imagery.chips import Chip, chip_grid, read_chip
 from sitewatch.imagery.grid import SiteGrid, lonlat_to_crs
-from sitewatch.store.workspace import Workspace
+from sitewatch.store.protocol import Store
+from sitewatch.store.records import EvidenceRecord
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,7 +148,7 @@ def find_detections(site: Site, observation: Observation, chip: Chip, grid: Site
         observation.id, detector.info.name, len(detections), dict(per_zone), tuple(detector.info.classes)))
 
 
-def detect_observation(ws: Workspace, observation: Observation, *,
+def detect_observation(ws: Store, observation: Observation, *,
                        detector: ObjectDetector | None = None) -> DetectionSummary:
     """Run the detector on the observation's chip and store its detections (replacing earlier ones;
     none when it could not look, see :func:`find_detections`: an earlier run's boxes are no longer
@@ -156,7 +157,7 @@ def detect_observation(ws: Workspace, observation: Observation, *,
     path = ws.chip_path(observation)
     found = find_detections(ws.site(observation.site_id), observation, read_chip(path), chip_grid(path),
                             image_gsd=ws.scene(observation.scene_id).gsd, detector=model)
-    ws.replace_detections(observation.id, found.detections)
+    ws.record_evidence(EvidenceRecord(observation.id, detections=found.detections))
     return found.summary
 
 

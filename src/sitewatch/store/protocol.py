@@ -74,6 +74,10 @@ class Store(Protocol):
 
     def chip_path(self, observation: Observation) -> Path: ...
 
+    def staging_dir(self) -> Path:
+        """Where callers write chips before :meth:`add_scene` moves them in."""
+        ...
+
     def revision(self) -> int | None:
         """A number that changes whenever anyone commits; None when the backend cannot tell (then
         callers must not cache)."""

@@ -17,6 +17,7 @@ from sitewatch.core.types import Alert, AlertState
 from sitewatch.monitor.explain import format_p
 from sitewatch.monitor.lifecycle import parse_resolution, track_record
 from sitewatch.store import Workspace
+from sitewatch.store.protocol import Store
 
 alerts_app = typer.Typer(help="Alerts: list, show the evidence, acknowledge, resolve.", no_args_is_help=True)
 
@@ -69,7 +70,7 @@ def list_alerts(
     _console().print(table)
 
 
-def _show_json(ws: Workspace, alert: Alert) -> dict[str, Any]:
+def _show_json(ws: Store, alert: Alert) -> dict[str, Any]:
     record = track_record(ws.alerts(site_id=alert.site_id, until=alert.acquired), before=alert.acquired)
     series = (ws.indicators(alert.site_id, zone_id=alert.zone_id, name=alert.indicator)
               if alert.zone_id else [])

@@ -17,7 +17,7 @@ from sitewatch.core.errors import UnsupportedInputError
 from sitewatch.core.indicators import IndicatorKind, indicator_spec
 from sitewatch.core.types import Alert, Assessment, Observation, Scene, Site
 from sitewatch.monitor.lifecycle import TrackRecord, track_record
-from sitewatch.store import Workspace
+from sitewatch.store.protocol import Store
 
 ProgressCallback = Callable[[str, int, int], None]
 
@@ -59,7 +59,7 @@ class ReportResult:
 
 
 def build_report(
-    workspace: Workspace,
+    workspace: Store,
     out_dir: Path | None = None,
     *,
     site_ids: Sequence[str] | None = None,
@@ -103,7 +103,7 @@ def build_report(
     )
 
 
-def _site_section(workspace: Workspace, site: Site, assets: Path) -> SiteSection:
+def _site_section(workspace: Store, site: Site, assets: Path) -> SiteSection:
     observations = tuple(workspace.observations(site.id))
     alerts = sorted(workspace.alerts(site_id=site.id), key=lambda a: a.acquired)
     evidence = tuple(_alert_evidence(workspace, alert, observations, assets) for alert in alerts)
@@ -148,7 +148,7 @@ def _by_unit(by_name: dict[str, list[tuple[datetime, float | None]]]) -> dict[st
 
 
 def _alert_evidence(
-    workspace: Workspace, alert: Alert, observations: Sequence[Observation], assets: Path
+    workspace: Store, alert: Alert, observations: Sequence[Observation], assets: Path
 ) -> AlertEvidence:
     after = workspace.observation(alert.observation_id)
     min_valid = workspace.settings.min_valid_fraction

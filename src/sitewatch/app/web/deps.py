@@ -15,18 +15,18 @@ from fastapi import Depends, Query, Request
 
 from sitewatch.app.web.errors import BadRequestError
 from sitewatch.core.timeutil import parse_utc
-from sitewatch.store.workspace import Workspace
+from sitewatch.store.protocol import Store
 
 T = TypeVar("T")
 MAX_PAGE = 1000
 
 
-async def workspace(request: Request) -> Workspace:
-    ws: Workspace = request.app.state.workspace
+async def workspace(request: Request) -> Store:
+    ws: Store = request.app.state.workspace
     return ws
 
 
-WorkspaceDep = Annotated[Workspace, Depends(workspace)]
+WorkspaceDep = Annotated[Store, Depends(workspace)]
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,7 +10,7 @@ from typing import Any
 from sitewatch.app.web import serialize
 from sitewatch.core.types import Alert, AlertState, IndicatorValue, Observation, Site
 from sitewatch.monitor import lifecycle
-from sitewatch.store.workspace import Workspace
+from sitewatch.store.protocol import Store
 
 # The state that most needs an analyst's eye comes first; a site shows its alerts' most pressing one.
 STATE_PRIORITY = (
@@ -33,14 +33,14 @@ def site_status(alerts: Sequence[Alert]) -> tuple[str | None, int]:
     return pressing, sum(1 for a in alerts if a.state in OPEN_STATES)
 
 
-def site_summary(ws: Workspace, site: Site, alerts: Sequence[Alert] | None = None) -> dict[str, Any]:
+def site_summary(ws: Store, site: Site, alerts: Sequence[Alert] | None = None) -> dict[str, Any]:
     if alerts is None:
         alerts = ws.alerts(site_id=site.id)
     state, open_count = site_status(alerts)
     return serialize.site(site, alert_state=state, open_alerts=open_count)
 
 
-def site_summaries(ws: Workspace) -> list[dict[str, Any]]:
+def site_summaries(ws: Store) -> list[dict[str, Any]]:
     by_site: dict[str, list[Alert]] = defaultdict(list)
     for alert in ws.alerts():
         by_site[alert.site_id].append(alert)
@@ -106,7 +106,7 @@ def series(
     return out
 
 
-def timeline(ws: Workspace, site: Site) -> dict[str, Any]:
+def timeline(ws: Store, site: Site) -> dict[str, Any]:
     alerts = ws.alerts(site_id=site.id)
     observations = ws.observations(site.id)
     return {
@@ -118,7 +118,7 @@ def timeline(ws: Workspace, site: Site) -> dict[str, Any]:
     }
 
 
-def reference_for(ws: Workspace, observation: Observation) -> Observation | None:
+def reference_for(ws: Store, observation: Observation) -> Observation | None:
     """What to compare ``observation`` with: the change detector's reference, else the one before."""
     for region in ws.change_regions(observation_id=observation.id):
         return ws.observation(region.reference_observation_id)
@@ -130,7 +130,7 @@ def reference_for(ws: Workspace, observation: Observation) -> Observation | None
     return earlier[-1] if earlier else None
 
 
-def alert_detail(ws: Workspace, alert_id: str) -> dict[str, Any]:
+def alert_detail(ws: Store, alert_id: str) -> dict[str, Any]:
     alert = ws.alert(alert_id)
     site = ws.site(alert.site_id)
     site_alerts = ws.alerts(site_id=site.id)

@@ -12,7 +12,7 @@ from sitewatch.app.web.auth import Caller, analyst, reader
 from sitewatch.app.web.cache import ResponseCache
 from sitewatch.app.web.deps import PagingDep, TimeRangeDep, WorkspaceDep
 from sitewatch.core.types import AlertState, Assessment
-from sitewatch.store.workspace import Workspace
+from sitewatch.store.protocol import Store
 
 router = APIRouter(prefix="/api/alerts", tags=["alerts"])
 ReaderDep = Annotated[Caller, Depends(reader)]
@@ -51,7 +51,7 @@ def get_alert(alert_id: str, ws: WorkspaceDep, _: ReaderDep) -> dict[str, Any]:
 
 
 def triage(
-    ws: Workspace, request: Request, alert_id: str, change: schemas.TriageIn, who: str
+    ws: Store, request: Request, alert_id: str, change: schemas.TriageIn, who: str
 ) -> dict[str, Any]:
     alert = ws.set_alert_state(alert_id, change.state, who=who, comment=change.comment)
     request.app.state.cache.clear()
@@ -59,7 +59,7 @@ def triage(
 
 
 def record_assessment(
-    ws: Workspace, request: Request, alert_id: str, body: schemas.AssessmentIn, author: str
+    ws: Store, request: Request, alert_id: str, body: schemas.AssessmentIn, author: str
 ) -> dict[str, Any]:
     ws.alert(alert_id)
     assessment = Assessment(

@@ -15,7 +15,7 @@ from sitewatch.app.web.auth import Caller, reader
 from sitewatch.app.web.deps import PagingDep, TimeRangeDep, WorkspaceDep
 from sitewatch.app.web.errors import BadRequestError
 from sitewatch.app.web.serialize import GeometryCrs
-from sitewatch.store.workspace import Workspace
+from sitewatch.store.protocol import Store
 
 router = APIRouter(prefix="/api", tags=["analytics"])
 ReaderDep = Annotated[Caller, Depends(reader)]
@@ -27,7 +27,7 @@ CrsOption = Annotated[
 
 
 def scope(
-    ws: Workspace, site: str | None, observation: str | None
+    ws: Store, site: str | None, observation: str | None
 ) -> tuple[str | None, str | None, int | None]:
     """(site id, observation id, EPSG of the site grid) of a query; a site or observation is required."""
     if site is None and observation is None:
