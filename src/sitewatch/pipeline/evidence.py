@@ -27,8 +27,9 @@ observation's stored change evidence is the same whichever ran last.
   ``reference_observation_id`` is the newest observation of the composite.
 
 The general change map of one pair (``choose_change_method``: the learned model, segments, IR-MAD)
-is what ``sitewatch change scene`` and ``sitewatch change observation --method`` compute; it is
-shown, not stored as an observation's evidence.
+is what ``sitewatch change scene`` computes; ``sitewatch change observation --method NAME`` (any
+method) or ``--reference ID`` runs this step as a what-if, shown and not stored as the
+observation's evidence.
 """
 
 from __future__ import annotations
