@@ -18,13 +18,13 @@ import time
 
 import numpy as np
 
-from sitewatch.analytics.indicators import count_indicator, indicator_spec
+from sitewatch.core.indicators import CHANGED_AREA, count_indicator, indicator_spec
 from sitewatch.monitor.engine import EngineConfig, score_sites
 
 
 def synthetic(sites: int, observations: int, zones: int, indicators: int, seed: int = 0):
     rng = np.random.default_rng(seed)
-    names = ["changed_area_m2", *(count_indicator(c) for c in ("vehicle", "rail car", "crane"))]
+    names = [CHANGED_AREA.name, *(count_indicator(c) for c in ("vehicle", "rail car", "crane"))]
     specs = [indicator_spec(names[i % len(names)]) for _ in range(zones) for i in range(indicators)]
     values = np.empty((sites, len(specs), observations))
     for k, spec in enumerate(specs):

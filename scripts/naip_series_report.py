@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from sitewatch.core.indicators import BRIGHTENED_AREA, CHANGED_AREA, DARKENED_AREA, NDVI_MEAN
 from sitewatch.imagery.chips import Chip, read_chip
 from sitewatch.imagery.coregister import CoregistrationError, estimate_shift
 from sitewatch.monitor.alerting import IndicatorHistory, score_history
@@ -29,7 +30,7 @@ from sitewatch.monitor.baselines import BaselineConfig
 from sitewatch.monitor.engine import EngineConfig
 from sitewatch.store import Workspace
 
-INDICATORS = ("changed_area_m2", "brightened_area_m2", "darkened_area_m2", "ndvi_mean")
+INDICATORS = tuple(spec.name for spec in (CHANGED_AREA, BRIGHTENED_AREA, DARKENED_AREA, NDVI_MEAN))
 
 
 def measured_shift(reference: Chip, moving: Chip) -> str:
@@ -79,7 +80,8 @@ def main() -> None:
         for name in INDICATORS:
             row = table.get((zone.id, name), {})
             cells = [row.get(o.id) for o in observations]
-            text = ["-" if v is None else (f"{v:.3f}" if name == "ndvi_mean" else f"{v:,.0f}") for v in cells]
+            text = ["-" if v is None else (f"{v:.3f}" if name == NDVI_MEAN.name else f"{v:,.0f}")
+                    for v in cells]
             print(f"{zone.id} / {name}".ljust(36) + "".join(t.rjust(10) for t in text))
 
     history = IndicatorHistory.from_values(site.id, values)

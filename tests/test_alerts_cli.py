@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
-from sitewatch.app.cli import app
+from sitewatch.app.cli import app, main
 from sitewatch.pipeline.ingest import ingest
 from sitewatch.store import Workspace
 from test_monitor_pipeline import small_site, write_images
@@ -63,13 +64,30 @@ def test_ack_then_resolve_records_who_and_why(workspace: Path) -> None:
     assert history[-1]["who"] == "ana" and history[-1]["comment"] == "shadows"
 
 
-def test_refusals_have_meaningful_exit_codes(workspace: Path) -> None:
+def _main(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, *args: str) -> tuple[int, str]:
+    """Exit code and stderr of the console entry point, whose error table maps library errors."""
+    monkeypatch.setattr(sys, "argv", ["sitewatch", *args])
+    with pytest.raises(SystemExit) as exited:
+        main()
+        raise SystemExit(0)
+    return int(exited.value.code or 0), " ".join(capsys.readouterr().err.split())  # unwrapped
+
+
+def test_refusals_have_meaningful_exit_codes(workspace: Path, capsys: pytest.CaptureFixture[str],
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
     code, output = _run("alerts", "list", "-w", str(workspace), "--json")
     alert_id = json.loads(output)[0]["id"]
-    code, output = _run("alerts", "resolve", alert_id, "--as", "maybe", "-w", str(workspace))
-    assert code != 0
-    code, _ = _run("alerts", "show", "no-such-alert", "-w", str(workspace))
-    assert code != 0
+    code, error = _main(capsys, monkeypatch, "alerts", "resolve", alert_id, "--as", "maybe",
+                        "-w", str(workspace))
+    assert code == 4 and "not a verdict" in error  # bad input
+    code, _ = _main(capsys, monkeypatch, "alerts", "show", "no-such-alert", "-w", str(workspace))
+    assert code == 3  # not found
+    code, output = _run("alerts", "resolve", alert_id, "--as", "benign", "-w", str(workspace), "--who", "ana")
+    assert code == 0, output
+    code, error = _main(capsys, monkeypatch, "alerts", "ack", alert_id, "-w", str(workspace), "--who", "ana")
+    assert code == 7 and "cannot become acknowledged" in error  # the lifecycle refuses: a conflict
+    code, output = _run("alerts", "show", alert_id, "-w", str(workspace), "--json")
+    assert json.loads(output)["state"] == "benign"
 
 
 def test_monitor_again_scores_nothing_new(workspace: Path) -> None:

@@ -10,6 +10,7 @@ from sitewatch.analytics.change import (
     HIGH_RESOLUTION_LIMIT_M,
     choice,
     choose_change_method,
+    choose_monitoring_detector,
     get_change_detector,
     input_bands,
     take_bands,
@@ -79,3 +80,15 @@ def test_input_bands_and_take_bands() -> None:
     image = np.arange(24, dtype=np.float32).reshape(4, 2, 3)
     assert take_bands(image, (0, 1, 2, 3)) is image
     np.testing.assert_array_equal(take_bands(image, (2, 0)), image[[2, 0]])
+
+
+@pytest.mark.parametrize(("gsd", "method"), [(0.1, "contrast"), (0.5, "contrast"), (2.0, "contrast"),
+                                              (0.05, "cva"), (2.5, "cva"), (10.0, "cva")])
+def test_the_monitor_has_its_own_rule_object_scale_change(gsd: float, method: str) -> None:
+    """Not choose_change_method: the monitor's indicators need object-scale change (contrast at the
+    site's GSD within its declared range), where the general map of a 0.5 m RGB chip is learned."""
+    detector, why = choose_monitoring_detector(gsd)
+    assert detector.name == method and "monitor" in why
+    if method == "contrast":
+        assert detector.gsd == gsd  # type: ignore[attr-defined]  # its scales in pixels follow the site
+    assert choose_change_method(0.5, RGB).method == "learned"

@@ -1,10 +1,10 @@
-"""The workspace change step on simulated imagery: co-register, normalise, detect, store per zone."""
+"""The workspace change step on simulated imagery: one change evidence per observation, the monitor's."""
 
 from __future__ import annotations
 
 import hashlib
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -16,6 +16,7 @@ from sitewatch.imagery.simulate.render import render_scene
 from sitewatch.imagery.simulate.scenario import load_scenario
 from sitewatch.imagery.simulate.writer import write_scene
 from sitewatch.pipeline.change import detect_change
+from sitewatch.pipeline.monitor import MonitorOptions, run_monitor
 from sitewatch.store import Workspace, chip_relpath
 
 QUIET = datetime(2019, 1, 10, 2, 15, tzinfo=UTC)
@@ -40,28 +41,47 @@ def _add(ws: Workspace, scenario_name: str, when: datetime, observation_id: str,
     return observation
 
 
+def _regions(ws: Workspace, observation_id: str) -> list[tuple[object, ...]]:
+    return [(r.reference_observation_id, r.geometry.wkb, r.area_m2, r.mean_probability, r.zone_id, r.detector)
+            for r in ws.change_regions(observation_id=observation_id)]
+
+
 @pytest.mark.slow
-def test_change_regions_are_stored_against_the_reference(tmp_path: Path) -> None:
-    with Workspace.init(tmp_path / "ws") as ws:
-        _add(ws, "reference", QUIET, "obs-quiet", (0, 0))
+def test_change_evidence_is_the_monitors_whichever_path_stores_it(tmp_path: Path) -> None:
+    root = tmp_path / "ws"
+    with Workspace.init(root) as ws:
+        quiet = [_add(ws, "reference", QUIET + timedelta(days=day), f"obs-quiet-{day}", shift)
+                 for day, shift in ((0, (0, 0)), (3, (1, 2)), (6, (-1, 1)))]
         busy = _add(ws, "reference", BUSY, "obs-busy", (2, -3))
+        early = detect_change(ws, quiet[-1].id)  # two earlier observations: no reference composite yet
+        assert early.skipped is not None and "needs 3" in early.skipped and early.regions == 0
+        assert ws.change_regions(observation_id=quiet[-1].id) == []
         outcome = detect_change(ws, busy.id)
         assert outcome.skipped is None, outcome.skipped
-        # 0.5 m chips with bands named red, green, blue: the learned model, as before the one rule
-        assert outcome.detector == "learned" and outcome.bands == ("red", "green", "blue")
-        assert "RGB bands by name" in outcome.choice
-        assert outcome.reference_observation_id == "obs-quiet"
+        # the monitoring rule: the three earlier good observations, contrast at the site's 0.5 m
+        assert outcome.reference_observation_ids == tuple(o.id for o in quiet)
+        assert outcome.detector == "contrast" and "object-scale" in outcome.choice and outcome.stored
         assert outcome.registration is not None and outcome.registration.confidence > 0.5
-        stored = ws.change_regions(observation_id=busy.id)
+        stored = _regions(ws, busy.id)
         assert outcome.regions == len(stored) > 0
-        assert all(r.reference_observation_id == "obs-quiet" and r.area_m2 >= 10 for r in stored)
-        assert {r.zone_id for r in stored} & {z.id for z in ws.site("sanumdong").zones}
+        assert {r[0] for r in stored} == {quiet[-1].id}  # the newest observation of the composite
+        assert {r[4] for r in stored} & {z.id for z in ws.site("sanumdong").zones}
+        assert ws.observation(busy.id).shift == outcome.registration.shift
         again = detect_change(ws, busy.id)  # a re-run replaces, never adds
-        assert again.regions == len(ws.change_regions(observation_id=busy.id)) == len(stored)
-    # the same from the command line, once more: still replaces
-    result = CliRunner().invoke(app, ["change", "observation", busy.id, "-w", str(tmp_path / "ws"),
-                                      "--method", outcome.detector, "--json"])
-    assert result.exit_code == 0, result.output
-    assert json.loads(result.output)["regions"] == len(stored)
-    with Workspace.open(tmp_path / "ws") as ws:
-        assert len(ws.change_regions(observation_id=busy.id)) == len(stored)
+        assert again.regions == len(_regions(ws, busy.id)) == len(stored)
+        # the monitor stores exactly the same evidence: neither path overwrites the other's with its own
+        run_monitor(ws, MonitorOptions(detect_objects=False))
+        assert _regions(ws, busy.id) == stored
+        assert ws.change_regions(observation_id=quiet[-1].id) == []
+    # a what-if by another method or against another reference is shown, not stored
+    for extra in (["--method", "cva"], ["--reference", quiet[0].id]):
+        command = ["change", "observation", busy.id, "-w", str(root), "--json", *extra]
+        result = CliRunner().invoke(app, command)
+        assert result.exit_code == 0, result.output
+        shown = json.loads(result.output)
+        assert shown["stored"] is False and shown["regions"] > 0
+    assert shown["reference_observation_id"] == quiet[0].id
+    result = CliRunner().invoke(app, ["change", "observation", quiet[-1].id, "-w", str(root)])
+    assert result.exit_code == 1 and "not compared" in result.output
+    with Workspace.open(root) as ws:
+        assert _regions(ws, busy.id) == stored

@@ -22,8 +22,13 @@ from sitewatch.app.cli import app
 from sitewatch.core.errors import UnsupportedInputError
 from sitewatch.core.types import Observation, Scene
 from sitewatch.imagery.grid import lonlat_to_crs
-from sitewatch.pipeline.change import with_workspace_model, workspace_change_card
-from sitewatch.pipeline.detect import detect_observation, workspace_detector, workspace_model_card
+from sitewatch.pipeline.detect import detect_observation
+from sitewatch.pipeline.models import (
+    with_change_model,
+    workspace_change_card,
+    workspace_detector,
+    workspace_model_card,
+)
 from sitewatch.store import Workspace, chip_relpath
 
 torch = pytest.importorskip("torch", reason="fine-tuning needs the `train` extra (torch)")
@@ -121,7 +126,8 @@ def test_eval_compares_shipped_and_workspace_models_on_held_out_frames(tuned: tu
     assert report["frames_trained_on_left_out"] == card.training["frames"][str(folder.resolve())]
     assert report["before"]["detector"] == "vehicles" and report["after"]["detector"] == "vehicles-finetuned"
     assert report["before"]["images"] == report["after"]["images"] == 1
-    assert report["after"]["score_threshold"]["car"] == card.score_threshold == dict(card.class_thresholds)["car"]
+    car_threshold = report["after"]["score_threshold"]["car"]
+    assert car_threshold == card.score_threshold == dict(card.class_thresholds)["car"]
     table = CliRunner().invoke(app, ["eval", "detect", str(folder), "-w", str(workspace)])
     assert table.exit_code == 0 and "before" in table.output and "after" in table.output
 
@@ -226,9 +232,9 @@ def test_change_fine_tuning_writes_a_model_the_workspace_and_eval_use(tmp_path: 
     assert card["training"]["fine_tuned_from"]["name"] == "buildings"
     assert len(result.validation_pairs) == 1 and len(result.train_pairs) == 2
     assert set(card["metrics"]["validation"]) == {"before", "after"}
-    learned = with_workspace_model(get_change_detector("learned"), workspace)
+    learned = with_change_model(get_change_detector("learned"), workspace_change_card(workspace))
     assert isinstance(learned, LearnedBuildings) and learned.model == workspace_change_card(workspace)
-    assert with_workspace_model(get_change_detector("cva"), workspace).name == "cva"
+    assert with_change_model(get_change_detector("cva"), workspace_change_card(workspace)).name == "cva"
     assert "fine-tuned" in learned(np.zeros((3, 32, 32), np.float32), np.ones((3, 32, 32), np.float32)).rule
 
     scored = CliRunner().invoke(app, ["eval", "change", str(folder), "-m", "learned", "-m", "cva",

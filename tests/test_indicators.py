@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import ast
 from datetime import UTC, datetime
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,15 +13,19 @@ from shapely.geometry import box
 from sitewatch.analytics.indicators import (
     MIN_VISIBLE_FOR_COUNTS,
     SITE_ZONE_ID,
-    IndicatorKind,
     ObservationEvidence,
-    count_indicator,
     extract_indicators,
-    indicator_spec,
     quality_weight,
     zone_masks,
 )
 from sitewatch.core.errors import UnsupportedInputError
+from sitewatch.core.indicators import (
+    FIXED_INDICATORS,
+    PIXEL_CHANGE_INDICATORS,
+    IndicatorKind,
+    count_indicator,
+    indicator_spec,
+)
 from sitewatch.core.types import Detection, Observation, Site, Zone, ZoneKind
 from sitewatch.imagery.grid import site_grid
 
@@ -163,3 +169,19 @@ def test_evidence_on_another_grid_is_refused() -> None:
     with pytest.raises(UnsupportedInputError, match="site grid"):
         evidence = ObservationEvidence(valid=np.ones((3, 3), bool), gsd=1.0)
         extract_indicators(site, _observation(), masks, evidence)
+
+
+def test_indicator_names_are_spelled_only_in_core() -> None:
+    """Every layer takes indicator names from sitewatch.core.indicators, never as string literals."""
+    source = Path(__file__).resolve().parents[1] / "src" / "sitewatch"
+    names = {spec.name for spec in FIXED_INDICATORS}
+    spelled = []
+    for path in sorted(source.rglob("*.py")):
+        if path == source / "core" / "indicators.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Constant) and node.value in names:
+                spelled.append(f"{path.relative_to(source)}:{node.lineno} {node.value!r}")
+    assert not spelled, f"indicator names as literals (use sitewatch.core.indicators): {spelled}"
+    assert {indicator_spec(name).name for name in names} == names
+    assert names >= PIXEL_CHANGE_INDICATORS

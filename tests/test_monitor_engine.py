@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sitewatch.analytics.indicators import indicator_spec
 from sitewatch.core.errors import ValidationError
+from sitewatch.core.indicators import indicator_spec
 from sitewatch.monitor.baselines import BaselineConfig, fit_baseline, spec_floors
 from sitewatch.monitor.combine import benjamini_hochberg, daily_benjamini_hochberg, site_scores
 from sitewatch.monitor.engine import EngineConfig, score_sites

@@ -6,12 +6,13 @@ from datetime import UTC, datetime
 
 import pytest
 
-from sitewatch.analytics.indicators import indicator_spec
-from sitewatch.core.errors import SitewatchError
+from sitewatch.core.errors import SitewatchError, UnsupportedInputError
+from sitewatch.core.indicators import indicator_spec
 from sitewatch.core.types import Alert, AlertState
 from sitewatch.monitor.explain import Evidence, explain_alert
 from sitewatch.monitor.lifecycle import (
     AlertTransitionError,
+    allowed_from,
     baseline_feedback,
     check_transition,
     parse_resolution,
@@ -51,8 +52,22 @@ def test_verdicts_parse_from_cli_spellings() -> None:
     assert parse_resolution("false-alarm") is AlertState.FALSE_ALARM
     assert parse_resolution(" Confirmed ") is AlertState.CONFIRMED
     assert parse_resolution("benign") is AlertState.BENIGN
-    with pytest.raises(AlertTransitionError, match="confirmed, benign, false-alarm"):
+    # a verdict spelled wrong is bad input (exit 4), not a lifecycle conflict (exit 7)
+    with pytest.raises(UnsupportedInputError, match="confirmed, benign, false-alarm"):
         parse_resolution("acknowledged")
+
+
+def test_allowed_from_is_the_inverse_of_the_moves() -> None:
+    for target in AlertState:
+        for current in AlertState:
+            allowed = current in allowed_from(target)
+            try:
+                check_transition("a1", current, target)
+            except AlertTransitionError:
+                assert not allowed, (current, target)
+            else:
+                assert allowed, (current, target)
+    assert allowed_from(AlertState.NEW) == frozenset()
 
 
 def test_feedback_keeps_confirmed_activity_out_and_benign_in() -> None:
@@ -63,13 +78,31 @@ def test_feedback_keeps_confirmed_activity_out_and_benign_in() -> None:
 
 
 def test_track_record_sentence() -> None:
-    assert track_record([]).describe() == "No earlier alerts at this site."
+    now = datetime(2020, 1, 1, tzinfo=UTC)
+    assert track_record([], before=now).describe() == "No earlier alerts at this site."
     states = [AlertState.CONFIRMED, AlertState.CONFIRMED, AlertState.FALSE_ALARM, AlertState.NEW,
               AlertState.BENIGN, AlertState.ACKNOWLEDGED, AlertState.FALSE_ALARM]
     alerts = [_alert(i, state) for i, state in enumerate(states, start=1)]
-    record = track_record(alerts)
+    record = track_record(alerts, before=now)
     assert record.as_dict() == {"raised": 7, "confirmed": 2, "benign": 1, "false_alarm": 2, "open": 2}
     assert record.describe().startswith("2 of 7 earlier alerts here were confirmed, 2 false alarms")
+
+
+def test_track_record_of_an_alert_counts_strictly_earlier_alerts_once_in_their_stored_state() -> None:
+    earlier = [_alert(1, AlertState.CONFIRMED), _alert(2, AlertState.FALSE_ALARM)]
+    same_day = _alert(3, AlertState.NEW)
+    later = _alert(4, AlertState.BENIGN)
+    rebuilt = _alert(1, AlertState.NEW)  # the monitor rebuilding a stored alert: the stored state counts
+    record = track_record([*earlier, same_day, later, rebuilt], before=same_day.acquired)
+    assert (record.raised, record.confirmed, record.false_alarm, record.open) == (2, 1, 1, 0)
+    assert record.describe() == "1 of 2 earlier alerts here were confirmed, 1 false alarm."
+    site_wide = track_record([*earlier, same_day, later])
+    assert not site_wide.earlier and site_wide.raised == 4
+    assert site_wide.by_state() == {"new": 1, "acknowledged": 0, "confirmed": 1, "benign": 1,
+                                    "false_alarm": 1}
+    assert site_wide.describe() == ("1 of 4 alerts here were confirmed, 1 false alarm, 1 benign, "
+                                    "1 not yet resolved.")
+    assert track_record([]).describe() == "No alerts at this site."
 
 
 def test_explanation_names_zone_indicator_values_p_and_warm_up() -> None:
@@ -77,7 +110,8 @@ def test_explanation_names_zone_indicator_values_p_and_warm_up() -> None:
     other = Evidence("Rail yard", indicator_spec("count_rail_car"), 8.0, 1.5, 1e-3)
     text = explain_alert(site_name="Sanumdong", primary=primary, others=[other], site_p=2e-4,
                          false_alarm_rate=0.01, n_history=45, extrapolated=True,
-                         record=track_record([_alert(1, AlertState.FALSE_ALARM)]))
+                         record=track_record([_alert(1, AlertState.FALSE_ALARM)],
+                                             before=datetime(2020, 1, 1, tzinfo=UTC)))
     assert "large vehicle count in Assembly hall 14 (usually 1)" in text
     assert "rail car count in Rail yard 8" in text
     assert "p = 2.0e-04" in text and "45 earlier observations" in text

@@ -12,6 +12,7 @@ from shapely.geometry import box
 
 from sitewatch.core.types import AlertState, Site, Zone, ZoneKind
 from sitewatch.imagery.grid import site_grid
+from sitewatch.pipeline.evidence import EvidenceOptions, SiteEvidence
 from sitewatch.pipeline.ingest import ingest
 from sitewatch.pipeline.monitor import MonitorOptions, run_monitor
 from sitewatch.store import Workspace
@@ -95,6 +96,32 @@ def test_surge_is_alerted_with_its_evidence(images: list[Path], tmp_path: Path) 
     assert alert.zone_id in ("yard", "hall") and alert.value > alert.baseline
     assert "Small site" in alert.explanation and "earlier observations" in alert.explanation
     assert len(alerts) <= 6  # quiet days at α = 0.05 over 60 observations: a handful at most
+
+
+def test_the_evidence_step_writes_nothing_and_is_what_the_monitor_stores(images: list[Path],
+                                                                          tmp_path: Path) -> None:
+    with _workspace(tmp_path / "ws", images[:12]) as ws:
+        site, observations = ws.site("smallsite"), ws.observations("smallsite")
+        revision = ws.revision()
+        options = EvidenceOptions(min_valid_fraction=ws.settings.min_valid_fraction)
+        step = SiteEvidence(site, observations, {s.id: s for s in ws.scenes(site.id)}, ws.chip_path, options)
+        found = [step.observe(o, observations[:i]) for i, o in enumerate(observations)]
+        assert ws.revision() == revision  # nobody committed anything
+        assert ws.indicators(site.id) == [] and ws.change_regions(site_id=site.id) == []
+        assert all(e.change is None and "needs 3" in (e.change_skipped or "") for e in found[:3])
+        for index, evidence in enumerate(found[3:], start=3):
+            assert evidence.change is not None, evidence.change_skipped
+            assert evidence.change.reference_ids == tuple(o.id for o in observations[index - 3:index])
+            assert evidence.change.detector == "contrast" and evidence.registration is not None
+        run_monitor(ws, OPTIONS)
+        for evidence in found:
+            observation = evidence.observation
+            regions = evidence.change.regions if evidence.change is not None else ()
+            assert ws.change_regions(observation_id=observation.id) == list(regions)
+            stored = {v for v in ws.indicators(site.id) if v.observation_id == observation.id}
+            assert stored == set(evidence.indicators(site, min_visible_fraction=options.min_valid_fraction))
+            kept = ws.observation(observation.id)
+            assert evidence.record().registration == (kept.shift, kept.shift_confidence)
 
 
 def test_incremental_passes_equal_one_full_pass(images: list[Path], tmp_path: Path) -> None:

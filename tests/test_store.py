@@ -18,6 +18,7 @@ from shapely.geometry import Point, box
 
 from sitewatch.catalog import builtin_sites
 from sitewatch.core.errors import (
+    AlertTransitionError,
     NotFoundError,
     StoreError,
     UnsupportedInputError,
@@ -39,6 +40,8 @@ from sitewatch.core.types import (
 from sitewatch.store import Settings, Workspace, chip_relpath
 from sitewatch.store import workspace as workspace_module
 from sitewatch.store.migrate import current_revision, head_revision, render_upgrade_sql, upgrade_to_head
+from sitewatch.store.protocol import Store
+from sitewatch.store.records import EvidenceRecord
 from sitewatch.store.schema import metadata
 
 T0 = datetime(2019, 2, 20, 2, 0, tzinfo=UTC)
@@ -488,6 +491,61 @@ def test_alerts_upsert_state_history_and_assessments(ws: Workspace, observed: li
     assert ws.assessments("alert-1") == views  # disagreeing judgements are both kept
     with pytest.raises(NotFoundError, match="must refer to a stored alert"):
         ws.add_assessment(Assessment("alert-9", "x", T0, Likelihood.LIKELY, Confidence.LOW))
+
+
+def test_the_store_refuses_moves_the_lifecycle_does_not_allow(ws: Workspace,
+                                                                observed: list[Observation]) -> None:
+    ws.upsert_alerts([make_alert(observed[0], 1)])
+    assert ws.set_alert_state("alert-1", AlertState.ACKNOWLEDGED, who="ana").state is AlertState.ACKNOWLEDGED
+    for refused in (AlertState.NEW, AlertState.ACKNOWLEDGED):
+        with pytest.raises(AlertTransitionError, match="allowed from acknowledged"):
+            ws.set_alert_state("alert-1", refused, who="ana")
+    ws.set_alert_state("alert-1", AlertState.BENIGN, who="ana")
+    with pytest.raises(AlertTransitionError, match="cannot become benign"):
+        ws.set_alert_state("alert-1", AlertState.BENIGN, who="bo")
+    assert ws.alert("alert-1").state is AlertState.BENIGN  # a refused move changes nothing
+    assert [e.state for e in ws.alert_history("alert-1")] == [
+        AlertState.NEW, AlertState.ACKNOWLEDGED, AlertState.BENIGN]
+
+
+def test_pages_filter_order_and_count_in_the_store(ws: Workspace, observed: list[Observation]) -> None:
+    alerts = [make_alert(o, i) for i, o in enumerate(observed, start=1)]
+    ws.upsert_alerts(alerts)
+    newest_first = ws.alerts()
+    page = ws.alerts_page(limit=1, offset=1)
+    assert page.items == (newest_first[1],) and page.total == len(alerts)
+    assert (page.limit, page.offset) == (1, 1)
+    first = observed[0].acquired
+    at_first = [a for a in newest_first if a.acquired == first]
+    assert len(at_first) == 2 and ws.alerts(since=first, until=first) == at_first  # inclusive bounds
+    assert ws.alerts_page(since=first + timedelta(seconds=1)).total == len(alerts) - 2
+    sohae = tuple(a for a in at_first if a.site_id == "sohae")
+    assert ws.alerts_page(site_id="sohae", until=first).items == sohae
+    scenes = ws.scenes_page(limit=1)
+    assert scenes.total == 2 and scenes.items == tuple(ws.scenes()[:1])
+    observations = ws.observations_page(site_id=observed[0].site_id, until=first)
+    assert observations.items == (observed[0],) and observations.total == 1
+    with pytest.raises(ValidationError, match="limit"):
+        ws.alerts_page(limit=0)
+
+
+def test_the_workspace_is_a_store_and_records_evidence_in_one_transaction(
+        ws: Workspace, observed: list[Observation]) -> None:
+    assert isinstance(ws, Store)
+    first = observed[0]
+    detection = Detection(first.id, "truck", 0.9, box(500000, 4300000, 500012, 4300003), "parking", "test")
+    value = IndicatorValue(first.id, first.site_id, "parking", "count_truck", 1.0, 1.0, first.acquired)
+    wrong = IndicatorValue(first.id, "yongbyon", "parking", "count_truck", 1.0, 1.0, first.acquired)
+    with pytest.raises(UnsupportedInputError, match="name site"):  # one bad part: nothing is stored
+        ws.record_evidence(EvidenceRecord(first.id, registration=((1.5, -2.0), 0.8), detections=(detection,),
+                                          indicators=(value, wrong)))
+    assert ws.detections(observation_id=first.id) == [] and ws.observation(first.id) == first
+    ws.record_evidence(EvidenceRecord(first.id, registration=((1.5, -2.0), 0.8), detections=(detection,),
+                                      indicators=(value,)))
+    ws.record_evidence(EvidenceRecord(first.id, indicators=(value,)))  # parts left None stay as stored
+    assert ws.detections(observation_id=first.id) == [detection]
+    assert ws.indicators(first.site_id) == [value]
+    assert (ws.observation(first.id).shift, ws.observation(first.id).shift_confidence) == ((1.5, -2.0), 0.8)
 
 
 def test_alert_for_unknown_observation_is_a_store_error(ws: Workspace) -> None:

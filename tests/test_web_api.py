@@ -244,6 +244,17 @@ def test_cached_answers_follow_writes_by_other_processes(client: TestClient, sam
     assert [a["id"] for a in listed["items"]] == ["alert-quiet"]
 
 
+def test_triage_refuses_moves_the_lifecycle_does_not_allow(client: TestClient,
+                                                            sample: SampleWorkspace) -> None:
+    # alert-quiet is resolved (benign, or false alarm once re-judged): nothing goes back to new
+    answer = client.post("/api/alerts/alert-quiet/state", headers=bearer(sample, "analyst"),
+                         json={"state": "new", "comment": "reopen"})
+    assert answer.status_code == 409, answer.text
+    error = answer.json()["error"]
+    assert error["type"] == "conflict" and "cannot become new" in error["message"]
+    assert get(client, sample, "/api/alerts/alert-quiet")["alert"]["state"] != "new"
+
+
 def test_large_answers_are_gzipped_when_asked(client: TestClient, sample: SampleWorkspace) -> None:
     url = f"/api/sites/{sample.site_id}/timeline"
     zipped = client.get(url, headers={**bearer(sample), "Accept-Encoding": "gzip"})

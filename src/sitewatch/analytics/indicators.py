@@ -9,17 +9,14 @@ that the monitor compares with the zone's own history. Two rules matter downstre
   image's ground sample distance against the site grid's, and haze, so doubtful
   measurements count for less.
 
-Each indicator name maps to an :class:`IndicatorSpec` saying which direction is
-"more activity" and the smallest meaningful difference, which the baselines need.
+The indicators' names and specs (:mod:`sitewatch.core.indicators`) are the same for every layer.
 """
 
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from enum import StrEnum
 
 import numpy as np
 from affine import Affine
@@ -28,6 +25,17 @@ from shapely.geometry import MultiPolygon, Polygon
 from shapely.geometry.base import BaseGeometry
 
 from sitewatch.core.errors import UnsupportedInputError
+from sitewatch.core.indicators import (
+    BRIGHTENED_AREA,
+    CHANGED_AREA,
+    CHANGED_OBJECTS,
+    DARKENED_AREA,
+    NDVI_MEAN,
+    NEW_STRUCTURE_AREA,
+    REMOVED_STRUCTURE_AREA,
+    count_indicator,
+    is_detection_count,
+)
 from sitewatch.core.types import ChangeRegion, Detection, IndicatorValue, Observation, Site
 from sitewatch.imagery.grid import SiteGrid, rasterize_polygon
 
@@ -36,85 +44,6 @@ SITE_ZONE_ID = "site"
 
 STRUCTURE_CLASSES = frozenset({"building", "structure", "storage_tank", "crane"})
 """Detection classes whose appearance or removal counts as structure change."""
-
-
-class IndicatorKind(StrEnum):
-    """What an indicator measures; decides how its baseline spread is floored."""
-
-    COUNT = "count"
-    AREA = "area"
-    FRACTION = "fraction"
-    INDEX = "index"
-
-
-@dataclass(frozen=True, slots=True)
-class IndicatorSpec:
-    """How the monitor reads one indicator."""
-
-    name: str
-    kind: IndicatorKind
-    direction: int
-    """+1 when larger values mean more activity, -1 when smaller do, 0 for either way."""
-    floor: float
-    """Smallest spread worth alerting on, in the indicator's unit (keeps a zero-variance
-    history from turning any tiny wobble into an alert)."""
-    unit: str
-    label: str
-    """Words for the analyst sentence, e.g. "changed area"."""
-    sequential: bool = True
-    """Whether the slow-build (CUSUM) test watches it; not for pixel areas, which drift with the
-    season by construction (shadows lengthen all autumn, so changed and darkened areas creep
-    up), while counts of objects do not."""
-
-
-_FIXED_SPECS: dict[str, IndicatorSpec] = {
-    spec.name: spec
-    for spec in (
-        IndicatorSpec("changed_area_m2", IndicatorKind.AREA, +1, 50.0, "m²", "changed area",
-                      sequential=False),
-        IndicatorSpec("brightened_area_m2", IndicatorKind.AREA, +1, 50.0, "m²",
-                      "area that changed and brightened (new surfaces)", sequential=False),
-        IndicatorSpec("darkened_area_m2", IndicatorKind.AREA, +1, 50.0, "m²",
-                      "area that changed and darkened (removed or shadowed surfaces)", sequential=False),
-        IndicatorSpec("new_structure_area_m2", IndicatorKind.AREA, +1, 50.0, "m²", "new structure area"),
-        IndicatorSpec("removed_structure_area_m2", IndicatorKind.AREA, +1, 50.0, "m²",
-                      "removed structure area"),
-        IndicatorSpec("changed_objects", IndicatorKind.COUNT, +1, 2.0, "",
-                      "vehicle-sized patches of change (objects that came or went)"),
-        IndicatorSpec("ndvi_mean", IndicatorKind.INDEX, -1, 0.03, "", "mean vegetation index (NDVI)"),
-    )
-}
-
-_COUNT_PREFIX = "count_"
-
-
-def count_indicator(class_name: str) -> str:
-    """Indicator name of the number of ``class_name`` detections in a zone."""
-    cleaned = re.sub(r"[^a-z0-9]+", "_", class_name.strip().lower()).strip("_")
-    if not cleaned:
-        raise UnsupportedInputError(
-            f"detection class {class_name!r} has no letters or digits to name a count"
-        )
-    return _COUNT_PREFIX + cleaned
-
-
-def is_detection_count(name: str) -> bool:
-    """Whether indicator ``name`` counts one class of detected objects (``count_<class>``), as
-    against counts read off changed pixels (``changed_objects``)."""
-    return name.startswith(_COUNT_PREFIX) and len(name) > len(_COUNT_PREFIX)
-
-
-def indicator_spec(name: str) -> IndicatorSpec:
-    """The spec of indicator ``name``; counts of any detection class are known by prefix."""
-    if name in _FIXED_SPECS:
-        return _FIXED_SPECS[name]
-    if name.startswith(_COUNT_PREFIX) and len(name) > len(_COUNT_PREFIX):
-        class_label = name[len(_COUNT_PREFIX):].replace("_", " ")
-        return IndicatorSpec(name, IndicatorKind.COUNT, +1, 1.0, "", f"{class_label} count")
-    known = ", ".join(sorted(_FIXED_SPECS))
-    raise UnsupportedInputError(
-        f"unknown indicator {name!r}; known: {known}, or count_<class> for detection counts"
-    )
 
 
 # --- zone masks on the site grid ---------------------------------------------------------
@@ -343,29 +272,29 @@ def extract_indicators(
         scale_up = zone_area / (n_seen * pixel_area)  # estimate for the whole zone from its visible part
         if changed is not None and evidence.change_probability is not None:
             zone_changed = changed & mask
-            values["changed_area_m2"] = float(zone_changed.sum()) * pixel_area * scale_up
+            values[CHANGED_AREA.name] = float(zone_changed.sum()) * pixel_area * scale_up
             if objects is not None:
-                values["changed_objects"] = objects.get(zone_id, 0) * scale_up
+                values[CHANGED_OBJECTS.name] = objects.get(zone_id, 0) * scale_up
             if evidence.brightness_change is not None:
                 brighter = zone_changed & (evidence.brightness_change > 0)
                 darker = zone_changed & (evidence.brightness_change < 0)
-                values["brightened_area_m2"] = float(brighter.sum()) * pixel_area * scale_up
-                values["darkened_area_m2"] = float(darker.sum()) * pixel_area * scale_up
+                values[BRIGHTENED_AREA.name] = float(brighter.sum()) * pixel_area * scale_up
+                values[DARKENED_AREA.name] = float(darker.sum()) * pixel_area * scale_up
         if evidence.bands is not None and {"red", "nir"} <= set(evidence.bands):
             red = evidence.bands["red"][seen].astype(np.float64)
             nir = evidence.bands["nir"][seen].astype(np.float64)
             total = red + nir
             ok = total > 0
             if ok.any():
-                values["ndvi_mean"] = float(((nir[ok] - red[ok]) / total[ok]).mean())
+                values[NDVI_MEAN.name] = float(((nir[ok] - red[ok]) / total[ok]).mean())
     if evidence.change_probability is None and evidence.change_regions is not None:
         for zone_id in masks.zone_ids:
             if visible[zone_id] > 0:
-                per_zone[zone_id]["changed_area_m2"] = 0.0
+                per_zone[zone_id][CHANGED_AREA.name] = 0.0
         for region in evidence.change_regions:
             region_zone = region.zone_id or _zone_of(region.geometry, masks)
-            if region_zone in per_zone and "changed_area_m2" in per_zone[region_zone]:
-                per_zone[region_zone]["changed_area_m2"] += region.area_m2
+            if region_zone in per_zone and CHANGED_AREA.name in per_zone[region_zone]:
+                per_zone[region_zone][CHANGED_AREA.name] += region.area_m2
     if evidence.detections is not None:
         classes = sorted({d.class_name for d in evidence.detections} | set(evidence.detection_classes))
         for zone_id in masks.zone_ids:
@@ -383,8 +312,8 @@ def extract_indicators(
             removed = _structure_area(evidence.reference_detections, evidence.detections)
             for zone_id in masks.zone_ids:
                 if visible[zone_id] > 0:
-                    per_zone[zone_id]["new_structure_area_m2"] = new.get(zone_id, 0.0)
-                    per_zone[zone_id]["removed_structure_area_m2"] = removed.get(zone_id, 0.0)
+                    per_zone[zone_id][NEW_STRUCTURE_AREA.name] = new.get(zone_id, 0.0)
+                    per_zone[zone_id][REMOVED_STRUCTURE_AREA.name] = removed.get(zone_id, 0.0)
     names = sorted({name for values in per_zone.values() for name in values})
     count_floor = min(min_visible_for_counts, min_visible_fraction)
     results: list[IndicatorValue] = []
@@ -395,7 +324,7 @@ def extract_indicators(
             quality = quality_weight(fraction, gsd=evidence.gsd, site_gsd=site.gsd, haze=evidence.haze,
                                      off_nadir=evidence.off_nadir)
         for name in names:
-            floor = count_floor if name.startswith(_COUNT_PREFIX) else min_visible_fraction
+            floor = count_floor if is_detection_count(name) else min_visible_fraction
             value = per_zone[zone_id].get(name) if fraction >= floor else None
             results.append(IndicatorValue(
                 observation_id=observation.id,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from sitewatch.core.errors import (
+    AlertTransitionError,
     CatalogError,
     ImageryError,
     NotFoundError,
@@ -14,8 +15,10 @@ from sitewatch.core.errors import (
 )
 
 # Most specific first. Exit codes: 1 generic failure, 2 usage (typer's own),
-# 3 not found, 4 bad input data, 5 imagery problem, 6 store problem.
+# 3 not found, 4 bad input data, 5 imagery problem, 6 store problem, 7 a move the alert
+# lifecycle does not allow from the alert's current state (a conflict, like HTTP 409).
 EXIT_CODES: tuple[tuple[type[SitewatchError], int], ...] = (
+    (AlertTransitionError, 7),
     (WorkspaceNotFoundError, 3),
     (NotFoundError, 3),
     (CatalogError, 4),

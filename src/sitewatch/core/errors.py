@@ -60,3 +60,8 @@ class WorkspaceNotFoundError(StoreError, FileNotFoundError):
 
 class NotFoundError(StoreError, LookupError):
     """A record (site, scene, alert, ...) does not exist."""
+
+
+class AlertTransitionError(SitewatchError, ValueError):
+    """A move the alert lifecycle does not allow from the alert's current state (e.g. back to new):
+    a conflict with the alert's state, not a bad spelling. The web API answers 409, the CLI exits 7."""

@@ -40,14 +40,14 @@ from datetime import date, timedelta
 import numpy as np
 from pyproj import Geod
 
-from sitewatch.analytics.indicators import MIN_VISIBLE_FOR_COUNTS, count_indicator, quality_weight
+from sitewatch.analytics.indicators import MIN_VISIBLE_FOR_COUNTS, quality_weight
+from sitewatch.core.indicators import CHANGED_AREA, count_indicator
 from sitewatch.core.types import Site
 from sitewatch.imagery.simulate.activity import structure_progress
 from sitewatch.imagery.simulate.scenario import Event, ObjectCount, Phase, Scenario, SiteScenario
 from sitewatch.imagery.simulate.schedule import acquisition_time, revisit_dates
 from sitewatch.imagery.simulate.sites import site_by_id
-from sitewatch.monitor.alerting import IndicatorHistory, score_history
-from sitewatch.monitor.combine import daily_benjamini_hochberg
+from sitewatch.monitor.alerting import IndicatorHistory, decide, score_history
 from sitewatch.monitor.engine import EngineConfig
 from sitewatch.store.settings import Settings
 
@@ -162,7 +162,7 @@ def simulate_site(scenario: Scenario, plan: SiteScenario, seed: int, *, lead_in_
     zones = list(areas)
     classes = sorted({t.object_class for t in plan.traffic}
                      | {o.object_class for e in events for p in e.phases for o in p.objects})
-    series = [(zone, name) for zone in zones for name in ["changed_area_m2", *map(count_indicator, classes)]]
+    series = [(zone, name) for zone in zones for name in [CHANGED_AREA.name, *map(count_indicator, classes)]]
     row = {key: i for i, key in enumerate(series)}
     values = np.full((len(series), len(days)), np.nan)
     quality = np.zeros((len(series), len(days)))
@@ -200,13 +200,13 @@ def simulate_site(scenario: Scenario, plan: SiteScenario, seed: int, *, lead_in_
                            for s in now if structures[s].place.zone == zone)
             changed += areas[zone] * BACKGROUND_CHANGE * float(rng.lognormal(0.0, 0.5))
             if visible >= CHANGE_MIN_VISIBLE:
-                values[row[(zone, "changed_area_m2")], t] = changed
+                values[row[(zone, CHANGED_AREA.name)], t] = changed
             for class_name in classes:
                 found = (int(rng.binomial(in_view.get(class_name, 0), DETECTION_RATE))
                          + int(rng.poisson(FALSE_POSITIVES * visible)))
                 values[row[(zone, count_indicator(class_name))], t] = found / visible
             names = [count_indicator(c) for c in classes]
-            names += ["changed_area_m2"] if visible >= CHANGE_MIN_VISIBLE else []
+            names += [CHANGED_AREA.name] if visible >= CHANGE_MIN_VISIBLE else []
             quality[[row[(zone, name)] for name in names], t] = quality_weight(
                 visible, gsd=site.gsd, site_gsd=site.gsd, haze=None)
     observation_ids = tuple(f"{site.id}-{a:%Y%m%dT%H%M%S}" for a in acquired)
@@ -386,20 +386,11 @@ def _alerts_with_triage(sites: Sequence[SimulatedSite], config: EngineConfig,
     previous round fixes the timeline from the front; a few rounds reach the fixed point.
     """
     feedback: list[dict[str, int]] = [{} for _ in sites]
-    labels = np.concatenate([[a.date().isoformat() for a in s.history.acquired] for s in sites])
     for _ in range(6 if triage else 1):
         scored = [score_history(s.history, config, f, s.site.zones)
                   for s, f in zip(sites, feedback, strict=True)]
-        p_values = np.concatenate([
-            np.where(sc.result.n_history[0] >= 1, sc.result.site_p[0], np.nan) for sc in scored
-        ])
-        rejected = daily_benjamini_hochberg(labels, p_values, config.instant_rate)
-        instant, slow, start = [], [], 0
-        for sc in scored:
-            n = len(sc.history.observation_ids)
-            instant.append(sc.result.candidate[0] & rejected[start:start + n])
-            slow.append(sc.result.slow_build[0].any(axis=0))
-            start += n
+        instant = decide(scored, config.instant_rate)  # the monitor's own decision, BH per watchlist day
+        slow = [sc.result.slow_build[0].any(axis=0) for sc in scored]
         verdicts = []
         for simulated, raised, building in zip(sites, instant, slow, strict=True):
             words = {}

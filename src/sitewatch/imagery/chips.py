@@ -22,7 +22,7 @@ from rasterio.errors import RasterioError
 from rasterio.warp import reproject, transform_bounds
 from rasterio.windows import Window
 
-from sitewatch.core.errors import ValidationError
+from sitewatch.core.errors import UnsupportedInputError, ValidationError
 from sitewatch.imagery.errors import UnreadableImageError
 from sitewatch.imagery.grid import SiteGrid
 from sitewatch.imagery.readers import band_names, gdal_message, ground_sample_distance, open_image
@@ -224,3 +224,22 @@ def read_chip(path: Path) -> Chip:
     if np.issubdtype(array.dtype, np.floating):
         valid &= np.isfinite(array).all(axis=0)
     return Chip(array=array, valid=valid, bands=names)
+
+
+def chip_grid(path: Path) -> SiteGrid:
+    """The site grid a chip was written on (:func:`write_chip`): its EPSG CRS, geotransform and size.
+
+    The one place chips' grids are read; raises :class:`UnsupportedInputError` naming the chip when
+    it has no EPSG CRS or is not north-up (not written by sitewatch: re-ingest its scene).
+    """
+    with open_image(Path(path)) as dataset:
+        epsg = dataset.crs.to_epsg() if dataset.crs is not None else None
+        transform, width, height = dataset.transform, dataset.width, dataset.height
+    if epsg is None:
+        raise UnsupportedInputError(f"chip {path} has no EPSG CRS; re-ingest its scene to rebuild it")
+    try:
+        return SiteGrid(epsg=epsg, transform=transform, width=width, height=height,
+                        gsd=float(abs(transform.a)))
+    except ValidationError as problem:
+        raise UnsupportedInputError(f"chip {path} is not on a site grid ({problem}); re-ingest its scene to "
+                                    "rebuild it") from None

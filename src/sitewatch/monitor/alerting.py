@@ -17,7 +17,12 @@ from datetime import datetime
 
 import numpy as np
 
-from sitewatch.analytics.indicators import IndicatorSpec, indicator_spec, is_detection_count
+from sitewatch.core.indicators import (
+    PIXEL_CHANGE_INDICATORS,
+    IndicatorSpec,
+    indicator_spec,
+    is_detection_count,
+)
 from sitewatch.core.types import Alert, IndicatorValue, Site, Zone
 from sitewatch.monitor.combine import (
     CHANGE_BESIDE_COUNTS_WEIGHT,
@@ -85,11 +90,6 @@ class SiteScores:
 
     def site_p(self) -> np.ndarray:
         return self.result.site_p[0]
-
-
-PIXEL_CHANGE_INDICATORS = frozenset({"changed_area_m2", "brightened_area_m2", "darkened_area_m2",
-                                     "changed_objects"})
-"""Indicators read off the same changed pixels of a zone: they count once in the combined score."""
 
 
 def score_history(
@@ -174,7 +174,7 @@ def build_alerts(
     """Alerts of ``site`` for the decided observations and for CUSUM alarms, oldest first.
 
     ``earlier`` are the site's alerts already known (any state): each new alert's track
-    record counts those, and the ones built here, acquired before it.
+    record counts those, in their stored state, and the ones built here, acquired before it.
     """
     history, result = scores.history, scores.result
     built: list[Alert] = []
@@ -182,9 +182,7 @@ def build_alerts(
     slow_any = result.slow_build[0].any(axis=0)
     for t in (int(i) for i in np.flatnonzero(decisions | slow_any)):
         observation_id, acquired = history.observation_ids[t], history.acquired[t]
-        before = [a for a in (*known.values(), *built) if a.acquired < acquired]
-        unique_before = list({a.id: a for a in before}.values())
-        record = track_record(unique_before)
+        record = track_record((*known.values(), *built), before=acquired)
         n_history = int(result.n_history[0, t])
         if decisions[t]:
             shares = contributions(result.series_score[0, :, t])

@@ -7,7 +7,7 @@ site's recent, trusted observations:
   move it;
 * count-aware: the spread of a count never falls below the Poisson spread
   ``sqrt(max(median, 1))``, and every indicator has a floor in its own unit
-  (:attr:`~sitewatch.analytics.indicators.IndicatorSpec.floor`), so a history of zeros
+  (:attr:`~sitewatch.core.indicators.IndicatorSpec.floor`), so a history of zeros
   does not turn one truck into an alarm;
 * irregular revisits: the window is the last ``window`` usable observations no older
   than ``max_age_days``, whatever the spacing between them;
@@ -27,8 +27,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from sitewatch.analytics.indicators import IndicatorKind, IndicatorSpec
 from sitewatch.core.errors import ValidationError
+from sitewatch.core.indicators import IndicatorKind, IndicatorSpec
 
 IQR_TO_SIGMA = 1.349
 """Inter-quartile range of a unit normal: IQR / 1.349 estimates the standard deviation."""

@@ -27,8 +27,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from sitewatch.analytics.indicators import IndicatorSpec
 from sitewatch.core.errors import ValidationError
+from sitewatch.core.indicators import IndicatorSpec
 from sitewatch.monitor.baselines import BaselineConfig, fit_baseline, spec_floors
 from sitewatch.monitor.combine import site_scores
 from sitewatch.monitor.scoring import conformal_p_values, nonconformity

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sitewatch.analytics.indicators import IndicatorKind, IndicatorSpec
+from sitewatch.core.indicators import IndicatorKind, IndicatorSpec
 from sitewatch.monitor.lifecycle import TrackRecord
 
 

@@ -13,17 +13,15 @@ history; this module holds the rules.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import datetime
 
-from sitewatch.core.errors import SitewatchError
+from sitewatch.core.errors import AlertTransitionError, UnsupportedInputError
 from sitewatch.core.types import Alert, AlertState
 
 RESOLVED = frozenset({AlertState.CONFIRMED, AlertState.BENIGN, AlertState.FALSE_ALARM})
-
-
-class AlertTransitionError(SitewatchError, ValueError):
-    """An analyst asked for a move the alert lifecycle does not allow."""
 
 
 _ALLOWED: dict[AlertState, frozenset[AlertState]] = {
@@ -33,6 +31,11 @@ _ALLOWED: dict[AlertState, frozenset[AlertState]] = {
     AlertState.BENIGN: RESOLVED - {AlertState.BENIGN},
     AlertState.FALSE_ALARM: RESOLVED - {AlertState.FALSE_ALARM},
 }
+
+
+def allowed_from(target: AlertState) -> frozenset[AlertState]:
+    """The states an alert may be moved to ``target`` from."""
+    return frozenset(state for state, targets in _ALLOWED.items() if target in targets)
 
 
 def check_transition(alert_id: str, current: AlertState, target: AlertState) -> None:
@@ -51,7 +54,7 @@ def parse_resolution(text: str) -> AlertState:
     for state in RESOLVED:
         if state.value == cleaned:
             return state
-    raise AlertTransitionError(f"{text!r} is not a verdict; use one of: confirmed, benign, false-alarm")
+    raise UnsupportedInputError(f"{text!r} is not a verdict; use one of: confirmed, benign, false-alarm")
 
 
 def baseline_feedback(state: AlertState) -> int:
@@ -65,25 +68,51 @@ def baseline_feedback(state: AlertState) -> int:
 
 @dataclass(frozen=True, slots=True)
 class TrackRecord:
-    """How earlier alerts at a site turned out."""
+    """How a site's alerts were judged: every alert of the site, or the earlier ones an alert is read
+    against ("2 of 7 earlier alerts here were confirmed").
 
-    raised: int = 0
+    One rule wherever it is shown (the alert's sentence, ``sitewatch alerts show``, the API and
+    dashboard, the report): build it with :func:`track_record`. An alert's earlier alerts are the
+    site's alerts acquired strictly before it, so an observation's two alerts (activity and slow
+    build) are not each other's history, and each alert counts once, in its stored state.
+    """
+
+    new: int = 0
+    acknowledged: int = 0
     confirmed: int = 0
     benign: int = 0
     false_alarm: int = 0
-    open: int = 0
+    earlier: bool = True
+    """Whether these are the alerts before one alert (the sentence then says "earlier")."""
+
+    @property
+    def raised(self) -> int:
+        return self.new + self.acknowledged + self.resolved
+
+    @property
+    def open(self) -> int:
+        """Alerts nobody has resolved yet (new or acknowledged)."""
+        return self.new + self.acknowledged
 
     @property
     def resolved(self) -> int:
         return self.confirmed + self.benign + self.false_alarm
 
+    def by_state(self) -> dict[str, int]:
+        """Count per lifecycle state, every state present."""
+        counts = {AlertState.NEW: self.new, AlertState.ACKNOWLEDGED: self.acknowledged,
+                  AlertState.CONFIRMED: self.confirmed, AlertState.BENIGN: self.benign,
+                  AlertState.FALSE_ALARM: self.false_alarm}
+        return {state.value: counts[state] for state in AlertState}
+
     def describe(self) -> str:
         """The sentence shown with every new alert, e.g. "2 of 7 earlier alerts here were confirmed"."""
+        what = "earlier alert" if self.earlier else "alert"
         if self.raised == 0:
-            return "No earlier alerts at this site."
-        plural = "alert" if self.raised == 1 else "alerts"
+            return f"No {what}s at this site."
+        plural = what if self.raised == 1 else f"{what}s"
         verb = "was" if self.raised == 1 else "were"
-        parts = [f"{self.confirmed} of {self.raised} earlier {plural} here {verb} confirmed"]
+        parts = [f"{self.confirmed} of {self.raised} {plural} here {verb} confirmed"]
         if self.false_alarm:
             parts.append(f"{self.false_alarm} false alarm{'s' if self.false_alarm != 1 else ''}")
         if self.benign:
@@ -97,13 +126,14 @@ class TrackRecord:
                 "false_alarm": self.false_alarm, "open": self.open}
 
 
-def track_record(alerts: Iterable[Alert]) -> TrackRecord:
-    """Count ``alerts`` by outcome."""
-    items = list(alerts)
-    return TrackRecord(
-        raised=len(items),
-        confirmed=sum(a.state is AlertState.CONFIRMED for a in items),
-        benign=sum(a.state is AlertState.BENIGN for a in items),
-        false_alarm=sum(a.state is AlertState.FALSE_ALARM for a in items),
-        open=sum(a.state not in RESOLVED for a in items),
-    )
+def track_record(alerts: Iterable[Alert], *, before: datetime | None = None) -> TrackRecord:
+    """The track record of ``alerts`` (one site's), or of those acquired strictly before ``before``
+    (the earlier alerts of an alert acquired then). An id given twice counts once, as given first."""
+    unique: dict[str, Alert] = {}
+    for alert in alerts:
+        if before is None or alert.acquired < before:
+            unique.setdefault(alert.id, alert)
+    counts = Counter(alert.state for alert in unique.values())
+    return TrackRecord(new=counts[AlertState.NEW], acknowledged=counts[AlertState.ACKNOWLEDGED],
+                       confirmed=counts[AlertState.CONFIRMED], benign=counts[AlertState.BENIGN],
+                       false_alarm=counts[AlertState.FALSE_ALARM], earlier=before is not None)

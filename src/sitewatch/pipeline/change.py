@@ -1,19 +1,22 @@
-"""Change detection over a workspace: an observation against its site's reference, regions stored.
+"""Change detection over a workspace: an observation's change evidence, and whole scenes.
 
-The reference of a site is its earliest observation with enough valid pixels (or one the caller
-names). The observation is co-registered to it by phase correlation and its radiometry mapped onto
-the reference's on pseudo-invariant pixels before the detector runs, so that geolocation error and
-illumination do not read as change. When co-registration refuses (too little overlap or texture,
-tiles disagreeing), nothing is stored: an unregistered pair would report edges as change, and "not
-measured" must stay different from "no change". Re-running replaces the observation's regions.
+:func:`detect_change` computes an observation's change evidence with the evidence step the
+monitor runs (:mod:`sitewatch.pipeline.evidence`, whose docstring states the one rule: the
+reference is the median composite of the observation's last three earlier good observations, every
+chip aligned to the site's anchor, compared by the monitoring method) and stores its regions and
+the shift applied to its chip in one transaction, replacing what either path stored before. An
+observation the rule does not compare (too few earlier good observations, too clouded, refused by
+co-registration) gets no regions, and the outcome says why: "not measured" must stay different
+from "no change". With another reference or method it is a what-if comparison, shown and not
+stored: an observation has one change evidence, the one its indicators were measured from.
 
 Scenes outside a workspace, of any size, go through :func:`write_scene_change`: one shift and one
-radiometric map for the scene, then window by window into a mask-and-probability GeoTIFF.
+radiometric map for the scene, then window by window into a mask-and-probability GeoTIFF, with
+the general change method of :func:`~sitewatch.analytics.change.choose_change_method`.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import os
 import time
@@ -23,146 +26,94 @@ from pathlib import Path
 
 import numpy as np
 import rasterio
-from rasterio import features
 
-from sitewatch.analytics.change import ChangeDetector, choose_change_method, input_bands, take_bands
-from sitewatch.analytics.change.learned import SHIPPED_MODEL, LearnedBuildings, LearnedSite
-from sitewatch.analytics.change.regions import change_regions
+from sitewatch.analytics.change import ChangeDetector, choose_change_method, input_bands
 from sitewatch.analytics.change.scene import DEFAULT_WINDOW, plan_scene, scene_change
-from sitewatch.core.errors import NotFoundError, UnsupportedInputError
-from sitewatch.core.types import Observation
-from sitewatch.imagery.chips import read_chip
-from sitewatch.imagery.coregister import CoregistrationError, Registration, coregister
-from sitewatch.imagery.grid import lonlat_to_crs
-from sitewatch.imagery.radiometry import RadiometryError, fit_radiometry
+from sitewatch.core.errors import UnsupportedInputError
+from sitewatch.imagery.coregister import Registration
 from sitewatch.imagery.readers import band_names, ground_sample_distance
-from sitewatch.store.workspace import Workspace, models_dir
+from sitewatch.pipeline.evidence import EvidenceOptions, SiteEvidence
+from sitewatch.pipeline.models import workspace_change_card
+from sitewatch.store.protocol import Store
 
 log = logging.getLogger(__name__)
 
 
-def workspace_change_card(root: Path) -> Path:
-    """Where the change model fine-tuned for the workspace at ``root`` has its card."""
-    return models_dir(root) / f"{SHIPPED_MODEL}.json"
-
-
-def with_workspace_model(detector: ChangeDetector, root: Path) -> ChangeDetector:
-    """A learned detector running the workspace's fine-tuned change model where the workspace has
-    one (``sitewatch train change --pairs DIR``); any other detector as it is."""
-    card = workspace_change_card(root)
-    if isinstance(detector, LearnedBuildings | LearnedSite) and detector.model is None and card.is_file():
-        return dataclasses.replace(detector, model=card)
-    return detector
-
 @dataclass(frozen=True, slots=True)
 class ChangeOutcome:
-    """What one change run did for one observation."""
+    """What one change run found for one observation."""
 
     observation_id: str
-    reference_observation_id: str
+    reference_observation_ids: tuple[str, ...]
+    """The observations of the reference composite, oldest first (empty when not compared)."""
     detector: str
     registration: Registration | None
-    """The shift applied; None when co-registration refused (see ``skipped``)."""
+    """The shift applied to the observation's chip; None when compared as ingested or not compared."""
     regions: int
     changed_area_m2: float
     operating_point: str
+    stored: bool
+    """Whether the regions were stored as the observation's change evidence (not for a what-if)."""
     skipped: str | None = None
-    """Why nothing was stored, when nothing was."""
+    """Why the observation was not compared, when it was not."""
     bands: tuple[str, ...] = ()
     """The chip's bands the detector was given, by name."""
     choice: str = ""
-    """Why this detector: :func:`~sitewatch.analytics.change.choose_change_method`'s reason, or that
-    the caller named it."""
+    """Why this detector: the monitoring rule's reason, or that the caller named it."""
 
-
-def reference_for(ws: Workspace, observation: Observation, min_valid_fraction: float) -> Observation:
-    """The site's earliest observation other than ``observation`` with enough valid pixels."""
-    for candidate in ws.observations(observation.site_id):
-        if candidate.id != observation.id and candidate.valid_fraction >= min_valid_fraction:
-            return candidate
-    raise NotFoundError(
-        f"site {observation.site_id!r} has no other observation with at least {min_valid_fraction:.0%} valid "
-        "pixels to compare with; ingest an earlier image of the site first"
-    )
+    @property
+    def reference_observation_id(self) -> str | None:
+        """The newest observation of the reference (the regions' ``reference_observation_id``)."""
+        return self.reference_observation_ids[-1] if self.reference_observation_ids else None
 
 
 def detect_change(
-    ws: Workspace,
+    ws: Store,
     observation_id: str,
     *,
     reference_id: str | None = None,
-    detector: ChangeDetector | None = None,
-    min_area_m2: float = 10.0,
+    method: str | None = None,
 ) -> ChangeOutcome:
-    """Compare an observation with its reference and store its change regions (replacing earlier ones)."""
+    """Compute the observation's change evidence and store its regions (see the module docstring);
+    with ``reference_id`` or ``method`` (a change detector's registry name) a what-if comparison
+    against that observation or by that method, not stored."""
     observation = ws.observation(observation_id)
-    reference = (
-        ws.observation(reference_id) if reference_id
-        else reference_for(ws, observation, ws.settings.min_valid_fraction)
-    )
-    if reference.site_id != observation.site_id:
-        raise UnsupportedInputError(
-            f"reference {reference.id} is of site {reference.site_id!r}, the observation of "
-            f"{observation.site_id!r}; choose a reference of the same site"
-        )
+    observations = ws.observations(observation.site_id)
+    reference = None
+    if reference_id is not None:
+        reference = ws.observation(reference_id)
+        if reference.site_id != observation.site_id:
+            raise UnsupportedInputError(
+                f"reference {reference.id} is of site {reference.site_id!r}, the observation of "
+                f"{observation.site_id!r}; choose a reference of the same site")
+        if reference.id == observation.id:
+            raise UnsupportedInputError(f"reference {reference.id} is the observation itself; choose an "
+                                        "earlier observation of the site")
+    what_if = reference is not None or method is not None
     site = ws.site(observation.site_id)
-    reference_chip = read_chip(ws.chip_path(reference))
-    observation_chip = read_chip(ws.chip_path(observation))
-    with rasterio.open(ws.chip_path(observation)) as dataset:
-        transform = dataset.transform
-        epsg = dataset.crs.to_epsg() if dataset.crs is not None else None
-    if epsg is None:
-        raise UnsupportedInputError(f"chip of {observation.id} has no EPSG CRS; re-ingest the scene")
-    if reference_chip.array.shape != observation_chip.array.shape:
-        raise UnsupportedInputError(
-            f"observation {observation.id} {observation_chip.array.shape} and reference {reference.id} "
-            f"{reference_chip.array.shape} are not on one site grid; re-ingest both scenes"
-        )
-    before = reference_chip.array.astype(np.float32)
-    if detector is None:
-        choice = choose_change_method(float(abs(transform.a)), reference_chip.bands)
-        model, bands, why = choice.detector(), choice.bands, choice.reason
-    else:
-        model, bands, why = detector, input_bands(detector, reference_chip.bands), "named by the caller"
-    model = with_workspace_model(model, ws.root)
-    used = tuple(reference_chip.bands[b] for b in bands)
-    try:
-        after, valid_after, registration = coregister(
-            before, observation_chip.array.astype(np.float32),
-            valid_reference=reference_chip.valid, valid_moving=observation_chip.valid,
-        )
-    except CoregistrationError as refusal:
-        log.warning("observation %s not co-registered to %s: %s", observation.id, reference.id, refusal)
-        return ChangeOutcome(observation.id, reference.id, model.name, None, 0, 0.0, "", skipped=str(refusal),
-                             bands=used, choice=why)
-    valid = reference_chip.valid & valid_after
-    try:
-        after = fit_radiometry(before, after, valid=valid).apply(after)
-    except RadiometryError as problem:
-        log.info("observation %s: radiometry left as is (%s)", observation.id, problem)
-    result = model(take_bands(before, bands), take_bands(after, bands), valid=valid)
-    zones = {
-        zone.id: features.rasterize(
-            [(lonlat_to_crs(zone.geometry, epsg), 1)], out_shape=valid.shape, transform=transform,
-            fill=0, dtype="uint8",
-        ).astype(bool)
-        for zone in site.zones
-    }
-    regions = change_regions(
-        result, transform, observation_id=observation.id, reference_observation_id=reference.id,
-        zone_masks=zones, min_area_m2=min_area_m2,
-    )
-    ws.replace_change_regions(observation.id, regions)
+    options = EvidenceOptions(min_valid_fraction=ws.settings.min_valid_fraction, change_detector=method,
+                              change_model=workspace_change_card(ws.root))
+    step = SiteEvidence(site, observations, {scene.id: scene for scene in ws.scenes(site.id)}, ws.chip_path,
+                        options)
+    earlier = observations[:[o.id for o in observations].index(observation.id)]
+    evidence = step.observe(observation, earlier, references=[reference] if reference is not None else None)
+    if not what_if:
+        ws.record_evidence(evidence.record())
+    change = evidence.change
+    if change is None:
+        return ChangeOutcome(observation.id, (), step.detector.name, evidence.registration, 0, 0.0, "",
+                             stored=not what_if, skipped=evidence.change_skipped, choice=step.choice)
     return ChangeOutcome(
         observation_id=observation.id,
-        reference_observation_id=reference.id,
-        detector=model.name,
-        registration=registration,
-        regions=len(regions),
-        changed_area_m2=float(sum(r.area_m2 for r in regions)),
-        operating_point=result.rule,
-        bands=used,
-        choice=why,
+        reference_observation_ids=change.reference_ids,
+        detector=change.detector,
+        registration=evidence.registration,
+        regions=len(change.regions),
+        changed_area_m2=change.changed_area_m2,
+        operating_point=change.operating_point,
+        stored=not what_if,
+        bands=change.bands,
+        choice=change.choice,
     )
 
 

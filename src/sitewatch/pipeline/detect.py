@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import rasterio
@@ -24,39 +23,14 @@ from sitewatch.analytics.objects import (
     ObjectDetector,
     get_detector,
 )
-from sitewatch.analytics.objects.onnx import SHIPPED_MODEL, OnnxDetector, load_detector, model_files_version
 from sitewatch.core.errors import UnsupportedInputError
 from sitewatch.core.types import Detection, Observation, Site
 from sitewatch.imagery.bands import find_bands, unnamed
-from sitewatch.imagery.chips import Chip, read_chip
-from sitewatch.imagery.grid import lonlat_to_crs
-from sitewatch.store.workspace import Workspace, models_dir
-
-_LOADED: dict[Path, tuple[tuple[tuple[str, int, int], ...], OnnxDetector]] = {}
-"""Workspace model card -> (the version of its files, the detector loaded from them)."""
-
-
-def workspace_model_card(root: Path) -> Path:
-    """Where the vehicle detector fine-tuned for the workspace at ``root`` has its card."""
-    return models_dir(root) / f"{SHIPPED_MODEL}.json"
-
-
-def workspace_detector(root: Path) -> OnnxDetector | None:
-    """The vehicle detector fine-tuned on the labels of the workspace at ``root``
-    (``sitewatch train detector --data DIR``), or None when it has none. Its files are checked
-    against its card; it is loaded again when they change (a new fine-tuning run, a damaged file)."""
-    card = workspace_model_card(root)
-    if not card.is_file():
-        return None
-    version = model_files_version(card)
-    cached = _LOADED.get(card.resolve())
-    if cached is not None and cached[0] == version:
-        return cached[1]
-    remedy = (f"fine-tune it again with `sitewatch train detector --data DIR -w {root}`, or delete "
-              f"{card.parent}/{SHIPPED_MODEL}.* to use the shipped model")
-    detector = load_detector(card, remedy=remedy)
-    _LOADED[card.resolve()] = (version, detector)
-    return detector
+from sitewatch.imagery.chips import Chip, chip_grid, read_chip
+from sitewatch.imagery.grid import SiteGrid, lonlat_to_crs
+from sitewatch.pipeline.models import workspace_detector
+from sitewatch.store.protocol import Store
+from sitewatch.store.records import EvidenceRecord
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,42 +115,53 @@ def detection_problem(info: DetectorInfo, *, grid_gsd: float, image_gsd: float,
             or band_problem(bands, info.bands))
 
 
-def detect_observation(ws: Workspace, observation: Observation, *,
-                       detector: ObjectDetector | None = None) -> DetectionSummary:
-    """Run the detector on the observation's chip and store its detections (replacing earlier ones).
+@dataclass(frozen=True, slots=True)
+class FoundDetections:
+    """What the detector found in one observation's chip (nothing stored)."""
+
+    detections: tuple[Detection, ...]
+    summary: DetectionSummary
+
+
+def find_detections(site: Site, observation: Observation, chip: Chip, grid: SiteGrid, *, image_gsd: float,
+                    detector: ObjectDetector) -> FoundDetections:
+    """Run ``detector`` on the observation's ``chip`` (on the site ``grid``, cut from an image of
+    ``image_gsd``); touches no store.
 
     When the chip is outside what the detector resolves or lacks its bands
-    (:func:`detection_problem`), nothing is detected or stored and the summary says why
-    (``skipped``): the observation's objects are not observed, which is different from none.
-    Without ``detector``: the workspace's fine-tuned vehicle model where it has one, else the shipped one.
+    (:func:`detection_problem`), nothing is detected and the summary says why (``skipped``): the
+    observation's objects are not observed, which is different from none.
     """
-    model = (detector if detector is not None
-             else workspace_detector(ws.root) or get_detector(DEFAULT_DETECTOR))
-    site = ws.site(observation.site_id)
-    path = ws.chip_path(observation)
-    chip = read_chip(path)
-    with rasterio.open(path) as dataset:
-        transform = dataset.transform
-        epsg = dataset.crs.to_epsg() if dataset.crs is not None else None
-    if epsg is None:
-        raise UnsupportedInputError(f"chip {path} has no EPSG CRS; re-ingest the scene to rebuild it")
-    gsd = float(abs(transform.a))
-    problem = detection_problem(model.info, grid_gsd=gsd, image_gsd=ws.scene(observation.scene_id).gsd,
-                                bands=chip.bands)
+    problem = detection_problem(detector.info, grid_gsd=grid.gsd, image_gsd=image_gsd, bands=chip.bands)
     if problem is not None:
-        ws.replace_detections(observation.id, [])  # an earlier run's boxes are no longer what it says
-        return DetectionSummary(observation.id, model.info.name, 0, {}, skipped=problem)
-    pixels = select_bands(chip, model.info.bands)
-    boxes = model.detect(pixels, gsd, nodata_mask=~chip.valid) if chip.valid.any() else []
+        skipped = DetectionSummary(observation.id, detector.info.name, 0, {}, skipped=problem)
+        return FoundDetections((), skipped)
+    pixels = select_bands(chip, detector.info.bands)
+    boxes = detector.detect(pixels, grid.gsd, nodata_mask=~chip.valid) if chip.valid.any() else []
     # A box centred on unobserved pixels is an artefact of the nodata edge, not an object.
     rows, cols = chip.valid.shape
     boxes = [b for b in boxes
              if chip.valid[min(rows - 1, max(0, int(b.centre[1]))), min(cols - 1, max(0, int(b.centre[0])))]]
-    detections = to_detections(boxes, observation.id, transform, zones_in_crs(site, epsg), model.info.name)
-    ws.replace_detections(observation.id, detections)
+    detections = to_detections(boxes, observation.id, grid.transform, zones_in_crs(site, grid.epsg),
+                               detector.info.name)
     per_zone = Counter((d.zone_id, d.class_name) for d in detections)
-    return DetectionSummary(observation.id, model.info.name, len(detections), dict(per_zone),
-                            tuple(model.info.classes))
+    return FoundDetections(tuple(detections), DetectionSummary(
+        observation.id, detector.info.name, len(detections), dict(per_zone), tuple(detector.info.classes)))
+
+
+def detect_observation(ws: Store, observation: Observation, *,
+                       detector: ObjectDetector | None = None) -> DetectionSummary:
+    """Run the detector on the observation's chip and store its detections (replacing earlier ones;
+    none when it could not look, see :func:`find_detections`: an earlier run's boxes are no longer
+    what it says). Without ``detector``: the workspace's fine-tuned vehicle model where it has one
+    (:mod:`sitewatch.pipeline.models`), else the shipped one."""
+    model = (detector if detector is not None
+             else workspace_detector(ws.root) or get_detector(DEFAULT_DETECTOR))
+    path = ws.chip_path(observation)
+    found = find_detections(ws.site(observation.site_id), observation, read_chip(path), chip_grid(path),
+                            image_gsd=ws.scene(observation.scene_id).gsd, detector=model)
+    ws.record_evidence(EvidenceRecord(observation.id, detections=found.detections))
+    return found.summary
 
 
 def zone_counts(detections: list[Detection], class_name: str) -> dict[str | None, int]:

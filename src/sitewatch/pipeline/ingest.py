@@ -25,7 +25,8 @@ from sitewatch.imagery.chips import Chip, extract_chip, write_chip
 from sitewatch.imagery.clouds import cloud_mask
 from sitewatch.imagery.grid import site_grid
 from sitewatch.imagery.readers import SCENE_ID_LENGTH, inspect_image, sha256_file
-from sitewatch.store import Workspace, chip_relpath
+from sitewatch.store import chip_relpath
+from sitewatch.store.protocol import Store
 
 log = logging.getLogger(__name__)
 
@@ -150,7 +151,7 @@ def covered_sites(scene: Scene, sites: Sequence[Site]) -> list[Site]:
             and site.geometry.intersection(scene.footprint).area > 0]
 
 
-def ingest(workspace: Workspace, paths: Sequence[Path], *, acquired: datetime | None = None,
+def ingest(workspace: Store, paths: Sequence[Path], *, acquired: datetime | None = None,
            sensor: str | None = None, bands: Sequence[str] | None = None,
            progress: ProgressCallback | None = None) -> IngestReport:
     """Ingest ``paths`` (files or folders) into ``workspace``; returns what happened to each file.
@@ -175,7 +176,7 @@ def ingest(workspace: Workspace, paths: Sequence[Path], *, acquired: datetime | 
     return IngestReport(tuple(outcomes))
 
 
-def _ingest_file(workspace: Workspace, path: Path, sites: Sequence[Site], *, acquired: datetime | None,
+def _ingest_file(workspace: Store, path: Path, sites: Sequence[Site], *, acquired: datetime | None,
                  sensor: str | None, bands: Sequence[str] | None) -> FileOutcome:
     try:
         # Checked before reading tags: re-ingesting a stored file must not need --acquired again.
@@ -207,7 +208,7 @@ def _without_clouds(chip: Chip, gsd: float) -> Chip:
     return Chip(array=chip.array, valid=chip.valid & ~clouds, bands=chip.bands)
 
 
-def _store_scene(workspace: Workspace, path: Path, scene: Scene, sites: Sequence[Site]) -> list[str] | None:
+def _store_scene(workspace: Store, path: Path, scene: Scene, sites: Sequence[Site]) -> list[str] | None:
     """Cut, stage and record the chips of ``scene``; the site ids stored, or None if already stored."""
     covered = covered_sites(scene, sites)
     if not covered:

@@ -1,8 +1,9 @@
-"""Read-only queries the web layer needs beyond the Workspace API: paged, filtered listings
-that stay fast with millions of detections, and the store's revision for response caching.
+"""The store's listings as SELECT statements: filtered and ordered in the database, paged there.
 
-Only SELECTs over the store's own tables (``sitewatch.store.schema``); writes stay in
-``Workspace``. Rows become the same frozen domain types the rest of sitewatch uses.
+Statements only (SQLAlchemy Core over ``sitewatch.store.schema``, no engine and no connection):
+the store runs them on its own connections, whole for its list methods and cut by ``limit`` and
+``offset`` for its ``*_page`` methods, so one listing has one filter and one order whichever way
+it is read. Standard SQL, so another SQLAlchemy backend runs the same statements.
 """
 
 from __future__ import annotations
@@ -11,117 +12,140 @@ import sqlite3
 import threading
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.engine import URL
 
-from sitewatch.core.types import ChangeRegion, Detection
-from sitewatch.store import codec, schema
-from sitewatch.store.users import workspace_engine
-
-if TYPE_CHECKING:
-    from sitewatch.store.workspace import Workspace
+from sitewatch.core.types import AlertState
+from sitewatch.store import schema
 
 _detections = schema.detections
 _regions = schema.change_regions
 _observations = schema.observations
+_scenes = schema.scenes
+_indicators = schema.indicator_values
+_alerts = schema.alerts
+
+
+@dataclass(frozen=True, slots=True)
+class Listing:
+    """The rows of a listing, in order, and the count of all of them."""
+
+    rows: sa.Select[Any]
+    count: sa.Select[Any]
+
+
+def _between(column: sa.ColumnElement[Any], since: datetime | None, until: datetime | None) -> list[Any]:
+    """``since <= column <= until``, each bound optional (inclusive, as the API documents)."""
+    conditions = []
+    if since is not None:
+        conditions.append(column >= since)
+    if until is not None:
+        conditions.append(column <= until)
+    return conditions
+
+
+def _listing(table: sa.FromClause, conditions: list[Any], order: list[Any], *,
+             joined: sa.FromClause | None = None) -> Listing:
+    source = joined if joined is not None else table
+    rows = sa.select(table).select_from(source).where(*conditions).order_by(*order)
+    count = sa.select(sa.func.count()).select_from(source).where(*conditions)
+    return Listing(rows, count)
 
 
 @dataclass(frozen=True, slots=True)
 class Scope:
-    """Which observations a listing covers: a site, one observation, a time range (all optional)."""
+    """Which observations a listing of their outputs covers: a site, one observation, a time range."""
 
     site_id: str | None = None
     observation_id: str | None = None
     since: datetime | None = None
     until: datetime | None = None
 
-    def apply(self, table: sa.Table, query: Any) -> Any:
-        """``query`` over ``table`` joined to its observations and restricted to this scope."""
-        query = query.join(_observations, _observations.c.id == table.c.observation_id)
+    def conditions(self, table: sa.Table) -> list[Any]:
+        """Conditions on ``table`` joined to its observations."""
+        conditions: list[Any] = []
         if self.observation_id is not None:
-            query = query.where(table.c.observation_id == self.observation_id)
+            conditions.append(table.c.observation_id == self.observation_id)
         if self.site_id is not None:
-            query = query.where(_observations.c.site_id == self.site_id)
-        if self.since is not None:
-            query = query.where(_observations.c.acquired >= self.since)
-        if self.until is not None:
-            query = query.where(_observations.c.acquired <= self.until)
-        return query
+            conditions.append(_observations.c.site_id == self.site_id)
+        return conditions + _between(_observations.c.acquired, self.since, self.until)
+
+    def joined(self, table: sa.Table) -> sa.FromClause:
+        return table.join(_observations, _observations.c.id == table.c.observation_id)
 
 
-def detections_page(
-    ws: Workspace,
-    *,
-    site_id: str | None = None,
-    observation_id: str | None = None,
-    class_name: str | None = None,
-    min_score: float = 0.0,
-    since: datetime | None = None,
-    until: datetime | None = None,
-    limit: int = 100,
-    offset: int = 0,
-    count: bool = True,
-) -> tuple[list[Detection], int]:
-    """One page of detections, oldest observation first, and the total (-1 when ``count`` is False)."""
-    conditions = []
+def detections(scope: Scope, *, class_name: str | None = None, min_score: float = 0.0) -> Listing:
+    """Detections, oldest observation first, in the order the detector gave them."""
+    conditions = scope.conditions(_detections)
     if class_name is not None:
         conditions.append(_detections.c.class_name == class_name)
     if min_score > 0:
         conditions.append(_detections.c.score >= min_score)
-    scope = Scope(site_id=site_id, observation_id=observation_id, since=since, until=until)
-    rows_query = scope.apply(_detections, sa.select(_detections).select_from(_detections))
-    rows_query = (
-        rows_query.where(*conditions)
-        .order_by(_observations.c.acquired, _detections.c.observation_id, _detections.c.position)
-        .limit(limit)
-        .offset(offset)
-    )
-    engine = workspace_engine(ws)
-    with engine.connect() as connection:
-        rows = connection.execute(rows_query).all()
-        total = -1
-        if count:
-            count_query = scope.apply(_detections, sa.select(sa.func.count()).select_from(_detections))
-            total = int(connection.execute(count_query.where(*conditions)).scalar_one())
-    return [codec.detection_from(row._mapping) for row in rows], total
+    return _listing(_detections, conditions,
+                    [_observations.c.acquired, _detections.c.observation_id, _detections.c.position],
+                    joined=scope.joined(_detections))
 
 
-def change_regions_page(
-    ws: Workspace,
-    *,
-    site_id: str | None = None,
-    observation_id: str | None = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
-    limit: int = 100,
-    offset: int = 0,
-) -> tuple[list[ChangeRegion], int]:
-    """One page of change regions, oldest observation first, and the total matching."""
-    scope = Scope(site_id=site_id, observation_id=observation_id, since=since, until=until)
-    rows_query = (
-        scope.apply(_regions, sa.select(_regions).select_from(_regions))
-        .order_by(_observations.c.acquired, _regions.c.observation_id, _regions.c.position)
-        .limit(limit)
-        .offset(offset)
-    )
-    count_query = scope.apply(_regions, sa.select(sa.func.count()).select_from(_regions))
-    with workspace_engine(ws).connect() as connection:
-        rows = connection.execute(rows_query).all()
-        total = int(connection.execute(count_query).scalar_one())
-    return [codec.change_region_from(row._mapping) for row in rows], total
+def change_regions(scope: Scope) -> Listing:
+    """Change regions, oldest observation first."""
+    return _listing(_regions, scope.conditions(_regions),
+                    [_observations.c.acquired, _regions.c.observation_id, _regions.c.position],
+                    joined=scope.joined(_regions))
+
+
+def scenes(*, site_id: str | None = None, since: datetime | None = None,
+           until: datetime | None = None) -> Listing:
+    """Scenes by acquisition time; with ``site_id``, only those with an observation of that site."""
+    conditions = _between(_scenes.c.acquired, since, until)
+    if site_id is not None:
+        conditions.append(_scenes.c.id.in_(
+            sa.select(_observations.c.scene_id).where(_observations.c.site_id == site_id)))
+    return _listing(_scenes, conditions, [_scenes.c.acquired, _scenes.c.id])
+
+
+def observations(*, site_id: str | None = None, since: datetime | None = None,
+                 until: datetime | None = None) -> Listing:
+    """Observations by acquisition time."""
+    conditions = _between(_observations.c.acquired, since, until)
+    if site_id is not None:
+        conditions.append(_observations.c.site_id == site_id)
+    return _listing(_observations, conditions, [_observations.c.acquired, _observations.c.id])
+
+
+def indicators(site_id: str, *, zone_id: str | None = None, name: str | None = None,
+               since: datetime | None = None, until: datetime | None = None) -> Listing:
+    """Indicator values of a site by acquisition time, then observation, zone and name."""
+    conditions = [_indicators.c.site_id == site_id, *_between(_indicators.c.acquired, since, until)]
+    if zone_id is not None:
+        conditions.append(_indicators.c.zone_id == zone_id)
+    if name is not None:
+        conditions.append(_indicators.c.name == name)
+    return _listing(_indicators, conditions, [_indicators.c.acquired, _indicators.c.observation_id,
+                                              _indicators.c.zone_id, _indicators.c.name])
+
+
+def alerts(*, site_id: str | None = None, state: AlertState | None = None, since: datetime | None = None,
+           until: datetime | None = None) -> Listing:
+    """Alerts, newest observation first (then newest raised)."""
+    conditions = _between(_alerts.c.acquired, since, until)
+    if site_id is not None:
+        conditions.append(_alerts.c.site_id == site_id)
+    if state is not None:
+        conditions.append(_alerts.c.state == AlertState(state).value)
+    return _listing(_alerts, conditions, [_alerts.c.acquired.desc(), _alerts.c.created.desc(), _alerts.c.id])
 
 
 class StoreRevision:
-    """A number that changes whenever anyone commits to the workspace database.
+    """A number that changes whenever anyone commits to the database at ``url``.
 
     For SQLite this is ``PRAGMA data_version`` on a connection of its own, which SQLite
     bumps on every commit made through any other connection, in any process. Other
     backends give None ("unknown"), and callers then must not cache.
     """
 
-    def __init__(self, ws: Workspace) -> None:
-        url = workspace_engine(ws).url
+    def __init__(self, url: URL) -> None:
         self._lock = threading.Lock()
         self._connection: sqlite3.Connection | None = None
         if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):

@@ -12,11 +12,11 @@ import contextlib
 import dataclasses
 import logging
 import weakref
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Any
+from typing import IO, Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy import event
@@ -25,6 +25,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 
 from sitewatch.catalog import builtin_sites
 from sitewatch.core.errors import (
+    AlertTransitionError,
     NotFoundError,
     StoreError,
     UnsupportedInputError,
@@ -41,7 +42,8 @@ from sitewatch.core.types import (
     Scene,
     Site,
 )
-from sitewatch.store import codec, migrate
+from sitewatch.monitor.lifecycle import allowed_from, check_transition
+from sitewatch.store import codec, migrate, queries
 from sitewatch.store import schema as t
 from sitewatch.store.chips import (
     CHIPS_DIR,
@@ -52,7 +54,8 @@ from sitewatch.store.chips import (
     place_chip,
     remove_quietly,
 )
-from sitewatch.store.records import AlertEvent
+from sitewatch.store.protocol import Page, check_paging
+from sitewatch.store.records import AlertEvent, EvidenceRecord
 from sitewatch.store.settings import SETTINGS_FILE, Settings
 
 try:  # POSIX advisory locks tell whether another process has the workspace open
@@ -69,6 +72,7 @@ place of the shipped ones of the same name."""
 LOCK_FILE = ".sitewatch.lock"
 BUSY_TIMEOUT_S = 30
 SYSTEM_USER = "sitewatch"
+Item = TypeVar("Item")
 
 
 def models_dir(root: Path) -> Path:
@@ -88,8 +92,9 @@ class Workspace:
         self.settings = settings
         self._engine = engine
         self._lock = lock
+        self._revision = queries.StoreRevision(engine.url)
         # A workspace dropped without close() still releases its lock and connections.
-        self._finalizer = weakref.finalize(self, _release, engine, lock)
+        self._finalizer = weakref.finalize(self, _release, engine, lock, self._revision)
 
     # --- lifecycle -------------------------------------------------------------------------------
 
@@ -182,6 +187,11 @@ class Workspace:
     def __repr__(self) -> str:
         return f"Workspace({str(self.root)!r})"
 
+    def revision(self) -> int | None:
+        """A number that changes whenever anyone commits to the database (any process); None when
+        the backend cannot tell, and callers must then not cache (:class:`queries.StoreRevision`)."""
+        return self._revision.current()
+
     @property
     def engine(self) -> Engine:
         """The SQLAlchemy engine, for store modules that keep their own tables (users, sessions)."""
@@ -221,6 +231,18 @@ class Workspace:
     def _read(self, action: str) -> Iterator[Connection]:
         with _database_errors(str(self._engine.url), action), self._engine.connect() as connection:
             yield connection
+
+    def _all(self, listing: queries.Listing, decode: Callable[[Any], Item], action: str) -> list[Item]:
+        with self._read(action) as connection:
+            return [decode(row) for row in connection.execute(listing.rows).mappings()]
+
+    def _page(self, listing: queries.Listing, decode: Callable[[Any], Item], action: str, *, limit: int,
+              offset: int, count: bool = True) -> Page[Item]:
+        check_paging(limit, offset)
+        with self._read(action) as connection:
+            rows = connection.execute(listing.rows.limit(limit).offset(offset)).mappings().all()
+            total = int(connection.execute(listing.count).scalar_one()) if count else -1
+        return Page(tuple(decode(row) for row in rows), total, limit, offset)
 
     # --- sites -----------------------------------------------------------------------------------
 
@@ -291,12 +313,13 @@ class Workspace:
 
     def scenes(self, site_id: str | None = None) -> list[Scene]:
         """Scenes by acquisition time; with ``site_id``, only those with an observation of that site."""
-        query = sa.select(t.scenes).order_by(t.scenes.c.acquired, t.scenes.c.id)
-        if site_id is not None:
-            query = query.where(t.scenes.c.id.in_(
-                sa.select(t.observations.c.scene_id).where(t.observations.c.site_id == site_id)))
-        with self._read("reading scenes") as connection:
-            return [codec.scene_from(row) for row in connection.execute(query).mappings()]
+        return self._all(queries.scenes(site_id=site_id), codec.scene_from, "reading scenes")
+
+    def scenes_page(self, *, site_id: str | None = None, since: datetime | None = None,
+                    until: datetime | None = None, limit: int = 100, offset: int = 0) -> Page[Scene]:
+        """One page of :meth:`scenes` acquired between ``since`` and ``until`` (inclusive)."""
+        return self._page(queries.scenes(site_id=site_id, since=since, until=until), codec.scene_from,
+                          "reading scenes", limit=limit, offset=offset)
 
     def add_scene(self, scene: Scene, observations: Sequence[tuple[Observation, Path]]) -> bool:
         """Record ``scene`` with its observations and move their chips into place, all or nothing.
@@ -359,15 +382,15 @@ class Workspace:
     def observations(self, site_id: str | None = None, *, since: datetime | None = None,
                      until: datetime | None = None) -> list[Observation]:
         """Observations ordered by acquisition time; ``since``/``until`` are inclusive bounds."""
-        query = sa.select(t.observations).order_by(t.observations.c.acquired, t.observations.c.id)
-        if site_id is not None:
-            query = query.where(t.observations.c.site_id == site_id)
-        if since is not None:
-            query = query.where(t.observations.c.acquired >= since)
-        if until is not None:
-            query = query.where(t.observations.c.acquired <= until)
-        with self._read("reading observations") as connection:
-            return [codec.observation_from(row) for row in connection.execute(query).mappings()]
+        listing = queries.observations(site_id=site_id, since=since, until=until)
+        return self._all(listing, codec.observation_from, "reading observations")
+
+    def observations_page(self, *, site_id: str | None = None, since: datetime | None = None,
+                          until: datetime | None = None, limit: int = 100,
+                          offset: int = 0) -> Page[Observation]:
+        """One page of :meth:`observations`."""
+        return self._page(queries.observations(site_id=site_id, since=since, until=until),
+                          codec.observation_from, "reading observations", limit=limit, offset=offset)
 
     def observation(self, observation_id: str) -> Observation:
         with self._read("reading an observation") as connection:
@@ -381,94 +404,104 @@ class Workspace:
                          confidence: float | None) -> Observation:
         """Record the co-registration shift (rows, cols; site-grid pixels) applied to the
         observation's chip and its confidence (None: not co-registered, ``shift`` then (0, 0))."""
-        stored = self.observation(observation_id)  # raises NotFoundError naming the id
-        updated = dataclasses.replace(stored, shift=(float(shift[0]), float(shift[1])),
-                                      shift_confidence=confidence)  # validated by Observation
-        row = codec.observation_row(updated)
-        with self._write(f"storing the co-registration of {observation_id}") as connection:
-            connection.execute(t.observations.update().where(t.observations.c.id == observation_id).values(
-                shift_rows=row["shift_rows"], shift_cols=row["shift_cols"],
-                shift_confidence=row["shift_confidence"]))
-        return updated
+        self.record_evidence(EvidenceRecord(observation_id, registration=(shift, confidence)))
+        return self.observation(observation_id)
 
     # --- analytics outputs -------------------------------------------------------------------------
 
+    def record_evidence(self, evidence: EvidenceRecord) -> None:
+        """Store what one evidence step found for an observation in one transaction: the shift
+        applied to its chip, its change regions, detections and indicator values. Each part given
+        replaces the stored one (re-runs replace, never add); a part left None is left as stored."""
+        observation_id = evidence.observation_id
+        for what, items in (("change region", evidence.change_regions), ("detection", evidence.detections),
+                            ("indicator value", evidence.indicators)):
+            if items is not None:
+                self._check_owner(what, observation_id, items)
+        with self._write(f"storing the evidence of {observation_id}") as connection:
+            row = self._require_observation(connection, observation_id)
+            if evidence.registration is not None:
+                shift, confidence = evidence.registration
+                updated = codec.observation_row(dataclasses.replace(  # validated by Observation
+                    codec.observation_from(row), shift=(float(shift[0]), float(shift[1])),
+                    shift_confidence=confidence))
+                shift_columns = {k: updated[k] for k in ("shift_rows", "shift_cols", "shift_confidence")}
+                connection.execute(t.observations.update().where(t.observations.c.id == observation_id)
+                                   .values(shift_columns))
+            if evidence.indicators is not None:
+                wrong_site = sorted({v.site_id for v in evidence.indicators if v.site_id != row["site_id"]})
+                if wrong_site:
+                    raise UnsupportedInputError(
+                        f"indicator values for observation {observation_id} (site {row['site_id']}) name "
+                        f"site(s) {', '.join(wrong_site)}; build them with the observation's site_id")
+            for table, rows in (
+                (t.change_regions, None if evidence.change_regions is None else
+                 [codec.change_region_row(r, i) for i, r in enumerate(evidence.change_regions)]),
+                (t.detections, None if evidence.detections is None else
+                 [codec.detection_row(d, i) for i, d in enumerate(evidence.detections)]),
+                (t.indicator_values, None if evidence.indicators is None else
+                 [codec.indicator_row(v) for v in evidence.indicators]),
+            ):
+                if rows is not None:
+                    connection.execute(table.delete().where(table.c.observation_id == observation_id))
+                    if rows:
+                        connection.execute(table.insert(), rows)
+
     def replace_change_regions(self, observation_id: str, regions: Sequence[ChangeRegion]) -> None:
         """Make ``regions`` the change regions of the observation (re-runs replace, never add)."""
-        self._check_owner("change region", observation_id, regions)
-        with self._write(f"storing change regions of {observation_id}") as connection:
-            self._require_observation(connection, observation_id)
-            connection.execute(t.change_regions.delete()
-                               .where(t.change_regions.c.observation_id == observation_id))
-            if regions:
-                connection.execute(t.change_regions.insert(),
-                                   [codec.change_region_row(r, i) for i, r in enumerate(regions)])
+        self.record_evidence(EvidenceRecord(observation_id, change_regions=tuple(regions)))
 
     def change_regions(self, *, observation_id: str | None = None,
                        site_id: str | None = None) -> list[ChangeRegion]:
-        query = sa.select(t.change_regions).join(
-            t.observations, t.observations.c.id == t.change_regions.c.observation_id)
-        if observation_id is not None:
-            query = query.where(t.change_regions.c.observation_id == observation_id)
-        if site_id is not None:
-            query = query.where(t.observations.c.site_id == site_id)
-        query = query.order_by(t.observations.c.acquired, t.change_regions.c.observation_id,
-                               t.change_regions.c.position)
-        with self._read("reading change regions") as connection:
-            return [codec.change_region_from(row) for row in connection.execute(query).mappings()]
+        """Change regions of an observation or a site, oldest observation first."""
+        listing = queries.change_regions(queries.Scope(site_id=site_id, observation_id=observation_id))
+        return self._all(listing, codec.change_region_from, "reading change regions")
+
+    def change_regions_page(self, *, site_id: str | None = None, observation_id: str | None = None,
+                            since: datetime | None = None, until: datetime | None = None, limit: int = 100,
+                            offset: int = 0) -> Page[ChangeRegion]:
+        """One page of change regions of observations acquired between ``since`` and ``until``."""
+        scope = queries.Scope(site_id=site_id, observation_id=observation_id, since=since, until=until)
+        return self._page(queries.change_regions(scope), codec.change_region_from, "reading change regions",
+                          limit=limit, offset=offset)
 
     def replace_detections(self, observation_id: str, detections: Sequence[Detection]) -> None:
         """Make ``detections`` the detections of the observation (re-runs replace, never add)."""
-        self._check_owner("detection", observation_id, detections)
-        with self._write(f"storing detections of {observation_id}") as connection:
-            self._require_observation(connection, observation_id)
-            connection.execute(t.detections.delete().where(t.detections.c.observation_id == observation_id))
-            if detections:
-                connection.execute(t.detections.insert(),
-                                   [codec.detection_row(d, i) for i, d in enumerate(detections)])
+        self.record_evidence(EvidenceRecord(observation_id, detections=tuple(detections)))
 
     def detections(self, *, observation_id: str | None = None, site_id: str | None = None,
                    class_name: str | None = None) -> list[Detection]:
-        query = sa.select(t.detections).join(
-            t.observations, t.observations.c.id == t.detections.c.observation_id)
-        if observation_id is not None:
-            query = query.where(t.detections.c.observation_id == observation_id)
-        if site_id is not None:
-            query = query.where(t.observations.c.site_id == site_id)
-        if class_name is not None:
-            query = query.where(t.detections.c.class_name == class_name)
-        query = query.order_by(t.observations.c.acquired, t.detections.c.observation_id,
-                               t.detections.c.position)
-        with self._read("reading detections") as connection:
-            return [codec.detection_from(row) for row in connection.execute(query).mappings()]
+        """Detections of an observation or a site, oldest observation first."""
+        listing = queries.detections(queries.Scope(site_id=site_id, observation_id=observation_id),
+                                     class_name=class_name)
+        return self._all(listing, codec.detection_from, "reading detections")
+
+    def detections_page(self, *, site_id: str | None = None, observation_id: str | None = None,
+                        class_name: str | None = None, min_score: float = 0.0, since: datetime | None = None,
+                        until: datetime | None = None, limit: int = 100, offset: int = 0,
+                        count: bool = True) -> Page[Detection]:
+        """One page of detections, filtered by class, score and time; ``total`` is -1 unless ``count``
+        (counting millions of rows costs more than the page)."""
+        scope = queries.Scope(site_id=site_id, observation_id=observation_id, since=since, until=until)
+        return self._page(queries.detections(scope, class_name=class_name, min_score=min_score),
+                          codec.detection_from, "reading detections", limit=limit, offset=offset, count=count)
 
     def replace_indicators(self, observation_id: str, values: Sequence[IndicatorValue]) -> None:
         """Make ``values`` the indicator values of the observation (re-runs replace, never add)."""
-        self._check_owner("indicator value", observation_id, values)
-        with self._write(f"storing indicators of {observation_id}") as connection:
-            row = self._require_observation(connection, observation_id)
-            wrong_site = sorted({v.site_id for v in values if v.site_id != row["site_id"]})
-            if wrong_site:
-                raise UnsupportedInputError(
-                    f"indicator values for observation {observation_id} (site {row['site_id']}) name site(s) "
-                    f"{', '.join(wrong_site)}; build them with the observation's site_id")
-            connection.execute(t.indicator_values.delete()
-                               .where(t.indicator_values.c.observation_id == observation_id))
-            if values:
-                connection.execute(t.indicator_values.insert(), [codec.indicator_row(v) for v in values])
+        self.record_evidence(EvidenceRecord(observation_id, indicators=tuple(values)))
 
     def indicators(self, site_id: str, *, zone_id: str | None = None,
                    name: str | None = None) -> list[IndicatorValue]:
-        """Indicator values of a site ordered by acquisition time (then zone and name)."""
-        query = sa.select(t.indicator_values).where(t.indicator_values.c.site_id == site_id)
-        if zone_id is not None:
-            query = query.where(t.indicator_values.c.zone_id == zone_id)
-        if name is not None:
-            query = query.where(t.indicator_values.c.name == name)
-        query = query.order_by(t.indicator_values.c.acquired, t.indicator_values.c.observation_id,
-                               t.indicator_values.c.zone_id, t.indicator_values.c.name)
-        with self._read("reading indicators") as connection:
-            return [codec.indicator_from(row) for row in connection.execute(query).mappings()]
+        """Indicator values of a site ordered by acquisition time (then observation, zone and name)."""
+        return self._all(queries.indicators(site_id, zone_id=zone_id, name=name), codec.indicator_from,
+                         "reading indicators")
+
+    def indicators_page(self, site_id: str, *, zone_id: str | None = None, name: str | None = None,
+                        since: datetime | None = None, until: datetime | None = None, limit: int = 100,
+                        offset: int = 0) -> Page[IndicatorValue]:
+        """One page of :meth:`indicators` acquired between ``since`` and ``until`` (inclusive)."""
+        return self._page(queries.indicators(site_id, zone_id=zone_id, name=name, since=since, until=until),
+                          codec.indicator_from, "reading indicators", limit=limit, offset=offset)
 
     def _check_owner(self, what: str, observation_id: str, items: Sequence[Any]) -> None:
         strangers = sorted({item.observation_id for item in items if item.observation_id != observation_id})
@@ -502,16 +535,18 @@ class Workspace:
                         alert_id=alert.id, state=alert.state.value, who=SYSTEM_USER, at=alert.created,
                         comment="raised"))
 
-    def alerts(self, *, site_id: str | None = None, state: AlertState | None = None) -> list[Alert]:
-        """Alerts, newest observation first."""
-        query = sa.select(t.alerts)
-        if site_id is not None:
-            query = query.where(t.alerts.c.site_id == site_id)
-        if state is not None:
-            query = query.where(t.alerts.c.state == AlertState(state).value)
-        query = query.order_by(t.alerts.c.acquired.desc(), t.alerts.c.created.desc(), t.alerts.c.id)
-        with self._read("reading alerts") as connection:
-            return [codec.alert_from(row) for row in connection.execute(query).mappings()]
+    def alerts(self, *, site_id: str | None = None, state: AlertState | None = None,
+               since: datetime | None = None, until: datetime | None = None) -> list[Alert]:
+        """Alerts, newest observation first; ``since``/``until`` bound their acquisition (inclusive)."""
+        listing = queries.alerts(site_id=site_id, state=state, since=since, until=until)
+        return self._all(listing, codec.alert_from, "reading alerts")
+
+    def alerts_page(self, *, site_id: str | None = None, state: AlertState | None = None,
+                    since: datetime | None = None, until: datetime | None = None, limit: int = 100,
+                    offset: int = 0) -> Page[Alert]:
+        """One page of :meth:`alerts`."""
+        return self._page(queries.alerts(site_id=site_id, state=state, since=since, until=until),
+                          codec.alert_from, "reading alerts", limit=limit, offset=offset)
 
     def alert(self, alert_id: str) -> Alert:
         with self._read("reading an alert") as connection:
@@ -522,7 +557,13 @@ class Workspace:
         return codec.alert_from(row)
 
     def set_alert_state(self, alert_id: str, state: AlertState, *, who: str, comment: str = "") -> Alert:
-        """Move an alert to ``state``, recording who did it and why in its history."""
+        """Move an alert to ``state``, recording who did it and why in its history.
+
+        The lifecycle (:mod:`sitewatch.monitor.lifecycle`) is enforced in the same transaction as
+        the write: the update only matches an alert in a state the move is allowed from, so two
+        analysts racing cannot make a move neither could make alone. A move it does not allow
+        raises :class:`~sitewatch.core.errors.AlertTransitionError` and changes nothing.
+        """
         try:
             new_state = AlertState(state)
         except ValueError:
@@ -530,12 +571,20 @@ class Workspace:
             raise UnsupportedInputError(f"alert state {state!r} is not one of: {choices}") from None
         if not isinstance(who, str) or not who.strip():
             raise UnsupportedInputError("set_alert_state needs who= (the analyst's name)")
+        sources = sorted(s.value for s in allowed_from(new_state))
         with self._write(f"changing the state of alert {alert_id}") as connection:
-            done = connection.execute(t.alerts.update().where(t.alerts.c.id == alert_id)
+            done = connection.execute(t.alerts.update()
+                                      .where(t.alerts.c.id == alert_id, t.alerts.c.state.in_(sources))
                                       .values(state=new_state.value))
             if done.rowcount == 0:
-                raise NotFoundError(f"no alert {alert_id!r} in workspace {self.root}; list them with "
-                                    "`sitewatch alerts list`")
+                current = connection.execute(
+                    sa.select(t.alerts.c.state).where(t.alerts.c.id == alert_id)).scalar_one_or_none()
+                if current is None:
+                    raise NotFoundError(f"no alert {alert_id!r} in workspace {self.root}; list them with "
+                                        "`sitewatch alerts list`")
+                check_transition(alert_id, AlertState(current), new_state)
+                raise AlertTransitionError(f"alert {alert_id} changed state while being moved to "
+                                           f"{new_state.value}; look at it again and retry")
             connection.execute(t.alert_events.insert().values(
                 alert_id=alert_id, state=new_state.value, who=who.strip(), at=_now(), comment=comment))
         return self.alert(alert_id)
@@ -569,7 +618,8 @@ class Workspace:
 # --- helpers ----------------------------------------------------------------------------------------
 
 
-def _release(engine: Engine, lock: IO[bytes] | None) -> None:
+def _release(engine: Engine, lock: IO[bytes] | None, revision: queries.StoreRevision) -> None:
+    revision.close()
     engine.dispose()
     if lock is not None:
         lock.close()

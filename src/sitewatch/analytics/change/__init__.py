@@ -2,7 +2,8 @@
 
 Every method implements :class:`ChangeDetector` and registers itself here on import;
 use :func:`get_change_detector` / :func:`change_detectors` rather than the classes, and
-:func:`choose_change_method` for the method to run on an input by default.
+:func:`choose_change_method` for the method to run on an input by default
+(:func:`choose_monitoring_detector` for the monitor's indicators; ``choice`` says why two).
 """
 
 from sitewatch.analytics.change import contrast, cva, irmad, learned, pcakmeans, segments
@@ -16,8 +17,10 @@ from sitewatch.analytics.change.base import (
 from sitewatch.analytics.change.choice import (
     FALLBACK_CHANGE_METHOD,
     HIGH_RESOLUTION_LIMIT_M,
+    MONITORING_CHANGE_METHOD,
     MethodChoice,
     choose_change_method,
+    choose_monitoring_detector,
     input_bands,
     take_bands,
 )
@@ -25,11 +28,13 @@ from sitewatch.analytics.change.choice import (
 __all__ = [
     "FALLBACK_CHANGE_METHOD",
     "HIGH_RESOLUTION_LIMIT_M",
+    "MONITORING_CHANGE_METHOD",
     "ChangeDetector",
     "ChangeResult",
     "MethodChoice",
     "change_detectors",
     "choose_change_method",
+    "choose_monitoring_detector",
     "contrast",
     "cva",
     "get_change_detector",

@@ -1,6 +1,6 @@
 """Which change method to run on an input, decided once from what is known about it.
 
-Every caller that runs "the default" (the workspace change step, ``sitewatch change scene``,
+Every caller that runs "the default" general change map (``sitewatch change scene``,
 ``sitewatch eval change``'s ``default`` entry) asks :func:`choose_change_method` with the input's
 ground sample distance and band names, so that what is scored is what the pipeline runs:
 
@@ -13,6 +13,14 @@ ground sample distance and band names, so that what is scored is what the pipeli
 
 Bands are found by their names (:mod:`sitewatch.imagery.bands`), never by position: unnamed
 bands (``b1``, ``b2``, ...) are not taken for RGB, so no RGB-only method is chosen for them.
+
+The monitor has a second rule, :func:`choose_monitoring_detector`, on purpose: its indicators
+count vehicle-sized patches and areas of change date after date against a composite of earlier
+dates, so it needs *object-scale* change that ignores illumination, shadows and a residual shift
+(``contrast`` within its 0.1-2 m range, else ``cva``), where :func:`choose_change_method` picks
+the best *general change map* of one pair (buildings, land). An observation's stored change
+evidence is the monitor's (see :mod:`sitewatch.pipeline.evidence`); the general map is what
+``sitewatch change scene`` writes and ``sitewatch change observation --method`` shows.
 """
 
 from __future__ import annotations
@@ -25,6 +33,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from sitewatch.analytics.change.base import ChangeDetector, get_change_detector
+from sitewatch.analytics.change.contrast import ContrastChange
 from sitewatch.core.errors import UnsupportedInputError
 from sitewatch.imagery.bands import describe_bands, find_bands
 
@@ -121,3 +130,29 @@ def choose_change_method(gsd: float | None, band_names: Sequence[str]) -> Method
                             f"{gsd:g} m, {why}: object-based change (segments) at <= "
                             f"{HIGH_RESOLUTION_LIMIT_M:g} m")
     return _coarse(band_names, f"{gsd:g} m, coarser than {HIGH_RESOLUTION_LIMIT_M:g} m")
+
+
+MONITORING_CHANGE_METHOD = "contrast"
+"""The monitor's change method within its declared GSD range (``ContrastChange.gsd_range``)."""
+
+MONITORING_FALLBACK_METHOD = "cva"
+"""The monitor's change method on grids outside that range."""
+
+
+def choose_monitoring_detector(gsd: float) -> tuple[ChangeDetector, str]:
+    """The change detector the monitor's indicators are measured with on a site grid of ``gsd``
+    metres, and why: ``contrast`` at that GSD within its declared range, else plain CVA.
+
+    Not :func:`choose_change_method` (see the module docstring): the indicators need object-scale
+    change that illumination, shadows and small misregistration do not trigger, date after date,
+    on every band the chips have.
+    """
+    contrast = ContrastChange()
+    low, high = contrast.gsd_range
+    if math.isfinite(gsd) and low <= gsd <= high:
+        return (ContrastChange(gsd=gsd),
+                f"{gsd:g} m within {MONITORING_CHANGE_METHOD}'s {low:g}-{high:g} m: object-scale change for "
+                "the monitor's indicators")
+    return (get_change_detector(MONITORING_FALLBACK_METHOD),
+            f"{gsd:g} m outside {MONITORING_CHANGE_METHOD}'s {low:g}-{high:g} m: "
+            f"{MONITORING_FALLBACK_METHOD} for the monitor's indicators")

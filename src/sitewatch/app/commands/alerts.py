@@ -15,8 +15,9 @@ from sitewatch.app.commands.monitor import alert_json
 from sitewatch.app.options import JsonOption, WorkspaceOption, resolve_workspace
 from sitewatch.core.types import Alert, AlertState
 from sitewatch.monitor.explain import format_p
-from sitewatch.monitor.lifecycle import check_transition, parse_resolution, track_record
+from sitewatch.monitor.lifecycle import parse_resolution, track_record
 from sitewatch.store import Workspace
+from sitewatch.store.protocol import Store
 
 alerts_app = typer.Typer(help="Alerts: list, show the evidence, acknowledge, resolve.", no_args_is_help=True)
 
@@ -69,8 +70,8 @@ def list_alerts(
     _console().print(table)
 
 
-def _show_json(ws: Workspace, alert: Alert) -> dict[str, Any]:
-    others = [a for a in ws.alerts(site_id=alert.site_id) if a.id != alert.id]
+def _show_json(ws: Store, alert: Alert) -> dict[str, Any]:
+    record = track_record(ws.alerts(site_id=alert.site_id, until=alert.acquired), before=alert.acquired)
     series = (ws.indicators(alert.site_id, zone_id=alert.zone_id, name=alert.indicator)
               if alert.zone_id else [])
     recent = [v for v in series if v.acquired <= alert.acquired][-12:]
@@ -80,8 +81,8 @@ def _show_json(ws: Workspace, alert: Alert) -> dict[str, Any]:
             {"state": e.state.value, "who": e.who, "when": e.when.isoformat(), "comment": e.comment}
             for e in ws.alert_history(alert.id)
         ],
-        "track_record": track_record(others).as_dict(),
-        "track_record_text": track_record(others).describe(),
+        "track_record": record.as_dict(),
+        "track_record_text": record.describe(),
         "recent_values": [
             {"observation_id": v.observation_id, "acquired": v.acquired.isoformat(), "value": v.value,
              "quality": v.quality}
@@ -130,8 +131,7 @@ def show_alert(alert_id: AlertIdArgument, workspace: WorkspaceOption = None,
 def _move(workspace: WorkspaceOption, alert_id: str, target: AlertState, who: str | None, comment: str,
           as_json: bool) -> None:
     with Workspace.open(resolve_workspace(workspace)) as ws:
-        current = ws.alert(alert_id)
-        check_transition(alert_id, current.state, target)
+        current = ws.alert(alert_id)  # for the message only: the store checks the move as it makes it
         alert = ws.set_alert_state(alert_id, target, who=_who(who), comment=comment)
     if as_json:
         typer.echo(json.dumps(alert_json(alert), ensure_ascii=False))

@@ -32,28 +32,41 @@ MethodOption = Annotated[
 
 @change_app.command("observation")
 def observation(
-    observation_id: Annotated[str, typer.Argument(help="Observation to compare with its site's reference.")],
+    observation_id: Annotated[str, typer.Argument(help="Observation to compare with its reference.")],
     reference: Annotated[
         str | None,
-        typer.Option("--reference", help="Reference observation (default: the site's earliest usable)."),
+        typer.Option("--reference", help="Compare with this observation instead (a what-if: shown, not "
+                                         "stored)."),
     ] = None,
-    method: MethodOption = None,
+    method: Annotated[
+        str | None,
+        typer.Option("--method", "-m", help="Compare by this change detector instead (a what-if: shown, not "
+                                            "stored; `sitewatch eval change` lists them)."),
+    ] = None,
     workspace: WorkspaceOption = None,
     json_output: JsonOption = False,
 ) -> None:
-    """Co-register, normalise and compare; store the change regions (replacing earlier ones)."""
-    detector = get_change_detector(method) if method else None
+    """The observation's change evidence, as the monitor measures it: against the median of its last
+    three earlier good observations, co-registered to the site's anchor, by the monitoring method;
+    its change regions are stored (replacing earlier ones). See docs/change.md."""
+    if method is not None:
+        get_change_detector(method)  # an unknown name is refused before any pixel is read
     with Workspace.open(resolve_workspace(workspace)) as ws:
-        outcome = detect_change(ws, observation_id, reference_id=reference, detector=detector)
+        outcome = detect_change(ws, observation_id, reference_id=reference, method=method)
     if json_output:
-        typer.echo(json.dumps(asdict(outcome), indent=2, default=str))
+        data = asdict(outcome)
+        data["reference_observation_id"] = outcome.reference_observation_id
+        typer.echo(json.dumps(data, indent=2, default=str))
         return
     if outcome.skipped:
         typer.echo(f"{outcome.observation_id}: not compared ({outcome.skipped})")
         raise typer.Exit(1)
-    typer.echo(f"{outcome.observation_id} against {outcome.reference_observation_id} ({outcome.detector}): "
+    references = ", ".join(outcome.reference_observation_ids)
+    typer.echo(f"{outcome.observation_id} against {references} ({outcome.detector}): "
                f"{outcome.regions} regions, {outcome.changed_area_m2:,.0f} m2; {outcome.operating_point}")
     typer.echo(f"method: {outcome.choice}; bands {', '.join(outcome.bands)}")
+    typer.echo("stored as the observation's change evidence" if outcome.stored
+               else "what-if comparison: not stored (the stored evidence is the monitor's)")
 
 
 @change_app.command("scene")

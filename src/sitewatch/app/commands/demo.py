@@ -26,6 +26,7 @@ from sitewatch.imagery.simulate import load_ground_truth, load_scenario, simulat
 from sitewatch.pipeline.ingest import ingest
 from sitewatch.pipeline.monitor import MonitorOptions, run_monitor
 from sitewatch.store import Workspace
+from sitewatch.store.protocol import Store
 from sitewatch.store.users import user_store
 
 DEMO_SCENARIO = "reference"
@@ -124,7 +125,7 @@ def _step(console: Console, title: str) -> Iterator[Progress]:
         yield bar
 
 
-def _detect_for_alerts(ws: Workspace) -> int:
+def _detect_for_alerts(ws: Store) -> int:
     """Run the object detector on each alerted observation and the one before it; how many."""
     try:
         from sitewatch.pipeline.detect import detect_observation
@@ -159,7 +160,7 @@ def _existing_simulation(folder: Path, seed: int) -> object | None:
     return truth
 
 
-def _alert_table(ws: Workspace, alerts: list[Alert]) -> Table:
+def _alert_table(ws: Store, alerts: list[Alert]) -> Table:
     table = Table(title="Alerts per site", title_justify="left", box=box.SIMPLE, pad_edge=False,
                   collapse_padding=True)
     for column, width in (("site", 9), ("acquired", 10), ("zone", 0), ("indicator", 0),

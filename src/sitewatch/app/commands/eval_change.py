@@ -15,7 +15,7 @@ from sitewatch.analytics.change.learned import ChangeModelCard, LearnedBuildings
 from sitewatch.app.options import JsonOption, WorkspaceOption, resolve_workspace
 from sitewatch.core.errors import UnsupportedInputError
 from sitewatch.evaluation.change import DEFAULT_METHOD, LabelledPair, discover_pairs, evaluate_methods
-from sitewatch.pipeline.change import workspace_change_card
+from sitewatch.pipeline.models import workspace_change_card
 
 WORKSPACE_METHOD = "learned (workspace)"
 

@@ -24,7 +24,7 @@ from sitewatch.evaluation.detect import (
     read_folder,
     threshold_of,
 )
-from sitewatch.pipeline.detect import workspace_detector, workspace_model_card
+from sitewatch.pipeline.models import workspace_detector, workspace_model_card
 
 
 def _fmt(value: float | None, percent: bool = False) -> str:

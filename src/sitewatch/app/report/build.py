@@ -11,12 +11,13 @@ from pathlib import Path
 from jinja2 import Environment, PackageLoader, select_autoescape
 
 from sitewatch import __version__
-from sitewatch.analytics.indicators import indicator_spec
 from sitewatch.app.report.images import CLASS_COLOURS, load_chip_picture, render_picture, shared_stretch
 from sitewatch.app.report.plots import Series, timeline_svg
 from sitewatch.core.errors import UnsupportedInputError
-from sitewatch.core.types import Alert, AlertState, Assessment, Observation, Scene, Site
-from sitewatch.store import Workspace
+from sitewatch.core.indicators import IndicatorKind, indicator_spec
+from sitewatch.core.types import Alert, Assessment, Observation, Scene, Site
+from sitewatch.monitor.lifecycle import TrackRecord, track_record
+from sitewatch.store.protocol import Store
 
 ProgressCallback = Callable[[str, int, int], None]
 
@@ -44,7 +45,8 @@ class SiteSection:
     alerts: tuple[AlertEvidence, ...]
     timeline: str
     indicator_plots: tuple[str, ...]
-    track_record: dict[str, int]
+    track_record: TrackRecord
+    """How the site's alerts were judged (all of them)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,7 +59,7 @@ class ReportResult:
 
 
 def build_report(
-    workspace: Workspace,
+    workspace: Store,
     out_dir: Path | None = None,
     *,
     site_ids: Sequence[str] | None = None,
@@ -101,7 +103,7 @@ def build_report(
     )
 
 
-def _site_section(workspace: Workspace, site: Site, assets: Path) -> SiteSection:
+def _site_section(workspace: Store, site: Site, assets: Path) -> SiteSection:
     observations = tuple(workspace.observations(site.id))
     alerts = sorted(workspace.alerts(site_id=site.id), key=lambda a: a.acquired)
     evidence = tuple(_alert_evidence(workspace, alert, observations, assets) for alert in alerts)
@@ -127,10 +129,7 @@ def _site_section(workspace: Workspace, site: Site, assets: Path) -> SiteSection
                       for name in names]
             plots.append(timeline_svg(series, alerts=zone_alerts,
                                       title=f"zone {zone.id} ({zone.kind.value}): {unit}"))
-    record = Counter(a.state.value for a in alerts)
-    track_record = {state.value: record.get(state.value, 0) for state in AlertState}
-    track_record["total"] = len(alerts)
-    return SiteSection(site, observations, evidence, timeline, tuple(plots), track_record)
+    return SiteSection(site, observations, evidence, timeline, tuple(plots), track_record(alerts))
 
 
 def _by_unit(by_name: dict[str, list[tuple[datetime, float | None]]]) -> dict[str, list[str]]:
@@ -142,13 +141,14 @@ def _by_unit(by_name: dict[str, list[tuple[datetime, float | None]]]) -> dict[st
         except UnsupportedInputError:
             label = "other"
         else:
-            label = {"count": "counts", "area": "areas (m²)"}.get(spec.kind.value, spec.kind.value)
+            labels = {IndicatorKind.COUNT: "counts", IndicatorKind.AREA: "areas (m²)"}
+            label = labels.get(spec.kind, spec.kind.value)
         groups.setdefault(label, []).append(name)
     return groups
 
 
 def _alert_evidence(
-    workspace: Workspace, alert: Alert, observations: Sequence[Observation], assets: Path
+    workspace: Store, alert: Alert, observations: Sequence[Observation], assets: Path
 ) -> AlertEvidence:
     after = workspace.observation(alert.observation_id)
     min_valid = workspace.settings.min_valid_fraction

@@ -15,7 +15,6 @@ from sitewatch.app.web.cache import ResponseCache
 from sitewatch.app.web.errors import install_error_handlers
 from sitewatch.app.web.middleware import BodyLimitMiddleware, SecurityHeadersMiddleware
 from sitewatch.app.web.routes import accounts, alerts, analytics, catalog, exports, pages, tiles
-from sitewatch.store.queries import StoreRevision
 from sitewatch.store.users import UserStore, workspace_engine
 from sitewatch.store.workspace import Workspace
 
@@ -30,12 +29,10 @@ def create_app(workspace_root: Path | str, *, max_body_bytes: int = DEFAULT_MAX_
     Raises ``WorkspaceNotFoundError`` (naming ``sitewatch init``) when there is none.
     """
     ws = Workspace.open(Path(workspace_root))
-    revision = StoreRevision(ws)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         yield
-        revision.close()
         ws.close()
 
     app = FastAPI(
@@ -49,8 +46,8 @@ def create_app(workspace_root: Path | str, *, max_body_bytes: int = DEFAULT_MAX_
     )
     app.state.workspace = ws
     app.state.users = UserStore(workspace_engine(ws))
-    app.state.cache = ResponseCache(revision.current)
-    app.state.identities = IdentityCache(revision.current)
+    app.state.cache = ResponseCache(ws.revision)
+    app.state.identities = IdentityCache(ws.revision)
     install_error_handlers(app, pages.error_page)
     for module in (accounts, catalog, analytics, alerts, tiles, exports, pages):
         app.include_router(module.router)

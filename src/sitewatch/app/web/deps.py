@@ -15,18 +15,18 @@ from fastapi import Depends, Query, Request
 
 from sitewatch.app.web.errors import BadRequestError
 from sitewatch.core.timeutil import parse_utc
-from sitewatch.store.workspace import Workspace
+from sitewatch.store.protocol import Store
 
 T = TypeVar("T")
 MAX_PAGE = 1000
 
 
-async def workspace(request: Request) -> Workspace:
-    ws: Workspace = request.app.state.workspace
+async def workspace(request: Request) -> Store:
+    ws: Store = request.app.state.workspace
     return ws
 
 
-WorkspaceDep = Annotated[Workspace, Depends(workspace)]
+WorkspaceDep = Annotated[Store, Depends(workspace)]
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,11 +66,10 @@ PagingDep = Annotated[Paging, Depends(paging)]
 
 @dataclass(frozen=True, slots=True)
 class TimeRange:
+    """Inclusive bounds on acquisition time, applied by the store's queries."""
+
     since: datetime | None
     until: datetime | None
-
-    def contains(self, moment: datetime) -> bool:
-        return (self.since is None or moment >= self.since) and (self.until is None or moment <= self.until)
 
 
 def _parse(name: str, text: str | None) -> datetime | None:

@@ -19,6 +19,7 @@ from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from sitewatch.core.errors import (
+    AlertTransitionError,
     CatalogError,
     ImageryError,
     NotFoundError,
@@ -61,6 +62,7 @@ class PayloadTooLargeError(WebError, ValueError):
 # Most specific first: (error class, HTTP status, error type).
 HTTP_STATUSES: tuple[tuple[type[BaseException], int, str], ...] = (
     (AuthenticationError, 401, "unauthenticated"),
+    (AlertTransitionError, 409, "conflict"),
     (PermissionDeniedError, 403, "forbidden"),
     (WorkspaceNotFoundError, 503, "workspace_missing"),
     (NotFoundError, 404, "not_found"),

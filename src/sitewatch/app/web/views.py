@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import statistics
-from collections import Counter, defaultdict
+from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any
 
 from sitewatch.app.web import serialize
 from sitewatch.core.types import Alert, AlertState, IndicatorValue, Observation, Site
-from sitewatch.store.workspace import Workspace
+from sitewatch.monitor import lifecycle
+from sitewatch.store.protocol import Store
 
 # The state that most needs an analyst's eye comes first; a site shows its alerts' most pressing one.
 STATE_PRIORITY = (
@@ -32,14 +33,14 @@ def site_status(alerts: Sequence[Alert]) -> tuple[str | None, int]:
     return pressing, sum(1 for a in alerts if a.state in OPEN_STATES)
 
 
-def site_summary(ws: Workspace, site: Site, alerts: Sequence[Alert] | None = None) -> dict[str, Any]:
+def site_summary(ws: Store, site: Site, alerts: Sequence[Alert] | None = None) -> dict[str, Any]:
     if alerts is None:
         alerts = ws.alerts(site_id=site.id)
     state, open_count = site_status(alerts)
     return serialize.site(site, alert_state=state, open_alerts=open_count)
 
 
-def site_summaries(ws: Workspace) -> list[dict[str, Any]]:
+def site_summaries(ws: Store) -> list[dict[str, Any]]:
     by_site: dict[str, list[Alert]] = defaultdict(list)
     for alert in ws.alerts():
         by_site[alert.site_id].append(alert)
@@ -47,23 +48,10 @@ def site_summaries(ws: Workspace) -> list[dict[str, Any]]:
 
 
 def track_record(alerts: Sequence[Alert], *, before: Alert | None = None) -> dict[str, Any]:
-    """How the site's alerts (those earlier than ``before`` when given) were judged."""
-    others = [a for a in alerts if before is None or (a.id != before.id and a.acquired <= before.acquired)]
-    counts = Counter(a.state.value for a in others)
-    judged = sum(counts[s.value] for s in (AlertState.CONFIRMED, AlertState.BENIGN, AlertState.FALSE_ALARM))
-    if not others:
-        summary = "no earlier alerts at this site" if before else "no alerts at this site"
-    else:
-        summary = (
-            f"{counts[AlertState.CONFIRMED.value]} of {judged} judged alerts here were confirmed, "
-            f"{counts[AlertState.FALSE_ALARM.value]} false alarms, {counts[AlertState.BENIGN.value]} "
-            f"benign; {len(others) - judged} not yet judged"
-        )
-    return {
-        "total": len(others),
-        "by_state": {s.value: counts[s.value] for s in AlertState},
-        "summary": summary,
-    }
+    """How the site's alerts (those acquired before ``before``, when given) were judged: the one
+    :class:`~sitewatch.monitor.lifecycle.TrackRecord`, as the API shows it."""
+    record = lifecycle.track_record(alerts, before=before.acquired if before is not None else None)
+    return {"total": record.raised, "by_state": record.by_state(), "summary": record.describe()}
 
 
 def baseline_band(values: Sequence[float]) -> dict[str, float] | None:
@@ -118,7 +106,7 @@ def series(
     return out
 
 
-def timeline(ws: Workspace, site: Site) -> dict[str, Any]:
+def timeline(ws: Store, site: Site) -> dict[str, Any]:
     alerts = ws.alerts(site_id=site.id)
     observations = ws.observations(site.id)
     return {
@@ -130,7 +118,7 @@ def timeline(ws: Workspace, site: Site) -> dict[str, Any]:
     }
 
 
-def reference_for(ws: Workspace, observation: Observation) -> Observation | None:
+def reference_for(ws: Store, observation: Observation) -> Observation | None:
     """What to compare ``observation`` with: the change detector's reference, else the one before."""
     for region in ws.change_regions(observation_id=observation.id):
         return ws.observation(region.reference_observation_id)
@@ -142,7 +130,7 @@ def reference_for(ws: Workspace, observation: Observation) -> Observation | None
     return earlier[-1] if earlier else None
 
 
-def alert_detail(ws: Workspace, alert_id: str) -> dict[str, Any]:
+def alert_detail(ws: Store, alert_id: str) -> dict[str, Any]:
     alert = ws.alert(alert_id)
     site = ws.site(alert.site_id)
     site_alerts = ws.alerts(site_id=site.id)

@@ -12,7 +12,7 @@ from sitewatch.app.web.auth import Caller, analyst, reader
 from sitewatch.app.web.cache import ResponseCache
 from sitewatch.app.web.deps import PagingDep, TimeRangeDep, WorkspaceDep
 from sitewatch.core.types import AlertState, Assessment
-from sitewatch.store.workspace import Workspace
+from sitewatch.store.protocol import Store
 
 router = APIRouter(prefix="/api/alerts", tags=["alerts"])
 ReaderDep = Annotated[Caller, Depends(reader)]
@@ -33,8 +33,9 @@ async def list_alerts(
 ) -> Response:
     def build() -> dict[str, Any]:
         site_id = ws.site(site).id if site else None
-        alerts = [a for a in ws.alerts(site_id=site_id, state=state) if window.contains(a.acquired)]
-        return page.page(request, [serialize.alert(a) for a in alerts])
+        found = ws.alerts_page(site_id=site_id, state=state, since=window.since, until=window.until,
+                               limit=page.limit, offset=page.offset)
+        return page.page(request, [serialize.alert(a) for a in found.items], found.total)
 
     cache: ResponseCache = request.app.state.cache
     return await cache.respond(request, build)
@@ -50,7 +51,7 @@ def get_alert(alert_id: str, ws: WorkspaceDep, _: ReaderDep) -> dict[str, Any]:
 
 
 def triage(
-    ws: Workspace, request: Request, alert_id: str, change: schemas.TriageIn, who: str
+    ws: Store, request: Request, alert_id: str, change: schemas.TriageIn, who: str
 ) -> dict[str, Any]:
     alert = ws.set_alert_state(alert_id, change.state, who=who, comment=change.comment)
     request.app.state.cache.clear()
@@ -58,7 +59,7 @@ def triage(
 
 
 def record_assessment(
-    ws: Workspace, request: Request, alert_id: str, body: schemas.AssessmentIn, author: str
+    ws: Store, request: Request, alert_id: str, body: schemas.AssessmentIn, author: str
 ) -> dict[str, Any]:
     ws.alert(alert_id)
     assessment = Assessment(

@@ -1,6 +1,6 @@
 """Read routes for what the analytics stored: detections, change regions, indicator values.
 
-Detections can number in the millions, so these page in SQL (``sitewatch.store.queries``)
+Detections can number in the millions, so these page in the store's SQL (its ``*_page`` methods)
 instead of loading every row.
 """
 
@@ -15,8 +15,7 @@ from sitewatch.app.web.auth import Caller, reader
 from sitewatch.app.web.deps import PagingDep, TimeRangeDep, WorkspaceDep
 from sitewatch.app.web.errors import BadRequestError
 from sitewatch.app.web.serialize import GeometryCrs
-from sitewatch.store import queries
-from sitewatch.store.workspace import Workspace
+from sitewatch.store.protocol import Store
 
 router = APIRouter(prefix="/api", tags=["analytics"])
 ReaderDep = Annotated[Caller, Depends(reader)]
@@ -28,7 +27,7 @@ CrsOption = Annotated[
 
 
 def scope(
-    ws: Workspace, site: str | None, observation: str | None
+    ws: Store, site: str | None, observation: str | None
 ) -> tuple[str | None, str | None, int | None]:
     """(site id, observation id, EPSG of the site grid) of a query; a site or observation is required."""
     if site is None and observation is None:
@@ -64,8 +63,7 @@ def list_detections(
 ) -> dict[str, Any]:
     site_id, observation_id, epsg = scope(ws, site, observation)
     assert epsg is not None
-    found, total = queries.detections_page(
-        ws,
+    found = ws.detections_page(
         site_id=site_id,
         observation_id=observation_id,
         class_name=class_name,
@@ -75,7 +73,7 @@ def list_detections(
         limit=page.limit,
         offset=page.offset,
     )
-    return page.page(request, serialize.detections(found, epsg, crs), total)
+    return page.page(request, serialize.detections(list(found.items), epsg, crs), found.total)
 
 
 @router.get(
@@ -95,8 +93,7 @@ def list_change_regions(
 ) -> dict[str, Any]:
     site_id, observation_id, epsg = scope(ws, site, observation)
     assert epsg is not None
-    found, total = queries.change_regions_page(
-        ws,
+    found = ws.change_regions_page(
         site_id=site_id,
         observation_id=observation_id,
         since=window.since,
@@ -104,7 +101,7 @@ def list_change_regions(
         limit=page.limit,
         offset=page.offset,
     )
-    return page.page(request, [serialize.change_region(r, epsg, crs) for r in found], total)
+    return page.page(request, [serialize.change_region(r, epsg, crs) for r in found.items], found.total)
 
 
 @router.get(
@@ -128,6 +125,6 @@ def list_indicators(
             resolved.zone(zone)
         except KeyError as error:
             raise BadRequestError(str(error).strip("'\"")) from None
-    values = [v for v in ws.indicators(resolved.id, zone_id=zone, name=name) if window.contains(v.acquired)]
-    values.sort(key=lambda v: (v.acquired, v.zone_id, v.name))
-    return page.page(request, [serialize.indicator(v) for v in values])
+    found = ws.indicators_page(resolved.id, zone_id=zone, name=name, since=window.since, until=window.until,
+                               limit=page.limit, offset=page.offset)
+    return page.page(request, [serialize.indicator(v) for v in found.items], found.total)

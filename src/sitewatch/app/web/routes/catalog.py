@@ -53,9 +53,9 @@ def list_scenes(
     site: SiteFilter = None,
 ) -> dict[str, Any]:
     site_id = ws.site(site).id if site else None
-    scenes = [s for s in ws.scenes(site_id) if window.contains(s.acquired)]
-    scenes.sort(key=lambda s: s.acquired)
-    return page.page(request, [serialize.scene(s) for s in scenes])
+    found = ws.scenes_page(site_id=site_id, since=window.since, until=window.until, limit=page.limit,
+                           offset=page.offset)
+    return page.page(request, [serialize.scene(s) for s in found.items], found.total)
 
 
 @router.get("/scenes/{scene_id}", response_model=schemas.SceneOut, summary="One scene")
@@ -77,8 +77,9 @@ def list_observations(
     site: SiteFilter = None,
 ) -> dict[str, Any]:
     site_id = ws.site(site).id if site else None
-    observations = ws.observations(site_id, since=window.since, until=window.until)
-    return page.page(request, [serialize.observation(o) for o in observations])
+    found = ws.observations_page(site_id=site_id, since=window.since, until=window.until, limit=page.limit,
+                                 offset=page.offset)
+    return page.page(request, [serialize.observation(o) for o in found.items], found.total)
 
 
 @router.get(

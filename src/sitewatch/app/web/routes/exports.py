@@ -15,7 +15,6 @@ from sitewatch.app.web.auth import Caller, reader
 from sitewatch.app.web.deps import TimeRangeDep, WorkspaceDep
 from sitewatch.app.web.routes.analytics import scope
 from sitewatch.core.types import Alert, AlertState, Site
-from sitewatch.store import queries
 
 router = APIRouter(prefix="/api/exports", tags=["exports"])
 ReaderDep = Annotated[Caller, Depends(reader)]
@@ -60,7 +59,7 @@ def export_alerts(
 ) -> StreamingResponse:
     site_id = ws.site(site).id if site else None
     sites = {s.id: s for s in ws.sites()}
-    alerts = [a for a in ws.alerts(site_id=site_id, state=state) if window.contains(a.acquired)]
+    alerts = ws.alerts(site_id=site_id, state=state, since=window.since, until=window.until)
     rows = [(alert, sites[alert.site_id]) for alert in alerts if alert.site_id in sites]
     if fmt is Format.GEOJSON:
         chunks = exports.geojson_chunks(
@@ -103,8 +102,7 @@ def export_detections(
 
     def detections() -> Iterator[tuple[dict[str, Any], BaseGeometry]]:
         for offset in range(0, MAX_EXPORTED_DETECTIONS, _BATCH):
-            batch, _total = queries.detections_page(
-                ws,
+            batch = ws.detections_page(
                 site_id=site_id,
                 observation_id=observation_id,
                 class_name=class_name,
@@ -115,11 +113,11 @@ def export_detections(
                 offset=offset,
                 count=False,
             )
-            for detection in batch:
+            for detection in batch.items:
                 properties = serialize.detection(detection, epsg, serialize.GeometryCrs.GRID)
                 properties.pop("geometry")
                 yield properties, serialize.grid_to_wgs84(detection.geometry, epsg)
-            if len(batch) < _BATCH:
+            if len(batch.items) < _BATCH:
                 return
 
     if fmt is Format.GEOJSON:

@@ -23,7 +23,7 @@ from sitewatch.app.web.auth import Caller, reader
 from sitewatch.app.web.deps import WorkspaceDep
 from sitewatch.core.errors import ImageryError, NotFoundError
 from sitewatch.core.types import Observation
-from sitewatch.store.workspace import Workspace
+from sitewatch.store.protocol import Store
 
 router = APIRouter(prefix="/api/observations", tags=["imagery"])
 ReaderDep = Annotated[Caller, Depends(reader)]
@@ -32,7 +32,7 @@ _CACHE_HEADERS = {"Cache-Control": "private, max-age=3600"}
 _RGB_NAMES = (("red", "r", "b4"), ("green", "g", "b3"), ("blue", "b", "b2"))
 
 
-def chip_file(ws: Workspace, observation: Observation) -> Path:
+def chip_file(ws: Store, observation: Observation) -> Path:
     """The chip of ``observation``, refusing any path that leaves the workspace's chips folder."""
     chips = (ws.root / "chips").resolve()
     path = ws.chip_path(observation).resolve()
@@ -76,7 +76,7 @@ class _Stretch:
 _stretch = _Stretch()
 
 
-def _band_indexes(ws: Workspace, observation: Observation, count: int) -> tuple[int, ...]:
+def _band_indexes(ws: Store, observation: Observation, count: int) -> tuple[int, ...]:
     if count < 3:
         return (1,)
     try:
@@ -98,7 +98,7 @@ def _render(image: ImageData, observation_id: str, source: Reader, indexes: tupl
     return image.render(img_format="PNG")
 
 
-def _open(ws: Workspace, observation_id: str) -> tuple[Observation, Path]:
+def _open(ws: Store, observation_id: str) -> tuple[Observation, Path]:
     observation = ws.observation(observation_id)
     return observation, chip_file(ws, observation)
 
