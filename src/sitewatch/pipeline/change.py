@@ -151,13 +151,15 @@ def write_scene_change(
     window: int = DEFAULT_WINDOW,
     workers: int | None = None,
     progress: Callable[[int, int], None] | None = None,
+    aligned: bool = False,
 ) -> SceneChangeOutcome:
     """Compare two co-gridded rasters of any size and write a 2-band uint8 GeoTIFF: band 1 the mask
     (1 changed, 0 not), band 2 the change probability in percent; 255 where not valid.
 
     One shift and one radiometric map for the scene, then window by window
     (:mod:`sitewatch.analytics.change.scene`). The file is written under a temporary name and
-    moved into place at the end, so a failed run leaves any earlier output as it was.
+    moved into place at the end, so a failed run leaves any earlier output as it was. ``aligned``:
+    the pair is already co-registered, no shift is measured (:func:`plan_scene`).
     """
     started = time.monotonic()
     with rasterio.open(before) as first, rasterio.open(after) as second:
@@ -169,7 +171,7 @@ def write_scene_change(
             detector, bands, why = choice.detector(), choice.bands, choice.reason
         else:
             bands, why = input_bands(detector, names), "named by the caller"
-        plan = plan_scene(first, second)
+        plan = plan_scene(first, second, aligned=aligned)
         profile = {
             "driver": "GTiff", "width": first.width, "height": first.height, "count": 2, "dtype": "uint8",
             "crs": first.crs, "transform": first.transform, "nodata": NODATA, "tiled": True,

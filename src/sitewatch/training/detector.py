@@ -328,13 +328,13 @@ on the training frames is still at least this (see :func:`choose_threshold`)."""
 
 def choose_threshold(images: list[LabelledImage], predictions: list[list[PredictedObject]],
                      classes: tuple[str, ...], *, precision_floor: float = TRAINING_PRECISION_FLOOR) -> float:
-    """Operating score threshold: the lowest with precision of ``classes[0]`` >= the floor on ``images``.
+    """Operating score threshold from the (training) images: the lowest with car precision >= the floor.
 
-    For frames the detector is surer of itself on than on a new real scene: the training frames
-    when a config names no validation frames, and simulated renders for the classes validated on
-    them (:func:`class_thresholds`). There the threshold with the best F1 or the balanced count is
-    too high elsewhere; the lowest threshold that keeps precision at the floor leaves some margin.
-    Falls back to the best-F1 threshold when no threshold reaches the floor.
+    Used only when the config names no validation frames (see :func:`count_threshold`). On
+    frames it was trained on the detector is surer of itself than on a new scene, so the
+    threshold with the best F1 there is too high elsewhere; the lowest threshold that keeps
+    training precision at the floor leaves some margin. Falls back to the best-F1 threshold
+    when no threshold reaches the floor.
     """
     scores = _car_scores(images, predictions, classes)
     precise = [s.threshold for s in scores if s.precision >= precision_floor]
@@ -364,13 +364,12 @@ def class_thresholds(images: list[LabelledImage], predictions: list[list[Predict
                      fallback: float) -> dict[str, float]:
     """Operating threshold per class, each chosen on validation frames never trained on.
 
-    ``real_classes`` (the car) have real validation frames: the threshold with the smallest mean
-    relative count error of that class there (ties: better F1). The other classes are validated on
-    simulated renders (and any real validation frame holding them), where the model is surer of
-    itself than on real imagery (on renders its large vehicles score 0.6-0.9; where their count
-    balances is well above where real trucks score): their threshold is the lowest at which
-    precision on those frames stays at least :data:`TRAINING_PRECISION_FLOOR`. A class found in
-    none of them gets the car's threshold, or ``fallback`` when there is none.
+    The rule (fixed before any test figure was seen): a class's threshold is the one with the
+    smallest mean relative count error of that class (ties: better F1), on the real validation
+    frames for ``real_classes`` and on the real validation frames holding the class plus the
+    simulated validation renders for the others; a class found in none of them gets the car's
+    threshold, or ``fallback`` when there is none. (Renders overstate how sure the model is of
+    real trucks: docs/detector.md says what that does to their counts on real imagery.)
     """
     chosen: dict[str, float] = {}
     for class_name in classes:
@@ -379,17 +378,13 @@ def class_thresholds(images: list[LabelledImage], predictions: list[list[Predict
             if any(o.class_name == class_name for o in image.objects):
                 pool_images.append(image)
                 pool_predictions.append(found)
-        if class_name in real_classes:
-            if pool_images:
-                chosen[class_name] = count_threshold(pool_images, pool_predictions, (class_name,))
-            continue
-        if simulated is not None:
+        if class_name not in real_classes and simulated is not None:
             for image, found in zip(*simulated, strict=True):
                 if any(o.class_name == class_name for o in image.objects):
                     pool_images.append(image)
                     pool_predictions.append(found)
         if pool_images:
-            chosen[class_name] = choose_threshold(pool_images, pool_predictions, (class_name,))
+            chosen[class_name] = count_threshold(pool_images, pool_predictions, (class_name,))
     base = chosen.get("car", fallback)
     return {c: chosen.get(c, base) for c in classes}
 
@@ -487,7 +482,6 @@ def train_detector(config: DetectorTrainingConfig,
     torch.set_num_threads(max(1, config.threads - 1))
     torch.use_deterministic_algorithms(True)
     split = _split(config)
-    train_images, validation_images, held_images = split.training_images, split.validation, split.holdout
     frames = _training_frames(config, split)
     sampler = CropSampler(frames, model_gsd=config.model_gsd, crop=config.crop,
                           augmentation=config.augmentation, seed=config.seed,
@@ -546,6 +540,25 @@ def train_detector(config: DetectorTrainingConfig,
         architecture={"model": "CenterNetLite", "width": config.width}, weights_file=weights.name,
         weights_sha256=save_weights(weights, state_arrays(model)),
     )
+    card, holdout, holdout_simulated = measured_card(
+        config, split, card,
+        training={"config": config.raw, "parameters": parameter_count(model),
+                  "frames": [f.name for f in frames], "torch": torch.__version__,
+                  "hard_negatives_mined": mined, "seconds": round(time.monotonic() - started, 1)})
+    card_path = onnx_path.with_suffix(".json")
+    card_path.write_text(json.dumps(card.to_dict(), indent=2, sort_keys=False) + "\n", encoding="utf-8")
+    return TrainingResult(onnx_path, card_path, sha256, parameter_count(model),
+                          time.monotonic() - started, {"real": holdout, "simulated": holdout_simulated})
+
+
+def measured_card(config: DetectorTrainingConfig, split: _Split, card: ModelCard, *,
+                  training: dict[str, object]) -> tuple[ModelCard, dict[str, object], dict[str, object]]:
+    """The card of the exported model ``card`` describes, with its operating thresholds chosen on the
+    validation frames and renders (:func:`class_thresholds`) and its scores on every frame group;
+    returns it with the real and simulated held-out scores. Depends only on the model file, the
+    config and the frames, so it can be re-measured without training again."""
+    onnx_path = config.output.parent / card.onnx_file
+    train_images, validation_images, held_images = split.training_images, split.validation, split.holdout
     detector = OnnxDetector(onnx_path, card, threads=config.threads)
     predict = _predict_with(detector)
     train_predictions = [predict(i) for i in train_images]
@@ -578,14 +591,9 @@ def train_detector(config: DetectorTrainingConfig,
         class_thresholds=tuple((c, round(float(t), 2)) for c, t in thresholds.items() if c in config.classes),
         validated_on_real=real_classes,
         data_credit=CREDIT + (MOSAIC_CREDIT if config.mosaics else ()),
-        training={"config": config.raw, "parameters": parameter_count(model),
-                  "frames": [f.name for f in frames], "torch": torch.__version__,
-                  "hard_negatives_mined": mined,
-                  "seconds": round(time.monotonic() - started, 1)},
+        training=training,
         metrics={"holdout": holdout, "validation": validation, "holdout_simulated": holdout_simulated,
                  "train": _summarise(train_images, train_predictions, config.classes, thresholds)},
     )
-    card_path = onnx_path.with_suffix(".json")
-    card_path.write_text(json.dumps(card.to_dict(), indent=2, sort_keys=False) + "\n", encoding="utf-8")
-    return TrainingResult(onnx_path, card_path, sha256, parameter_count(model),
-                          time.monotonic() - started, {"real": holdout, "simulated": holdout_simulated})
+    return card, holdout, holdout_simulated
+

@@ -90,18 +90,27 @@ def _check_pair(before: DatasetReader, after: DatasetReader) -> None:
         )
 
 
+ALIGNED = Registration((0.0, 0.0), 1.0, 0, 0, 0.0)
+"""The registration of a pair its user says is already co-registered (no shift measured)."""
+
+
 def plan_scene(before: DatasetReader, after: DatasetReader, *,
-               settings: CoregistrationSettings | None = None) -> ScenePlan:
+               settings: CoregistrationSettings | None = None, aligned: bool = False) -> ScenePlan:
     """Measure the scene's shift (phase correlation on textured probe tiles; raises
     :class:`~sitewatch.imagery.coregister.CoregistrationError` when they cannot agree) and fit
-    one radiometric map of ``after`` onto ``before`` over the shifted probe tiles."""
+    one radiometric map of ``after`` onto ``before`` over the shifted probe tiles.
+
+    ``aligned``: the pair is already co-registered (orthorectified together, or aligned by the
+    user), so no shift is measured. For dates so different that the probe tiles cannot agree on
+    one (a town flattened by a tornado), which co-registration rightly refuses to guess."""
     _check_pair(before, after)
     probes = []
     for window in probe_windows(before.width, before.height):
         reference = before.read(window=window).astype(np.float32)
         moving = after.read(window=window).astype(np.float32)
         probes.append((reference, moving, _valid(before, reference) & _valid(after, moving)))
-    registration = shift_from_tiles([(r, m) for r, m, v in probes if v.all()], settings)
+    textured = [(r, m) for r, m, v in probes if v.all()]
+    registration = ALIGNED if aligned else shift_from_tiles(textured, settings)
     references, aligned, valids = [], [], []
     for reference, moving, valid in probes:
         shifted, covered = apply_shift(moving, registration.shift, valid=valid)

@@ -79,6 +79,10 @@ def scene(
     workers: Annotated[
         int | None, typer.Option(help="Windows processed at a time (default: CPU count, at most 4).")
     ] = None,
+    aligned: Annotated[
+        bool, typer.Option("--aligned", help="The dates are already co-registered: measure no shift (for "
+                                             "pairs too changed for the probe tiles to agree on one).")
+    ] = False,
     json_output: JsonOption = False,
 ) -> None:
     """Compare two co-gridded rasters of any size window by window (one shift and one radiometric
@@ -97,7 +101,7 @@ def scene(
             bar.update(task, completed=done, total=total)
 
         outcome = write_scene_change(before, after, output, detector=detector, window=window, workers=workers,
-                                     progress=advance)
+                                     progress=advance, aligned=aligned)
     if json_output:
         typer.echo(json.dumps(asdict(outcome), indent=2, default=str))
         return
