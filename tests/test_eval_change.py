@@ -140,7 +140,7 @@ def test_cli_json_reports_every_method_and_its_operating_point(tmp_path: Path) -
     assert outcome.exit_code == 0, outcome.output
     report = json.loads(outcome.output)
     assert [m["method"] for m in report["methods"]] == [
-        "contrast", "cva", "irmad", "learned", "pca-kmeans", "segments", "default"]
+        "contrast", "cva", "irmad", "learned", "learned-site", "pca-kmeans", "segments", "default"]
     assert report["labelled_pixels"] == 2 * 64 * 64 and report["not_scored"] == []
     assert report["inputs"]["pair_0"] == {"gsd": None, "gsd_source": "unknown",
                                           "bands": ["red", "green", "blue"]}
@@ -190,8 +190,9 @@ def test_a_method_without_its_bands_is_left_out_or_refused(tmp_path: Path) -> No
     (pair,) = discover_pairs(tmp_path)
     evaluation = evaluate_methods([pair])
     assert "learned" not in [s.method for s in evaluation.scores]
-    ((name, why),) = evaluation.not_scored
-    assert name == "learned" and "red, green, blue bands by name" in why and "'b1', 'b2'" in why
+    assert [name for name, _ in evaluation.not_scored] == ["learned", "learned-site"]
+    for _, why in evaluation.not_scored:
+        assert "red, green, blue bands by name" in why and "'b1', 'b2'" in why
     default = next(s for s in evaluation.scores if s.method == "default")
     assert default.chosen == (("Site", "irmad"),)
     refused = CliRunner().invoke(app, ["eval", "change", str(tmp_path), "--method", "learned"])

@@ -55,7 +55,7 @@ def test_registry_and_protocol(detector: OnnxDetector) -> None:
         get_detector("nope")
 
 
-@pytest.mark.parametrize("gsd", [0.05, 2.0, 10.0, float("nan")])
+@pytest.mark.parametrize("gsd", [0.04, 2.0, 10.0, float("nan")])
 def test_gsd_outside_range_is_refused(detector: OnnxDetector, gsd: float) -> None:
     image = np.zeros((3, 64, 64), np.uint8)
     with pytest.raises(UnsupportedInputError, match="ground sample distance"):

@@ -108,6 +108,6 @@ def test_detection_at_5_m_is_skipped_and_stores_nothing(tmp_path: Path) -> None:
         assert ws.add_scene(record, [(observation, path)])
         summary = detect_observation(ws, observation)
         assert summary.skipped is not None
-        assert "0.1-1.0 m" in summary.skipped and "got 5.0 m" in summary.skipped
+        assert "0.05-1.0 m" in summary.skipped and "got 5.0 m" in summary.skipped
         assert (summary.count, summary.per_zone, summary.classes) == (0, {}, ())
         assert ws.detections(observation_id="obs-5m") == []

@@ -100,5 +100,5 @@ def test_shipped_models_carry_matching_float_weights(card_name: str) -> None:
     assert card.weights_file and card.architecture["width"] > 0
     arrays = load_weights(card_path.parent / card.weights_file, card.weights_sha256, card=card_path)
     model = (CenterNetLite(5, width=card.architecture["width"]) if "vehicles" in card_name
-             else SiameseUNet(card.architecture["width"]))
+             else SiameseUNet(card.architecture["width"], card.architecture["outputs"]))
     load_into(model, arrays, source=card_path)
