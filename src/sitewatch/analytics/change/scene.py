@@ -111,15 +111,15 @@ def plan_scene(before: DatasetReader, after: DatasetReader, *,
         probes.append((reference, moving, _valid(before, reference) & _valid(after, moving)))
     textured = [(r, m) for r, m, v in probes if v.all()]
     registration = ALIGNED if aligned else shift_from_tiles(textured, settings)
-    references, aligned, valids = [], [], []
+    references, shifted_tiles, valids = [], [], []
     for reference, moving, valid in probes:
         shifted, covered = apply_shift(moving, registration.shift, valid=valid)
         references.append(reference.reshape(reference.shape[0], -1))
-        aligned.append(shifted.reshape(shifted.shape[0], -1))
+        shifted_tiles.append(shifted.reshape(shifted.shape[0], -1))
         valids.append((covered & valid).ravel())
     try:
         fit: RadiometricFit | None = fit_radiometry(
-            np.concatenate(references, axis=1)[:, None], np.concatenate(aligned, axis=1)[:, None],
+            np.concatenate(references, axis=1)[:, None], np.concatenate(shifted_tiles, axis=1)[:, None],
             valid=np.concatenate(valids)[None])
     except RadiometryError:
         fit = None
