@@ -15,7 +15,7 @@ from e2e.sample_workspace import PASSWORD, SampleWorkspace, build_sample_workspa
 from sitewatch.app.web import create_app
 from sitewatch.app.web.routes.tiles import chip_file
 from sitewatch.core.errors import NotFoundError, WorkspaceNotFoundError
-from sitewatch.store.users import UserStore, workspace_engine
+from sitewatch.store.users import user_store
 from sitewatch.store.workspace import Workspace
 
 
@@ -298,7 +298,7 @@ def test_missing_workspace_names_the_fix(tmp_path: Path) -> None:
 
 def test_revoked_token_is_refused_at_once(client: TestClient, sample: SampleWorkspace) -> None:
     with Workspace.open(sample.root) as ws:
-        users = UserStore(workspace_engine(ws))
+        users = user_store(ws)
         secret = users.issue_token("viewer", "short-lived")
         headers = {"Authorization": f"Bearer {secret}"}
         assert client.get("/api/sites", headers=headers).status_code == 200

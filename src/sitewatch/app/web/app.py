@@ -15,7 +15,7 @@ from sitewatch.app.web.cache import ResponseCache
 from sitewatch.app.web.errors import install_error_handlers
 from sitewatch.app.web.middleware import BodyLimitMiddleware, SecurityHeadersMiddleware
 from sitewatch.app.web.routes import accounts, alerts, analytics, catalog, exports, pages, tiles
-from sitewatch.store.users import UserStore, workspace_engine
+from sitewatch.store.users import user_store
 from sitewatch.store.workspace import Workspace
 
 STATIC = Path(__file__).resolve().parent / "static"
@@ -45,7 +45,7 @@ def create_app(workspace_root: Path | str, *, max_body_bytes: int = DEFAULT_MAX_
         lifespan=lifespan,
     )
     app.state.workspace = ws
-    app.state.users = UserStore(workspace_engine(ws))
+    app.state.users = user_store(ws)
     app.state.cache = ResponseCache(ws.revision)
     app.state.identities = IdentityCache(ws.revision)
     install_error_handlers(app, pages.error_page)
