@@ -8,6 +8,7 @@ one-off run can change a setting without editing the file.
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import math
 import os
 import tomllib
@@ -56,8 +57,7 @@ class Settings:
             raise _bad("database_url", f"{self.database_url!r} must be a string (a SQLAlchemy URL)")
         _check_integer("password_hash_cost", self.password_hash_cost, low=10, high=20)
         _check_integer("token_lifetime_days", self.token_lifetime_days, low=1, high=3650)
-        if not isinstance(self.trusted_proxies, str):
-            raise _bad("trusted_proxies", f"{self.trusted_proxies!r} must be a string like \"127.0.0.1\"")
+        _check_proxies(self.trusted_proxies)
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any], *, source: str) -> Settings:
@@ -117,6 +117,20 @@ def _check_number(name: str, value: object) -> None:
 def _check_integer(name: str, value: object, *, low: int, high: int) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
         raise _bad(name, f"{value!r} must be a whole number from {low} to {high}")
+
+
+def _check_proxies(value: object) -> None:
+    if not isinstance(value, str):
+        raise _bad("trusted_proxies", f"{value!r} must be a string like \"127.0.0.1, 10.0.0.0/8\"")
+    for entry in filter(None, (part.strip() for part in value.split(","))):
+        if entry == "*":
+            continue
+        try:
+            ipaddress.ip_network(entry, strict=False)
+        except ValueError:
+            raise _bad(
+                "trusted_proxies", f"{entry!r} is not an IP address, a network (10.0.0.0/8) or '*'"
+            ) from None
 
 
 def _check_fraction(name: str, value: object, *, open_interval: bool) -> None:

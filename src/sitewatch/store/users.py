@@ -628,6 +628,10 @@ class UserStore:
 
     def user_for_token(self, secret: str) -> User:
         """The owner of API token ``secret``, else :class:`AuthenticationError`."""
+        return self.token_holder(secret)[0]
+
+    def token_holder(self, secret: str) -> tuple[User, datetime]:
+        """The owner of API token ``secret`` and when the token expires; else :class:`AuthenticationError`."""
         query = (
             sa.select(users_table, api_tokens_table.c.expires)
             .join(api_tokens_table, api_tokens_table.c.user_name == users_table.c.name)
@@ -639,20 +643,13 @@ class UserStore:
             raise AuthenticationError(
                 "the API token is unknown or revoked; issue one with `sitewatch users token NAME`"
             )
-        if ensure_utc(row.expires) <= self._clock():
+        expires = ensure_utc(row.expires)
+        if expires <= self._clock():
             raise AuthenticationError(
-                f"the API token expired on {ensure_utc(row.expires):%Y-%m-%d}; "
+                f"the API token expired on {expires:%Y-%m-%d}; "
                 f"issue a new one with `sitewatch users token {row.name}`"
             )
-        return _user(row)
-
-    def token_expiry(self, secret: str) -> datetime | None:
-        """When token ``secret`` expires; None when there is no such token."""
-        with self._engine.connect() as connection:
-            expires = connection.execute(
-                sa.select(api_tokens_table.c.expires).where(api_tokens_table.c.token_hash == _digest(secret))
-            ).scalar()
-        return None if expires is None else ensure_utc(expires)
+        return _user(row), expires
 
     # browser sessions ----------------------------------------------------------------------
 
