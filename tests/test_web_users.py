@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import hashlib
+import threading
+import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -16,6 +20,7 @@ from sitewatch.core.errors import NotFoundError, StoreError, ValidationError
 from sitewatch.store.migrate import alembic_config, upgrade_to_head
 from sitewatch.store.settings import Settings
 from sitewatch.store.users import (
+    CONCURRENT_HASHES,
     SCRYPT_LOG2_N,
     SCRYPT_P,
     SCRYPT_R,
@@ -412,3 +417,28 @@ def test_migration_gives_old_tokens_an_expiry(tmp_path: Path) -> None:
         assert timedelta(days=89) < token.expires - datetime.now(UTC) <= timedelta(days=90)
     finally:
         engine.dispose()
+
+
+def test_at_most_a_few_hashes_run_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each N=2^17 hash takes 128 MiB: a burst of log-ins must not take gigabytes."""
+    real = hashlib.scrypt
+    running, most = 0, 0
+    lock = threading.Lock()
+
+    def counted(*args: Any, **kwargs: Any) -> bytes:
+        nonlocal running, most
+        with lock:
+            running += 1
+            most = max(most, running)
+        try:
+            time.sleep(0.05)  # long enough for the other threads to pile up
+            return real(*args, **kwargs)
+        finally:
+            with lock:
+                running -= 1
+
+    monkeypatch.setattr(hashlib, "scrypt", counted)
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        hashes = list(pool.map(lambda n: hash_password(f"password-{n}", log2_n=10), range(32)))
+    assert len(set(hashes)) == 32
+    assert most == CONCURRENT_HASHES

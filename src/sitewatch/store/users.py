@@ -21,6 +21,7 @@ import logging
 import math
 import re
 import secrets
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -217,11 +218,18 @@ def hash_is_weaker(encoded: str, *, log2_n: int = SCRYPT_LOG2_N) -> bool:
         return True
 
 
+CONCURRENT_HASHES = 4
+"""Password hashes computed at once per process: each takes 128 MiB, so a burst of log-ins from many
+addresses waits its turn instead of taking gigabytes."""
+_hash_slots = threading.BoundedSemaphore(CONCURRENT_HASHES)
+
+
 def _scrypt(password: str, salt: bytes, n: int, r: int, p: int, length: int) -> bytes:
     # scrypt needs 128 * r * N bytes; the standard library refuses more than 32 MiB unless told.
-    return hashlib.scrypt(
-        password.encode("utf-8"), salt=salt, n=n, r=r, p=p, dklen=length, maxmem=129 * r * n + 2**20
-    )
+    with _hash_slots:
+        return hashlib.scrypt(
+            password.encode("utf-8"), salt=salt, n=n, r=r, p=p, dklen=length, maxmem=129 * r * n + 2**20
+        )
 
 
 @cache

@@ -101,7 +101,10 @@ def _to_login(request: Request) -> RedirectResponse:
 
 @router.get("/login", response_class=HTMLResponse)
 def login_page(
-    request: Request, next: str | None = None, failed: bool = False, wait: Annotated[int, Query(ge=0)] = 0
+    request: Request,
+    next: str | None = None,
+    failed: bool = False,
+    wait: Annotated[int, Query(ge=0, le=86400)] = 0,
 ) -> Response:
     token = secrets.token_urlsafe(32)
     answer = templates.TemplateResponse(
