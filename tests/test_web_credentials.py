@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -313,3 +314,13 @@ def test_trusted_proxies_setting_is_checked(sample: SampleWorkspace, monkeypatch
     monkeypatch.setenv("SITEWATCH_TRUSTED_PROXIES", "localhost")
     with pytest.raises(ValueError, match=r"trusted_proxies.*not an IP address"):
         create_app(sample.root)
+
+
+def test_a_remembered_token_is_refused_once_it_expires(client: TestClient, sample: SampleWorkspace) -> None:
+    """The identity cache keeps a caller until the store changes; a token's expiry must end that too."""
+    with Workspace.open(sample.root) as ws:
+        brief = user_store(ws).issue_token("viewer", "brief", lifetime=timedelta(seconds=2))
+    assert client.get("/api/sites", headers=bearer(brief)).status_code == 200
+    assert client.get("/api/sites", headers=bearer(brief)).status_code == 200  # now remembered
+    time.sleep(2.1)  # no commit in between: only the expiry can end it
+    assert_error(client.get("/api/sites", headers=bearer(brief)), 401)
