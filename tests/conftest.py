@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -26,6 +27,18 @@ def shared_data() -> Path:
 @pytest.fixture(scope="session")
 def test_data() -> Path:
     return TEST_DATA
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _cheap_password_hashes() -> Iterator[None]:
+    """scrypt at N=2^10 instead of the shipped 2^17 (seconds per hash on a busy CI machine).
+
+    It is the workspace setting ``password_hash_cost`` (SITEWATCH_PASSWORD_HASH_COST), set for
+    the whole session so module-scoped workspaces and served subprocesses see it too.
+    """
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("SITEWATCH_PASSWORD_HASH_COST", "10")
+        yield
 
 
 @pytest.fixture(autouse=True)

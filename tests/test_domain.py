@@ -208,6 +208,10 @@ def test_time_helpers() -> None:
     assert parse_utc("2019-02-22") == datetime(2019, 2, 22, tzinfo=UTC)
     with pytest.raises(ValueError, match="2019-02-22"):
         parse_utc("22/02/2019")
+    for edge in ("0001-01-01T00:00:00+14:00", "9999-12-31T23:59:59-14:00"):  # representable only locally
+        with pytest.raises(ValueError, match="outside the years 1 to 9999"):
+            parse_utc(edge)
+    assert parse_utc("0001-01-01T00:00:00-01:00") == datetime(1, 1, 1, 1, tzinfo=UTC)
 
 
 # --- UTM maths, against pyproj ---------------------------------------------------------------------

@@ -15,7 +15,7 @@ from e2e.sample_workspace import PASSWORD, SampleWorkspace, build_sample_workspa
 from sitewatch.app.web import create_app
 from sitewatch.app.web.routes.tiles import chip_file
 from sitewatch.core.errors import NotFoundError, WorkspaceNotFoundError
-from sitewatch.store.users import UserStore, workspace_engine
+from sitewatch.store.users import user_store
 from sitewatch.store.workspace import Workspace
 
 
@@ -240,6 +240,15 @@ def test_oversized_bodies_are_refused(client: TestClient, sample: SampleWorkspac
         ("GET", "/api/detections?site=testport&crs=epsg4326", None),
         ("GET", "/api/indicators?site=testport&zone=nowhere", None),
         ("GET", "/api/observations/x/tiles/99/0/0.png", None),
+        # offsets past the database's 64-bit integers, and times that leave years 1-9999 in UTC (issue 17)
+        ("GET", "/api/alerts?offset=9223372036854775808", None),
+        ("GET", "/api/scenes?offset=9223372036854775807", None),
+        ("GET", "/api/detections?site=testport&offset=99999999999999999999", None),
+        ("GET", "/api/alerts?since=0001-01-01T00:00:00%2B14:00", None),
+        ("GET", "/api/alerts?until=9999-12-31T23:59:59-14:00", None),
+        ("GET", "/api/observations?since=0001-01-01T00:00:00%2B14:00", None),
+        ("GET", "/api/exports/alerts.geojson?until=9999-12-31T23:59:59-14:00", None),
+        ("GET", "/api/exports/detections.kml?site=testport&since=0001-01-01T00:00:00%2B14:00", None),
         ("GET", "/api/exports/alerts.shp", None),
         ("POST", "/api/alerts/alert-trucks/state", {"state": "closed"}),
         ("POST", "/api/alerts/alert-trucks/state", {"state": "benign", "extra": 1}),
@@ -273,7 +282,35 @@ def test_bad_input_is_400(
     ],
 )
 def test_unknown_things_are_404(client: TestClient, sample: SampleWorkspace, url: str) -> None:
-    assert_error(client.get(url, headers=bearer(sample, "viewer")), 404, "not_found")
+    error = assert_error(client.get(url, headers=bearer(sample, "viewer")), 404, "not_found")
+    # the server's folders are nobody's business: the workspace is named, never its path
+    for folder in (sample.root.parent, sample.root.resolve().parent):
+        assert str(folder) not in error["message"]
+
+
+def test_error_pages_show_no_workspace_path(client: TestClient, sample: SampleWorkspace) -> None:
+    browser, _ = _session(client, "viewer")
+    page = browser.get("/sites/nowhere", headers={"Accept": "text/html"})
+    assert page.status_code == 404 and "no site &#39;nowhere&#39; in workspace" in page.text
+    assert str(sample.root.resolve().parent) not in page.text
+
+
+@pytest.mark.parametrize("url", ["/openapi.json", "/docs", "/redoc"])
+def test_api_docs_need_log_in_like_everything_but_login(
+    client: TestClient, sample: SampleWorkspace, url: str
+) -> None:
+    anonymous = TestClient(client.app)
+    answer = anonymous.get(url, follow_redirects=False)
+    if url == "/openapi.json":
+        assert_error(answer, 401, "unauthenticated")
+    else:
+        assert answer.status_code == 303 and answer.headers["location"] == f"/login?next={url}"
+    allowed = client.get(url, headers=bearer(sample, "viewer"))
+    assert allowed.status_code == 200
+    if url == "/openapi.json":
+        assert "/api/alerts" in allowed.json()["paths"]
+    browser, _ = _session(client, "viewer")
+    assert browser.get(url).status_code == 200
 
 
 def test_wrong_method_has_the_error_shape(client: TestClient, sample: SampleWorkspace) -> None:
@@ -298,7 +335,7 @@ def test_missing_workspace_names_the_fix(tmp_path: Path) -> None:
 
 def test_revoked_token_is_refused_at_once(client: TestClient, sample: SampleWorkspace) -> None:
     with Workspace.open(sample.root) as ws:
-        users = UserStore(workspace_engine(ws))
+        users = user_store(ws)
         secret = users.issue_token("viewer", "short-lived")
         headers = {"Authorization": f"Bearer {secret}"}
         assert client.get("/api/sites", headers=headers).status_code == 200

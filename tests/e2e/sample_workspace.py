@@ -30,7 +30,7 @@ from sitewatch.core.types import (
     Zone,
     ZoneKind,
 )
-from sitewatch.store.users import UserStore, workspace_engine
+from sitewatch.store.users import user_store
 from sitewatch.store.workspace import Workspace
 
 SITE_ID = "testport"
@@ -234,7 +234,7 @@ def build_sample_workspace(root: Path) -> SampleWorkspace:
         ws.upsert_alerts(alerts)
         ws.set_alert_state("alert-quiet", AlertState.BENIGN, who="seed", comment="routine")
         alert_ids = [a.id for a in alerts]
-        users = UserStore(workspace_engine(ws))
+        users = user_store(ws)
         tokens = {}
         for role in ("admin", "analyst", "viewer"):
             users.ensure_user(role, PASSWORD, role)

@@ -18,8 +18,14 @@ def parse_utc(text: str) -> datetime:
     if cleaned.endswith(("Z", "z")):
         cleaned = cleaned[:-1] + "+00:00"
     try:
-        return ensure_utc(datetime.fromisoformat(cleaned))
+        parsed = datetime.fromisoformat(cleaned)
     except ValueError:
         raise ValueError(
             f"{text!r} is not an ISO 8601 date or datetime; write e.g. 2019-02-22 or 2019-02-22T02:31:00Z"
+        ) from None
+    try:
+        return ensure_utc(parsed)
+    except OverflowError:  # e.g. 0001-01-01T00:00+14:00 is before the first representable UTC instant
+        raise ValueError(
+            f"{text!r} falls outside the years 1 to 9999 once converted to UTC; give a time within them"
         ) from None

@@ -8,6 +8,7 @@ one-off run can change a setting without editing the file.
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import math
 import os
 import tomllib
@@ -36,6 +37,13 @@ class Settings:
     """Observations with less valid (cloud-free, covered) area than this are not scored."""
     database_url: str = ""
     """SQLAlchemy URL of the database; empty means the SQLite file ``sitewatch.db`` in the workspace."""
+    password_hash_cost: int = 17
+    """log2 of scrypt's N for new password hashes (r=8, p=1): 17 is the OWASP minimum; lower only in tests."""
+    token_lifetime_days: int = 90
+    """Days an API token stays valid when its issuer does not choose; after that it is refused."""
+    trusted_proxies: str = ""
+    """Comma-separated addresses (or networks, or ``*``) of reverse proxies whose X-Forwarded-For and
+    X-Forwarded-Proto headers the web server believes; empty believes none."""
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name.strip():
@@ -47,6 +55,9 @@ class Settings:
         _check_fraction("min_valid_fraction", self.min_valid_fraction, open_interval=False)
         if not isinstance(self.database_url, str):
             raise _bad("database_url", f"{self.database_url!r} must be a string (a SQLAlchemy URL)")
+        _check_integer("password_hash_cost", self.password_hash_cost, low=10, high=20)
+        _check_integer("token_lifetime_days", self.token_lifetime_days, low=1, high=3650)
+        _check_proxies(self.trusted_proxies)
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any], *, source: str) -> Settings:
@@ -103,6 +114,25 @@ def _check_number(name: str, value: object) -> None:
         raise _bad(name, f"{value!r} is not a finite number")
 
 
+def _check_integer(name: str, value: object, *, low: int, high: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise _bad(name, f"{value!r} must be a whole number from {low} to {high}")
+
+
+def _check_proxies(value: object) -> None:
+    if not isinstance(value, str):
+        raise _bad("trusted_proxies", f"{value!r} must be a string like \"127.0.0.1, 10.0.0.0/8\"")
+    for entry in filter(None, (part.strip() for part in value.split(","))):
+        if entry == "*":
+            continue
+        try:
+            ipaddress.ip_network(entry, strict=False)
+        except ValueError:
+            raise _bad(
+                "trusted_proxies", f"{entry!r} is not an IP address, a network (10.0.0.0/8) or '*'"
+            ) from None
+
+
 def _check_fraction(name: str, value: object, *, open_interval: bool) -> None:
     _check_number(name, value)
     value = cast(float, value)
@@ -122,6 +152,11 @@ def _convert(name: str, annotation: object, value: object, source: str) -> objec
                 raise _bad(name, f"{value!r} from {source} is not a number") from None
         if isinstance(value, int) and not isinstance(value, bool):
             return float(value)
+    if annotation in (int, "int") and isinstance(value, str):
+        try:
+            return int(value)
+        except ValueError:
+            raise _bad(name, f"{value!r} from {source} is not a whole number") from None
     return value
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from sitewatch import __version__
 from sitewatch.app.web.auth import IdentityCache
@@ -15,7 +16,7 @@ from sitewatch.app.web.cache import ResponseCache
 from sitewatch.app.web.errors import install_error_handlers
 from sitewatch.app.web.middleware import BodyLimitMiddleware, SecurityHeadersMiddleware
 from sitewatch.app.web.routes import accounts, alerts, analytics, catalog, exports, pages, tiles
-from sitewatch.store.users import UserStore, workspace_engine
+from sitewatch.store.users import user_store
 from sitewatch.store.workspace import Workspace
 
 STATIC = Path(__file__).resolve().parent / "static"
@@ -43,9 +44,13 @@ def create_app(workspace_root: Path | str, *, max_body_bytes: int = DEFAULT_MAX_
         "(`sitewatch users token NAME`) or a session cookie from POST /api/auth/login; "
         "writes with a cookie also need the X-CSRF-Token header.",
         lifespan=lifespan,
+        # Served by routes.pages behind log-in, like everything but /login (docs/web.md).
+        openapi_url=None,
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.workspace = ws
-    app.state.users = UserStore(workspace_engine(ws))
+    app.state.users = user_store(ws)
     app.state.cache = ResponseCache(ws.revision)
     app.state.identities = IdentityCache(ws.revision)
     install_error_handlers(app, pages.error_page)
@@ -54,4 +59,8 @@ def create_app(workspace_root: Path | str, *, max_body_bytes: int = DEFAULT_MAX_
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     app.add_middleware(SecurityHeadersMiddleware)
     app.add_middleware(BodyLimitMiddleware, max_bytes=max_body_bytes)
+    if proxies := ws.settings.trusted_proxies.strip():
+        # Outermost, so every route sees the browser's scheme (Secure cookies) and address (throttle).
+        # Only listed proxies are believed: anyone else could claim any address or HTTPS.
+        app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=proxies)
     return app

@@ -35,12 +35,25 @@ class Caller:
     csrf_token: str | None
     """None for bearer-token callers, who are not exposed to cross-site request forgery."""
     expires: datetime | None = None
-    """When the session ends; None for bearer tokens, valid until revoked."""
+    """When the session or token expires (a remembered caller is dropped then)."""
 
 
 def user_store(request: Request) -> UserStore:
     store: UserStore = request.app.state.users
     return store
+
+
+def client_address(request: Request) -> str | None:
+    """The caller's address: the socket's peer, or what a trusted proxy says (see ``create_app``)."""
+    return request.client.host if request.client is not None else None
+
+
+def is_https(request: Request) -> bool:
+    """Whether the browser reached us over HTTPS, directly or through a trusted proxy that says so.
+
+    Cookies are then marked ``Secure`` so the browser never sends them over plain HTTP.
+    """
+    return request.url.scheme == "https"
 
 
 def _bearer(request: Request) -> str | None:
@@ -98,9 +111,12 @@ def identify(request: Request) -> Caller | None:
     token = _bearer(request)
     caller: Caller | None = None
     if token is not None:
-        caller = identities.lookup(
-            "token", token, lambda: Caller(user=user_store(request).user_for_token(token), csrf_token=None)
-        )
+
+        def load_token() -> Caller:
+            user, expires = user_store(request).token_holder(token)
+            return Caller(user=user, csrf_token=None, expires=expires)
+
+        caller = identities.lookup("token", token, load_token)
     elif cookie := request.cookies.get(SESSION_COOKIE):
 
         def load() -> Caller:

@@ -19,6 +19,8 @@ from sitewatch.store.protocol import Store
 
 T = TypeVar("T")
 MAX_PAGE = 1000
+MAX_OFFSET = 10**12
+"""Far beyond any listing; it keeps offsets within the database's 64-bit integers."""
 
 
 async def workspace(request: Request) -> Store:
@@ -56,7 +58,7 @@ class Paging:
 
 async def paging(
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE, description=f"page size, at most {MAX_PAGE}")] = 100,
-    offset: Annotated[int, Query(ge=0, description="items to skip")] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET, description="items to skip")] = 0,
 ) -> Paging:
     return Paging(limit=limit, offset=offset)
 

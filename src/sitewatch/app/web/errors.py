@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -29,7 +30,7 @@ from sitewatch.core.errors import (
     ValidationError,
     WorkspaceNotFoundError,
 )
-from sitewatch.store.users import AuthenticationError, PermissionDeniedError
+from sitewatch.store.users import AuthenticationError, LoginThrottledError, PermissionDeniedError
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +62,7 @@ class PayloadTooLargeError(WebError, ValueError):
 
 # Most specific first: (error class, HTTP status, error type).
 HTTP_STATUSES: tuple[tuple[type[BaseException], int, str], ...] = (
+    (LoginThrottledError, 429, "too_many_requests"),
     (AuthenticationError, 401, "unauthenticated"),
     (AlertTransitionError, 409, "conflict"),
     (PermissionDeniedError, 403, "forbidden"),
@@ -82,6 +84,7 @@ _STATUS_TYPES = {
     409: "conflict",
     413: "payload_too_large",
     415: "unsupported_media_type",
+    429: "too_many_requests",
     500: "internal_error",
 }
 
@@ -132,6 +135,18 @@ def _wants_html(request: Request) -> bool:
     return not path.startswith(("/api/", "/static/")) and "text/html" in request.headers.get("accept", "")
 
 
+def _without_workspace_path(request: Request, message: str) -> str:
+    """``message`` with the workspace's folder named by the workspace's name: callers need no server paths."""
+    workspace = getattr(request.app.state, "workspace", None)
+    root = getattr(workspace, "root", None)
+    if not isinstance(root, Path):
+        return message
+    name = getattr(getattr(workspace, "settings", None), "name", None) or root.name
+    for form in sorted({str(root), str(root.absolute()), str(root.resolve())}, key=len, reverse=True):
+        message = message.replace(form, repr(name))
+    return message
+
+
 def install_error_handlers(app: FastAPI, html_page: HtmlErrorPage | None = None) -> None:
     """Make every error, ours or the framework's, answer in the one shape (or as a page to a browser)."""
 
@@ -144,6 +159,7 @@ def install_error_handlers(app: FastAPI, html_page: HtmlErrorPage | None = None)
         detail: list[dict[str, Any]] | None = None,
         headers: dict[str, str] | None = None,
     ) -> Response:
+        message = _without_workspace_path(request, message)
         if html_page is not None and _wants_html(request):
             return html_page(request, status, message)
         return error_response(status, message, type_=type_, detail=detail, headers=headers)
@@ -154,6 +170,8 @@ def install_error_handlers(app: FastAPI, html_page: HtmlErrorPage | None = None)
         if status >= 500:
             log.error("%s %s failed: %s", request.method, request.url.path, error)
         headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+        if isinstance(error, LoginThrottledError):
+            headers = {"Retry-After": str(error.retry_after)}
         return answer(request, status, str(error), type_=type_, headers=headers)
 
     @app.exception_handler(RequestValidationError)

@@ -250,12 +250,36 @@ class UserOut(BaseModel):
     name: str
     role: str
     created: str
+    disabled: bool = Field(description="a disabled user cannot log in and has no tokens or sessions")
+
+
+class UserChange(_Strict):
+    """What to change about a user; fields left out stay as they are."""
+
+    role: str | None = Field(None, description="admin, analyst or viewer; ends the user's sessions")
+    disabled: bool | None = Field(
+        None, description="true ends the user's sessions and revokes their tokens; false lets them log in"
+    )
 
 
 class TokenIn(_Strict):
     label: str = Field("", max_length=200)
+    expires_days: int | None = Field(
+        None, ge=1, le=3650, description="days the token is valid (default: the token_lifetime_days setting)"
+    )
 
 
 class TokenOut(BaseModel):
     name: str
     token: str = Field(description="shown once; only its hash is stored")
+    expires: str
+
+
+class TokenInfo(BaseModel):
+    """An issued token as stored: never the secret."""
+
+    id: int
+    label: str
+    created: str
+    expires: str
+    expired: bool

@@ -38,6 +38,6 @@ def serve(
         port=port,
         workers=workers,
         log_level=log_level,
-        proxy_headers=False,
+        proxy_headers=False,  # the app believes only the trusted_proxies setting (create_app)
         server_header=False,
     )

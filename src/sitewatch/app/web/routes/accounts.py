@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request, Response
 
 from sitewatch.app.web import schemas
-from sitewatch.app.web.auth import SESSION_COOKIE, Caller, admin, reader, user_store
+from sitewatch.app.web.auth import (
+    SESSION_COOKIE,
+    Caller,
+    admin,
+    client_address,
+    is_https,
+    reader,
+    user_store,
+)
 from sitewatch.app.web.serialize import iso
-from sitewatch.store.users import SESSION_LIFETIME, Role, Session, User
+from sitewatch.store.users import SESSION_LIFETIME, ApiToken, Role, Session, User
 
 router = APIRouter(prefix="/api", tags=["accounts"])
 ReaderDep = Annotated[Caller, Depends(reader)]
@@ -23,13 +32,28 @@ def set_session_cookie(request: Request, response: Response, secret: str, sessio
         httponly=True,
         samesite="strict",
         path="/",
-        secure=request.url.scheme == "https",
+        secure=is_https(request),
         max_age=int(SESSION_LIFETIME.total_seconds()),
     )
 
 
 def _user(user: User) -> dict[str, Any]:
-    return {"name": user.name, "role": user.role.value, "created": iso(user.created)}
+    return {
+        "name": user.name,
+        "role": user.role.value,
+        "created": iso(user.created),
+        "disabled": user.disabled,
+    }
+
+
+def _token(token: ApiToken) -> dict[str, Any]:
+    return {
+        "id": token.id,
+        "label": token.label,
+        "created": iso(token.created),
+        "expires": iso(token.expires),
+        "expired": token.expires <= datetime.now(UTC),
+    }
 
 
 @router.post(
@@ -39,7 +63,7 @@ def _user(user: User) -> dict[str, Any]:
 )
 def login(body: schemas.LoginIn, request: Request, response: Response) -> dict[str, Any]:
     users = user_store(request)
-    user = users.authenticate(body.name, body.password)
+    user = users.authenticate(body.name, body.password, client=client_address(request))
     secret, session = users.start_session(user)
     set_session_cookie(request, response, secret, session)
     return {"name": user.name, "role": user.role.value, "csrf_token": session.csrf_token}
@@ -69,6 +93,36 @@ def add_user(body: schemas.UserIn, request: Request, _: AdminDep) -> dict[str, A
     return _user(user_store(request).add_user(body.name, body.password, Role.parse(body.role)))
 
 
+@router.patch(
+    "/users/{name}", response_model=schemas.UserOut, summary="Change a user's role or disable them (admin)"
+)
+def change_user(name: str, body: schemas.UserChange, request: Request, _: AdminDep) -> dict[str, Any]:
+    users = user_store(request)
+    user = users.user(name)
+    if body.role is not None:
+        user = users.set_role(name, Role.parse(body.role))
+    if body.disabled is True:
+        user = users.disable_user(name)
+    elif body.disabled is False:
+        user = users.enable_user(name)
+    return _user(user)
+
+
+@router.delete(
+    "/users/{name}", status_code=204, summary="Delete a user with their tokens and sessions (admin)"
+)
+def delete_user(name: str, request: Request, _: AdminDep) -> Response:
+    user_store(request).delete_user(name)
+    return Response(status_code=204)
+
+
+@router.get(
+    "/users/{name}/tokens", response_model=list[schemas.TokenInfo], summary="A user's API tokens (admin)"
+)
+def list_tokens(name: str, request: Request, _: AdminDep) -> list[dict[str, Any]]:
+    return [_token(t) for t in user_store(request).tokens(name)]
+
+
 @router.post(
     "/users/{name}/tokens",
     response_model=schemas.TokenOut,
@@ -76,4 +130,14 @@ def add_user(body: schemas.UserIn, request: Request, _: AdminDep) -> dict[str, A
     summary="Issue an API token for a user (admin); the token is shown once",
 )
 def issue_token(name: str, body: schemas.TokenIn, request: Request, _: AdminDep) -> dict[str, Any]:
-    return {"name": name, "token": user_store(request).issue_token(name, body.label)}
+    users = user_store(request)
+    lifetime = None if body.expires_days is None else timedelta(days=body.expires_days)
+    secret = users.issue_token(name, body.label, lifetime=lifetime)
+    _owner, expires = users.token_holder(secret)
+    return {"name": name, "token": secret, "expires": iso(expires)}
+
+
+@router.delete("/users/{name}/tokens/{token_id}", status_code=204, summary="Revoke an API token (admin)")
+def revoke_token(name: str, token_id: int, request: Request, _: AdminDep) -> Response:
+    user_store(request).revoke_token(token_id, user_name=name)
+    return Response(status_code=204)

@@ -13,22 +13,34 @@ from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import quote
 
-from fastapi import APIRouter, Depends, Form, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi import APIRouter, Depends, Form, Query, Request
+from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
 from sitewatch.app.web import schemas, views
-from sitewatch.app.web.auth import LOGIN_CSRF_COOKIE, SESSION_COOKIE, Caller, analyst, identify, user_store
+from sitewatch.app.web.auth import (
+    LOGIN_CSRF_COOKIE,
+    SESSION_COOKIE,
+    Caller,
+    analyst,
+    client_address,
+    identify,
+    is_https,
+    reader,
+    user_store,
+)
 from sitewatch.app.web.deps import WorkspaceDep
 from sitewatch.app.web.errors import BadRequestError, CsrfError
 from sitewatch.app.web.routes.accounts import set_session_cookie
 from sitewatch.app.web.routes.alerts import record_assessment, triage
 from sitewatch.core.types import AlertState, Confidence, Likelihood
-from sitewatch.store.users import AuthenticationError, Role
+from sitewatch.store.users import AuthenticationError, LoginThrottledError, Role
 
 router = APIRouter(include_in_schema=False)
 templates = Jinja2Templates(directory=str(Path(__file__).resolve().parents[1] / "templates"))
 AnalystDep = Annotated[Caller, Depends(analyst)]
+ReaderDep = Annotated[Caller, Depends(reader)]
 
 TRIAGE_ACTIONS = (
     (AlertState.ACKNOWLEDGED, "Acknowledge"),
@@ -88,12 +100,21 @@ def _to_login(request: Request) -> RedirectResponse:
 
 
 @router.get("/login", response_class=HTMLResponse)
-def login_page(request: Request, next: str | None = None, failed: bool = False) -> Response:
+def login_page(
+    request: Request,
+    next: str | None = None,
+    failed: bool = False,
+    wait: Annotated[int, Query(ge=0, le=86400)] = 0,
+) -> Response:
     token = secrets.token_urlsafe(32)
     answer = templates.TemplateResponse(
-        request, "login.html", {"user": None, "login_csrf": token, "next": _safe_next(next), "failed": failed}
+        request,
+        "login.html",
+        {"user": None, "login_csrf": token, "next": _safe_next(next), "failed": failed, "wait": wait},
     )
-    answer.set_cookie(LOGIN_CSRF_COOKIE, token, httponly=True, samesite="strict", path="/login")
+    answer.set_cookie(
+        LOGIN_CSRF_COOKIE, token, httponly=True, samesite="strict", path="/login", secure=is_https(request)
+    )
     return answer
 
 
@@ -110,7 +131,11 @@ def login_form(
         raise CsrfError("the log-in form is stale or came from another site; reload /login and try again")
     users = user_store(request)
     try:
-        user = users.authenticate(name, password)
+        user = users.authenticate(name, password, client=client_address(request))
+    except LoginThrottledError as error:
+        return RedirectResponse(
+            f"/login?wait={error.retry_after}&next={quote(_safe_next(next))}", status_code=303
+        )
     except AuthenticationError:
         return RedirectResponse(f"/login?failed=1&next={quote(_safe_next(next))}", status_code=303)
     secret, session = users.start_session(user)
@@ -128,6 +153,26 @@ def logout_form(request: Request, csrf_token: Annotated[str, Form(max_length=100
     answer = RedirectResponse("/login", status_code=303)
     answer.delete_cookie(SESSION_COOKIE, path="/")
     return answer
+
+
+@router.get("/openapi.json")
+def openapi_schema(request: Request, _: ReaderDep) -> JSONResponse:
+    """The API's OpenAPI schema, for logged-in callers only (it is a map of the API)."""
+    return JSONResponse(request.app.openapi())
+
+
+@router.get("/docs", response_class=HTMLResponse)
+def swagger_page(request: Request) -> Response:
+    if _page_caller(request) is None:
+        return _to_login(request)
+    return get_swagger_ui_html(openapi_url="/openapi.json", title="sitewatch API")
+
+
+@router.get("/redoc", response_class=HTMLResponse)
+def redoc_page(request: Request) -> Response:
+    if _page_caller(request) is None:
+        return _to_login(request)
+    return get_redoc_html(openapi_url="/openapi.json", title="sitewatch API")
 
 
 @router.get("/", response_class=HTMLResponse)
