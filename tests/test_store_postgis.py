@@ -1,0 +1,116 @@
+"""The PostgreSQL/PostGIS store as a team runs it: chosen at init, shared by processes at once, copied.
+
+The server is a real one (``postgres_server`` in conftest.py); the concurrent writers are real
+``sitewatch`` processes, as on a team server.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from conftest import PostgresServer
+from sitewatch.core.errors import StoreError, UnsupportedInputError
+from sitewatch.store import Workspace
+from test_monitor_pipeline import small_site, write_images
+
+SITEWATCH = str(Path(sys.executable).with_name("sitewatch"))
+"""The installed command, run as a team's processes run it."""
+
+
+def _sitewatch(*args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen([SITEWATCH, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=os.environ.copy())
+
+
+def _finish(process: subprocess.Popen[str], timeout: float = 400) -> str:
+    out, err = process.communicate(timeout=timeout)
+    assert process.returncode == 0, f"{process.args} exited {process.returncode}:\n{err[-3000:]}"
+    assert "locked" not in err and "Traceback" not in err, err[-3000:]
+    return out
+
+
+def _count(ws: Workspace, sql: str) -> int:
+    with ws.engine.connect() as connection:
+        return int(connection.execute(sa.text(sql)).scalar_one())
+
+
+@pytest.mark.slow
+def test_two_ingests_and_a_monitor_at_once_lose_and_double_nothing(postgres_server: PostgresServer,
+                                                                  tmp_path: Path) -> None:
+    images = write_images(tmp_path / "images", 12)
+    root = tmp_path / "ws"
+    Workspace.init(root, sites=[small_site()], database_url=postgres_server.create_database()).close()
+    # Both ingests take every image, in opposite orders: each scene is raced for.
+    first = _sitewatch("ingest", "-w", str(root), "--json", *map(str, images))
+    second = _sitewatch("ingest", "-w", str(root), "--json", *map(str, reversed(images)))
+    monitor = _sitewatch("monitor", "-w", str(root), "-j", "1", "--json")
+    reports = [json.loads(_finish(process)) for process in (first, second)]
+    _finish(monitor)
+    _finish(_sitewatch("monitor", "-w", str(root), "-j", "1", "--json"))  # scores what came in meanwhile
+
+    ingested = [entry["scene_id"] for report in reports for entry in report["files"]
+                if entry["status"] == "ingested"]
+    assert sorted(ingested) == sorted(set(ingested)) and len(ingested) == len(images)  # one winner each
+    with Workspace.open(root) as ws:
+        observations = ws.observations()
+        assert len(ws.scenes()) == len(images) and len(observations) == len(images)
+        raced = _snapshot(ws)
+        scored = {key[0] for key, _value, _quality in raced["indicators"]}
+        assert scored == {o.id for o in observations}  # none left unscored
+        doubled = _count(ws, "SELECT count(*) FROM (SELECT observation_id, zone_id, name FROM "
+                             "indicator_values GROUP BY 1, 2, 3 HAVING count(*) > 1) AS d")
+        assert doubled == 0
+        raised = _count(ws, "SELECT count(*) FROM alert_events WHERE comment = 'raised'")
+        assert raised == len(raced["alerts"])  # one 'raised' event per alert, however many monitors saw it
+    # What the racing processes left is exactly what one full pass over the finished store computes.
+    _finish(_sitewatch("monitor", "-w", str(root), "-j", "1", "--full", "--json"))
+    with Workspace.open(root) as ws:
+        assert _snapshot(ws) == raced
+
+
+def _snapshot(ws: Workspace) -> dict[str, list[Any]]:
+    """Every stored output, keyed so that a doubled row shows as a longer list."""
+    indicators = [((v.observation_id, v.zone_id, v.name), v.value, v.quality)
+                  for v in ws.indicators("smallsite")]
+    detections = sorted((d.observation_id, d.class_name, round(d.score, 9), d.geometry.wkt)
+                        for d in ws.detections(site_id="smallsite"))
+    regions = sorted((r.observation_id, r.reference_observation_id, r.geometry.wkt)
+                     for r in ws.change_regions(site_id="smallsite"))
+    alerts = sorted((a.id, a.observation_id, a.indicator, a.zone_id, a.value) for a in ws.alerts())
+    return {"indicators": sorted(indicators, key=repr), "detections": detections, "regions": regions,
+            "alerts": alerts}
+
+
+def test_init_store_selects_the_backend_by_url(postgres_server: PostgresServer, tmp_path: Path) -> None:
+    url = postgres_server.create_database()
+    out = _finish(_sitewatch("init", str(tmp_path / "team"), "--store", url, "--json"))
+    assert json.loads(out)["store"].startswith("postgresql+psycopg://postgres@/sw_")
+    assert f'database_url = "{url}"' in (tmp_path / "team" / "sitewatch.toml").read_text()
+    assert not (tmp_path / "team" / "sitewatch.db").exists()
+    with Workspace.open(tmp_path / "team") as ws:
+        assert ws.engine.dialect.name == "postgresql" and len(ws.sites()) == 3
+    with pytest.raises(StoreError, match=r"already keeps its database at .*sitewatch store copy"):
+        Workspace.init(tmp_path / "team", database_url="sqlite:////elsewhere.db")
+    with pytest.raises(UnsupportedInputError, match=r"uses 'mysql'; sitewatch stores workspaces in SQLite"):
+        Workspace.init(tmp_path / "other", database_url="mysql://x@y/z")
+    # psycopg 2 style URLs get the driver sitewatch installs
+    plain = postgres_server.create_database().replace("postgresql+psycopg://", "postgresql://")
+    with Workspace.init(tmp_path / "plain", database_url=plain) as ws:
+        assert ws.engine.dialect.driver == "psycopg"
+    empty = postgres_server.create_database()
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / "sitewatch.toml").write_text(f'database_url = "{empty}"\n')
+    with pytest.raises(StoreError, match=r"has no sitewatch tables; run `sitewatch init"):
+        Workspace.open(tmp_path / "empty")
+    (tmp_path / "empty" / "sitewatch.toml").write_text(
+        f'database_url = "{empty.replace(str(postgres_server.port), "1")}"\n')
+    with pytest.raises(StoreError, match=r"check the server is running and the URL"):
+        Workspace.open(tmp_path / "empty")
