@@ -126,7 +126,7 @@ class Workspace:
             elif database_url is not None and Settings.load(root).database_url != database_url:
                 raise StoreError(
                     f"workspace {root} already keeps its database at "
-                    f"{_shown(Settings.load(root).database_url or 'sitewatch.db')}; to move it, run "
+                    f"{shown_url(Settings.load(root).database_url or 'sitewatch.db')}; to move it, run "
                     f"`sitewatch store copy {root} URL` and then set database_url in {settings_path}")
         except OSError as error:
             raise StoreError(f"cannot create workspace {root}: {error.strerror or error}; "
@@ -167,13 +167,13 @@ class Workspace:
         lock = None
         try:
             if not create and settings.database_url:
-                with _database_errors(url, "reading the schema revision"), engine.connect() as connection:
+                with database_errors(url, "reading the schema revision"), engine.connect() as connection:
                     empty = migrate.current_revision(connection) is None
                 if empty:
                     raise WorkspaceNotFoundError(
-                        f"the database {_shown(url)} of workspace {root} has no sitewatch tables; run "
+                        f"the database {shown_url(url)} of workspace {root} has no sitewatch tables; run "
                         f"`sitewatch init {root}` to create them (loads the reference sites)")
-            with _database_errors(url, "migrating the database"):
+            with database_errors(url, "migrating the database"):
                 before, after = migrate.upgrade_to_head(engine)
             if before != after:
                 log.info("workspace %s database migrated %s -> %s", root, before or "empty", after)
@@ -213,7 +213,7 @@ class Workspace:
 
     def store_name(self) -> str:
         """Where the database is, for people: the SQLite file's path or the server URL (no password)."""
-        return _shown(self._url)
+        return shown_url(self._url)
 
     @property
     def engine(self) -> Engine:
@@ -247,12 +247,12 @@ class Workspace:
 
     @contextlib.contextmanager
     def _write(self, action: str) -> Iterator[Connection]:
-        with _database_errors(self._url, action), self._engine.begin() as connection:
+        with database_errors(self._url, action), self._engine.begin() as connection:
             yield connection
 
     @contextlib.contextmanager
     def _read(self, action: str) -> Iterator[Connection]:
-        with _database_errors(self._url, action), self._engine.connect() as connection:
+        with database_errors(self._url, action), self._engine.connect() as connection:
             yield connection
 
     def _all(self, listing: queries.Listing, decode: Callable[[Any], Item], action: str) -> list[Item]:
@@ -697,7 +697,7 @@ def check_database_url(url: str) -> URL:
     if backend == "sqlite" and driver == "pysqlite":
         return parsed
     raise UnsupportedInputError(
-        f"database URL {_shown(url)} uses {parsed.drivername!r}; sitewatch stores workspaces in SQLite "
+        f"database URL {shown_url(url)} uses {parsed.drivername!r}; sitewatch stores workspaces in SQLite "
         "(sqlite:///PATH) or PostgreSQL with PostGIS (postgresql+psycopg://USER@HOST:PORT/DATABASE)")
 
 
@@ -722,7 +722,7 @@ def create_engine(url: str) -> Engine:
     return engine
 
 
-def _shown(url: str) -> str:
+def shown_url(url: str) -> str:
     """A database URL fit for messages and logs: the password hidden, a SQLite file as its path."""
     try:
         shown = make_url(url).render_as_string(hide_password=True)
@@ -732,9 +732,9 @@ def _shown(url: str) -> str:
 
 
 @contextlib.contextmanager
-def _database_errors(url: str, action: str) -> Iterator[None]:
+def database_errors(url: str, action: str) -> Iterator[None]:
     """Turn driver errors into :class:`StoreError` messages that say what to do."""
-    where = _shown(url)
+    where = shown_url(url)
     try:
         yield
     except OperationalError as error:
