@@ -1,4 +1,4 @@
-"""README commands stay true: every `sitewatch ...` and `make ...` line it shows exists."""
+"""README and docs/deploy.md commands stay true: every `sitewatch ...` and `make ...` line shown exists."""
 
 from __future__ import annotations
 
@@ -14,9 +14,11 @@ from sitewatch.app.cli import app
 
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text(encoding="utf-8")
+DEPLOY = (ROOT / "docs" / "deploy.md").read_text(encoding="utf-8")
 CODE_LINES = [
     line.split("#", 1)[0].strip()
-    for block in re.findall(r"```bash\n(.*?)```", README, flags=re.S)
+    for text in (README, DEPLOY)
+    for block in re.findall(r"```bash\n(.*?)```", text, flags=re.S)
     for line in block.splitlines()
 ]
 
