@@ -35,7 +35,9 @@ class Settings:
     min_valid_fraction: float = 0.3
     """Observations with less valid (cloud-free, covered) area than this are not scored."""
     database_url: str = ""
-    """SQLAlchemy URL of the database; empty means the SQLite file ``sitewatch.db`` in the workspace."""
+    """SQLAlchemy URL of the database; empty means the SQLite file ``sitewatch.db`` in the workspace.
+    ``postgresql+psycopg://USER@HOST:PORT/DATABASE`` puts it on a PostgreSQL server with PostGIS
+    (``sitewatch init --store URL`` writes it; docs/deploy.md)."""
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name.strip():
