@@ -15,9 +15,11 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from alembic import command
 from shapely.geometry import Point, box
 
 from conftest import PostgresServer
+from sitewatch.catalog import builtin_sites
 from sitewatch.core.errors import StoreError, UnsupportedInputError
 from sitewatch.core.types import (
     AlertState,
@@ -28,8 +30,9 @@ from sitewatch.core.types import (
     IndicatorValue,
     Likelihood,
 )
-from sitewatch.store import Workspace
+from sitewatch.store import Workspace, codec
 from sitewatch.store.copy import copy_database
+from sitewatch.store.migrate import alembic_config
 from sitewatch.store.records import EvidenceRecord
 from sitewatch.store.users import Role, user_store
 from test_monitor_pipeline import small_site, write_images
@@ -190,3 +193,29 @@ def test_store_copy_moves_a_workspace_to_postgis_and_back(postgres_server: Postg
     assert refused.returncode != 0 and "already holds rows" in err
     with pytest.raises(StoreError, match="same database"):
         copy_database(url, url)
+
+
+def test_a_database_made_before_postgis_is_converted_in_place(postgres_server: PostgresServer,
+                                                              tmp_path: Path) -> None:
+    """A server database at revision 0100 kept geometries as WKB bytea; 0200 turns them into PostGIS."""
+    url = postgres_server.create_database(postgis=False)
+    engine = sa.create_engine(url)
+    site = builtin_sites()[0]
+    with engine.begin() as connection:
+        config = alembic_config()
+        config.attributes["connection"] = connection
+        command.upgrade(config, "0100_users")
+        connection.execute(sa.text(
+            "INSERT INTO sites VALUES (:id, :name, :country, :category, '[]', :gsd, true, '', '[]', :wkb, "
+            ":min_x, :min_y, :max_x, :max_y, now())"),
+            {"id": site.id, "name": site.name, "country": site.country, "category": site.category,
+             "gsd": site.gsd, **codec.geometry_columns(site.geometry, column="wkb")})
+    engine.dispose()
+    (tmp_path / "old").mkdir()
+    (tmp_path / "old" / "sitewatch.toml").write_text(f'database_url = "{url}"\n')
+    with Workspace.open(tmp_path / "old") as ws:
+        assert ws.site(site.id).geometry.equals(site.geometry)
+        with ws.engine.connect() as connection:
+            kind = connection.execute(sa.text(
+                "SELECT GeometryType(geometry_wkb), ST_SRID(geometry_wkb) FROM sites")).one()
+        assert tuple(kind) == ("POLYGON", 4326)
