@@ -138,9 +138,8 @@ def _restart_sequences(connection: Connection) -> None:
     if connection.dialect.name != "postgresql":
         return
     for table in t.metadata.sorted_tables:
-        for column in table.primary_key.columns:
-            if column.autoincrement is True or (column.autoincrement == "auto" and isinstance(
-                    column.type, sa.Integer) and len(table.primary_key.columns) == 1):
-                connection.execute(sa.text(
-                    f"SELECT setval(pg_get_serial_sequence('{table.name}', '{column.name}'), "
-                    f"COALESCE((SELECT MAX({column.name}) FROM {table.name}), 0) + 1, false)"))
+        key = list(table.primary_key.columns)
+        if len(key) == 1 and isinstance(key[0].type, sa.Integer):  # SERIAL ids
+            connection.execute(sa.text(
+                f"SELECT setval(pg_get_serial_sequence('{table.name}', '{key[0].name}'), "
+                f"COALESCE((SELECT MAX({key[0].name}) FROM {table.name}), 0) + 1, false)"))
