@@ -24,8 +24,9 @@ $(DEV_STAMP): $(STAMP)
 
 venv: $(STAMP)
 
-# Debian packages the tests need (rasterio's wheel bundles GDAL): Chromium for the browser tests.
-SYSTEM_PACKAGES := chromium fonts-dejavu-core
+# Debian packages the tests need (rasterio's wheel bundles GDAL): Chromium for the browser tests, and
+# PostgreSQL 15 with PostGIS 3, which the store tests start in a temporary folder as an unprivileged user.
+SYSTEM_PACKAGES := chromium fonts-dejavu-core postgresql-15-postgis-3
 
 system-deps:
 	@bash scripts/system-deps.sh $(SYSTEM_PACKAGES)

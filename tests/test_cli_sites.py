@@ -44,7 +44,8 @@ def test_init_defaults_to_the_environment_workspace(tmp_path: Path, monkeypatch:
     result = runner.invoke(app, ["init", "--json"])
     assert result.exit_code == 0, result.output
     assert json.loads(result.output) == {"workspace": str(tmp_path / "from-env"),
-                                         "sites": ["sanumdong", "sohae", "yongbyon"]}
+                                         "sites": ["sanumdong", "sohae", "yongbyon"],
+                                         "store": str((tmp_path / "from-env" / "sitewatch.db").resolve())}
     again = runner.invoke(app, ["init"])  # re-running is safe
     assert again.exit_code == 0 and "3 site(s)" in again.output
 

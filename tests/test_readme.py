@@ -1,4 +1,4 @@
-"""README and docs/web.md commands stay true: every `sitewatch ...` and `make ...` line they show exists."""
+"""README, docs/web.md and docs/deploy.md commands stay true: every `sitewatch ...` and `make ...` line they show exists."""
 
 from __future__ import annotations
 
@@ -15,9 +15,10 @@ from sitewatch.app.cli import app
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text(encoding="utf-8")
 WEB_DOCS = (ROOT / "docs" / "web.md").read_text(encoding="utf-8")
+DEPLOY = (ROOT / "docs" / "deploy.md").read_text(encoding="utf-8")
 CODE_LINES = [
     line.split("#", 1)[0].strip()
-    for text in (README, WEB_DOCS)
+    for text in (README, WEB_DOCS, DEPLOY)
     for block in re.findall(r"```bash\n(.*?)```", text, flags=re.S)
     for line in block.splitlines()
 ]

@@ -1,8 +1,13 @@
-"""The workspace store: round trips of every type, transactions, crash clean-up, migrations, settings."""
+"""The workspace store: round trips of every type, transactions, crash clean-up, migrations, settings.
+
+Every test taking ``ws`` runs on both backends: the SQLite file and a real PostgreSQL + PostGIS
+server (``postgres_server`` in conftest.py), through the same Workspace methods.
+"""
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import subprocess
 import sys
@@ -49,8 +54,8 @@ SANUMDONG = box(125.76, 39.06, 125.80, 39.08)
 
 
 @pytest.fixture
-def ws(tmp_path: Path) -> Workspace:
-    workspace = Workspace.init(tmp_path / "ws")
+def ws(tmp_path: Path, database_url: str | None) -> Workspace:
+    workspace = Workspace.init(tmp_path / "ws", database_url=database_url)
     yield workspace  # type: ignore[misc]
     workspace.close()
 
@@ -92,14 +97,28 @@ def row_count(ws: Workspace, table: str) -> int:
 # --- workspace lifecycle and settings ---------------------------------------------------------------
 
 
-def test_init_creates_the_layout_and_loads_reference_sites(ws: Workspace) -> None:
-    assert (ws.root / "sitewatch.toml").is_file() and (ws.root / "sitewatch.db").is_file()
-    assert (ws.root / "chips").is_dir()
+def test_init_creates_the_layout_and_loads_reference_sites(ws: Workspace, store_backend: str) -> None:
+    assert (ws.root / "sitewatch.toml").is_file() and (ws.root / "chips").is_dir()
     assert ws.settings.name == "ws"
     assert ws.sites() == sorted(builtin_sites(), key=lambda s: s.id)
+    assert (ws.root / "sitewatch.db").is_file() == (store_backend == "sqlite")
     with ws.engine.connect() as connection:
-        assert connection.execute(sa.text("PRAGMA journal_mode")).scalar_one() == "wal"
-        assert connection.execute(sa.text("PRAGMA foreign_keys")).scalar_one() == 1
+        if store_backend == "sqlite":
+            assert connection.execute(sa.text("PRAGMA journal_mode")).scalar_one() == "wal"
+            assert connection.execute(sa.text("PRAGMA foreign_keys")).scalar_one() == 1
+        else:  # geometries are PostGIS types with GiST indexes, in the CRS the domain types say
+            srids = connection.execute(sa.text(
+                "SELECT f_table_name, f_geometry_column, srid FROM geometry_columns ORDER BY 1")).all()
+            assert srids == [("change_regions", "geometry_wkb", 0), ("detections", "geometry_wkb", 0),
+                             ("scenes", "footprint_wkb", 4326), ("sites", "geometry_wkb", 4326),
+                             ("zones", "geometry_wkb", 4326)]
+            gist = connection.execute(sa.text(
+                "SELECT count(*) FROM pg_indexes WHERE indexdef LIKE '%USING gist%'")).scalar_one()
+            assert gist == 5
+            inside = connection.execute(sa.text(
+                "SELECT id FROM sites WHERE ST_Intersects(geometry_wkb, ST_SetSRID(ST_Point(125.78, 39.07), "
+                "4326))")).scalars().all()
+            assert inside == ["sanumdong"]  # the reference catalog's outline, queried by PostGIS
 
 
 def test_init_again_keeps_data_and_user_edits(ws: Workspace) -> None:
@@ -162,8 +181,12 @@ def test_workspace_reads_env_overrides(ws: Workspace, monkeypatch: pytest.Monkey
 # --- migrations -------------------------------------------------------------------------------------
 
 
-def test_migrations_create_exactly_the_models_and_are_noops_at_head(tmp_path: Path) -> None:
-    engine = sa.create_engine(f"sqlite:///{tmp_path / 'empty.db'}")
+def test_migrations_create_exactly_the_models_and_are_noops_at_head(
+        tmp_path: Path, store_backend: str, request: pytest.FixtureRequest) -> None:
+    if store_backend == "sqlite":
+        engine = sa.create_engine(f"sqlite:///{tmp_path / 'empty.db'}")
+    else:  # a database without PostGIS: the migration enables the extension itself
+        engine = sa.create_engine(request.getfixturevalue("postgres_server").create_database(postgis=False))
     try:
         with engine.connect() as connection:
             assert current_revision(connection) is None
@@ -172,8 +195,9 @@ def test_migrations_create_exactly_the_models_and_are_noops_at_head(tmp_path: Pa
         ours = set(metadata.tables)
         with engine.connect() as connection:
             assert ours <= set(sa.inspect(connection).get_table_names())
-            only_ours = {"include_object": lambda obj, name, kind, *_: kind != "table" or name in ours}
-            context = MigrationContext.configure(connection, opts=only_ours)
+            context = MigrationContext.configure(connection, opts={
+                "include_object": functools.partial(_ours_on, connection.dialect.name, ours),
+                "compare_type": _same_type_on_this_backend})
             assert compare_metadata(context, metadata) == []
             schema_before = _ddl(connection)
         assert upgrade_to_head(engine) == (head_revision(), head_revision())
@@ -184,8 +208,35 @@ def test_migrations_create_exactly_the_models_and_are_noops_at_head(tmp_path: Pa
         engine.dispose()
 
 
+def _ours_on(dialect: str, ours: set[str], obj: object, name: str | None, kind: str, *_: object) -> bool:
+    """Our tables (PostGIS keeps its own, e.g. spatial_ref_sys), and indexes made on this dialect."""
+    if kind == "table":
+        return name in ours
+    if kind == "index" and isinstance(obj, sa.Index) and obj._ddl_if is not None:
+        return obj._ddl_if.dialect == dialect
+    return True
+
+
+def _same_type_on_this_backend(context: MigrationContext, inspected: sa.Column, declared: sa.Column,
+                               inspected_type: object, declared_type: sa.types.TypeEngine) -> bool | None:
+    """Compare a column against the type it has on this dialect (a PostGIS variant on PostgreSQL)."""
+    variant = declared_type._variant_mapping.get(context.dialect.name)
+    if variant is None:
+        return None  # Alembic's own comparison
+    def srid(geometry: object) -> int:  # unknown reads back as -1 (GeoAlchemy2) or 0 (PostGIS)
+        return max(int(getattr(geometry, "srid", -1)), 0)
+
+    return not (type(inspected_type).__name__ == "Geometry" and srid(inspected_type) == srid(variant))
+
+
 def _ddl(connection: sa.Connection) -> list[str]:
-    return sorted(str(sql) for sql in connection.execute(sa.text("SELECT sql FROM sqlite_master")).scalars())
+    if connection.dialect.name == "sqlite":
+        query = "SELECT sql FROM sqlite_master"
+    else:
+        query = ("SELECT table_name || '.' || column_name || ' ' || udt_name FROM information_schema.columns "
+                 "WHERE table_schema = 'public' UNION ALL SELECT indexdef FROM pg_indexes "
+                 "WHERE schemaname = 'public'")
+    return sorted(str(sql) for sql in connection.execute(sa.text(query)).scalars())
 
 
 def test_schema_renders_for_postgresql() -> None:
@@ -193,6 +244,8 @@ def test_schema_renders_for_postgresql() -> None:
     assert "CREATE TABLE sites" in sql and "CREATE TABLE alert_events" in sql
     assert "TIMESTAMP WITH TIME ZONE" in sql and "BYTEA" in sql
     assert "PRAGMA" not in sql and "AUTOINCREMENT" not in sql
+    assert "CREATE EXTENSION IF NOT EXISTS postgis" in sql
+    assert "geometry(GEOMETRY, 4326)" in sql and "USING gist (geometry_wkb)" in sql
 
 
 # --- sites ------------------------------------------------------------------------------------------

@@ -20,6 +20,7 @@ from sitewatch.app.commands import (
     serve,
     simulate,
     sites,
+    store,
     train,
     users,
     workspace,
@@ -60,6 +61,7 @@ def _root(
 
 for module in (
     workspace, sites, ingest, simulate, monitor, alerts, change, report, serve, users, demo, evaluate, train,
+    store,
 ):
     module.register(app)
 

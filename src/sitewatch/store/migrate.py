@@ -7,6 +7,7 @@ import io
 import logging
 from importlib import resources
 
+import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
@@ -14,6 +15,9 @@ from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Connection, Engine
 
 log = logging.getLogger(__name__)
+
+MIGRATION_LOCK_KEY = 0x5177_0A7C
+"""PostgreSQL advisory lock held while migrating (any number, the same in every sitewatch)."""
 
 
 def alembic_config(url: str | None = None) -> Config:
@@ -48,6 +52,10 @@ def upgrade_to_head(engine: Engine) -> tuple[str | None, str]:
     Returns (revision before, revision after).
     """
     with engine.begin() as connection:
+        if connection.dialect.name == "postgresql":
+            # Processes opening one server database at once migrate it one after the other; the
+            # second then finds it at head. (SQLite's write lock does the same for a file.)
+            connection.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
         before = current_revision(connection)
         head = head_revision()
         if before == head:

@@ -1,15 +1,18 @@
 """The store behind one protocol: what the pipeline, the monitor and the apps ask of a workspace.
 
-:class:`~sitewatch.store.workspace.Workspace` (SQLite by default, any SQLAlchemy URL in its
-settings) implements it; a PostgreSQL/PostGIS backend is to implement the same methods, so callers
-type their parameters as :class:`Store` and never reach for an engine or a connection. The rules
-every implementation keeps:
+:class:`~sitewatch.store.workspace.Workspace` implements it on both backends, chosen by the
+workspace's ``database_url``: the SQLite file (default) or PostgreSQL with PostGIS
+(``postgresql+psycopg://…``), one schema and one set of migrations. Callers type their parameters
+as :class:`Store` and never reach for an engine or a connection. The rules every implementation keeps:
 
 * every write is one transaction, all or nothing, and re-running a write gives the same rows
   (``record_evidence`` replaces an observation's outputs, ``upsert_alerts`` keeps states);
 * the alert lifecycle is enforced inside the write (``set_alert_state`` raises
   :class:`~sitewatch.core.errors.AlertTransitionError` for a move it does not allow), so two
   analysts racing cannot move an alert where neither could alone;
+* concurrent writers (several ingests and monitors on one server) neither lose nor double rows:
+  new keys are inserted with ``ON CONFLICT DO NOTHING`` and an observation's evidence is written
+  under a lock on its row;
 * listings that can grow without bound come as :class:`Page` s, filtered, ordered and cut in the
   database (``limit``/``offset``), never in Python.
 """

@@ -1,18 +1,22 @@
 """The workspace database schema (SQLAlchemy Core), portable across SQLite and PostgreSQL.
 
-Portability rules: no dialect-specific SQL; geometries as WKB plus bounding-box
-columns (so PostGIS can add a geometry column later without a fork, and plain SQL can
-filter by bbox); timestamps stored as UTC; enums as strings. The migrations in
-``store/migrations/versions`` create exactly these tables; a test compares them.
+Portability rules: no dialect-specific SQL in callers; geometries travel as WKB bytes with
+bounding-box columns (plain SQL filters by bbox on every backend). On SQLite a geometry is a
+BLOB; on PostgreSQL it is a PostGIS ``geometry`` (GeoAlchemy2) with a GiST index, written with
+``ST_GeomFromWKB`` and read with ``ST_AsBinary``, so callers see the same bytes on both.
+Timestamps are stored as UTC; enums as strings. The migrations in ``store/migrations/versions``
+create exactly these tables on both backends; a test compares them.
 """
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 import sqlalchemy as sa
+from geoalchemy2 import Geometry
 from sqlalchemy.engine import Dialect
-from sqlalchemy.types import TypeDecorator
+from sqlalchemy.types import TypeDecorator, TypeEngine
 
 ID = 64
 """Length of id columns: site/zone ids are at most 64 characters."""
@@ -44,6 +48,46 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
+WGS84 = 4326
+"""SRID of sites, zones and scene footprints (longitude/latitude)."""
+SITE_GRID = 0
+"""SRID of detections and change regions: metres in each site's own grid CRS, which differs by site,
+so PostGIS keeps them as 'unknown' (0) and the observation says which CRS."""
+
+
+class PostGISGeometry(Geometry):
+    """A PostGIS geometry column that takes and gives plain WKB bytes, as the SQLite BLOB does.
+
+    GeoAlchemy2 gives the DDL, reflection and GiST support; the binding is ours: no EWKT text,
+    no ``WKBElement``, so :mod:`sitewatch.store.codec` is the same for both backends.
+    """
+
+    cache_ok = True
+
+    def bind_expression(self, bindvalue: Any) -> Any:
+        return sa.func.ST_SetSRID(sa.func.ST_GeomFromWKB(bindvalue), self.srid, type_=self)
+
+    def column_expression(self, col: Any) -> Any:
+        return sa.func.ST_AsBinary(col, type_=sa.LargeBinary)
+
+    def bind_processor(self, dialect: Dialect) -> Any:
+        return None
+
+    def result_processor(self, dialect: Dialect, coltype: Any) -> Any:
+        return None
+
+
+def geometry_type(srid: int) -> TypeEngine[bytes]:
+    """WKB in a BLOB on SQLite, a PostGIS geometry with ``srid`` on PostgreSQL."""
+    return sa.LargeBinary().with_variant(
+        PostGISGeometry(geometry_type="GEOMETRY", srid=srid, spatial_index=False), "postgresql")
+
+
+def spatial_index(table: str, column: str = "geometry_wkb") -> sa.Index:
+    """A GiST index on a geometry column, created on PostgreSQL only (SQLite filters by bbox columns)."""
+    return sa.Index(f"ix_{table}_{column}_gist", column, postgresql_using="gist").ddl_if(dialect="postgresql")
+
+
 metadata = sa.MetaData(
     naming_convention={
         "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -72,9 +116,10 @@ sites = sa.Table(
     sa.Column("approximate", sa.Boolean, nullable=False),
     sa.Column("notes", sa.Text, nullable=False),
     sa.Column("references", sa.JSON, nullable=False),
-    sa.Column("geometry_wkb", sa.LargeBinary, nullable=False),
+    sa.Column("geometry_wkb", geometry_type(WGS84), nullable=False),
     *_bbox(),
     sa.Column("updated", UTCDateTime, nullable=False),
+    spatial_index("sites"),
 )
 
 zones = sa.Table(
@@ -85,8 +130,9 @@ zones = sa.Table(
     sa.Column("position", sa.Integer, nullable=False),
     sa.Column("name", sa.Text, nullable=False),
     sa.Column("kind", sa.String(32), nullable=False),
-    sa.Column("geometry_wkb", sa.LargeBinary, nullable=False),
+    sa.Column("geometry_wkb", geometry_type(WGS84), nullable=False),
     *_bbox(),
+    spatial_index("zones"),
 )
 
 scenes = sa.Table(
@@ -98,7 +144,7 @@ scenes = sa.Table(
     sa.Column("acquired", UTCDateTime, nullable=False, index=True),
     sa.Column("gsd", sa.Float, nullable=False),
     sa.Column("crs", sa.Text, nullable=False),
-    sa.Column("footprint_wkb", sa.LargeBinary, nullable=False),
+    sa.Column("footprint_wkb", geometry_type(WGS84), nullable=False),
     *_bbox(),
     sa.Column("bands", sa.JSON, nullable=False),
     sa.Column("width", sa.Integer, nullable=False),
@@ -109,6 +155,7 @@ scenes = sa.Table(
     sa.Column("license", sa.Text, nullable=True),
     sa.Column("attribution", sa.Text, nullable=True),
     sa.Column("ingested", UTCDateTime, nullable=False),
+    spatial_index("scenes", "footprint_wkb"),
 )
 
 observations = sa.Table(
@@ -136,10 +183,13 @@ detections = sa.Table(
     sa.Column("position", sa.Integer, nullable=False),
     sa.Column("class_name", sa.String(100), nullable=False),
     sa.Column("score", sa.Float, nullable=False),
-    sa.Column("geometry_wkb", sa.LargeBinary, nullable=False),
+    sa.Column("geometry_wkb", geometry_type(SITE_GRID), nullable=False),
     *_bbox(),
     sa.Column("zone_id", sa.String(ID), nullable=True),
     sa.Column("detector", sa.String(200), nullable=False),
+    # One row per place in the detector's output: a re-run or a racing writer cannot double it.
+    sa.Index("ix_detections_observation_id_position", "observation_id", "position", unique=True),
+    spatial_index("detections"),
 )
 
 change_regions = sa.Table(
@@ -150,12 +200,14 @@ change_regions = sa.Table(
               nullable=False, index=True),
     sa.Column("position", sa.Integer, nullable=False),
     sa.Column("reference_observation_id", sa.String(LONG_ID), nullable=False),
-    sa.Column("geometry_wkb", sa.LargeBinary, nullable=False),
+    sa.Column("geometry_wkb", geometry_type(SITE_GRID), nullable=False),
     *_bbox(),
     sa.Column("area_m2", sa.Float, nullable=False),
     sa.Column("mean_probability", sa.Float, nullable=False),
     sa.Column("zone_id", sa.String(ID), nullable=True),
     sa.Column("detector", sa.String(200), nullable=False),
+    sa.Index("ix_change_regions_observation_id_position", "observation_id", "position", unique=True),
+    spatial_index("change_regions"),
 )
 
 indicator_values = sa.Table(

@@ -36,7 +36,9 @@ class Settings:
     min_valid_fraction: float = 0.3
     """Observations with less valid (cloud-free, covered) area than this are not scored."""
     database_url: str = ""
-    """SQLAlchemy URL of the database; empty means the SQLite file ``sitewatch.db`` in the workspace."""
+    """SQLAlchemy URL of the database; empty means the SQLite file ``sitewatch.db`` in the workspace.
+    ``postgresql+psycopg://USER@HOST:PORT/DATABASE`` puts it on a PostgreSQL server with PostGIS
+    (``sitewatch init --store URL`` writes it; docs/deploy.md)."""
     password_hash_cost: int = 17
     """log2 of scrypt's N for new password hashes (r=8, p=1): 17 is the OWASP minimum; lower only in tests."""
     token_lifetime_days: int = 90

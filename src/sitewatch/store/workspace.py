@@ -20,8 +20,9 @@ from typing import IO, Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy import event
-from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import URL, Connection, Engine, make_url
+from sqlalchemy.exc import ArgumentError, IntegrityError, OperationalError, SQLAlchemyError
 
 from sitewatch.catalog import builtin_sites
 from sitewatch.core.errors import (
@@ -91,6 +92,7 @@ class Workspace:
         self.root = root
         self.settings = settings
         self._engine = engine
+        self._url = engine.url.render_as_string(hide_password=True)
         self._lock = lock
         self._revision = queries.StoreRevision(engine.url)
         # A workspace dropped without close() still releases its lock and connections.
@@ -99,23 +101,33 @@ class Workspace:
     # --- lifecycle -------------------------------------------------------------------------------
 
     @classmethod
-    def init(cls, root: Path, *, sites: Sequence[Site] | None = None) -> Workspace:
+    def init(cls, root: Path, *, sites: Sequence[Site] | None = None,
+             database_url: str | None = None) -> Workspace:
         """Create (or re-open and migrate) the workspace at ``root`` and load ``sites``.
 
         ``sites`` defaults to the built-in reference catalog. Sites already present are kept
-        as they are, so re-running ``init`` never overwrites a user's edits.
+        as they are, so re-running ``init`` never overwrites a user's edits. ``database_url``
+        (e.g. ``postgresql+psycopg://user@host/db``) puts the database on a server instead of
+        the SQLite file ``sitewatch.db``; it is written to the new workspace's settings.
         """
         root = Path(root)
         if root.exists() and not root.is_dir():
             raise StoreError(f"{root} exists and is not a folder; choose another workspace path")
+        if database_url is not None:
+            check_database_url(database_url)
         try:
             root.mkdir(parents=True, exist_ok=True)
             (root / CHIPS_DIR).mkdir(exist_ok=True)
             (root / STAGING_DIR).mkdir(exist_ok=True)
             settings_path = root / SETTINGS_FILE
             if not settings_path.exists():
-                settings_path.write_text(Settings(name=root.resolve().name or "sitewatch").to_toml(),
-                                         encoding="utf-8")
+                settings = Settings(name=root.resolve().name or "sitewatch", database_url=database_url or "")
+                settings_path.write_text(settings.to_toml(), encoding="utf-8")
+            elif database_url is not None and Settings.load(root).database_url != database_url:
+                raise StoreError(
+                    f"workspace {root} already keeps its database at "
+                    f"{shown_url(Settings.load(root).database_url or 'sitewatch.db')}; to move it, run "
+                    f"`sitewatch store copy {root} URL` and then set database_url in {settings_path}")
         except OSError as error:
             raise StoreError(f"cannot create workspace {root}: {error.strerror or error}; "
                              "check the path is writable") from None
@@ -145,16 +157,23 @@ class Workspace:
                 "to create one, or pass --workspace / set SITEWATCH_WORKSPACE to an existing one"
             )
         settings = Settings.load(root)
-        url = settings.database_url or f"sqlite:///{(root / DATABASE_FILE).resolve()}"
+        url = database_url(root, settings)
         if not create and not settings.database_url and not (root / DATABASE_FILE).is_file():
             raise WorkspaceNotFoundError(
                 f"workspace {root} has settings but no database {DATABASE_FILE}; run `sitewatch init {root}` "
                 "to create an empty one (loads the reference sites)"
             )
-        engine = _create_engine(url)
+        engine = create_engine(url)
         lock = None
         try:
-            with _database_errors(url, "migrating the database"):
+            if not create and settings.database_url:
+                with database_errors(url, "reading the schema revision"), engine.connect() as connection:
+                    empty = migrate.current_revision(connection) is None
+                if empty:
+                    raise WorkspaceNotFoundError(
+                        f"the database {shown_url(url)} of workspace {root} has no sitewatch tables; run "
+                        f"`sitewatch init {root}` to create them (loads the reference sites)")
+            with database_errors(url, "migrating the database"):
                 before, after = migrate.upgrade_to_head(engine)
             if before != after:
                 log.info("workspace %s database migrated %s -> %s", root, before or "empty", after)
@@ -192,6 +211,10 @@ class Workspace:
         the backend cannot tell, and callers must then not cache (:class:`queries.StoreRevision`)."""
         return self._revision.current()
 
+    def store_name(self) -> str:
+        """Where the database is, for people: the SQLite file's path or the server URL (no password)."""
+        return shown_url(self._url)
+
     @property
     def engine(self) -> Engine:
         """The SQLAlchemy engine, for store modules that keep their own tables (users, sessions)."""
@@ -224,12 +247,12 @@ class Workspace:
 
     @contextlib.contextmanager
     def _write(self, action: str) -> Iterator[Connection]:
-        with _database_errors(str(self._engine.url), action), self._engine.begin() as connection:
+        with database_errors(self._url, action), self._engine.begin() as connection:
             yield connection
 
     @contextlib.contextmanager
     def _read(self, action: str) -> Iterator[Connection]:
-        with _database_errors(str(self._engine.url), action), self._engine.connect() as connection:
+        with database_errors(self._url, action), self._engine.connect() as connection:
             yield connection
 
     def _all(self, listing: queries.Listing, decode: Callable[[Any], Item], action: str) -> list[Item]:
@@ -341,7 +364,8 @@ class Workspace:
                 if unknown:
                     raise NotFoundError(f"observations of scene {scene.id} refer to unknown site(s) "
                                         f"{', '.join(unknown)}; add them with `sitewatch sites add FILE`")
-                connection.execute(t.scenes.insert().values(codec.scene_row(scene, _now())))
+                if not insert_new(connection, t.scenes, codec.scene_row(scene, _now())):
+                    return False  # a concurrent ingest committed it while we waited on its row lock
                 if observations:
                     connection.execute(t.observations.insert(),
                                        [codec.observation_row(o) for o, _ in observations])
@@ -511,7 +535,9 @@ class Workspace:
                 "store each observation's outputs with its own call")
 
     def _require_observation(self, connection: Connection, observation_id: str) -> Any:
-        row = _observation_row(connection, observation_id)
+        # Locked until commit (PostgreSQL; SQLite has one writer anyway): two writers of one
+        # observation's evidence take turns, so neither's delete-then-insert can interleave.
+        row = _observation_row(connection, observation_id, lock=True)
         if row is None:
             raise NotFoundError(f"no observation {observation_id!r} in workspace {self.root}; "
                                 "ingest its scene before storing analytics outputs for it")
@@ -524,13 +550,12 @@ class Workspace:
         with self._write("storing alerts") as connection:
             for alert in alerts:
                 row = codec.alert_row(alert)
-                exists = connection.execute(sa.select(t.alerts.c.id).where(t.alerts.c.id == alert.id)).first()
-                if exists:
+                # Insert-if-new first: two monitors raising one alert at once leave one alert, one event.
+                if not insert_new(connection, t.alerts, row):
                     row.pop("state")
                     row.pop("created")
                     connection.execute(t.alerts.update().where(t.alerts.c.id == alert.id).values(row))
                 else:
-                    connection.execute(t.alerts.insert().values(row))
                     connection.execute(t.alert_events.insert().values(
                         alert_id=alert.id, state=alert.state.value, who=SYSTEM_USER, at=alert.created,
                         comment="raised"))
@@ -629,15 +654,59 @@ def _scene_exists(connection: Connection, scene_id: str) -> bool:
     return connection.execute(sa.select(t.scenes.c.id).where(t.scenes.c.id == scene_id)).first() is not None
 
 
-def _observation_row(connection: Connection, observation_id: str) -> Any:
-    return connection.execute(
-        sa.select(t.observations).where(t.observations.c.id == observation_id)).mappings().first()
+def _observation_row(connection: Connection, observation_id: str, *, lock: bool = False) -> Any:
+    query = sa.select(t.observations).where(t.observations.c.id == observation_id)
+    return connection.execute(query.with_for_update(key_share=True) if lock else query).mappings().first()
 
 
-def _create_engine(url: str) -> Engine:
-    if not url.startswith("sqlite"):
-        return sa.create_engine(url, pool_pre_ping=True)
-    engine = sa.create_engine(url, connect_args={"timeout": BUSY_TIMEOUT_S})
+def insert_new(connection: Connection, table: sa.Table, row: dict[str, Any]) -> bool:
+    """Insert ``row`` unless its primary key is taken (then change nothing); True when inserted.
+
+    One statement (``INSERT .. ON CONFLICT DO NOTHING``), so two processes inserting the same
+    key at once leave one row and neither fails: the second waits for the first to commit.
+    """
+    dialect = connection.dialect.name
+    insert: Any
+    if dialect == "postgresql":
+        insert = postgresql.insert(table)
+    elif dialect == "sqlite":
+        insert = sqlite.insert(table)
+    else:  # pragma: no cover - check_database_url admits only these two
+        raise StoreError(f"no insert-if-new for database dialect {dialect!r}; use SQLite or PostgreSQL")
+    key = [column.name for column in table.primary_key.columns]
+    statement = insert.values(row).on_conflict_do_nothing(index_elements=key).returning(*table.primary_key)
+    return connection.execute(statement).first() is not None
+
+
+def database_url(root: Path, settings: Settings) -> str:
+    """The SQLAlchemy URL of the workspace at ``root``: its setting, else its SQLite file."""
+    return settings.database_url or f"sqlite:///{(Path(root) / DATABASE_FILE).resolve()}"
+
+
+def check_database_url(url: str) -> URL:
+    """``url`` parsed, with PostgreSQL on the psycopg 3 driver; an error says which URLs work."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise UnsupportedInputError(
+            f"database URL {url!r} is not a SQLAlchemy URL; give e.g. "
+            "postgresql+psycopg://USER@HOST:5432/DATABASE or sqlite:////path/to/sitewatch.db") from None
+    backend, driver = parsed.get_backend_name(), parsed.get_driver_name()
+    if backend == "postgresql" and driver in ("psycopg2", "psycopg", "psycopg2cffi", "asyncpg", "pg8000"):
+        return parsed.set(drivername="postgresql+psycopg")  # the driver sitewatch installs
+    if backend == "sqlite" and driver == "pysqlite":
+        return parsed
+    raise UnsupportedInputError(
+        f"database URL {shown_url(url)} uses {parsed.drivername!r}; sitewatch stores workspaces in SQLite "
+        "(sqlite:///PATH) or PostgreSQL with PostGIS (postgresql+psycopg://USER@HOST:PORT/DATABASE)")
+
+
+def create_engine(url: str) -> Engine:
+    """An engine for a workspace database URL (SQLite with WAL and a busy timeout, or PostgreSQL)."""
+    parsed = check_database_url(url)
+    if parsed.get_backend_name() != "sqlite":
+        return sa.create_engine(parsed, pool_pre_ping=True)
+    engine = sa.create_engine(parsed, connect_args={"timeout": BUSY_TIMEOUT_S})
 
     @event.listens_for(engine, "connect")
     def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -653,21 +722,35 @@ def _create_engine(url: str) -> Engine:
     return engine
 
 
+def shown_url(url: str) -> str:
+    """A database URL fit for messages and logs: the password hidden, a SQLite file as its path."""
+    try:
+        shown = make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return "<not a database URL>"
+    return shown.removeprefix("sqlite:///")
+
+
 @contextlib.contextmanager
-def _database_errors(url: str, action: str) -> Iterator[None]:
+def database_errors(url: str, action: str) -> Iterator[None]:
     """Turn driver errors into :class:`StoreError` messages that say what to do."""
-    where = url.removeprefix("sqlite:///")
+    where = shown_url(url)
     try:
         yield
     except OperationalError as error:
-        detail = str(error.orig)
+        detail = " ".join(str(error.orig).split())
         if "locked" in detail or "busy" in detail:
             raise StoreError(f"{where}: database is busy (another sitewatch process is writing) while "
                              f"{action}; wait for it to finish and run the command again") from error
+        if not url.startswith("sqlite"):
+            raise StoreError(f"{where}: {action} failed: {detail}; check the server is running and the URL "
+                             "(host, port, database, user) in database_url or SITEWATCH_DATABASE_URL "
+                             "is right") from error
         raise StoreError(f"{where}: {action} failed: {detail}; check the disk has space and the database "
                          "file is writable, or restore it from a backup") from error
     except IntegrityError as error:
-        raise StoreError(f"{where}: {action} broke a database constraint ({error.orig}); the store is "
+        detail = " ".join(str(error.orig).split())  # PostgreSQL adds a DETAIL line
+        raise StoreError(f"{where}: {action} broke a database constraint ({detail}); the store is "
                          "unchanged. Check the ids refer to stored sites, scenes and observations") from error
     except SQLAlchemyError as error:
         raise StoreError(f"{where}: {action} failed: {error}; the store is unchanged") from error

@@ -25,6 +25,12 @@ def init(
         typer.Option("--catalog", help="Load the sites of this GeoJSON catalog instead of the built-in ones.",
                      show_default=False),
     ] = None,
+    store: Annotated[
+        str | None,
+        typer.Option("--store", help="Database URL, e.g. postgresql+psycopg://USER@HOST:5432/DB for a "
+                     "PostGIS server (default: the SQLite file sitewatch.db in the workspace).",
+                     show_default=False),
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Create a workspace (safe to re-run: opens, migrates and adds missing sites)."""
@@ -32,12 +38,13 @@ def init(
         raise typer.BadParameter(f"got both DIR {directory} and --workspace {workspace}; give one")
     root = directory if directory is not None else resolve_workspace(workspace)
     sites = load_catalog(catalog) if catalog is not None else None
-    with Workspace.init(root, sites=sites) as ws:
+    with Workspace.init(root, sites=sites, database_url=store) as ws:
         site_ids = [site.id for site in ws.sites()]
         if as_json:
-            typer.echo(json.dumps({"workspace": str(ws.root), "sites": site_ids}))
+            typer.echo(json.dumps({"workspace": str(ws.root), "sites": site_ids, "store": ws.store_name()}))
             return
-        typer.echo(f"workspace ready at {ws.root} ({len(site_ids)} site(s): {', '.join(site_ids) or 'none'})")
+        typer.echo(f"workspace ready at {ws.root} ({len(site_ids)} site(s): {', '.join(site_ids) or 'none'}; "
+                   f"store {ws.store_name()})")
         typer.echo(f"use it with -w {ws.root} on each verb, or: export SITEWATCH_WORKSPACE={ws.root}")
 
 
