@@ -91,3 +91,25 @@ def test_help_texts_written_out_match_the_library() -> None:
     assert f"(default: {DEFAULT_WINDOW})" in scene_help
     simulate_help = CliRunner().invoke(app, ["simulate", "--help"], terminal_width=200).output
     assert all(name in simulate_help for name in builtin_scenarios())
+
+
+def test_change_scene_opens_no_store(tmp_path: Path) -> None:
+    """Two rasters outside any workspace: the command needs no database, nor the evidence step."""
+    import numpy as np
+    import rasterio
+    from affine import Affine
+
+    rng = np.random.default_rng(0)
+    paths = []
+    for name in ("before", "after"):
+        path = tmp_path / f"{name}.tif"
+        with rasterio.open(path, "w", driver="GTiff", width=300, height=300, count=3, dtype="uint8",
+                           crs="EPSG:32651", transform=Affine(0.5, 0, 400000, 0, -0.5, 4400000)) as dataset:
+            dataset.write(rng.integers(0, 256, (3, 300, 300), dtype=np.uint8))
+        paths.append(str(path))
+    output = tmp_path / "change.tif"
+    loaded = _loaded(["change", "scene", *paths, str(output), "--method", "cva", "--aligned"])
+    assert output.is_file()
+    unneeded = ("sqlalchemy", "alembic", "sitewatch.store.workspace", "sitewatch.pipeline.detect",
+                "sitewatch.pipeline.evidence")
+    assert _offending(loaded, unneeded) == []

@@ -25,6 +25,7 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import rasterio
@@ -34,9 +35,9 @@ from sitewatch.analytics.change.scene import DEFAULT_WINDOW, WindowChange, plan_
 from sitewatch.core.errors import UnsupportedInputError
 from sitewatch.imagery.coregister import Registration
 from sitewatch.imagery.readers import band_names, ground_sample_distance
-from sitewatch.pipeline.evidence import EvidenceOptions, SiteEvidence
-from sitewatch.pipeline.models import workspace_change_card
-from sitewatch.store.protocol import Store
+
+if TYPE_CHECKING:
+    from sitewatch.store.protocol import Store
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +80,11 @@ def detect_change(
     """Compute the observation's change evidence and store its regions (see the module docstring);
     with ``reference_id`` or ``method`` (a change detector's registry name) a what-if comparison
     against that observation or by that method, not stored."""
+    # Imported here: the evidence step loads the object detector and the store, which
+    # `sitewatch change scene` (write_scene_change, no workspace) would pay for at every start.
+    from sitewatch.pipeline.evidence import EvidenceOptions, SiteEvidence
+    from sitewatch.pipeline.models import workspace_change_card
+
     observation = ws.observation(observation_id)
     observations = ws.observations(observation.site_id)
     reference = None
