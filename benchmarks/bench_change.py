@@ -18,6 +18,15 @@ decoding the same windows with rasterio, sequentially, in the same subprocess.
 
     nice -n 10 .venv/bin/python benchmarks/bench_change.py            # both cases, all methods
     nice -n 10 .venv/bin/python benchmarks/bench_change.py --scene-size 8192 --methods cva irmad
+
+``--command SIZE [SIZE ...]`` times the whole ``sitewatch change scene BEFORE AFTER OUT`` command
+instead (start-up, co-registration, every window, and the output file written), against
+reading and decoding the same two files with rasterio in a fresh process, alternately
+``--repeat`` times, and prints the medians and their ratio (targets: at most 5x at 4,096 px and
+3x at 16,384 px with CVA). ``--baseline SRC`` adds the same command run from another checkout's
+``src`` folder in the same rounds:
+
+    nice -n 10 .venv/bin/python benchmarks/bench_change.py --command 4096 16384 --methods cva
 """
 
 from __future__ import annotations
@@ -26,6 +35,7 @@ import argparse
 import json
 import os
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -141,6 +151,49 @@ def run_case(before_path: Path, after_path: Path, method: str, window: int, work
     }
 
 
+READ = """
+import sys, rasterio
+from rasterio.windows import Window
+side = int(sys.argv[3])
+with rasterio.open(sys.argv[1]) as before, rasterio.open(sys.argv[2]) as after:
+    for row in range(0, before.height, side):
+        for col in range(0, before.width, side):
+            window = Window(col, row, min(side, before.width - col), min(side, before.height - row))
+            before.read(window=window)
+            after.read(window=window)
+"""
+"""Reading and decoding both dates window by window, sequentially, in a process that imports only
+rasterio: the floor a change command is held to."""
+
+
+def _wall(command: list[str], env: dict[str, str] | None = None) -> float:
+    started = time.perf_counter()
+    subprocess.run(command, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+    return time.perf_counter() - started
+
+
+def run_command_case(before: Path, after: Path, output: Path, method: str, window: int, repeat: int,
+                     baseline: Path | None) -> dict[str, object]:
+    """Median wall time of ``sitewatch change scene`` and of reading the same files, run alternately."""
+    sitewatch = str(Path(sys.executable).parent / "sitewatch")
+    runs: dict[str, tuple[list[str], dict[str, str] | None]] = {
+        "read": ([sys.executable, "-c", READ, str(before), str(after), str(window)], None),
+        "command": ([sitewatch, "change", "scene", str(before), str(after), str(output), "--method", method,
+                     "--window", str(window)], None),
+    }
+    if baseline is not None:
+        runs["baseline command"] = (
+            [sys.executable, "-c", "from sitewatch.app.cli import main; main()", *runs["command"][0][1:]],
+            {**os.environ, "PYTHONPATH": str(baseline.resolve())})
+    times: dict[str, list[float]] = {name: [] for name in runs}
+    for _ in range(repeat):
+        for name, (command, env) in runs.items():
+            times[name].append(_wall(command, env))
+    medians = {name: statistics.median(values) for name, values in times.items()}
+    ratios = {name: medians[name] / medians["read"] for name in runs if name != "read"}
+    return {"medians_s": medians, "ratios_to_read": ratios, "all_s": times}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--chip-size", type=int, default=4096)
@@ -152,12 +205,20 @@ def main() -> None:
     parser.add_argument("--workdir", type=Path, default=None, help="where the synthetic GeoTIFFs go")
     parser.add_argument("--workers", type=int, default=min(4, os.cpu_count() or 1),
                         help="windows processed at a time (default: the CPU count, at most 4)")
+    parser.add_argument("--command", type=int, nargs="+", metavar="SIZE", default=None,
+                        help="time the whole `sitewatch change scene` command on SIZE x SIZE pairs")
+    parser.add_argument("--repeat", type=int, default=3, help="rounds of the --command timing")
+    parser.add_argument("--baseline", type=Path, default=None,
+                        help="another checkout's src folder whose command is timed alongside (--command)")
     parser.add_argument("--case", nargs=4, metavar=("BEFORE", "AFTER", "METHOD", "WINDOW"),
                         help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.case:
         before, after, method, window = args.case
         print(json.dumps(run_case(Path(before), Path(after), method, int(window), args.workers)))
+        return
+    if args.command:
+        command_cases(args)
         return
     with tempfile.TemporaryDirectory(dir=args.workdir) as tmp:
         folder = Path(tmp)
@@ -187,6 +248,31 @@ def main() -> None:
             for path in (before, after):
                 path.unlink()
         print(json.dumps(rows, indent=1))
+
+
+def command_cases(args: argparse.Namespace) -> None:
+    rows = []
+    with tempfile.TemporaryDirectory(dir=args.workdir) as tmp:
+        folder = Path(tmp)
+        for size in args.command:
+            started = time.perf_counter()
+            before, after = write_pair(folder, size)
+            print(f"# wrote pair {size}x{size} in {time.perf_counter() - started:.0f} s; load average "
+                  f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores", flush=True)
+            for method in args.methods:
+                figures = run_command_case(before, after, folder / "change.tif", method, args.window,
+                                           args.repeat, args.baseline)
+                rows.append({"size": size, "method": method, **figures})
+                medians, ratios = figures["medians_s"], figures["ratios_to_read"]
+                assert isinstance(medians, dict) and isinstance(ratios, dict)
+                line = " ".join(f"{name} {medians[name]:6.2f} s ({ratios[name]:4.1f}x read)"
+                                for name in ratios)
+                print(f"{size:6d} {method:10} read {medians['read']:6.2f} s "
+                      f"({2 * size * size / 1e6 / medians['read']:5.0f} MP/s)  {line}  "
+                      f"(medians of {args.repeat})", flush=True)
+            for path in (before, after):
+                path.unlink()
+    print(json.dumps(rows, indent=1))
 
 
 if __name__ == "__main__":

@@ -6,6 +6,11 @@ sliding window (resample the whole chip first, then one 256-pixel window at a ti
 NMS). Each method runs in its own process so its peak memory (max RSS) is its own.
 
     nice -n 10 .venv/bin/python benchmarks/bench_detect.py [--size 4096] [--repeat 2] [--json]
+    nice -n 10 .venv/bin/python benchmarks/bench_detect.py --baseline /tmp/before/src
+
+``--baseline SRC`` also runs the tiled path from another checkout's ``src`` folder (the code
+before a change), alternating with this one's ``--rounds`` times, and says whether both found
+the same boxes.
 
 The chip is a mosaic of KIT AIS frames resampled to 0.5 m when ../shared/data is present
 (so there are real cars to find), else seeded texture.
@@ -134,19 +139,35 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=2)
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--card", help="model card JSON of another model (default: the shipped one)")
+    parser.add_argument("--baseline", type=Path, default=None,
+                        help="another checkout's src folder whose tiled path runs alongside")
+    parser.add_argument("--rounds", type=int, default=2, help="alternations with --baseline")
     parser.add_argument("--method", choices=["tiled", "sliding"], help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.method:
         print(json.dumps(run_one(args.method, args.size, args.repeat, args.card)))
         return
-    results = []
-    for method in ("tiled", "sliding"):
-        child = subprocess.run(
+
+    def child(method: str, source: Path | None = None) -> dict[str, float | int | str]:
+        env = {**os.environ, "OMP_NUM_THREADS": str(THREADS)}
+        if source is not None:
+            env["PYTHONPATH"] = str(source.resolve())
+        done = subprocess.run(
             [sys.executable, __file__, "--method", method, "--size", str(args.size),
              "--repeat", str(args.repeat), *(["--card", args.card] if args.card else [])],
-            check=True, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": str(THREADS)},
+            check=True, capture_output=True, text=True, env=env,
         )
-        results.append(json.loads(child.stdout.strip().splitlines()[-1]))
+        return dict(json.loads(done.stdout.strip().splitlines()[-1]))
+
+    if args.baseline is not None:
+        for _ in range(args.rounds):
+            for label, source in (("this checkout", None), ("baseline", args.baseline)):
+                r = child("tiled", source)
+                print(f"  tiled, {label:13s} {r['seconds']:7.2f} s  {r['megapixels_per_second']:6.2f} MP/s  "
+                      f"(CPU {r['cpu_seconds']:.2f} s: {r['megapixels_per_cpu_second_x2']} MP/s on 2 idle "
+                      f"cores)  {r['detections']} detections", flush=True)
+        return
+    results = [child(method) for method in ("tiled", "sliding")]
     if args.json:
         print(json.dumps(results, indent=2))
         return

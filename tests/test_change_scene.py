@@ -244,3 +244,41 @@ def test_the_scene_verb_writes_mask_and_probability_and_keeps_old_output_on_fail
                                       "--method", "cva"])
     assert failed.exit_code != 0
     assert output.read_bytes() == before and not list(output.parent.glob(".*partial"))
+
+
+def test_the_file_written_beside_the_compute_holds_every_window_and_a_failed_write_stops_the_run(
+    pair: tuple[Path, Path, np.ndarray], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Windows are written by a thread of their own while the next are computed: the file must
+    hold exactly each window's result, and a write that fails must fail the run, leaving no file."""
+    from sitewatch.pipeline import change as pipeline_change
+
+    detector = get_change_detector("cva")
+    output = tmp_path / "out.tif"
+    outcome = pipeline_change.write_scene_change(pair[0], pair[1], output, detector=detector, window=256,
+                                                 workers=2)
+    with rasterio.open(pair[0]) as before, rasterio.open(pair[1]) as after:
+        plan = plan_scene(before, after)
+    expected = np.full((2, 700, 900), 255, np.uint8)
+    for part in scene_change(pair[0], pair[1], detector, window=256, workers=1, plan=plan):
+        rows, cols = part.window.toslices()
+        expected[0, rows, cols] = np.where(part.valid, part.result.mask, 255)
+        expected[1, rows, cols] = np.where(part.valid, np.rint(part.result.probability * 100), 255)
+    with rasterio.open(output) as written:
+        assert np.array_equal(written.read(), expected)
+    assert outcome.windows == 12 and outcome.changed_pixels == int((expected[0] == 1).sum())
+    assert outcome.valid_pixels == int((expected[0] != 255).sum())
+
+    real_write, calls = pipeline_change._write_window, []
+
+    def fails_on_the_fifth(sink: object, part: object) -> tuple[int, int]:
+        calls.append(part)
+        if len(calls) == 5:
+            raise OSError("disk full (injected)")
+        return real_write(sink, part)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(pipeline_change, "_write_window", fails_on_the_fifth)
+    with pytest.raises(OSError, match="disk full"):
+        pipeline_change.write_scene_change(pair[0], pair[1], tmp_path / "failed.tif", detector=detector,
+                                           window=256, workers=2)
+    assert not list(tmp_path.glob("*failed*"))

@@ -19,7 +19,14 @@ from sitewatch.analytics.objects import (
     get_detector,
     register_detector,
 )
-from sitewatch.analytics.objects.onnx import file_sha256, nms, plan_tiles, shipped_model_dir, to_display_bytes
+from sitewatch.analytics.objects.onnx import (
+    Tile,
+    file_sha256,
+    nms,
+    plan_tiles,
+    shipped_model_dir,
+    to_display_bytes,
+)
 from sitewatch.core.errors import UnsupportedInputError
 
 KIT = "kit_ais_aerial_cars"
@@ -218,3 +225,34 @@ def test_held_out_scene_accuracy(shared_data: Path, detector: OnnxDetector) -> N
     # Regression floor a little under the measured figures in docs/detector.md.
     assert car.ap50 is not None and car.ap50 >= 0.7
     assert car.mean_rel_count_error is not None and car.mean_rel_count_error <= 0.35
+
+
+def test_batches_resampled_ahead_are_the_ones_inferred(detector: OnnxDetector,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """The next batch is resampled in a thread while the model runs this one: each batch the model
+    gets must be its own tiles' pixels, converted as the plain float32(byte) / 255 would be."""
+    rng = np.random.default_rng(3)
+    image = rng.integers(0, 256, (3, 1100, 1000), dtype=np.uint8)
+    gsd = 0.5
+    seen: list[tuple[np.ndarray, list[Tile]]] = []
+    infer = detector._infer
+
+    def recording(batch: np.ndarray, tiles: list[Tile], threshold: float) -> list[np.ndarray]:
+        seen.append((batch.copy(), list(tiles)))
+        return infer(batch, tiles, threshold)
+
+    monkeypatch.setattr(detector, "_infer", recording)
+    detector.detect(image, gsd)
+    assert len(seen) >= 3  # several batches, so one was resampled while another ran
+    pixels = Image.fromarray(image.transpose(1, 2, 0))
+    scale = gsd / detector.card.model_gsd
+    tiles_in_order = [t for _, group in seen for t in group]
+    assert len(tiles_in_order) == len(set(tiles_in_order))
+    for batch, group in seen:
+        for k, t in enumerate(group):
+            box = (t.x / scale, t.y / scale, min((t.x + t.width) / scale, pixels.width),
+                   min((t.y + t.height) / scale, pixels.height))
+            patch = pixels.resize((t.width, t.height), Image.Resampling.BILINEAR, box=box)
+            expected = np.asarray(patch, np.float32).transpose(2, 0, 1)
+            expected *= 1.0 / 255.0
+            assert np.array_equal(batch[k, :, : t.height, : t.width], expected)

@@ -1,4 +1,4 @@
-"""README, docs/web.md and docs/deploy.md commands stay true: every `sitewatch ...` and `make ...` line they show exists."""
+"""README, docs/web.md and docs/deploy.md stay true: every `sitewatch ...` and `make ...` line exists."""
 
 from __future__ import annotations
 

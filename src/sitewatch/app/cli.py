@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import logging
-from typing import Annotated
+from collections.abc import Callable
+from typing import Annotated, cast
 
 import typer
 from rich.console import Console
@@ -20,12 +21,10 @@ from sitewatch.app.commands import (
     serve,
     simulate,
     sites,
-    store,
-    train,
-    users,
     workspace,
 )
 from sitewatch.app.errors import exit_code_for
+from sitewatch.app.lazy import lazy_group
 from sitewatch.core.errors import SitewatchError
 
 app = typer.Typer(
@@ -59,11 +58,51 @@ def _root(
                         format="%(levelname)s %(name)s: %(message)s")
 
 
-for module in (
-    workspace, sites, ingest, simulate, monitor, alerts, change, report, serve, users, demo, evaluate, train,
-    store,
-):
+def _train_commands() -> typer.Typer:
+    from sitewatch.app.commands import train
+
+    return train.train_app
+
+
+def _users_commands() -> typer.Typer:
+    from sitewatch.app.commands import users
+
+    scratch = typer.Typer()
+    users.register(scratch)
+    return cast(typer.Typer, scratch.registered_groups[0].typer_instance)  # the one group it adds
+
+
+def _store_commands() -> typer.Typer:
+    from sitewatch.app.commands import store
+
+    scratch = typer.Typer()
+    store.register(scratch)
+    return cast(typer.Typer, scratch.registered_groups[0].typer_instance)  # the one group it adds
+
+
+LAZY_GROUPS: dict[str, tuple[str, Callable[[], typer.Typer]]] = {
+    "users": ("User accounts of the web API and dashboard.", _users_commands),
+    "store": ("The workspace database: copy it between SQLite and PostgreSQL/PostGIS.", _store_commands),
+    "train": ("Train the project's own models (needs torch: pip install 'sitewatch[train]').",
+              _train_commands),
+}
+"""Verb groups whose modules load the store or torch helpers at import: name -> (help, commands).
+The help is the group's own (tests/test_startup.py checks they agree); the module is imported
+only when the group runs (:mod:`sitewatch.app.lazy`)."""
+
+
+def _add_lazy_group(name: str) -> None:
+    group_help, load = LAZY_GROUPS[name]
+    app.add_typer(typer.Typer(help=group_help, no_args_is_help=True, cls=lazy_group(load)), name=name)
+
+
+for module in (workspace, sites, ingest, simulate, monitor, alerts, change, report, serve):
     module.register(app)
+_add_lazy_group("users")
+demo.register(app)
+evaluate.register(app)
+_add_lazy_group("train")
+_add_lazy_group("store")
 
 
 def main() -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import getpass
 import json
 import os
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -13,11 +13,10 @@ from rich.table import Table
 
 from sitewatch.app.commands.monitor import alert_json
 from sitewatch.app.options import JsonOption, WorkspaceOption, resolve_workspace
-from sitewatch.core.types import Alert, AlertState
-from sitewatch.monitor.explain import format_p
-from sitewatch.monitor.lifecycle import parse_resolution, track_record
-from sitewatch.store import Workspace
-from sitewatch.store.protocol import Store
+
+if TYPE_CHECKING:
+    from sitewatch.core.types import Alert, AlertState
+    from sitewatch.store.protocol import Store
 
 alerts_app = typer.Typer(help="Alerts: list, show the evidence, acknowledge, resolve.", no_args_is_help=True)
 
@@ -53,6 +52,10 @@ def list_alerts(
     as_json: JsonOption = False,
 ) -> None:
     """List alerts, newest first."""
+    from sitewatch.core.types import AlertState
+    from sitewatch.monitor.explain import format_p
+    from sitewatch.store import Workspace
+
     wanted = AlertState(state.replace("-", "_")) if state else None
     with Workspace.open(resolve_workspace(workspace)) as ws:
         site_id = ws.site(site).id if site else None
@@ -71,6 +74,8 @@ def list_alerts(
 
 
 def _show_json(ws: Store, alert: Alert) -> dict[str, Any]:
+    from sitewatch.monitor.lifecycle import track_record
+
     record = track_record(ws.alerts(site_id=alert.site_id, until=alert.acquired), before=alert.acquired)
     series = (ws.indicators(alert.site_id, zone_id=alert.zone_id, name=alert.indicator)
               if alert.zone_id else [])
@@ -100,6 +105,9 @@ def _show_json(ws: Store, alert: Alert) -> dict[str, Any]:
 def show_alert(alert_id: AlertIdArgument, workspace: WorkspaceOption = None,
                as_json: JsonOption = False) -> None:
     """Show an alert's evidence: zone, indicator, value against baseline, p-value, history, track record."""
+    from sitewatch.monitor.explain import format_p
+    from sitewatch.store import Workspace
+
     with Workspace.open(resolve_workspace(workspace)) as ws:
         data = _show_json(ws, ws.alert(alert_id))
         site_name = ws.site(data["site_id"]).name
@@ -130,6 +138,8 @@ def show_alert(alert_id: AlertIdArgument, workspace: WorkspaceOption = None,
 
 def _move(workspace: WorkspaceOption, alert_id: str, target: AlertState, who: str | None, comment: str,
           as_json: bool) -> None:
+    from sitewatch.store import Workspace
+
     with Workspace.open(resolve_workspace(workspace)) as ws:
         current = ws.alert(alert_id)  # for the message only: the store checks the move as it makes it
         alert = ws.set_alert_state(alert_id, target, who=_who(who), comment=comment)
@@ -143,6 +153,8 @@ def _move(workspace: WorkspaceOption, alert_id: str, target: AlertState, who: st
 def acknowledge(alert_id: AlertIdArgument, workspace: WorkspaceOption = None, who: WhoOption = None,
                 comment: CommentOption = "", as_json: JsonOption = False) -> None:
     """Acknowledge an alert: someone is looking at it."""
+    from sitewatch.core.types import AlertState
+
     _move(workspace, alert_id, AlertState.ACKNOWLEDGED, who, comment, as_json)
 
 
@@ -156,6 +168,8 @@ def resolve(
     as_json: JsonOption = False,
 ) -> None:
     """Resolve an alert. Benign activity and false alarms rejoin the site's baseline; confirmed stays out."""
+    from sitewatch.monitor.lifecycle import parse_resolution
+
     _move(workspace, alert_id, parse_resolution(verdict), who, comment, as_json)
 
 

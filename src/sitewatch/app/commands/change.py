@@ -11,11 +11,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from sitewatch.analytics.change import get_change_detector
-from sitewatch.analytics.change.scene import DEFAULT_WINDOW
 from sitewatch.app.options import JsonOption, WorkspaceOption, resolve_workspace
-from sitewatch.pipeline.change import detect_change, write_scene_change
-from sitewatch.store import Workspace
 
 change_app = typer.Typer(
     name="change",
@@ -49,6 +45,10 @@ def observation(
     """The observation's change evidence, as the monitor measures it: against the median of its last
     three earlier good observations, co-registered to the site's anchor, by the monitoring method;
     its change regions are stored (replacing earlier ones). See docs/change.md."""
+    from sitewatch.analytics.change import get_change_detector
+    from sitewatch.pipeline.change import detect_change
+    from sitewatch.store import Workspace
+
     if method is not None:
         get_change_detector(method)  # an unknown name is refused before any pixel is read
     with Workspace.open(resolve_workspace(workspace)) as ws:
@@ -75,7 +75,9 @@ def scene(
     after: Annotated[Path, typer.Argument(help="Second date, on the first date's grid.")],
     output: Annotated[Path, typer.Argument(help="GeoTIFF to write: band 1 mask, band 2 probability (%).")],
     method: MethodOption = None,
-    window: Annotated[int, typer.Option(help="Window side in pixels.")] = DEFAULT_WINDOW,
+    window: Annotated[
+        int | None, typer.Option(help="Window side in pixels (default: 2048).", show_default=False)
+    ] = None,
     workers: Annotated[
         int | None, typer.Option(help="Windows processed at a time (default: CPU count, at most 4).")
     ] = None,
@@ -87,6 +89,10 @@ def scene(
 ) -> None:
     """Compare two co-gridded rasters of any size window by window (one shift and one radiometric
     map for the whole scene); memory depends on the window, not on the scene."""
+    from sitewatch.analytics.change import get_change_detector
+    from sitewatch.analytics.change.scene import DEFAULT_WINDOW
+    from sitewatch.pipeline.change import write_scene_change
+
     for path in (before, after):
         if not path.is_file():
             raise typer.BadParameter(f"{path} is not a file; give the path of a raster GDAL can read "
@@ -100,7 +106,8 @@ def scene(
         def advance(done: int, total: int) -> None:
             bar.update(task, completed=done, total=total)
 
-        outcome = write_scene_change(before, after, output, detector=detector, window=window, workers=workers,
+        outcome = write_scene_change(before, after, output, detector=detector,
+                                     window=DEFAULT_WINDOW if window is None else window, workers=workers,
                                      progress=advance, aligned=aligned)
     if json_output:
         typer.echo(json.dumps(asdict(outcome), indent=2, default=str))

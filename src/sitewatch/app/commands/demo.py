@@ -10,7 +10,7 @@ import tomllib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich import box
@@ -18,16 +18,13 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from sitewatch.app.report import build_report
 from sitewatch.core.errors import SitewatchError
 from sitewatch.core.parallel import default_workers
-from sitewatch.core.types import Alert, Observation
-from sitewatch.imagery.simulate import load_ground_truth, load_scenario, simulate
-from sitewatch.pipeline.ingest import ingest
-from sitewatch.pipeline.monitor import MonitorOptions, run_monitor
-from sitewatch.store import Workspace
-from sitewatch.store.protocol import Store
-from sitewatch.store.users import user_store
+
+if TYPE_CHECKING:
+    from sitewatch.core.types import Alert, Observation
+    from sitewatch.store import Workspace
+    from sitewatch.store.protocol import Store
 
 DEMO_SCENARIO = "reference"
 DEMO_SEED = 2019
@@ -51,6 +48,12 @@ def demo(
     seed: Annotated[int, typer.Option(help="Simulator seed.")] = DEMO_SEED,
 ) -> None:
     """Run the main job end to end on the built-in demo: simulate → ingest → monitor → report."""
+    from sitewatch.app.report import build_report
+    from sitewatch.imagery.simulate import load_scenario, simulate
+    from sitewatch.pipeline.ingest import ingest
+    from sitewatch.pipeline.monitor import MonitorOptions, run_monitor
+    from sitewatch.store import Workspace
+
     console = Console()
     images = imagery if imagery is not None else workspace.parent / "imagery"
     started = time.perf_counter()
@@ -147,6 +150,8 @@ def _detect_for_alerts(ws: Store) -> int:
 
 def _existing_simulation(folder: Path, seed: int) -> object | None:
     """The earlier run's ground truth when ``folder`` holds this scenario and seed already."""
+    from sitewatch.imagery.simulate import load_ground_truth
+
     if not (folder / "ground_truth.json").is_file():
         return None
     try:
@@ -181,6 +186,8 @@ def _alert_table(ws: Store, alerts: list[Alert]) -> Table:
 
 def _demo_analyst(ws: Workspace) -> str:
     """Create the demo analyst once; its password is kept in the workspace so re-runs print the same."""
+    from sitewatch.store.users import user_store
+
     path = ws.root / CREDENTIALS_FILE
     if path.is_file():
         password = str(tomllib.loads(path.read_text(encoding="utf-8"))["password"])

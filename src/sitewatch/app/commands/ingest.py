@@ -7,7 +7,7 @@ import os
 import time
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -16,15 +16,16 @@ from rich.table import Table
 
 from sitewatch.app.options import JsonOption, WorkspaceOption, resolve_workspace
 from sitewatch.core.timeutil import parse_utc
-from sitewatch.pipeline.ingest import FileOutcome, FileStatus, IngestReport, ingest
-from sitewatch.store import Workspace
+
+if TYPE_CHECKING:
+    from sitewatch.pipeline.ingest import FileOutcome, IngestReport
 
 FAILED_EXIT_CODE = 5
 """Exit code when any file failed (the imagery code of ``sitewatch.app.errors``)."""
 PAUSE_ENV = "SITEWATCH_INGEST_PAUSE_S"
 """Seconds to wait after each file: lets crash tests kill an ingest between two files."""
 
-_STATUS_STYLE = {FileStatus.INGESTED: "green", FileStatus.SKIPPED: "yellow", FileStatus.FAILED: "red"}
+_STATUS_STYLE = {"ingested": "green", "skipped": "yellow", "failed": "red"}
 
 
 def _parse_acquired(value: str | None) -> datetime | None:
@@ -78,6 +79,9 @@ def ingest_command(
     as_json: JsonOption = False,
 ) -> None:
     """Ingest images: one chip per site the footprint covers; exits 5 when any file failed."""
+    from sitewatch.pipeline.ingest import FileStatus, ingest
+    from sitewatch.store import Workspace
+
     when = _parse_acquired(acquired)
     names = _parse_bands(bands)
     pause = _pause_seconds()
@@ -114,6 +118,8 @@ def ingest_command(
 
 
 def _print_summary(console: Console, report: IngestReport) -> None:
+    from sitewatch.pipeline.ingest import FileStatus
+
     table = Table(title="ingest", show_lines=False)
     table.add_column("file", overflow="fold")
     table.add_column("status")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -12,9 +12,10 @@ from rich.table import Table
 
 from sitewatch.app.options import JsonOption, WorkspaceOption, resolve_workspace
 from sitewatch.core.parallel import default_workers
-from sitewatch.core.types import Alert
-from sitewatch.pipeline.monitor import MonitorOptions, MonitorReport, run_monitor
-from sitewatch.store import Workspace
+
+if TYPE_CHECKING:
+    from sitewatch.core.types import Alert
+    from sitewatch.pipeline.monitor import MonitorReport
 
 
 def alert_json(alert: Alert) -> dict[str, Any]:
@@ -95,6 +96,9 @@ def monitor(
     as_json: JsonOption = False,
 ) -> None:
     """Score new observations of every site against its own history and raise alerts."""
+    from sitewatch.pipeline.monitor import MonitorOptions, run_monitor
+    from sitewatch.store import Workspace
+
     options = MonitorOptions(false_alarm_rate=false_alarm_rate, full=full, workers=workers)
     console = Console(stderr=True, highlight=False)
     bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),

@@ -11,8 +11,6 @@ from rich.console import Console
 from rich.progress import Progress
 
 from sitewatch.app.options import JsonOption, WorkspaceOption, resolve_workspace
-from sitewatch.app.report import build_report
-from sitewatch.store import Workspace
 
 
 def register(app: typer.Typer) -> None:
@@ -32,6 +30,9 @@ def report(
     as_json: JsonOption = False,
 ) -> None:
     """Write a static HTML report: per site the observation timeline and alerts with before/after chips."""
+    from sitewatch.app.report import build_report
+    from sitewatch.store import Workspace
+
     console = Console(stderr=True)
     with Workspace.open(resolve_workspace(workspace)) as ws, Progress(
         console=console, transient=True, disable=as_json

@@ -7,7 +7,6 @@ from typing import Annotated
 import typer
 
 from sitewatch.app.options import WorkspaceOption, resolve_workspace
-from sitewatch.store.workspace import Workspace
 
 
 def register(app: typer.Typer) -> None:
@@ -27,6 +26,7 @@ def register(app: typer.Typer) -> None:
         Create users first: `sitewatch users add NAME --role analyst`.
         """
         from sitewatch.app.web.server import serve as run_server
+        from sitewatch.store.workspace import Workspace
 
         root = resolve_workspace(workspace)
         Workspace.open(root).close()  # fail here, naming `sitewatch init`, before announcing anything

@@ -12,7 +12,6 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from sitewatch.app.options import JsonOption
 from sitewatch.core.parallel import default_workers
-from sitewatch.imagery.simulate import builtin_scenarios, load_scenario, simulate
 
 DEFAULT_SEED = 1
 
@@ -40,6 +39,8 @@ def simulate_command(
 
     Prints the folder, the number of images and the run's checksum (equal for equal seeds).
     """
+    from sitewatch.imagery.simulate import load_scenario, simulate
+
     plan = load_scenario(scenario)
     console = Console(stderr=True, highlight=False)
     with Progress(
@@ -84,6 +85,6 @@ def register(app: typer.Typer) -> None:
     """Add this module's verbs to ``app``."""
     app.command(
         "simulate",
-        help=f"Simulate a scenario ({', '.join(builtin_scenarios())} or a YAML file) into a folder of "
-        "GeoTIFF images with STAC items and ground truth.",
+        help="Simulate a scenario (built-in or a YAML file) into a folder of GeoTIFF images with STAC "
+        "items and ground truth.",
     )(simulate_command)

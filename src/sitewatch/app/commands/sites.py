@@ -4,27 +4,26 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from pyproj import Geod
 from rich.console import Console
 from rich.table import Table
 
 from sitewatch.app.errors import exit_code_for
 from sitewatch.app.options import JsonOption, WorkspaceOption, resolve_workspace
-from sitewatch.catalog import catalog_to_geojson, load_catalog, read_catalog_document, site_to_feature
-from sitewatch.catalog.geojson import validate_catalog
 from sitewatch.core.errors import CatalogError
-from sitewatch.core.types import Site
-from sitewatch.store import Workspace
+
+if TYPE_CHECKING:
+    from sitewatch.core.types import Site
 
 sites_app = typer.Typer(help="The site catalog: list, show, add and validate sites.", no_args_is_help=True)
-_GEOD = Geod(ellps="WGS84")
 
 
 def _area_km2(site_geometry: object) -> float:
-    area, _ = _GEOD.geometry_area_perimeter(site_geometry)
+    from pyproj import Geod
+
+    area, _ = Geod(ellps="WGS84").geometry_area_perimeter(site_geometry)
     return abs(area) / 1e6
 
 
@@ -35,6 +34,9 @@ def _console() -> Console:
 @sites_app.command("list")
 def list_sites(workspace: WorkspaceOption = None, as_json: JsonOption = False) -> None:
     """List the workspace's sites (--json: the catalog as a GeoJSON FeatureCollection)."""
+    from sitewatch.catalog import catalog_to_geojson
+    from sitewatch.store import Workspace
+
     with Workspace.open(resolve_workspace(workspace)) as ws:
         sites = ws.sites()
     if as_json:
@@ -56,6 +58,9 @@ def show_site(
     as_json: JsonOption = False,
 ) -> None:
     """Show one site and its zones (--json: the site as a GeoJSON Feature)."""
+    from sitewatch.catalog import site_to_feature
+    from sitewatch.store import Workspace
+
     with Workspace.open(resolve_workspace(workspace)) as ws:
         site = ws.site(site_id)
         observations = ws.observations(site.id)
@@ -96,6 +101,9 @@ def add_sites(
     as_json: JsonOption = False,
 ) -> None:
     """Add the sites of a GeoJSON catalog file to the workspace, all or none."""
+    from sitewatch.catalog import load_catalog
+    from sitewatch.store import Workspace
+
     sites = load_catalog(file)
     with Workspace.open(resolve_workspace(workspace)) as ws:
         added = ws.add_sites(sites, replace=replace)
@@ -115,6 +123,8 @@ def validate(
 
     Needs no workspace; --workspace is accepted for symmetry and ignored.
     """
+    from sitewatch.catalog import load_catalog, read_catalog_document, validate_catalog
+
     del workspace
     try:
         problems = validate_catalog(read_catalog_document(file))

@@ -9,8 +9,6 @@ from typing import Annotated
 import typer
 
 from sitewatch.app.options import JsonOption, WorkspaceOption, resolve_workspace
-from sitewatch.catalog import load_catalog
-from sitewatch.store import Workspace
 
 
 def init(
@@ -34,6 +32,9 @@ def init(
     as_json: JsonOption = False,
 ) -> None:
     """Create a workspace (safe to re-run: opens, migrates and adds missing sites)."""
+    from sitewatch.catalog import load_catalog
+    from sitewatch.store import Workspace
+
     if directory is not None and workspace is not None and directory != workspace:
         raise typer.BadParameter(f"got both DIR {directory} and --workspace {workspace}; give one")
     root = directory if directory is not None else resolve_workspace(workspace)
