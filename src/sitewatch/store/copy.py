@@ -24,6 +24,7 @@ from sqlalchemy.engine import Connection
 from sitewatch.core.errors import StoreError
 from sitewatch.store import migrate
 from sitewatch.store import schema as t
+from sitewatch.store import users as _users  # noqa: F401  (its tables join the schema's metadata)
 from sitewatch.store.workspace import create_engine, database_errors, shown_url
 
 BATCH = 2000
@@ -68,6 +69,7 @@ def copy_database(source_url: str, destination_url: str) -> CopyReport:
         with (database_errors(source_url, "reading the source"), source.connect() as reading,
               database_errors(destination_url, "copying into the destination"),
               destination.begin() as writing):
+            _check_every_table_known(reading, source_url)
             occupied = [table.name for table in t.metadata.sorted_tables if _count(writing, table)]
             if occupied:
                 raise StoreError(
@@ -89,6 +91,21 @@ def copy_database(source_url: str, destination_url: str) -> CopyReport:
         source.dispose()
         destination.dispose()
     return CopyReport(shown_url(source_url), shown_url(destination_url), copied)
+
+
+def _check_every_table_known(connection: Connection, url: str) -> None:
+    """Refuse a source holding a table the store's metadata does not know: it would not be copied,
+    and the checksums, taken over the known tables, could not tell."""
+    known = {table.name for table in t.metadata.sorted_tables} | {migrate.VERSION_TABLE}
+    unknown = sorted(set(sa.inspect(connection).get_table_names()) - known - _EXTENSION_TABLES)
+    if unknown:
+        raise StoreError(
+            f"{shown_url(url)} holds tables this sitewatch does not know ({', '.join(unknown)}); "
+            "nothing was copied. Copy it with the sitewatch version that made it")
+
+
+_EXTENSION_TABLES = frozenset({"spatial_ref_sys"})
+"""Tables PostGIS's extension creates in the public schema, not the store's."""
 
 
 def summarise(connection: Connection) -> tuple[TableSummary, ...]:
