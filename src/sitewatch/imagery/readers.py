@@ -65,6 +65,9 @@ REMOTE_GDAL_OPTIONS = {
     "GDAL_HTTP_TIMEOUT": "60",
     "GDAL_HTTP_MAX_RETRY": "2",
     "GDAL_HTTP_RETRY_DELAY": "1",
+    # Forget a URL's bytes when its handle closes: a transfer cut short must not poison the next try
+    # (a re-run, or the next cycle of a watcher), and a changed object must be read anew.
+    "CPL_VSIL_CURL_NON_CACHED": "/vsicurl/",
 }
 """GDAL settings while a remote image is open: only the byte ranges a read needs are fetched."""
 
@@ -119,7 +122,8 @@ def open_image(path: ImageSource) -> Iterator[DatasetReader]:
                 _check_size(dataset, name)
                 _check_georeferenced(dataset, name)
                 _check_crs(dataset, name)
-                _check_pixels_readable(dataset, name)
+                if remote is None:  # remotely it would fetch blocks no window needs; reads fail loud anyway
+                    _check_pixels_readable(dataset, name)
             except BaseException:
                 dataset.close()
                 raise

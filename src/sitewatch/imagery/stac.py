@@ -28,7 +28,7 @@ from shapely.geometry.base import BaseGeometry
 
 from sitewatch.core.errors import ImageryError
 from sitewatch.core.timeutil import ensure_utc
-from sitewatch.imagery.acquisition import StacSidecar, item_metadata
+from sitewatch.imagery.acquisition import StacSidecar, item_metadata, parse_timestamp
 
 log = logging.getLogger(__name__)
 
@@ -259,10 +259,11 @@ def _entry(document: object, *, base: str, query: StacQuery, fallback_label: str
     label = f"STAC item {item_id} ({self_href or fallback_label})" if isinstance(item_id, str) \
         else f"STAC item at {fallback_label}"
     try:
-        item = pystac.Item.from_dict(dict(document), href=self_href) if isinstance(document, dict) else None
-        if item is None:
+        if not isinstance(document, dict):
             raise ValueError("it is not a JSON object")
-        ref = _asset_ref(item, document, base, defaults)  # type: ignore[arg-type]
+        _check_time_fields(document)
+        item = pystac.Item.from_dict(dict(document), href=self_href)
+        ref = _asset_ref(item, document, base, defaults)
     except (pystac.STACError, ValueError, TypeError, KeyError, AttributeError) as error:
         text = str(error) or type(error).__name__
         if isinstance(error, KeyError):
@@ -271,6 +272,19 @@ def _entry(document: object, *, base: str, query: StacQuery, fallback_label: str
         return
     if ref is not None and _passes(ref, query):
         yield ref
+
+
+def _check_time_fields(document: Mapping[str, Any]) -> None:
+    """Say which time field is bad (pystac's own message does not name it)."""
+    properties = document.get("properties")
+    if not isinstance(properties, dict):
+        raise ValueError("it has no 'properties' object")
+    for key in ("datetime", "start_datetime", "end_datetime"):
+        value = properties.get(key)
+        if value is not None and (not isinstance(value, str) or parse_timestamp(value) is None):
+            raise ValueError(f"properties.{key} {value!r} is not an ISO 8601 time")
+    if properties.get("datetime") is None and properties.get("start_datetime") is None:
+        raise ValueError("properties.datetime is null and there is no start_datetime")
 
 
 def _asset_ref(item: pystac.Item, document: Mapping[str, Any], base: str,
