@@ -22,7 +22,14 @@ from range_server import RangeServer, serving
 from sitewatch.app.cli import app
 from sitewatch.core.types import Site
 from sitewatch.imagery.simulate import load_scenario, simulate
-from sitewatch.imagery.stac import StacLoopError, StacProblem, StacQuery, StacSourceError, stac_entries
+from sitewatch.imagery.stac import (
+    StacLoopError,
+    StacProblem,
+    StacQuery,
+    StacSourceError,
+    choose_asset,
+    stac_entries,
+)
 from sitewatch.pipeline.ingest import ingest_stac
 from sitewatch.store import Workspace
 
@@ -346,3 +353,47 @@ def test_real_rgbn_and_pan_geotiffs_over_http(shared_data: Path, tmp_path: Path)
         assert {o.site_id for o in ws.observations()} == {"farm", "block"}
         farm = ws.observations("farm")[0]
         assert ws.chip_path(farm).is_file() and farm.valid_fraction > 0.9
+
+
+WV3_BANDS = ("coastal", "blue", "green", "yellow", "red", "rededge", "nir08", "nir09")
+COG = "image/tiff; application=geotiff; profile=cloud-optimized"
+
+
+def _wv3_assets() -> dict[str, pystac.Asset]:
+    """A WorldView-3 item's assets as Maxar's open-data catalog lays them out."""
+    def bands(names: tuple[str, ...]) -> dict[str, object]:
+        return {"eo:bands": [{"name": n.upper(), "common_name": n} for n in names]}
+    return {
+        "thumbnail": pystac.Asset(href="thumb.jpg", media_type="image/jpeg", roles=["thumbnail"]),
+        "ms_analytic": pystac.Asset(href="ms.tif", media_type=COG, roles=["data"],
+                                    extra_fields={**bands(WV3_BANDS), "gsd": 1.24}),
+        "pan_analytic": pystac.Asset(href="pan.tif", media_type=COG, roles=["data"],
+                                     extra_fields={**bands(("pan",)), "gsd": 0.31}),
+        "pansharpened": pystac.Asset(href="ps.tif", media_type=COG, roles=["data"],
+                                     extra_fields={**bands(("red", "green", "blue", "nir")), "gsd": 0.31}),
+        "visual": pystac.Asset(href="visual.tif", media_type=COG, roles=["visual"],
+                               extra_fields=bands(("red", "green", "blue"))),
+        "cloud-mask": pystac.Asset(href="clouds.tif", media_type=COG, roles=["cloud"]),
+        "metadata": pystac.Asset(href="meta.xml", media_type="application/xml", roles=["metadata"]),
+    }
+
+
+@pytest.mark.parametrize(("keep", "chosen", "bands"), [
+    (None, "visual", ("red", "green", "blue")),
+    (("ms_analytic", "pan_analytic", "pansharpened", "thumbnail"), "pansharpened",
+     ("red", "green", "blue", "nir")),
+    (("ms_analytic", "pan_analytic", "thumbnail"), "ms_analytic",
+     ("coastal", "blue", "green", "yellow", "red", "rededge", "nir", "nir09")),
+    (("pan_analytic", "cloud-mask", "metadata"), "pan_analytic", ("pan",)),
+    (("thumbnail", "cloud-mask", "metadata"), None, None),
+])
+def test_the_asset_read_is_true_colour_then_pansharpened_then_multispectral_then_pan(
+    keep: tuple[str, ...] | None, chosen: str | None, bands: tuple[str, ...] | None,
+) -> None:
+    assets = {k: a for k, a in _wv3_assets().items() if keep is None or k in keep}
+    item = _item("wv3", [125.7, 39.0, 125.8, 39.1], datetime(2019, 2, 22, tzinfo=UTC), assets)
+    choice = choose_asset(item)
+    if chosen is None:
+        assert choice is None
+        return
+    assert choice is not None and choice[0] == chosen and choice[2] == bands
