@@ -253,6 +253,20 @@ def test_a_catalog_that_loops_is_detected(tmp_path: Path) -> None:
         list(stac_entries(str(tmp_path / "loop" / "catalog.json"), StacQuery()))
 
 
+def test_a_broken_child_catalog_is_named_and_the_other_branches_are_walked(sim_catalog: SimCatalog,
+                                                                            tmp_path: Path) -> None:
+    root = _copy_catalog(sim_catalog, tmp_path / "catalog")
+    document = json.loads((root / "catalog.json").read_text())
+    document["links"].insert(0, {"rel": "child", "href": "./gone/collection.json",
+                                 "type": "application/json"})
+    (root / "catalog.json").write_text(json.dumps(document))
+    entries = list(stac_entries(str(root / "catalog.json"), StacQuery()))
+    problems = [e for e in entries if isinstance(e, StacProblem)]
+    assert len(problems) == 1
+    assert "gone/collection.json: the child catalog cannot be read" in problems[0].message
+    assert len(entries) == len(sim_catalog.items) + 1
+
+
 def test_an_unreadable_source_names_itself(tmp_path: Path) -> None:
     with pytest.raises(StacSourceError, match=r"nowhere\.json: the STAC source cannot be read"):
         list(stac_entries(str(tmp_path / "nowhere.json"), StacQuery()))

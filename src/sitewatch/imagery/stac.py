@@ -226,7 +226,11 @@ def _walk(root_href: str, root: dict[str, Any], query: StacQuery) -> Iterator[St
                         f"{href}: its child link {target} leads back to a catalog on the path from the root "
                         f"({' -> '.join(path)}); the catalog loops, fix that link"
                     )
-                child = _read_json(target, what="child catalog")
+                try:
+                    child = _read_json(target, what="child catalog")
+                except StacSourceError as error:  # one broken branch: its items are missed, not the others
+                    yield StacProblem(target, f"{error} (linked from {href})")
+                    continue
                 children.append((target, child, path))
             elif rel == "item" and target not in seen_items:
                 seen_items.add(target)
@@ -337,7 +341,10 @@ def asset_bands(asset: pystac.Asset) -> tuple[str, ...] | None:
     STAC's ``nir08`` is called ``nir`` when no band is called that, so vegetation indices find it
     in WorldView's 8 bands as in NAIP's 4.
     """
-    entries = asset.extra_fields.get("eo:bands") or asset.extra_fields.get("bands")
+    return _band_names(asset.extra_fields.get("eo:bands") or asset.extra_fields.get("bands"))
+
+
+def _band_names(entries: object) -> tuple[str, ...] | None:
     if not isinstance(entries, list) or not entries:
         return None
     names: list[str] = []
@@ -376,17 +383,14 @@ def choose_asset(item: pystac.Item) -> tuple[str, pystac.Asset, tuple[str, ...] 
     panchromatic, then any other raster; thumbnails, overviews, metadata and masks never. None when
     the item has no raster asset.
     """
+    rasters = [(key, asset) for key, asset in item.assets.items()
+               if _is_raster(asset) and not (set(asset.roles or []) & _SKIPPED_ROLES
+                                             and not set(asset.roles or []) & {"data", "visual"})]
+    # Item-level band names (STAC 1.0 allowed them) can only be an asset's when it is the only raster.
+    item_bands = _band_names(item.properties.get("eo:bands")) if len(rasters) == 1 else None
     candidates: list[tuple[int, float, int, str, pystac.Asset, tuple[str, ...] | None]] = []
-    item_bands = item.properties.get("eo:bands")
-    for position, (key, asset) in enumerate(item.assets.items()):
-        roles = set(asset.roles or [])
-        if roles & _SKIPPED_ROLES and not roles & {"data", "visual"}:
-            continue
-        if not _is_raster(asset):
-            continue
-        bands = asset_bands(asset)
-        if bands is None and isinstance(item_bands, list):
-            bands = asset_bands(pystac.Asset(href=asset.href, extra_fields={"eo:bands": item_bands}))
+    for position, (key, asset) in enumerate(rasters):
+        bands = asset_bands(asset) or item_bands
         gsd = asset.extra_fields.get("gsd")
         fineness = float(gsd) if isinstance(gsd, int | float) and not isinstance(gsd, bool) else float("inf")
         candidates.append((_rank(key, asset, bands), fineness, position, key, asset, bands))
