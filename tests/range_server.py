@@ -4,7 +4,8 @@ Enough of HTTP/1.1 for GDAL's /vsicurl/ and pystac's urllib reads: HEAD, GET, si
 (206 with Content-Range, 416 outside the file). It counts the body bytes sent per path, so tests
 can prove a reader took windows and not whole files, and it can be told to misbehave per path:
 ``short_bodies`` sends half of each body under a Content-Length for all of it (a transfer cut short,
-as a proxy or a stale object size gives), ``down`` answers 503 to everything.
+as a proxy or a stale object size gives), ``understated`` answers HEAD with half the real size (a
+stale size in a cache or an index) while GETs serve the real bytes, ``down`` answers 503 to everything.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ class RangeServer:
         self.requests: list[tuple[str, str, str | None]] = []
         """(method, path, Range header) of every request."""
         self.short_bodies: set[str] = set()
+        self.understated: set[str] = set()
         self.down = False
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
@@ -114,10 +116,13 @@ def _handler(server: RangeServer) -> type[BaseHTTPRequestHandler]:
                     return
                 status = 206
             payload = data[start:stop]
+            declared = len(payload)
+            if path in server.understated and not body:
+                declared = len(payload) // 2
             self.send_response(status)
             self.send_header("Content-Type", _media_type(file))
             self.send_header("Accept-Ranges", "bytes")
-            self.send_header("Content-Length", str(len(payload)))
+            self.send_header("Content-Length", str(declared))
             if status == 206:
                 self.send_header("Content-Range", f"bytes {start}-{stop - 1}/{size}")
             cut = path in server.short_bodies and body

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+import numpy as np
 import pystac
 import pytest
 import rasterio
@@ -21,6 +22,8 @@ from typer.testing import CliRunner
 from range_server import RangeServer, serving
 from sitewatch.app.cli import app
 from sitewatch.core.types import Site
+from sitewatch.imagery.chips import extract_chip, read_chip
+from sitewatch.imagery.grid import site_grid
 from sitewatch.imagery.simulate import load_scenario, simulate
 from sitewatch.imagery.stac import (
     StacLoopError,
@@ -218,11 +221,30 @@ def test_a_malformed_item_is_named_and_the_others_go_in(sim_catalog: SimCatalog,
         assert not any(s.stac_item == broken for s in ws.scenes())
 
 
-def test_an_asset_cut_short_fails_naming_item_and_asset_and_the_batch_goes_on(
+def test_an_asset_whose_size_is_understated_by_head_still_gives_its_true_pixels(
     sim_catalog: SimCatalog, served: RangeServer, tmp_path: Path,
 ) -> None:
+    """GDAL takes the size from the ranged GETs' Content-Range, so a stale HEAD does no harm."""
+    victim = sim_catalog.items[3]["id"]
+    served.understated.add("/" + _relative(sim_catalog, victim))
+    site = centre_site(sim_catalog.items[0]["bbox"])
+    with Workspace.init(tmp_path / "ws", sites=[site]) as ws:
+        report = ingest_stac(ws, served.url + "catalog.json")
+        assert report.ok and len(report.ingested) == len(sim_catalog.items)
+        observation = next(o for o in ws.observations() if ws.scene(o.scene_id).stac_item == victim)
+        stored = read_chip(ws.chip_path(observation))
+    local = extract_chip(sim_catalog.cogs[victim], site_grid(site), bands=("red", "green", "blue"))
+    np.testing.assert_array_equal(stored.valid, local.valid)
+    np.testing.assert_array_equal(stored.array[:, stored.valid], local.array[:, local.valid])
+
+
+def test_an_asset_with_a_wrong_content_length_fails_naming_item_and_asset_and_the_batch_goes_on(
+    sim_catalog: SimCatalog, served: RangeServer, tmp_path: Path,
+) -> None:
+    """The server announces a Content-Length and sends half of it (a transfer cut short)."""
     victim = sim_catalog.items[2]["id"]
-    served.short_bodies.add("/" + _relative(sim_catalog, victim))
+    faulty = served.short_bodies
+    faulty.add("/" + _relative(sim_catalog, victim))
     site = centre_site(sim_catalog.items[0]["bbox"])
     with Workspace.init(tmp_path / "ws", sites=[site]) as ws:
         report = ingest_stac(ws, served.url + "catalog.json")
@@ -232,7 +254,7 @@ def test_an_asset_cut_short_fails_naming_item_and_asset_and_the_batch_goes_on(
         assert str(failure.path).endswith(f"{victim}.tif")
         assert not any(s.stac_item == victim for s in ws.scenes())
 
-        served.short_bodies.clear()  # the server is mended: the next run takes what was missed
+        faulty.clear()  # the server is mended: the next run takes what was missed
         again = ingest_stac(ws, served.url + "catalog.json")
         assert len(again.ingested) == 1 and again.ok, [o.message for o in again.failed]
         assert any(s.stac_item == victim for s in ws.scenes())
