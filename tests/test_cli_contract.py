@@ -28,6 +28,7 @@ JSON_VERBS = {
     ("change", "scene"),
     ("eval", "detect"),
     ("eval", "alerts"),
+    ("export", "stac"),
 }
 
 

@@ -16,10 +16,11 @@ from rasterio.warp import transform_bounds
 from shapely.geometry import box
 from typer.testing import CliRunner
 
+from range_server import RangeServer
 from sitewatch.app.cli import app
 from sitewatch.app.report import build_report
 from sitewatch.core.types import Alert, Assessment, ChangeRegion, Detection, Site, Zone
-from sitewatch.pipeline.ingest import ingest
+from sitewatch.pipeline.ingest import ingest, ingest_stac
 from sitewatch.store import Workspace
 
 RGB = Path(__file__).resolve().parent / "data" / "RGB.byte.tif"
@@ -101,3 +102,48 @@ def test_report_cli_json(workspace: Workspace, tmp_path: Path) -> None:
 def test_report_of_missing_workspace_says_what_to_do(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["report", "-w", str(tmp_path / "nowhere")])
     assert result.exit_code != 0
+
+
+def test_report_shows_the_stac_provenance_of_scenes(tmp_path: Path) -> None:
+    """Scenes ingested from STAC carry their item, collection, angles and licence into the evidence."""
+    with rasterio.open(RGB) as dataset:
+        west, south, east, north = transform_bounds(dataset.crs, "EPSG:4326", *dataset.bounds)
+    features = []
+    server = RangeServer(tmp_path)
+    for day, sun in (("2020-01-01", 31.5), ("2020-01-11", 33.25)):
+        image = tmp_path / f"rgb_{day}.tif"
+        shutil.copy(RGB, image)
+        features.append({
+            "type": "Feature", "stac_version": "1.0.0", "id": f"LE07-{day}", "collection": "landsat-7-rgb",
+            "geometry": box(west, south, east, north).__geo_interface__, "bbox": [west, south, east, north],
+            "properties": {"datetime": f"{day}T15:30:00Z", "platform": "landsat-7", "instruments": ["etm+"],
+                           "view:off_nadir": 0.0, "view:sun_elevation": sun, "license": "CC0-1.0"},
+            "links": [{"rel": "self", "href": f"{server.url}items/LE07-{day}.json"}],
+            "assets": {"visual": {"href": f"../{image.name}", "type": "image/tiff; application=geotiff",
+                                  "roles": ["visual"]}},
+        })
+    source = tmp_path / "items.json"
+    source.write_text(json.dumps({"type": "FeatureCollection", "features": features}))
+    server.start()
+    try:
+        with Workspace.init(tmp_path / "ws", sites=[_site_over(RGB)]) as ws:
+            assert ingest_stac(ws, str(source)).ok
+            html = _report_with_alert(ws, tmp_path / "out")
+    finally:
+        server.stop()
+    assert "STAC item <code>LE07-2020-01-11</code> of landsat-7-rgb" in html
+    assert f"(<code>{server.url}items/LE07-2020-01-11.json</code>)" in html
+    assert f"<code>{server.url}rgb_2020-01-11.tif</code>" in html
+    assert "STAC item <code>LE07-2020-01-01</code>" in html  # the before image too
+    assert "sun 33.2° up" in html and "0.0° off nadir" in html and "licence: CC0-1.0" in html
+    assert "landsat-7/etm+" in html
+
+
+def _report_with_alert(ws: Workspace, out: Path) -> str:
+    """The report's HTML after an alert on the site's latest observation."""
+    _, after = ws.observations("test-site")
+    ws.upsert_alerts([Alert(
+        id="a2", site_id="test-site", observation_id=after.id, acquired=after.acquired,
+        created=datetime(2020, 1, 12, tzinfo=UTC), indicator="changed_area_m2", value=1.0e5,
+        baseline=0.0, score=5.0, p_value=0.02, zone_id="north", explanation="More change than usual.")])
+    return build_report(ws, out).path.read_text(encoding="utf-8")

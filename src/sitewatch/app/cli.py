@@ -15,6 +15,7 @@ from sitewatch.app.commands import (
     change,
     demo,
     evaluate,
+    export,
     ingest,
     monitor,
     report,
@@ -96,7 +97,7 @@ def _add_lazy_group(name: str) -> None:
     app.add_typer(typer.Typer(help=group_help, no_args_is_help=True, cls=lazy_group(load)), name=name)
 
 
-for module in (workspace, sites, ingest, simulate, monitor, alerts, change, report, serve):
+for module in (workspace, sites, ingest, simulate, monitor, alerts, change, report, serve, export):
     module.register(app)
 _add_lazy_group("users")
 demo.register(app)

@@ -246,13 +246,26 @@ class Scene:
     width: int
     height: int
     checksum: str
-    """SHA-256 of the file's bytes."""
+    """SHA-256 of the file's bytes; for a STAC asset (never read whole), of its key: collection,
+    item id and asset href."""
     cloud_cover: float | None = None
     """Fraction 0..1 where known."""
     off_nadir: float | None = None
     """Degrees where known."""
     license: str | None = None
     attribution: str | None = None
+    sun_elevation: float | None = None
+    """Degrees above the horizon where known (STAC ``view:sun_elevation``)."""
+    sun_azimuth: float | None = None
+    """Degrees clockwise from north where known (STAC ``view:sun_azimuth``)."""
+    stac_item: str | None = None
+    """Id of the STAC item the scene was ingested from (None for files)."""
+    stac_collection: str | None = None
+    """Its collection, where it has one."""
+    stac_href: str | None = None
+    """The item's own (self) link, where known."""
+    stac_asset: str | None = None
+    """Key of the item's asset that was read (``visual``, ``pan``, ...)."""
 
     def __post_init__(self) -> None:
         _check_text(self, "id", self.id)
@@ -272,6 +285,8 @@ class Scene:
             raise _fail(self, "checksum", f"{self.checksum!r} is not a SHA-256 hex digest")
         _check_optional_finite(self, "cloud_cover", self.cloud_cover, low=0.0, high=1.0)
         _check_optional_finite(self, "off_nadir", self.off_nadir, low=0.0, high=90.0)
+        _check_optional_finite(self, "sun_elevation", self.sun_elevation, low=-90.0, high=90.0)
+        _check_optional_finite(self, "sun_azimuth", self.sun_azimuth, low=0.0, high=360.0)
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -41,10 +42,10 @@ _LATEST_YEAR = 2100
 
 @dataclass(frozen=True, slots=True)
 class StacSidecar:
-    """What a STAC item beside an image says about it (fields None when the item does not say)."""
+    """What a STAC item says about its image, beside it or from a catalog (None where it does not say)."""
 
-    path: Path
-    """The item's file."""
+    path: Path | str
+    """The item's file or URL (its id when it has neither)."""
     acquired: datetime | None
     cloud_cover: float | None
     """Fraction 0..1 (STAC ``eo:cloud_cover`` is a percentage)."""
@@ -55,6 +56,12 @@ class StacSidecar:
     """Provider names, comma-separated."""
     sensor: str | None
     """``platform`` and ``instruments`` joined, e.g. ``worldview-2/wv110``."""
+    gsd: float | None = None
+    """Metres (``gsd``)."""
+    sun_elevation: float | None = None
+    """Degrees (``view:sun_elevation``)."""
+    sun_azimuth: float | None = None
+    """Degrees (``view:sun_azimuth``)."""
 
 
 def parse_timestamp(text: str) -> datetime | None:
@@ -211,9 +218,20 @@ def _read_stac_item(path: Path) -> StacSidecar | None:
     if not isinstance(document, dict) or document.get("type") != "Feature":
         log.info("ignoring %s beside the image: not a STAC item (no type=Feature)", path)
         return None
+    return item_metadata(document, path)
+
+
+def item_metadata(document: Mapping[str, object], source: Path | str,
+                  defaults: Mapping[str, object] | None = None) -> StacSidecar | None:
+    """What the STAC item ``document`` says (None when it has no ``properties`` object).
+
+    ``defaults`` are the collection's fields (``license``, ``providers``) used where the item does not
+    say. The one reader of STAC item fields, for sidecars and for catalogs alike.
+    """
     properties = document.get("properties")
     if not isinstance(properties, dict):
         return None
+    fallback = defaults or {}
     acquired = None
     for key in ("datetime", "start_datetime"):
         value = properties.get(key)
@@ -222,21 +240,25 @@ def _read_stac_item(path: Path) -> StacSidecar | None:
             if acquired is not None:
                 break
     return StacSidecar(
-        path=path,
+        path=source,
         acquired=acquired,
         cloud_cover=_number(properties.get("eo:cloud_cover"), scale=0.01, high=1.0),
         off_nadir=_number(properties.get("view:off_nadir"), high=90.0),
-        license=_text(properties.get("license") or document.get("license")),
-        attribution=_providers(properties.get("providers")),
+        license=_text(properties.get("license") or document.get("license") or fallback.get("license")),
+        attribution=(_providers(properties.get("providers")) or _text(properties.get("attribution"))
+                     or _providers(fallback.get("providers"))),
         sensor=_sensor(properties.get("platform"), properties.get("instruments")),
+        gsd=_number(properties.get("gsd"), high=math.inf),
+        sun_elevation=_number(properties.get("view:sun_elevation"), low=-90.0, high=90.0),
+        sun_azimuth=_number(properties.get("view:sun_azimuth"), high=360.0),
     )
 
 
-def _number(value: object, *, scale: float = 1.0, high: float) -> float | None:
+def _number(value: object, *, scale: float = 1.0, low: float = 0.0, high: float) -> float | None:
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
     scaled = float(value) * scale
-    return scaled if 0.0 <= scaled <= high else None
+    return scaled if math.isfinite(scaled) and low <= scaled <= high else None
 
 
 def _text(value: object) -> str | None:

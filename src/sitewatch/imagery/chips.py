@@ -25,7 +25,13 @@ from rasterio.windows import Window
 from sitewatch.core.errors import UnsupportedInputError, ValidationError
 from sitewatch.imagery.errors import UnreadableImageError
 from sitewatch.imagery.grid import SiteGrid
-from sitewatch.imagery.readers import band_names, gdal_message, ground_sample_distance, open_image
+from sitewatch.imagery.readers import (
+    ImageSource,
+    band_names,
+    gdal_message,
+    ground_sample_distance,
+    open_image,
+)
 
 _WINDOW_PAD = 3
 """Source pixels read beyond the grid on each side, so edge pixels get their full kernel."""
@@ -80,16 +86,18 @@ def _working_dtype(dtype: np.dtype) -> type[np.floating]:
     return np.float32 if dtype.itemsize <= 2 or dtype == np.float32 else np.float64
 
 
-def extract_chip(path: Path, grid: SiteGrid, *, resampling: Resampling | None = None,
+def extract_chip(path: ImageSource, grid: SiteGrid, *, resampling: Resampling | None = None,
                  bands: Sequence[str] | None = None) -> Chip:
     """Resample the image at ``path`` onto ``grid``, reading only the window that covers it.
+
+    ``path`` may be a URL (:data:`~sitewatch.imagery.readers.ImageSource`): a COG then costs its
+    header and the tiles of the window (from the overview level nearest the grid), by range requests.
 
     ``bands`` names the bands (one per band, in file order; ingest passes its scene's names, so
     names the caller gave reach the chip), else the file's own (:func:`band_names`). A grid that
     the image does not overlap gives an all-invalid chip (``valid_fraction == 0``); deciding
     whether that is an error is the caller's business.
     """
-    path = Path(path)
     with open_image(path) as dataset:
         dtype = np.result_type(*dataset.dtypes)
         work = _working_dtype(dtype)

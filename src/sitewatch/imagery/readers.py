@@ -11,9 +11,10 @@ from __future__ import annotations
 import hashlib
 import logging
 import math
+import re
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from datetime import datetime
 from pathlib import Path
 
@@ -54,40 +55,80 @@ _GEOD = Geod(ellps="WGS84")
 _CHECKSUM_CHUNK = 1 << 20
 
 
+ImageSource = Path | str
+"""A local file, or (as a string) an ``http(s)://`` URL or a GDAL ``/vsi...`` path read by range requests."""
+
+REMOTE_GDAL_OPTIONS = {
+    # Never list the folder of a URL (one request per open, and servers refuse listings anyway).
+    "GDAL_DISABLE_READDIR_ON_OPEN": "EMPTY_DIR",
+    "GDAL_HTTP_MERGE_CONSECUTIVE_RANGES": "YES",
+    "GDAL_HTTP_TIMEOUT": "60",
+    "GDAL_HTTP_MAX_RETRY": "2",
+    "GDAL_HTTP_RETRY_DELAY": "1",
+    # Forget a URL's bytes when its handle closes: a transfer cut short must not poison the next try
+    # (a re-run, or the next cycle of a watcher), and a changed object must be read anew.
+    "CPL_VSIL_CURL_NON_CACHED": "/vsicurl/",
+}
+"""GDAL settings while a remote image is open: only the byte ranges a read needs are fetched."""
+
+
+def remote_href(source: ImageSource) -> str | None:
+    """The GDAL path of ``source`` when it is remote (``/vsicurl/`` + an http(s) URL, or a ``/vsi``
+    path as given), None for a local file."""
+    if isinstance(source, Path):
+        return None
+    if re.match(r"https?://", source, flags=re.IGNORECASE):
+        return f"/vsicurl/{source}"
+    if source.startswith("/vsi"):
+        return source
+    return None
+
+
 @contextmanager
-def open_image(path: Path) -> Iterator[DatasetReader]:
+def open_image(path: ImageSource) -> Iterator[DatasetReader]:
     """Open ``path`` with rasterio after checking it is a usable, georeferenced raster.
 
+    ``path`` may be a URL (see :data:`ImageSource`): GDAL then reads the header and later only the
+    windows asked for, by HTTP range requests, never the whole file.
     Raises a subclass of :class:`ImageryError` naming the file when it is missing, empty,
     unreadable or truncated, not georeferenced, too large, or in an unusable CRS.
     """
-    path = Path(path)
-    if not path.exists():
-        raise ImageryError(f"{path}: no such file; check the path")
-    if not path.is_file():
-        raise ImageryError(f"{path}: not a regular file (a folder or device); give an image file")
-    if path.stat().st_size == 0:
-        raise EmptyImageError(f"{path}: the file is empty (0 bytes); copy or download it again")
-    with warnings.catch_warnings():
-        # The warning says what ds.crs/ds.transform say too; _check_georeferenced turns it into an error.
-        warnings.simplefilter("ignore", NotGeoreferencedWarning)
-        try:
-            dataset = rasterio.open(path)
-        except RasterioError as error:
-            raise UnreadableImageError(
-                f"{path}: GDAL cannot open it ({gdal_message(error)}); it is truncated, corrupt or not "
-                "a raster: copy or download it again, or give a GeoTIFF, JPEG2000, ENVI (.hdr), ... file"
-            ) from error
-        try:
-            _check_size(dataset, path)
-            _check_georeferenced(dataset, path)
-            _check_crs(dataset, path)
-            _check_pixels_readable(dataset, path)
-        except BaseException:
-            dataset.close()
-            raise
-    with dataset:
-        yield dataset
+    remote = remote_href(path)
+    name: ImageSource = path if remote is not None else Path(path)
+    if remote is None:
+        path = Path(path)
+        if not path.exists():
+            raise ImageryError(f"{path}: no such file; check the path")
+        if not path.is_file():
+            raise ImageryError(f"{path}: not a regular file (a folder or device); give an image file")
+        if path.stat().st_size == 0:
+            raise EmptyImageError(f"{path}: the file is empty (0 bytes); copy or download it again")
+    with ExitStack() as stack:
+        if remote is not None:
+            stack.enter_context(rasterio.Env(**REMOTE_GDAL_OPTIONS))
+        with warnings.catch_warnings():
+            # The warning says what ds.crs/ds.transform say too; _check_georeferenced turns it into an error.
+            warnings.simplefilter("ignore", NotGeoreferencedWarning)
+            try:
+                dataset = rasterio.open(remote if remote is not None else name)
+            except RasterioError as error:
+                where = "it is unreachable, " if remote is not None else ""
+                raise UnreadableImageError(
+                    f"{name}: GDAL cannot open it ({gdal_message(error)}); {where}it is truncated, corrupt "
+                    "or not a raster: copy or download it again, or give a GeoTIFF, JPEG2000, ENVI (.hdr), "
+                    "... file"
+                ) from error
+            try:
+                _check_size(dataset, name)
+                _check_georeferenced(dataset, name)
+                _check_crs(dataset, name)
+                if remote is None:  # remotely it would fetch blocks no window needs; reads fail loud anyway
+                    _check_pixels_readable(dataset, name)
+            except BaseException:
+                dataset.close()
+                raise
+        with dataset:
+            yield dataset
 
 
 def gdal_message(error: BaseException) -> str:
@@ -106,7 +147,7 @@ def gdal_message(error: BaseException) -> str:
     return "; ".join(dict.fromkeys(messages)) or type(error).__name__
 
 
-def _check_size(dataset: DatasetReader, path: Path) -> None:
+def _check_size(dataset: DatasetReader, path: ImageSource) -> None:
     width, height = dataset.width, dataset.height
     if width <= 0 or height <= 0 or dataset.count <= 0:
         raise UnreadableImageError(
@@ -120,7 +161,7 @@ def _check_size(dataset: DatasetReader, path: Path) -> None:
         )
 
 
-def _check_georeferenced(dataset: DatasetReader, path: Path) -> None:
+def _check_georeferenced(dataset: DatasetReader, path: ImageSource) -> None:
     if dataset.crs is None or dataset.transform.is_identity:
         hint = ""
         if dataset.gcps[0] or dataset.rpcs is not None:
@@ -136,7 +177,7 @@ def _check_georeferenced(dataset: DatasetReader, path: Path) -> None:
         log.info("%s has a rotated geotransform %s", path, tuple(dataset.transform)[:6])
 
 
-def _pyproj_crs(dataset: DatasetReader, path: Path) -> CRS:
+def _pyproj_crs(dataset: DatasetReader, path: ImageSource) -> CRS:
     try:
         return CRS.from_wkt(dataset.crs.to_wkt())
     except CRSError as error:
@@ -146,7 +187,7 @@ def _pyproj_crs(dataset: DatasetReader, path: Path) -> CRS:
         ) from error
 
 
-def _check_crs(dataset: DatasetReader, path: Path) -> None:
+def _check_crs(dataset: DatasetReader, path: ImageSource) -> None:
     crs = _pyproj_crs(dataset, path)
     if crs.is_engineering or not (crs.is_projected or crs.is_geographic):
         raise UnsupportedCrsError(
@@ -157,7 +198,7 @@ def _check_crs(dataset: DatasetReader, path: Path) -> None:
     footprint_lonlat(dataset, path)  # raises when the CRS cannot reach WGS 84
 
 
-def _check_pixels_readable(dataset: DatasetReader, path: Path) -> None:
+def _check_pixels_readable(dataset: DatasetReader, path: ImageSource) -> None:
     """Read the first and the last block (and the smallest overview): a truncated file fails here.
 
     Headers of truncated TIFFs open fine; the missing bytes are the last strips or tiles, which
@@ -192,7 +233,7 @@ def apply_transform(transform: Affine, cols: np.ndarray, rows: np.ndarray) -> tu
             transform.d * cols + transform.e * rows + transform.f)
 
 
-def footprint_lonlat(dataset: DatasetReader, path: Path | None = None) -> Polygon:
+def footprint_lonlat(dataset: DatasetReader, path: ImageSource | None = None) -> Polygon:
     """The image outline in WGS 84 lon/lat, edges densified so projected curves are kept."""
     name = path or Path(dataset.name)
     steps = np.linspace(0.0, 1.0, FOOTPRINT_POINTS_PER_EDGE + 1)[:-1]
@@ -218,7 +259,7 @@ def footprint_lonlat(dataset: DatasetReader, path: Path | None = None) -> Polygo
     return outline
 
 
-def _to_lonlat(dataset: DatasetReader, path: Path, xs: np.ndarray,
+def _to_lonlat(dataset: DatasetReader, path: ImageSource, xs: np.ndarray,
                ys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     crs = _pyproj_crs(dataset, path)
     try:
@@ -238,7 +279,7 @@ def _to_lonlat(dataset: DatasetReader, path: Path, xs: np.ndarray,
     return lons, lats
 
 
-def ground_sample_distance(dataset: DatasetReader, path: Path | None = None) -> float:
+def ground_sample_distance(dataset: DatasetReader, path: ImageSource | None = None) -> float:
     """Pixel size in metres: mean of the x and y steps, geodesic for geographic CRSs."""
     name = path or Path(dataset.name)
     transform = dataset.transform
@@ -305,7 +346,7 @@ def band_names(dataset: DatasetReader) -> tuple[str, ...]:
     return tuple(names)
 
 
-def given_band_names(names: Sequence[str], count: int, path: Path) -> tuple[str, ...]:
+def given_band_names(names: Sequence[str], count: int, path: ImageSource) -> tuple[str, ...]:
     """``names`` a caller gives for the ``count`` bands of ``path``, lower-cased, checked: one
     non-empty name per band, none twice."""
     cleaned = tuple(name.strip().lower() for name in names)

@@ -23,8 +23,20 @@ from sitewatch.core.errors import NoSiteCoverageError, NoValidPixelsError, Sitew
 from sitewatch.core.types import Observation, Scene, Site
 from sitewatch.imagery.chips import Chip, extract_chip, write_chip
 from sitewatch.imagery.clouds import cloud_mask
+from sitewatch.imagery.errors import MissingAcquisitionTimeError
 from sitewatch.imagery.grid import site_grid
-from sitewatch.imagery.readers import SCENE_ID_LENGTH, inspect_image, sha256_file
+from sitewatch.imagery.readers import (
+    SCENE_ID_LENGTH,
+    ImageSource,
+    band_names,
+    footprint_lonlat,
+    given_band_names,
+    ground_sample_distance,
+    inspect_image,
+    open_image,
+    sha256_file,
+)
+from sitewatch.imagery.stac import StacAssetRef, StacProblem, StacQuery, stac_entries, union_area
 from sitewatch.store import chip_relpath
 from sitewatch.store.protocol import Store
 
@@ -54,10 +66,11 @@ class FileStatus(StrEnum):
 class FileOutcome:
     """The result of one file."""
 
-    path: Path
+    path: Path | str
+    """The file, or for STAC the asset's URL (the item's when no asset was chosen)."""
     status: FileStatus
     message: str
-    """Why it was skipped or failed (names the file), or a short summary when ingested."""
+    """Why it was skipped or failed (names the file, or the item and asset), or a short summary."""
     scene_id: str | None = None
     site_ids: tuple[str, ...] = ()
     """Sites that got an observation (ingested only)."""
@@ -105,6 +118,8 @@ class IngestReport:
 
 ProgressCallback = Callable[[Path, int, int, FileOutcome | None], None]
 """``progress(path, index, total, outcome)``: called with ``outcome=None`` before a file, then with it."""
+StacProgressCallback = Callable[[str, int, int, FileOutcome | None], None]
+"""The same for STAC: ``progress(href, ...)`` with the asset's URL (the item's label when it is bad)."""
 
 
 def _is_sidecar(path: Path) -> bool:
@@ -208,7 +223,8 @@ def _without_clouds(chip: Chip, gsd: float) -> Chip:
     return Chip(array=chip.array, valid=chip.valid & ~clouds, bands=chip.bands)
 
 
-def _store_scene(workspace: Store, path: Path, scene: Scene, sites: Sequence[Site]) -> list[str] | None:
+def _store_scene(workspace: Store, path: ImageSource, scene: Scene,
+                 sites: Sequence[Site]) -> list[str] | None:
     """Cut, stage and record the chips of ``scene``; the site ids stored, or None if already stored."""
     covered = covered_sites(scene, sites)
     if not covered:
@@ -253,3 +269,86 @@ def _store_scene(workspace: Store, path: Path, scene: Scene, sites: Sequence[Sit
         for _, chip_file in staged:
             chip_file.unlink(missing_ok=True)  # moved by add_scene on success; a leftover otherwise
     return [observation.site_id for observation, _ in staged] if stored else None
+
+
+def ingest_stac(workspace: Store, source: str, *, site_ids: Sequence[str] = (),
+                since: datetime | None = None, until: datetime | None = None,
+                collections: Sequence[str] = (), max_cloud: float | None = None,
+                max_off_nadir: float | None = None, max_gsd: float | None = None,
+                progress: StacProgressCallback | None = None) -> IngestReport:
+    """Ingest the items of the STAC ``source`` (API URL, ``catalog.json`` or ItemCollection) over the
+    workspace's sites (or only ``site_ids``) that pass the filters.
+
+    Per item, one asset (:func:`~sitewatch.imagery.stac.choose_asset`) is read, and of it only the
+    windows over the sites. The scene keeps the item's time, sensor, GSD, angles, cloud cover, licence
+    and attribution, and its id, collection, self link and asset. An asset already stored (same
+    collection, item id and href) is skipped without being opened; a bad item or asset fails alone,
+    named, and the batch goes on. Raises :class:`~sitewatch.imagery.stac.StacSourceError` only when
+    the source itself cannot be read.
+    """
+    sites = [workspace.site(site_id) for site_id in site_ids] if site_ids else workspace.sites()
+    query = StacQuery(area=union_area([site.geometry for site in sites]), since=since, until=until,
+                      collections=tuple(collections), max_cloud=max_cloud, max_off_nadir=max_off_nadir,
+                      max_gsd=max_gsd)
+    entries = list(stac_entries(source, query))
+    outcomes: list[FileOutcome] = []
+    for index, entry in enumerate(entries):
+        where = entry.href if isinstance(entry, StacAssetRef) else entry.label
+        if progress is not None:
+            progress(where, index, len(entries), None)
+        if isinstance(entry, StacProblem):
+            outcome = FileOutcome(entry.label, FileStatus.FAILED, entry.message)
+        else:
+            outcome = _ingest_asset(workspace, entry, sites)
+        log.info("%s: %s", outcome.status.value, outcome.message)
+        outcomes.append(outcome)
+        if progress is not None:
+            progress(where, index, len(entries), outcome)
+    return IngestReport(tuple(outcomes))
+
+
+def _ingest_asset(workspace: Store, ref: StacAssetRef, sites: Sequence[Site]) -> FileOutcome:
+    scene_id = ref.key_digest[:SCENE_ID_LENGTH]
+    if workspace.has_scene(scene_id):
+        return FileOutcome(ref.href, FileStatus.SKIPPED, f"{ref.label}: already ingested (scene {scene_id})",
+                           scene_id=scene_id)
+    try:
+        scene = stac_scene(ref)
+        site_ids = _store_scene(workspace, ref.href, scene, sites)
+    except (SitewatchError, RasterioError, OSError) as error:
+        message = str(error)
+        if ref.href in message:
+            message = message.replace(ref.href, ref.label, 1)
+        else:
+            message = f"{ref.label}: {message}"
+        return FileOutcome(ref.href, FileStatus.FAILED, message)
+    if site_ids is None:
+        return FileOutcome(ref.href, FileStatus.SKIPPED, f"{ref.label}: already ingested (scene {scene_id})",
+                           scene_id=scene_id)
+    return FileOutcome(ref.href, FileStatus.INGESTED,
+                       f"{ref.label}: scene {scene.id} over {', '.join(site_ids)}",
+                       scene_id=scene.id, site_ids=tuple(site_ids))
+
+
+def stac_scene(ref: StacAssetRef) -> Scene:
+    """The :class:`Scene` of a STAC asset: grid, footprint and GSD from the raster's header (what the
+    pixels really are), time and provenance from the item."""
+    meta = ref.metadata
+    with open_image(ref.href) as dataset:
+        footprint = footprint_lonlat(dataset, ref.href)
+        gsd = ground_sample_distance(dataset, ref.href)
+        crs_text = dataset.crs.to_string()
+        bands = (given_band_names(ref.bands, dataset.count, ref.href) if ref.bands is not None
+                 else band_names(dataset))
+        width, height = dataset.width, dataset.height
+    if meta.acquired is None:  # stac_entries reports items without a time as problems
+        raise MissingAcquisitionTimeError(f"{ref.label}: the item has no datetime; fix the item")
+    digest = ref.key_digest
+    return Scene(
+        id=digest[:SCENE_ID_LENGTH], uri=ref.href, sensor=meta.sensor or "unknown", acquired=meta.acquired,
+        gsd=gsd, crs=crs_text, footprint=footprint, bands=bands, width=width, height=height, checksum=digest,
+        cloud_cover=meta.cloud_cover, off_nadir=meta.off_nadir, license=meta.license,
+        attribution=meta.attribution, sun_elevation=meta.sun_elevation, sun_azimuth=meta.sun_azimuth,
+        stac_item=ref.item_id, stac_collection=ref.collection, stac_href=ref.item_href,
+        stac_asset=ref.asset_key,
+    )

@@ -112,6 +112,12 @@ def scene_row(scene: Scene, ingested: datetime) -> dict[str, Any]:
         "license": scene.license,
         "attribution": scene.attribution,
         "ingested": ingested,
+        "sun_elevation": scene.sun_elevation,
+        "sun_azimuth": scene.sun_azimuth,
+        "stac_item": scene.stac_item,
+        "stac_collection": scene.stac_collection,
+        "stac_href": scene.stac_href,
+        "stac_asset": scene.stac_asset,
     }
 
 
@@ -132,6 +138,12 @@ def scene_from(row: Row) -> Scene:
         off_nadir=row["off_nadir"],
         license=row["license"],
         attribution=row["attribution"],
+        sun_elevation=row["sun_elevation"],
+        sun_azimuth=row["sun_azimuth"],
+        stac_item=row["stac_item"],
+        stac_collection=row["stac_collection"],
+        stac_href=row["stac_href"],
+        stac_asset=row["stac_asset"],
     )
 
 

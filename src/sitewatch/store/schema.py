@@ -155,6 +155,13 @@ scenes = sa.Table(
     sa.Column("license", sa.Text, nullable=True),
     sa.Column("attribution", sa.Text, nullable=True),
     sa.Column("ingested", UTCDateTime, nullable=False),
+    # Provenance of scenes ingested from STAC (migration 0210); NULL for files.
+    sa.Column("sun_elevation", sa.Float, nullable=True),
+    sa.Column("sun_azimuth", sa.Float, nullable=True),
+    sa.Column("stac_item", sa.Text, nullable=True),
+    sa.Column("stac_collection", sa.Text, nullable=True),
+    sa.Column("stac_href", sa.Text, nullable=True),
+    sa.Column("stac_asset", sa.Text, nullable=True),
     spatial_index("scenes", "footprint_wkb"),
 )
 

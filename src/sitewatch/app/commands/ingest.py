@@ -1,4 +1,5 @@
-"""CLI verb ``ingest``: add images (files or folders) to a workspace, one chip per covered site."""
+"""CLI verb ``ingest``: add images (files, folders, or a STAC source) to a workspace, one chip per
+covered site."""
 
 from __future__ import annotations
 
@@ -28,13 +29,13 @@ PAUSE_ENV = "SITEWATCH_INGEST_PAUSE_S"
 _STATUS_STYLE = {"ingested": "green", "skipped": "yellow", "failed": "red"}
 
 
-def _parse_acquired(value: str | None) -> datetime | None:
+def _parse_acquired(value: str | None, option: str = "--acquired") -> datetime | None:
     if value is None:
         return None
     try:
         return parse_utc(value)
     except ValueError as error:
-        raise typer.BadParameter(str(error), param_hint="--acquired") from None
+        raise typer.BadParameter(str(error), param_hint=option) from None
 
 
 def _parse_bands(value: str | None) -> tuple[str, ...] | None:
@@ -56,8 +57,8 @@ def _pause_seconds() -> float:
 
 
 def ingest_command(
-    paths: Annotated[list[Path], typer.Argument(help="Image files or folders (searched recursively).",
-                                                show_default=False)],
+    paths: Annotated[list[Path] | None, typer.Argument(help="Image files or folders (searched recursively).",
+                                                       show_default=False)] = None,
     acquired: Annotated[
         str | None,
         typer.Option("--acquired", help="Acquisition time (ISO 8601, UTC if no offset) for every file; "
@@ -75,15 +76,71 @@ def ingest_command(
                           "for NAIP); needed when the files do not name their bands (default: band "
                           "descriptions or RGB colour interpretation, else b1..bn)."),
     ] = None,
+    stac: Annotated[
+        str | None,
+        typer.Option("--stac", show_default=False,
+                     help="Ingest from a STAC source instead of files: a STAC API URL, a static catalog "
+                          "(catalog.json, local or http) or an ItemCollection file. Only the windows over "
+                          "the sites are read; stored items are skipped."),
+    ] = None,
+    site: Annotated[
+        list[str] | None,
+        typer.Option("--site", show_default=False,
+                     help="With --stac: only items over this site (id or alias; repeat for more). "
+                          "Default: every site of the workspace."),
+    ] = None,
+    since: Annotated[
+        str | None,
+        typer.Option("--since", show_default=False,
+                     help="With --stac: items acquired at or after (ISO 8601)."),
+    ] = None,
+    until: Annotated[
+        str | None,
+        typer.Option("--until", show_default=False,
+                     help="With --stac: items acquired at or before (ISO 8601)."),
+    ] = None,
+    collection: Annotated[
+        list[str] | None,
+        typer.Option("--collection", show_default=False,
+                     help="With --stac: only this collection (repeatable)."),
+    ] = None,
+    max_cloud: Annotated[
+        float | None,
+        typer.Option("--max-cloud", min=0.0, max=100.0, show_default=False,
+                     help="With --stac: largest eo:cloud_cover, percent (items that do not say pass)."),
+    ] = None,
+    max_off_nadir: Annotated[
+        float | None,
+        typer.Option("--max-off-nadir", min=0.0, max=90.0, show_default=False,
+                     help="With --stac: largest view:off_nadir, degrees (items that do not say pass)."),
+    ] = None,
+    max_gsd: Annotated[
+        float | None,
+        typer.Option("--max-gsd", min=0.0, show_default=False,
+                     help="With --stac: coarsest gsd, metres (items that do not say pass)."),
+    ] = None,
     workspace: WorkspaceOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Ingest images: one chip per site the footprint covers; exits 5 when any file failed."""
-    from sitewatch.pipeline.ingest import FileStatus, ingest
+    """Ingest images (files, folders or --stac SOURCE): one chip per site the footprint covers;
+    exits 5 when any file or item failed."""
+    from sitewatch.pipeline.ingest import FileStatus, ingest, ingest_stac
     from sitewatch.store import Workspace
 
+    if (stac is None) == (not paths):
+        raise typer.BadParameter("give image files or folders, or --stac SOURCE (not both)",
+                                 param_hint="PATHS / --stac")
+    stac_only = {"--site": site, "--since": since, "--until": until, "--collection": collection,
+                 "--max-cloud": max_cloud, "--max-off-nadir": max_off_nadir, "--max-gsd": max_gsd}
+    if stac is None and (given := [name for name, value in stac_only.items() if value]):
+        raise typer.BadParameter(f"{', '.join(given)} filter STAC items; use them with --stac SOURCE",
+                                 param_hint=given[0])
+    if stac is not None and (acquired or sensor or bands):
+        raise typer.BadParameter("STAC items say their time, sensor and bands; --acquired, --sensor and "
+                                 "--bands apply to files only", param_hint="--stac")
     when = _parse_acquired(acquired)
     names = _parse_bands(bands)
+    start, end = _parse_acquired(since, "--since"), _parse_acquired(until, "--until")
     pause = _pause_seconds()
     out = Console()
     err = Console(stderr=True)
@@ -94,9 +151,11 @@ def ingest_command(
         with progress:
             task = progress.add_task("", total=None)
 
-            def report_progress(path: Path, index: int, total: int, outcome: FileOutcome | None) -> None:
+            def report_progress(path: Path | str, index: int, total: int,
+                                outcome: FileOutcome | None) -> None:
                 if outcome is None:
-                    progress.update(task, total=total, description=path.name)
+                    name = path.name if isinstance(path, Path) else path.rsplit("/", 1)[-1]
+                    progress.update(task, total=total, description=name)
                     return
                 progress.update(task, completed=index + 1)
                 if outcome.status is FileStatus.FAILED and not as_json:
@@ -106,13 +165,21 @@ def ingest_command(
                 if pause:
                     time.sleep(pause)
 
-            report = ingest(ws, paths, acquired=when, sensor=sensor, bands=names, progress=report_progress)
+            if stac is not None:
+                report = ingest_stac(ws, stac, site_ids=site or (), since=start, until=end,
+                                     collections=collection or (), max_cloud=max_cloud,
+                                     max_off_nadir=max_off_nadir, max_gsd=max_gsd, progress=report_progress)
+            else:
+                report = ingest(ws, paths or [], acquired=when, sensor=sensor, bands=names,
+                                progress=report_progress)
     if as_json:
         typer.echo(json.dumps(report.to_dict()))
     else:
         _print_summary(out, report)
-    if not report.outcomes:
-        err.print(f"no image files found in {', '.join(str(p) for p in paths)}", highlight=False)
+    if not report.outcomes and stac is not None:
+        err.print(f"no items in {stac} over the sites that pass the filters", highlight=False)
+    elif not report.outcomes:
+        err.print(f"no image files found in {', '.join(str(p) for p in paths or [])}", highlight=False)
     if not report.ok:
         raise typer.Exit(FAILED_EXIT_CODE)
 
@@ -121,7 +188,7 @@ def _print_summary(console: Console, report: IngestReport) -> None:
     from sitewatch.pipeline.ingest import FileStatus
 
     table = Table(title="ingest", show_lines=False)
-    table.add_column("file", overflow="fold")
+    table.add_column("file / asset", overflow="fold")
     table.add_column("status")
     table.add_column("scene")
     table.add_column("sites / problem", overflow="fold")
