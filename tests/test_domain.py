@@ -14,7 +14,7 @@ from shapely.geometry import LineString, Point, Polygon, box
 
 from sitewatch.core.errors import ValidationError
 from sitewatch.core.geometry import is_lonlat, utm_epsg
-from sitewatch.core.timeutil import ensure_utc, parse_utc
+from sitewatch.core.timeutil import ensure_utc, parse_utc, parse_utc_bound
 from sitewatch.core.types import (
     Alert,
     AlertState,
@@ -208,6 +208,16 @@ def test_time_helpers() -> None:
     assert parse_utc("2019-02-22") == datetime(2019, 2, 22, tzinfo=UTC)
     with pytest.raises(ValueError, match="2019-02-22"):
         parse_utc("22/02/2019")
+
+
+def test_a_date_alone_bounds_the_whole_day() -> None:
+    last = parse_utc_bound("2019-02-22", upper=True)
+    assert last == datetime(2019, 2, 22, 23, 59, 59, 999999, tzinfo=UTC)
+    assert WHEN <= last < datetime(2019, 2, 23, tzinfo=UTC)  # that day's 02:30 image is inside
+    assert parse_utc_bound("2019-02-22", upper=False) == datetime(2019, 2, 22, tzinfo=UTC)
+    assert parse_utc_bound("2019-02-22T02:30:00Z", upper=True) == WHEN  # a time is taken as written
+    with pytest.raises(ValueError, match="2019-02-22"):
+        parse_utc_bound("22/02/2019", upper=True)
 
 
 # --- UTM maths, against pyproj ---------------------------------------------------------------------

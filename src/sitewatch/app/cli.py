@@ -14,6 +14,7 @@ from sitewatch.app.commands import (
     change,
     demo,
     evaluate,
+    export,
     ingest,
     monitor,
     report,
@@ -60,6 +61,7 @@ def _root(
 
 for module in (
     workspace, sites, ingest, simulate, monitor, alerts, change, report, serve, users, demo, evaluate, train,
+    export,
 ):
     module.register(app)
 

@@ -10,6 +10,7 @@ import numpy as np
 import rasterio
 from affine import Affine
 from PIL import Image, ImageDraw
+from rasterio.crs import CRS
 from shapely.geometry.base import BaseGeometry
 
 from sitewatch.core.types import ChangeRegion, Detection
@@ -24,6 +25,22 @@ CLASS_COLOURS: dict[str, tuple[int, int, int]] = {
     "structure": (120, 255, 120),
 }
 CHANGE_COLOUR = (255, 40, 40)
+# What an analyst calls each detected class (one, many); unknown classes are named by their id.
+CLASS_WORDS: dict[str, tuple[str, str]] = {
+    "car": ("car", "cars"),
+    "vehicle": ("vehicle", "vehicles"),
+    "large_vehicle": ("truck", "trucks"),
+    "tanker_truck": ("tanker truck", "tanker trucks"),
+    "rail_car": ("rail car", "rail cars"),
+    "crane": ("crane", "cranes"),
+    "structure": ("structure", "structures"),
+}
+
+
+def class_words(class_name: str, count: int) -> str:
+    """Human words for ``count`` objects of a detected class: "crane", "rail cars"."""
+    one, many = CLASS_WORDS.get(class_name, (class_name.replace("_", " "),) * 2)
+    return one if count == 1 else many
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +52,8 @@ class ChipPicture:
     valid: np.ndarray
     """bool (h, w)."""
     transform: Affine
+    crs: CRS
+    """The chip's grid (the site's UTM zone)."""
 
 
 def load_chip_picture(path: Path) -> ChipPicture:
@@ -44,8 +63,9 @@ def load_chip_picture(path: Path) -> ChipPicture:
         pixels = dataset.read(bands).astype(np.float32)
         valid = dataset.dataset_mask() > 0
         transform = dataset.transform
+        crs = dataset.crs
     valid &= np.all(np.isfinite(pixels), axis=0)
-    return ChipPicture(np.moveaxis(pixels, 0, -1), valid, transform)
+    return ChipPicture(np.moveaxis(pixels, 0, -1), valid, transform, crs)
 
 
 def shared_stretch(pictures: Sequence[ChipPicture]) -> tuple[np.ndarray, np.ndarray]:
