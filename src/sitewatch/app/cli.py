@@ -11,6 +11,7 @@ from rich.console import Console
 from sitewatch import __version__
 from sitewatch.app.commands import (
     alerts,
+    brief,
     change,
     demo,
     evaluate,
@@ -61,7 +62,7 @@ def _root(
 
 for module in (
     workspace, sites, ingest, simulate, monitor, alerts, change, report, serve, users, demo, evaluate, train,
-    export,
+    export, brief,
 ):
     module.register(app)
 

@@ -18,6 +18,7 @@ from sitewatch.core.types import ChangeRegion, Detection
 # Outline colours per detected class; anything else is drawn in white.
 CLASS_COLOURS: dict[str, tuple[int, int, int]] = {
     "car": (0, 200, 255),
+    "vehicle": (0, 200, 255),
     "large_vehicle": (255, 200, 0),
     "tanker_truck": (255, 120, 0),
     "rail_car": (190, 120, 255),

@@ -25,8 +25,7 @@ from shapely.geometry import MultiPolygon, Polygon, mapping
 from shapely.geometry.base import BaseGeometry
 
 from sitewatch.app.web import serialize
-from sitewatch.core.errors import UnsupportedInputError
-from sitewatch.core.indicators import indicator_spec
+from sitewatch.core.indicators import indicator_label
 from sitewatch.core.timeutil import ensure_utc
 from sitewatch.core.types import Alert, AlertState, Assessment, Observation, Site
 from sitewatch.monitor.explain import format_p
@@ -194,14 +193,6 @@ def kml_folder(name: str, features: Iterable[str]) -> Iterator[str]:
 def alert_url(base_url: str, alert_id: str) -> str:
     """The alert's dashboard page under the server at ``base_url``."""
     return f"{base_url.rstrip('/')}/alerts/{quote(alert_id, safe='')}"
-
-
-def indicator_label(name: str) -> str:
-    """Words for an indicator (its spec's label), its machine name when unknown."""
-    try:
-        return indicator_spec(name).label
-    except UnsupportedInputError:
-        return name.replace("_", " ")
 
 
 @dataclass(frozen=True, slots=True)

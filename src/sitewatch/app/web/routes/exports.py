@@ -6,11 +6,13 @@ import io
 from collections.abc import Iterator
 from enum import StrEnum
 from typing import Annotated, Any
+from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response, StreamingResponse
 from shapely.geometry.base import BaseGeometry
 
+from sitewatch.app.report.brief import brief_figure, save_brief
 from sitewatch.app.report.images import class_words
 from sitewatch.app.web import exports, kmz, serialize
 from sitewatch.app.web.auth import Caller, reader
@@ -31,6 +33,14 @@ class Format(StrEnum):
 
 _MEDIA = {Format.GEOJSON: "application/geo+json", Format.KML: "application/vnd.google-earth.kml+xml"}
 KMZ_MEDIA = "application/vnd.google-earth.kmz"
+
+
+class FigureFormat(StrEnum):
+    PNG = "png"
+    PDF = "pdf"
+
+
+_FIGURE_MEDIA = {FigureFormat.PNG: "image/png", FigureFormat.PDF: "application/pdf"}
 
 
 def _download(chunks: Iterator[str], name: str, fmt: Format) -> StreamingResponse:
@@ -146,4 +156,23 @@ def export_site_kmz(
         buffer.getvalue(),
         media_type=KMZ_MEDIA,
         headers={"Content-Disposition": f'attachment; filename="{resolved.id}.kmz"'},
+    )
+
+
+@router.get(
+    "/briefs/{alert_id}.{fmt}",
+    summary="An alert's briefing figure: before and after on its zone, detections called out, scale bar, "
+    "north arrow, dates, sensor and imagery credit",
+    response_class=Response,
+    responses={200: {"content": {"image/png": {}, "application/pdf": {}}, "description": "the figure"}},
+)
+def export_brief(alert_id: str, fmt: FigureFormat, ws: WorkspaceDep, _: ReaderDep) -> Response:
+    figure, _callouts = brief_figure(ws, alert_id)
+    name = "brief-" + quote(alert_id, safe="")
+    buffer = io.BytesIO()
+    save_brief(figure, buffer, fmt.value)
+    return Response(
+        buffer.getvalue(),
+        media_type=_FIGURE_MEDIA[fmt],
+        headers={"Content-Disposition": f'attachment; filename="{name}.{fmt.value}"'},
     )
