@@ -160,6 +160,13 @@ def test_site_kmz_time_filter_is_inclusive(client: TestClient, sample: SampleWor
     assert client.get("/api/exports/sites/nowhere.kmz").status_code == 404
 
 
+@pytest.mark.parametrize("url", ["/api/exports/sites/testport.kmz", "/api/exports/alerts.kml",
+                                 "/api/exports/briefs/alert-trucks.pdf"])
+def test_exports_need_credentials(sample: SampleWorkspace, url: str) -> None:
+    with TestClient(create_app(sample.root)) as anonymous:
+        assert anonymous.get(url).status_code == 401
+
+
 def test_masked_pixels_are_opaque_grey_and_only_the_warp_corners_transparent() -> None:
     size, gsd = 64, 2.0
     to_utm = Affine(gsd, 0, 300_000.0, 0, -gsd, 4_390_000.0)  # 200 km west of the central meridian
