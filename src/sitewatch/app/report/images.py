@@ -26,6 +26,8 @@ CLASS_COLOURS: dict[str, tuple[int, int, int]] = {
     "structure": (120, 255, 120),
 }
 CHANGE_COLOUR = (255, 40, 40)
+MASKED_COLOUR = (40, 40, 40)
+"""Pixels an image did not see (cloud, no data): one flat colour, never another date's pixels."""
 # What an analyst calls each detected class (one, many); unknown classes are named by their id.
 CLASS_WORDS: dict[str, tuple[str, str]] = {
     "car": ("car", "cars"),
@@ -94,7 +96,7 @@ def render_picture(
     """The chip as an 8-bit image with change regions and detections outlined."""
     low, high = stretch
     scaled = np.clip((picture.rgb - low) / (high - low), 0.0, 1.0) * 255.0
-    scaled[~picture.valid] = (40, 40, 40)
+    scaled[~picture.valid] = MASKED_COLOUR
     image = Image.fromarray(scaled.astype(np.uint8))
     scale = min(1.0, max_size / max(image.size))
     if scale < 1.0:

@@ -2,12 +2,12 @@
 
 Each observation's chip is stretched like its neighbours (one stretch for the site, so a
 brightness change shows as one), warped from the site's UTM grid to longitude/latitude (a
-``LatLonBox`` is a lon/lat rectangle; a UTM chip is not one) and stored as a PNG. It spans
-from its acquisition to the site's next observation, so Google Earth's time slider plays the
-site's history; the alerts (time-stamped) and the detections (with their image's span) ride
-along. Masked pixels (cloud, no data) are drawn in one flat colour, opaque, so no other
-date or basemap shows through them; only the corners the warp adds outside the chip are
-transparent.
+``LatLonBox`` is a lon/lat rectangle; a UTM chip is not one) and stored as a JPEG (an eighth of
+a PNG's size for imagery, and eight times faster to write). It spans from its acquisition to
+the site's next observation, so Google Earth's time slider plays the site's history; the
+alerts (time-stamped) and the detections (with their image's span) ride along. Pixels the
+image did not see, masked (cloud, no data) or in the slivers the warp adds beyond the chip's
+edges, are drawn in one flat opaque colour, so no other date or basemap shows through them.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from PIL import Image
 from rasterio.warp import Resampling, calculate_default_transform, reproject
 
 from sitewatch.app.report.images import (
+    MASKED_COLOUR,
     ChipPicture,
     class_words,
     load_chip_picture,
@@ -41,6 +42,7 @@ textures up to 8192 px, but a site's history of full chips would make a huge fil
 _STRETCH_SAMPLE = 8  # every 8th pixel of every chip is plenty for 2nd/98th percentiles
 _WGS84 = "EPSG:4326"
 KMZ_DOCUMENT = "doc.kml"
+JPEG_QUALITY = 85
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,7 +59,7 @@ class KmzSummary:
 
 @dataclass(frozen=True, slots=True)
 class Overlay:
-    """A chip in longitude/latitude: RGBA pixels and the box they cover."""
+    """A chip in longitude/latitude: RGB pixels and the box they cover."""
 
     image: Image.Image
     north: float
@@ -69,7 +71,7 @@ class Overlay:
 def lonlat_overlay(
     picture: ChipPicture, stretch: tuple[np.ndarray, np.ndarray], *, max_size: int = MAX_OVERLAY_PIXELS
 ) -> Overlay:
-    """The chip, stretched and warped to a longitude/latitude grid, as an RGBA image and its box."""
+    """The chip, stretched and warped to a longitude/latitude grid, as an RGB image and its box."""
     height, width = picture.valid.shape
     rgb = np.asarray(render_picture(picture, stretch, max_size=max(width, height)))
     left, top = picture.transform * (0, 0)
@@ -85,7 +87,9 @@ def lonlat_overlay(
         source, warped, src_transform=picture.transform, src_crs=picture.crs,
         dst_transform=dst_transform, dst_crs=_WGS84, resampling=Resampling.nearest,
     )
-    image = Image.fromarray(np.moveaxis(warped, 0, -1), mode="RGBA")
+    seen = warped[3:] > 0
+    pixels = np.where(seen, warped[:3], np.array(MASKED_COLOUR, np.uint8)[:, None, None])
+    image = Image.fromarray(np.ascontiguousarray(np.moveaxis(pixels, 0, -1)), mode="RGB")
     scale = min(1.0, max_size / max(image.size))
     if scale < 1.0:
         image = image.resize(
@@ -188,9 +192,9 @@ def write_site_kmz(
     for observation in observations:
         scene = ws.scene(observation.scene_id)
         overlay = lonlat_overlay(load_chip_picture(ws.chip_path(observation)), stretch, max_size=max_size)
-        href = f"images/{_safe_name(observation.id)}.png"
+        href = f"images/{_safe_name(observation.id)}.jpg"
         buffer = io.BytesIO()
-        overlay.image.save(buffer, format="PNG", optimize=True)
+        overlay.image.save(buffer, format="JPEG", quality=JPEG_QUALITY)
         images.append((href, buffer.getvalue()))
         span = spans[observation.id]
         overlays.append(_ground_overlay(observation, scene, overlay, href, span))
@@ -214,8 +218,8 @@ def write_site_kmz(
     with zipfile.ZipFile(target, "w", compression=zipfile.ZIP_DEFLATED) as archive:
         # Google Earth opens the archive's first .kml, by convention doc.kml at the root.
         archive.writestr(KMZ_DOCUMENT, document)
-        for href, png in images:
-            archive.writestr(href, png, compress_type=zipfile.ZIP_STORED)  # PNG is compressed already
+        for href, jpeg in images:
+            archive.writestr(href, jpeg, compress_type=zipfile.ZIP_STORED)  # JPEG is compressed already
     return KmzSummary(
         site_id=site.id,
         overlays=len(overlays),
