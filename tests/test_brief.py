@@ -62,7 +62,8 @@ def test_brief_pdf_renders_with_callouts_dates_scale_north_and_credit(
     assert written["callouts"] == ["6 vehicles"]
     assert written["png"] == str(tmp_path / "fig.png") and written["pdf"] == str(tmp_path / "fig.pdf")
     text, pixels = _pdf_page((tmp_path / "fig.pdf").read_bytes())
-    for words in ("Test Port: vehicle count in Launch pad", "9 vehicles on the launch pad where 2 are usual",
+    for words in ("Test Port: Launch pad", "vehicle count · 2019-02-22",
+                  "9 vehicles on the launch pad where 2 are usual",
                   "BEFORE", "2019-02-15 02:30 UTC", "AFTER", "2019-02-22 02:30 UTC", "6 vehicles",
                   "20 m", "N", "synthetic, 2 m", "Imagery: synthetic test image (CC0-1.0)", "alert-trucks"):
         assert words in text, words

@@ -333,6 +333,17 @@ def draw_panel(
     return callouts
 
 
+def _lines(text: str, *, width: int, count: int) -> str:
+    """``text`` wrapped to at most ``count`` lines, the last cut with an ellipsis when it runs on."""
+    lines = textwrap.wrap(text, width)
+    if len(lines) > count:
+        lines = [
+            *lines[: count - 1],
+            textwrap.shorten(" ".join(lines[count - 1 :]), width - 1, placeholder=" …"),
+        ]
+    return "\n".join(lines)
+
+
 def credit_line(scenes: Sequence[Scene]) -> str:
     """ "Imagery: …" from each scene's attribution and licence, each credit once."""
     credits: list[str] = []
@@ -379,20 +390,22 @@ def brief_figure(
     zone_grid = _to_grid(zone.geometry, site.utm_epsg) if zone is not None else None
 
     figure = Figure(figsize=_FIGURE_SIZE, facecolor="white")
-    where = f" in {zone.name}" if zone is not None else ""
+    title = f"{site.name}: {zone.name}" if zone is not None else site.name
+    figure.text(0.02, 0.968, textwrap.shorten(title, 90), fontsize=16, fontweight="bold", va="top")
     figure.text(
         0.02,
-        0.965,
-        f"{site.name}: {indicator_label(alert.indicator)}{where}",
-        fontsize=16,
-        fontweight="bold",
+        0.922,
+        textwrap.shorten(f"{indicator_label(alert.indicator)} · {alert.acquired:%Y-%m-%d}", 140),
+        fontsize=11,
         va="top",
     )
-    figure.text(0.02, 0.915, textwrap.fill(alert.explanation, 150), fontsize=9.5, va="top", color="#333333")
+    figure.text(
+        0.02, 0.888, _lines(alert.explanation, width=160, count=3), fontsize=9, va="top", color="#333333"
+    )
     width = 0.96 / len(sides)
     callouts: list[str] = []
     for index, side in enumerate(sides):
-        axes = figure.add_axes((0.02 + index * width + 0.005, 0.13, width - 0.01, 0.70))
+        axes = figure.add_axes((0.02 + index * width + 0.005, 0.13, width - 0.01, 0.68))
         callouts = draw_panel(axes, side, site, zone_grid, stretch, bounds)
     p_text = f", p = {format_p(alert.p_value)}" if alert.p_value is not None else ""
     figure.text(0.02, 0.045, credit_line([s.scene for s in sides]), fontsize=8.5, va="bottom")
