@@ -36,8 +36,11 @@ def brief(
     ] = DEFAULT_MARGIN,
     as_json: JsonOption = False,
 ) -> None:
-    """Draw an alert's briefing figure: before and after side by side on its zone, detections called out,
-    scale bar, north arrow, dates, sensor and the imagery credit."""
+    """Draw an alert's briefing figure as PNG and PDF.
+
+    Before and after side by side on the alert's zone, detections called out, scale bar, north arrow,
+    dates, sensor and the imagery credit; pixels an image did not see are hatched.
+    """
     target = out if out is not None else Path(f"brief-{_safe_name(alert_id)}")
     with Workspace.open(resolve_workspace(workspace)) as ws:
         files = write_brief(ws, alert_id, target, margin=margin)

@@ -65,8 +65,11 @@ def export_kmz(
     ] = kmz.MAX_OVERLAY_PIXELS,
     as_json: JsonOption = False,
 ) -> None:
-    """Write a site's history for Google Earth: each chip as a GroundOverlay spanning until the next
-    image (play it with the time slider), the alerts time-stamped with their assessments, the detections."""
+    """Write a site's history for Google Earth: images for the time slider, alerts, detections.
+
+    Each chip becomes a GroundOverlay lasting until the site's next image; the alerts are time-stamped
+    placemarks with their why and assessments; the detections span their image's time.
+    """
     first, last = _bound(since, upper=False), _bound(until, upper=True)
     with Workspace.open(resolve_workspace(workspace)) as ws:
         resolved = ws.site(site)
