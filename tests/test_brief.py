@@ -21,7 +21,14 @@ from typer.testing import CliRunner
 
 from e2e.sample_workspace import SampleWorkspace, build_sample_workspace
 from sitewatch.app.cli import app
-from sitewatch.app.report.brief import MASK_FACE, Side, draw_panel, panel_pixels, view_bounds
+from sitewatch.app.report.brief import (
+    MASK_FACE,
+    MASK_HATCH_COLOUR,
+    Side,
+    draw_panel,
+    panel_pixels,
+    view_bounds,
+)
 from sitewatch.app.report.images import load_chip_picture
 from sitewatch.app.web import create_app
 from sitewatch.store.workspace import Workspace
@@ -90,8 +97,17 @@ def test_masked_pixels_show_the_hatch_never_the_other_date(sample: SampleWorkspa
     clouded = replace(picture, valid=valid)
     bounds = view_bounds(site, alert, clouded, margin=10.0)  # the whole chip
     stretch = (np.zeros(3, np.float32), np.full(3, 255.0, np.float32))
-    rgba, _ = panel_pixels(clouded, stretch, bounds)
-    assert (rgba[:, : rgba.shape[1] // 2, 3] == 0).all() and (rgba[:, rgba.shape[1] // 2 :, 3] == 1).all()
+    pixels, seen, _ = panel_pixels(clouded, stretch, bounds)
+    half = seen.shape[1] // 2
+    assert not seen[:, :half].any() and seen[:, half:].all()
+    face, line = (
+        np.array([int(c[i : i + 2], 16) / 255 for i in (1, 3, 5)]) for c in (MASK_FACE, MASK_HATCH_COLOUR)
+    )
+    hatched = pixels[:, :half].reshape(-1, 3)
+    is_face, is_line = (np.abs(hatched - c).sum(axis=-1) < 1e-6 for c in (face, line))
+    assert (is_face | is_line).all() and is_face.mean() > 0.6 and is_line.mean() > 0.1  # only hatch
+    expected = np.clip(picture.rgb[:, half:] / 255.0, 0, 1)
+    assert np.allclose(pixels[:, half:], expected, atol=1e-6)  # the seen half is the image itself
 
     figure = Figure(figsize=(4, 4), dpi=100)
     axes = figure.add_axes((0, 0, 1, 1))

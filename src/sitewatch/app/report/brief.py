@@ -108,9 +108,14 @@ def view_bounds(
 
 def panel_pixels(
     picture: ChipPicture, stretch: tuple[np.ndarray, np.ndarray], bounds: tuple[float, float, float, float]
-) -> tuple[np.ndarray, tuple[float, float, float, float]]:
-    """The chip's pixels inside ``bounds`` as RGBA floats, masked pixels fully transparent (the panel's
-    hatch shows through them, never another image), and their extent (left, right, bottom, top)."""
+) -> tuple[np.ndarray, np.ndarray, tuple[float, float, float, float]]:
+    """The chip's pixels inside ``bounds`` as RGB floats with its masked pixels hatched, which of them
+    the image saw, and their extent (left, right, bottom, top).
+
+    The hatch is drawn into the pixels (grey with lighter diagonal lines) rather than as a vector
+    pattern under a transparent image: it then looks the same in every PDF viewer, and no pixel of
+    anything else, another date included, can show through.
+    """
     height, width = picture.valid.shape
     to_pixels = ~picture.transform
     cols, rows = zip(
@@ -120,11 +125,19 @@ def panel_pixels(
     row0, row1 = max(0, math.floor(min(rows))), min(height, math.ceil(max(rows)))
     low, high = stretch
     rgb = np.clip((picture.rgb[row0:row1, col0:col1] - low) / (high - low), 0.0, 1.0)
-    alpha = picture.valid[row0:row1, col0:col1].astype(np.float32)
-    rgba = np.concatenate([np.where(alpha[..., None] > 0, rgb, 0.0), alpha[..., None]], axis=-1)
+    seen = picture.valid[row0:row1, col0:col1]
+    period = max(6, round(max(seen.shape) / 70))  # about 70 lines across the panel at any zoom
+    row_index, col_index = np.indices(seen.shape)
+    on_line = (row_index + col_index) % period < max(1, period // 4)
+    hatch = np.where(on_line[..., None], _unit_rgb(MASK_HATCH_COLOUR), _unit_rgb(MASK_FACE))
+    pixels = np.where(seen[..., None], rgb, hatch).astype(np.float32)
     left, top = picture.transform * (col0, row0)
     right, bottom = picture.transform * (col1, row1)
-    return rgba.astype(np.float32), (left, right, bottom, top)
+    return pixels, seen.copy(), (left, right, bottom, top)
+
+
+def _unit_rgb(colour: str) -> np.ndarray:
+    return np.array([int(colour[i : i + 2], 16) / 255 for i in (1, 3, 5)], np.float32)
 
 
 def _nice_length(span: float) -> float:
@@ -274,21 +287,8 @@ def draw_panel(
     bounds: tuple[float, float, float, float],
 ) -> list[str]:
     minx, miny, maxx, maxy = bounds
-    # The hatch lies under the image: it shows exactly where this date has no valid pixel.
-    axes.add_patch(
-        Rectangle(
-            (minx, miny),
-            maxx - minx,
-            maxy - miny,
-            facecolor=MASK_FACE,
-            edgecolor=MASK_HATCH_COLOUR,
-            hatch="////",
-            linewidth=0,
-            zorder=0,
-        )
-    )
-    rgba, extent = panel_pixels(side.picture, stretch, bounds)
-    axes.imshow(rgba, extent=extent, interpolation="nearest", zorder=1)
+    pixels, seen, extent = panel_pixels(side.picture, stretch, bounds)
+    axes.imshow(pixels, extent=extent, interpolation="nearest", zorder=1)
     if zone is not None:
         _outline(axes, zone, "white", width=1.4, style="--")
     for region in side.change_regions:
@@ -315,21 +315,20 @@ def draw_panel(
     axes.set_xlabel(_caption(side), fontsize=9, loc="left")
     _scale_bar(axes, bounds)
     _north_arrow(axes, _north_angle(site, ((minx + maxx) / 2, (miny + maxy) / 2)))
-    if not side.picture.valid.all():
-        masked = 1 - float(panel_pixels(side.picture, stretch, bounds)[0][..., 3].mean())
-        if masked > 0:
-            axes.text(
-                0.985,
-                0.015,
-                f"hatched: not seen ({100 * masked:.0f} % of view)",
-                transform=axes.transAxes,
-                ha="right",
-                va="bottom",
-                fontsize=8,
-                color="white",
-                bbox={"facecolor": "black", "alpha": 0.6, "pad": 2, "edgecolor": "none"},
-                zorder=6,
-            )
+    masked = 1 - float(seen.mean()) if seen.size else 0.0
+    if masked > 0:
+        axes.text(
+            0.985,
+            0.015,
+            f"hatched: not seen ({100 * masked:.0f} % of view)",
+            transform=axes.transAxes,
+            ha="right",
+            va="bottom",
+            fontsize=8,
+            color="white",
+            bbox={"facecolor": "black", "alpha": 0.6, "pad": 2, "edgecolor": "none"},
+            zorder=6,
+        )
     return callouts
 
 
