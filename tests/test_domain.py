@@ -14,7 +14,7 @@ from shapely.geometry import LineString, Point, Polygon, box
 
 from sitewatch.core.errors import ValidationError
 from sitewatch.core.geometry import is_lonlat, utm_epsg
-from sitewatch.core.timeutil import ensure_utc, parse_utc
+from sitewatch.core.timeutil import ensure_utc, parse_utc, parse_utc_bound
 from sitewatch.core.types import (
     Alert,
     AlertState,
@@ -212,6 +212,16 @@ def test_time_helpers() -> None:
         with pytest.raises(ValueError, match="outside the years 1 to 9999"):
             parse_utc(edge)
     assert parse_utc("0001-01-01T00:00:00-01:00") == datetime(1, 1, 1, 1, tzinfo=UTC)
+
+
+def test_a_date_alone_bounds_the_whole_day() -> None:
+    last = parse_utc_bound("2019-02-22", upper=True)
+    assert last == datetime(2019, 2, 22, 23, 59, 59, 999999, tzinfo=UTC)
+    assert WHEN <= last < datetime(2019, 2, 23, tzinfo=UTC)  # that day's 02:30 image is inside
+    assert parse_utc_bound("2019-02-22", upper=False) == datetime(2019, 2, 22, tzinfo=UTC)
+    assert parse_utc_bound("2019-02-22T02:30:00Z", upper=True) == WHEN  # a time is taken as written
+    with pytest.raises(ValueError, match="2019-02-22"):
+        parse_utc_bound("22/02/2019", upper=True)
 
 
 # --- UTM maths, against pyproj ---------------------------------------------------------------------

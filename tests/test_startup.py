@@ -50,7 +50,7 @@ def _offending(loaded: set[str], banned: tuple[str, ...]) -> list[str]:
     return sorted(m for m in loaded if any(m == b or m.startswith(f"{b}.") for b in banned))
 
 
-LIGHT = [["--version"], ["--help"], ["alerts", "--help"], ["change", "scene", "--help"]]
+LIGHT = [["--version"], ["--help"], ["alerts", "--help"], ["change", "scene", "--help"], ["brief", "--help"]]
 
 
 @pytest.mark.parametrize("args", LIGHT, ids=" ".join)
@@ -89,6 +89,10 @@ def test_help_texts_written_out_match_the_library() -> None:
 
     scene_help = CliRunner().invoke(app, ["change", "scene", "--help"], terminal_width=200).output
     assert f"(default: {DEFAULT_WINDOW})" in scene_help
+    from sitewatch.app.report.brief import DEFAULT_MARGIN
+
+    brief_help = CliRunner().invoke(app, ["brief", "--help"], terminal_width=200).output
+    assert f"(default: {DEFAULT_MARGIN})" in brief_help
     simulate_help = CliRunner().invoke(app, ["simulate", "--help"], terminal_width=200).output
     assert all(name in simulate_help for name in builtin_scenarios())
 

@@ -70,6 +70,11 @@ def test_scenes_and_observations_with_time_filters(client: TestClient, sample: S
     assert [o["id"] for o in later["items"]] == sample.observation_ids[2:]
     window = get(client, sample, "/api/scenes?since=2019-02-01&until=2019-02-09")
     assert window["total"] == 2
+    # a date alone means the whole day: the last image, 2019-02-22 02:30, is inside until=2019-02-22
+    last_day = get(client, sample, f"/api/observations?site={sample.site_id}&until=2019-02-22")
+    assert [o["id"] for o in last_day["items"]] == sample.observation_ids
+    one_day = get(client, sample, "/api/alerts?since=2019-02-22&until=2019-02-22")
+    assert [a["id"] for a in one_day["items"]] == ["alert-trucks"]
     one = get(client, sample, f"/api/observations/{sample.observation_ids[0]}")
     assert one["site_id"] == sample.site_id and one["tiles"].endswith("{z}/{x}/{y}.png")
 

@@ -12,10 +12,10 @@ from rich.console import Console
 from sitewatch import __version__
 from sitewatch.app.commands import (
     alerts,
+    brief,
     change,
     demo,
     evaluate,
-    export,
     ingest,
     monitor,
     report,
@@ -73,6 +73,12 @@ def _users_commands() -> typer.Typer:
     return cast(typer.Typer, scratch.registered_groups[0].typer_instance)  # the one group it adds
 
 
+def _export_commands() -> typer.Typer:
+    from sitewatch.app.commands import export
+
+    return export.export_app
+
+
 def _store_commands() -> typer.Typer:
     from sitewatch.app.commands import store
 
@@ -84,6 +90,8 @@ def _store_commands() -> typer.Typer:
 LAZY_GROUPS: dict[str, tuple[str, Callable[[], typer.Typer]]] = {
     "users": ("User accounts of the web API and dashboard.", _users_commands),
     "store": ("The workspace database: copy it between SQLite and PostgreSQL/PostGIS.", _store_commands),
+    "export": ("Export what the workspace holds for other tools: STAC catalogs, KMZ, KML and GeoJSON.",
+               _export_commands),
     "train": ("Train the project's own models (needs torch: pip install 'sitewatch[train]').",
               _train_commands),
 }
@@ -97,13 +105,14 @@ def _add_lazy_group(name: str) -> None:
     app.add_typer(typer.Typer(help=group_help, no_args_is_help=True, cls=lazy_group(load)), name=name)
 
 
-for module in (workspace, sites, ingest, simulate, monitor, alerts, change, report, serve, export):
+for module in (workspace, sites, ingest, simulate, monitor, alerts, change, report, serve, brief):
     module.register(app)
 _add_lazy_group("users")
 demo.register(app)
 evaluate.register(app)
 _add_lazy_group("train")
 _add_lazy_group("store")
+_add_lazy_group("export")
 
 
 def main() -> None:

@@ -103,3 +103,12 @@ def indicator_spec(name: str) -> IndicatorSpec:
     raise UnsupportedInputError(
         f"unknown indicator {name!r}; known: {known}, or count_<class> for detection counts"
     )
+
+
+def indicator_label(name: str) -> str:
+    """Words for an indicator, as a person reads it ("changed area"); unknown names lose their
+    underscores."""
+    try:
+        return indicator_spec(name).label
+    except UnsupportedInputError:
+        return name.replace("_", " ")

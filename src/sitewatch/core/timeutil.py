@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, time
 
 
 def ensure_utc(value: datetime) -> datetime:
@@ -29,3 +29,17 @@ def parse_utc(text: str) -> datetime:
         raise ValueError(
             f"{text!r} falls outside the years 1 to 9999 once converted to UTC; give a time within them"
         ) from None
+
+
+def parse_utc_bound(text: str, *, upper: bool) -> datetime:
+    """Parse one end of an inclusive time range: a date alone means the whole day.
+
+    As an upper bound ``2019-02-22`` is the day's last microsecond, so an image taken at 02:20 that
+    day is inside; as a lower bound it is the day's first. A datetime is taken as written.
+    """
+    cleaned = text.strip()
+    try:
+        day = date.fromisoformat(cleaned)
+    except ValueError:
+        return parse_utc(text)
+    return datetime.combine(day, time.max if upper else time.min, tzinfo=UTC)

@@ -10,6 +10,7 @@ import numpy as np
 import rasterio
 from affine import Affine
 from PIL import Image, ImageDraw
+from rasterio.crs import CRS
 from shapely.geometry.base import BaseGeometry
 
 from sitewatch.core.types import ChangeRegion, Detection
@@ -17,6 +18,7 @@ from sitewatch.core.types import ChangeRegion, Detection
 # Outline colours per detected class; anything else is drawn in white.
 CLASS_COLOURS: dict[str, tuple[int, int, int]] = {
     "car": (0, 200, 255),
+    "vehicle": (0, 200, 255),
     "large_vehicle": (255, 200, 0),
     "tanker_truck": (255, 120, 0),
     "rail_car": (190, 120, 255),
@@ -24,6 +26,24 @@ CLASS_COLOURS: dict[str, tuple[int, int, int]] = {
     "structure": (120, 255, 120),
 }
 CHANGE_COLOUR = (255, 40, 40)
+MASKED_COLOUR = (40, 40, 40)
+"""Pixels an image did not see (cloud, no data): one flat colour, never another date's pixels."""
+# What an analyst calls each detected class (one, many); unknown classes are named by their id.
+CLASS_WORDS: dict[str, tuple[str, str]] = {
+    "car": ("car", "cars"),
+    "vehicle": ("vehicle", "vehicles"),
+    "large_vehicle": ("truck", "trucks"),
+    "tanker_truck": ("tanker truck", "tanker trucks"),
+    "rail_car": ("rail car", "rail cars"),
+    "crane": ("crane", "cranes"),
+    "structure": ("structure", "structures"),
+}
+
+
+def class_words(class_name: str, count: int) -> str:
+    """Human words for ``count`` objects of a detected class: "crane", "rail cars"."""
+    one, many = CLASS_WORDS.get(class_name, (class_name.replace("_", " "),) * 2)
+    return one if count == 1 else many
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +55,8 @@ class ChipPicture:
     valid: np.ndarray
     """bool (h, w)."""
     transform: Affine
+    crs: CRS
+    """The chip's grid (the site's UTM zone)."""
 
 
 def load_chip_picture(path: Path) -> ChipPicture:
@@ -44,8 +66,9 @@ def load_chip_picture(path: Path) -> ChipPicture:
         pixels = dataset.read(bands).astype(np.float32)
         valid = dataset.dataset_mask() > 0
         transform = dataset.transform
+        crs = dataset.crs
     valid &= np.all(np.isfinite(pixels), axis=0)
-    return ChipPicture(np.moveaxis(pixels, 0, -1), valid, transform)
+    return ChipPicture(np.moveaxis(pixels, 0, -1), valid, transform, crs)
 
 
 def shared_stretch(pictures: Sequence[ChipPicture]) -> tuple[np.ndarray, np.ndarray]:
@@ -73,7 +96,7 @@ def render_picture(
     """The chip as an 8-bit image with change regions and detections outlined."""
     low, high = stretch
     scaled = np.clip((picture.rgb - low) / (high - low), 0.0, 1.0) * 255.0
-    scaled[~picture.valid] = (40, 40, 40)
+    scaled[~picture.valid] = MASKED_COLOUR
     image = Image.fromarray(scaled.astype(np.uint8))
     scale = min(1.0, max_size / max(image.size))
     if scale < 1.0:

@@ -14,7 +14,7 @@ from typing import Annotated, Any, TypeVar
 from fastapi import Depends, Query, Request
 
 from sitewatch.app.web.errors import BadRequestError
-from sitewatch.core.timeutil import parse_utc
+from sitewatch.core.timeutil import parse_utc_bound
 from sitewatch.store.protocol import Store
 
 T = TypeVar("T")
@@ -68,7 +68,8 @@ PagingDep = Annotated[Paging, Depends(paging)]
 
 @dataclass(frozen=True, slots=True)
 class TimeRange:
-    """Inclusive bounds on acquisition time, applied by the store's queries."""
+    """Inclusive bounds on acquisition time, applied by the store's queries; a date alone covers its
+    whole day (``until=2019-02-22`` keeps that day's 02:20 image)."""
 
     since: datetime | None
     until: datetime | None
@@ -78,7 +79,7 @@ def _parse(name: str, text: str | None) -> datetime | None:
     if text is None or not text.strip():
         return None
     try:
-        return parse_utc(text)
+        return parse_utc_bound(text, upper=name == "until")
     except ValueError as error:
         raise BadRequestError(f"query parameter {name}: {error}") from None
 

@@ -7,6 +7,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any
 
+from sitewatch.app.compare import reference_for
 from sitewatch.app.web import serialize
 from sitewatch.core.types import Alert, AlertState, IndicatorValue, Observation, Site
 from sitewatch.monitor import lifecycle
@@ -116,18 +117,6 @@ def timeline(ws: Store, site: Site) -> dict[str, Any]:
         "alerts": [serialize.alert(a) for a in alerts],
         "track_record": track_record(alerts),
     }
-
-
-def reference_for(ws: Store, observation: Observation) -> Observation | None:
-    """What to compare ``observation`` with: the change detector's reference, else the one before."""
-    for region in ws.change_regions(observation_id=observation.id):
-        return ws.observation(region.reference_observation_id)
-    earlier = [
-        o
-        for o in ws.observations(observation.site_id, until=observation.acquired)
-        if o.id != observation.id and o.acquired <= observation.acquired
-    ]
-    return earlier[-1] if earlier else None
 
 
 def alert_detail(ws: Store, alert_id: str) -> dict[str, Any]:

@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
+import io
 from collections.abc import Iterator
 from enum import StrEnum
 from typing import Annotated, Any
+from urllib.parse import quote
 
-from fastapi import APIRouter, Depends, Query
-from fastapi.responses import StreamingResponse
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import Response, StreamingResponse
 from shapely.geometry.base import BaseGeometry
 
-from sitewatch.app.web import exports, serialize
+from sitewatch.app.report.brief import brief_figure, save_brief
+from sitewatch.app.report.images import class_words
+from sitewatch.app.web import exports, kmz, serialize
 from sitewatch.app.web.auth import Caller, reader
 from sitewatch.app.web.deps import TimeRangeDep, WorkspaceDep
 from sitewatch.app.web.routes.analytics import scope
-from sitewatch.core.types import Alert, AlertState, Site
+from sitewatch.core.types import AlertState
 
 router = APIRouter(prefix="/api/exports", tags=["exports"])
 ReaderDep = Annotated[Caller, Depends(reader)]
@@ -28,6 +32,15 @@ class Format(StrEnum):
 
 
 _MEDIA = {Format.GEOJSON: "application/geo+json", Format.KML: "application/vnd.google-earth.kml+xml"}
+KMZ_MEDIA = "application/vnd.google-earth.kmz"
+
+
+class FigureFormat(StrEnum):
+    PNG = "png"
+    PDF = "pdf"
+
+
+_FIGURE_MEDIA = {FigureFormat.PNG: "image/png", FigureFormat.PDF: "application/pdf"}
 
 
 def _download(chunks: Iterator[str], name: str, fmt: Format) -> StreamingResponse:
@@ -38,19 +51,14 @@ def _download(chunks: Iterator[str], name: str, fmt: Format) -> StreamingRespons
     )
 
 
-def _alert_geometry(alert: Alert, owner: Site) -> BaseGeometry:
-    """The outline of the alert's zone when it names one, else the site's centre."""
-    for zone in owner.zones:
-        if zone.id == alert.zone_id:
-            return zone.geometry
-    return owner.geometry.centroid
-
-
 @router.get(
-    "/alerts.{fmt}", summary="Alerts as GeoJSON or KML points at their site, filtered by site/state/time"
+    "/alerts.{fmt}",
+    summary="Alerts with their assessments as GeoJSON or KML (time-stamped, styled by state), "
+    "filtered by site/state/time",
 )
 def export_alerts(
     fmt: Format,
+    request: Request,
     ws: WorkspaceDep,
     window: TimeRangeDep,
     _: ReaderDep,
@@ -60,26 +68,12 @@ def export_alerts(
     site_id = ws.site(site).id if site else None
     sites = {s.id: s for s in ws.sites()}
     alerts = ws.alerts(site_id=site_id, state=state, since=window.since, until=window.until)
-    rows = [(alert, sites[alert.site_id]) for alert in alerts if alert.site_id in sites]
+    assessments = {alert.id: ws.assessments(alert.id) for alert in alerts}
+    rows = exports.alert_exports(alerts, sites, assessments, str(request.base_url))
     if fmt is Format.GEOJSON:
-        chunks = exports.geojson_chunks(
-            exports.feature(
-                _alert_geometry(alert, owner), {**serialize.alert(alert), "site_name": owner.name}
-            )
-            for alert, owner in rows
-        )
+        chunks = exports.geojson_chunks(exports.feature(row.geometry(), row.properties()) for row in rows)
     else:
-        chunks = exports.kml_chunks(
-            "sitewatch alerts",
-            (
-                exports.kml_placemark(
-                    f"{owner.name}: {alert.indicator} ({alert.state.value})",
-                    _alert_geometry(alert, owner),
-                    serialize.alert(alert),
-                )
-                for alert, owner in rows
-            ),
-        )
+        chunks = exports.kml_chunks("sitewatch alerts", (row.placemark() for row in rows))
     return _download(chunks, "alerts", fmt)
 
 
@@ -99,6 +93,7 @@ def export_detections(
 ) -> StreamingResponse:
     site_id, observation_id, epsg = scope(ws, site, observation)
     assert epsg is not None
+    spans = exports.observation_spans(ws.observations(site_id))
 
     def detections() -> Iterator[tuple[dict[str, Any], BaseGeometry]]:
         for offset in range(0, MAX_EXPORTED_DETECTIONS, _BATCH):
@@ -125,6 +120,59 @@ def export_detections(
     else:
         chunks = exports.kml_chunks(
             "sitewatch detections",
-            (exports.kml_placemark(f"{p['class_name']} {p['score']:.2f}", g, p) for p, g in detections()),
+            (
+                exports.kml_placemark(
+                    f"{class_words(p['class_name'], 1)} {p['score']:.2f}, "
+                    f"{spans[p['observation_id']][0]:%Y-%m-%d}",
+                    g,
+                    p,
+                    time=exports.kml_time_span(*spans[p["observation_id"]]),
+                    style=exports.DETECTION_STYLE,
+                )
+                for p, g in detections()
+            ),
         )
     return _download(chunks, "detections", fmt)
+
+
+@router.get(
+    "/sites/{site}.kmz",
+    summary="A site's history for Google Earth: chips as time-spanned GroundOverlays, alerts and detections",
+    response_class=Response,
+    responses={200: {"content": {KMZ_MEDIA: {}}, "description": "a KMZ archive (doc.kml and images/)"}},
+)
+def export_site_kmz(
+    site: str,
+    request: Request,
+    ws: WorkspaceDep,
+    window: TimeRangeDep,
+    _: ReaderDep,
+) -> Response:
+    resolved = ws.site(site)
+    buffer = io.BytesIO()
+    kmz.write_site_kmz(ws, resolved, buffer, base_url=str(request.base_url), since=window.since,
+                       until=window.until)
+    return Response(
+        buffer.getvalue(),
+        media_type=KMZ_MEDIA,
+        headers={"Content-Disposition": f'attachment; filename="{resolved.id}.kmz"'},
+    )
+
+
+@router.get(
+    "/briefs/{alert_id}.{fmt}",
+    summary="An alert's briefing figure: before and after on its zone, detections called out, scale bar, "
+    "north arrow, dates, sensor and imagery credit",
+    response_class=Response,
+    responses={200: {"content": {"image/png": {}, "application/pdf": {}}, "description": "the figure"}},
+)
+def export_brief(alert_id: str, fmt: FigureFormat, ws: WorkspaceDep, _: ReaderDep) -> Response:
+    figure, _callouts = brief_figure(ws, alert_id)
+    name = "brief-" + quote(alert_id, safe="")
+    buffer = io.BytesIO()
+    save_brief(figure, buffer, fmt.value)
+    return Response(
+        buffer.getvalue(),
+        media_type=_FIGURE_MEDIA[fmt],
+        headers={"Content-Disposition": f'attachment; filename="{name}.{fmt.value}"'},
+    )
