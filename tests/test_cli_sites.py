@@ -114,7 +114,8 @@ def test_usage_errors_are_a_message_and_exit_2(monkeypatch: pytest.MonkeyPatch,
             main()
         assert exited.value.code == 2, argv
         message = capsys.readouterr().err
-        assert "Usage: sitewatch" in message and "Traceback" not in message, argv
+        assert message.startswith("usage: ") and len(message.strip().splitlines()) == 1, argv
+        assert "`sitewatch" in message and "Traceback" not in message, argv
 
 
 def test_add_then_add_again_needs_replace(workspace: Path, tmp_path: Path) -> None:

@@ -15,6 +15,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from sitewatch.app.options import JsonOption, WorkspaceOption, resolve_workspace
+from sitewatch.app.tables import add_id_column
 from sitewatch.core.timeutil import parse_utc
 from sitewatch.pipeline.ingest import FileOutcome, FileStatus, IngestReport, ingest
 from sitewatch.store import Workspace
@@ -117,7 +118,7 @@ def _print_summary(console: Console, report: IngestReport) -> None:
     table = Table(title="ingest", show_lines=False)
     table.add_column("file", overflow="fold")
     table.add_column("status")
-    table.add_column("scene")
+    add_id_column(table, "scene", (o.scene_id or "" for o in report.outcomes))
     table.add_column("sites / problem", overflow="fold")
     for outcome in report.outcomes:
         style = _STATUS_STYLE[outcome.status]

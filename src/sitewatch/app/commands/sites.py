@@ -13,6 +13,7 @@ from rich.table import Table
 
 from sitewatch.app.errors import exit_code_for
 from sitewatch.app.options import JsonOption, WorkspaceOption, resolve_workspace
+from sitewatch.app.tables import add_id_column
 from sitewatch.catalog import catalog_to_geojson, load_catalog, read_catalog_document, site_to_feature
 from sitewatch.catalog.geojson import validate_catalog
 from sitewatch.core.errors import CatalogError
@@ -41,8 +42,9 @@ def list_sites(workspace: WorkspaceOption = None, as_json: JsonOption = False) -
         typer.echo(json.dumps(catalog_to_geojson(sites), ensure_ascii=False))
         return
     table = Table(title=f"{len(sites)} site(s)")
-    for column in ("id", "name", "country", "category", "zones", "GSD m", "location"):
-        table.add_column(column)
+    add_id_column(table, "id", (s.id for s in sites))
+    for column in ("name", "country", "category", "zones", "GSD m", "location"):
+        table.add_column(column, overflow="fold")
     for site in sites:
         table.add_row(site.id, site.name, site.country, site.category, str(len(site.zones)), f"{site.gsd:g}",
                       "approx." if site.approximate else "surveyed")
