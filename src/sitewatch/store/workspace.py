@@ -348,9 +348,11 @@ class Workspace:
                 for observation, source in observations:
                     placed.append(self.root / observation.chip_path)
                     place_chip(self.root, Path(source), observation.chip_path)
-        except IntegrityError:
+        except StoreError as error:
             remove_quietly(placed)
-            if self.has_scene(scene.id):  # a concurrent ingest stored it first
+            # _write turned the driver's IntegrityError into a StoreError: when a concurrent ingest
+            # stored the same scene between the check above and this insert, it is "already stored".
+            if isinstance(error.__cause__, IntegrityError) and self.has_scene(scene.id):
                 return False
             raise
         except BaseException:
