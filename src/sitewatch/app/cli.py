@@ -14,6 +14,7 @@ from sitewatch import __version__
 from sitewatch.app.commands import (
     alerts,
     change,
+    check,
     demo,
     evaluate,
     ingest,
@@ -62,7 +63,8 @@ def _root(
 
 
 for module in (
-    workspace, sites, ingest, simulate, monitor, alerts, change, report, serve, users, demo, evaluate, train,
+    workspace, sites, ingest, simulate, monitor, check, alerts, change, report, serve, users, demo, evaluate,
+    train,
 ):
     module.register(app)
 

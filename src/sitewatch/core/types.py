@@ -21,6 +21,7 @@ from sitewatch.core.errors import ValidationError
 from sitewatch.core.geometry import is_lonlat, utm_epsg
 
 _ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_\-]{0,63}$")
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
 
 class ZoneKind(StrEnum):
@@ -290,6 +291,11 @@ class Observation:
     """Co-registration shift (rows, cols) in site-grid pixels applied to the chip."""
     shift_confidence: float | None = None
     """Confidence 0..1 of the co-registration shift, None when not co-registered."""
+    chip_sha256: str | None = None
+    """SHA-256 (hex) of the chip file as ingest wrote it; None for chips from before checksums."""
+    problem: str | None = None
+    """Why the monitor could not score this observation (its chip missing or corrupt, or its evidence
+    step failing), flagged so the rest of the site is scored; None when nothing is wrong."""
 
     def __post_init__(self) -> None:
         _check_text(self, "id", self.id)
@@ -305,6 +311,10 @@ class Observation:
         ):
             raise _fail(self, "shift", f"{self.shift!r} must be a (rows, cols) pair of finite numbers")
         _check_optional_finite(self, "shift_confidence", self.shift_confidence, low=0.0, high=1.0)
+        if self.chip_sha256 is not None and not _SHA256.match(self.chip_sha256):
+            raise _fail(self, "chip_sha256", f"{self.chip_sha256!r} is not 64 lower-case hex digits")
+        if self.problem is not None:
+            _check_text(self, "problem", self.problem)
 
 
 # --- analytics outputs ------------------------------------------------------------------------

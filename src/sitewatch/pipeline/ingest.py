@@ -19,13 +19,14 @@ from pathlib import Path
 
 from rasterio.errors import RasterioError
 
-from sitewatch.core.errors import NoSiteCoverageError, NoValidPixelsError, SitewatchError
+from sitewatch.core.errors import ImageryError, NoSiteCoverageError, NoValidPixelsError, SitewatchError
 from sitewatch.core.types import Observation, Scene, Site
 from sitewatch.imagery.chips import Chip, extract_chip, write_chip
 from sitewatch.imagery.clouds import cloud_mask
 from sitewatch.imagery.grid import site_grid
 from sitewatch.imagery.readers import SCENE_ID_LENGTH, inspect_image, sha256_file
 from sitewatch.store import chip_relpath
+from sitewatch.store.chips import CHIP_PROBLEM, chip_problem
 from sitewatch.store.protocol import Store
 
 log = logging.getLogger(__name__)
@@ -47,6 +48,8 @@ class FileStatus(StrEnum):
 
     INGESTED = "ingested"
     SKIPPED = "skipped"
+    REPAIRED = "repaired"
+    """Already stored, and its missing or corrupt chips were recreated from it."""
     FAILED = "failed"
 
 
@@ -81,6 +84,10 @@ class IngestReport:
         return self._with(FileStatus.SKIPPED)
 
     @property
+    def repaired(self) -> tuple[FileOutcome, ...]:
+        return self._with(FileStatus.REPAIRED)
+
+    @property
     def failed(self) -> tuple[FileOutcome, ...]:
         return self._with(FileStatus.FAILED)
 
@@ -94,6 +101,7 @@ class IngestReport:
         return {
             "ingested": len(self.ingested),
             "skipped": len(self.skipped),
+            "repaired": len(self.repaired),
             "failed": len(self.failed),
             "files": [
                 {"path": str(o.path), "status": o.status.value, "message": o.message,
@@ -182,16 +190,13 @@ def _ingest_file(workspace: Store, path: Path, sites: Sequence[Site], *, acquire
         # Checked before reading tags: re-ingesting a stored file must not need --acquired again.
         checksum = sha256_file(path) if path.is_file() else None
         if checksum is not None and workspace.has_scene(checksum[:SCENE_ID_LENGTH]):
-            scene_id = checksum[:SCENE_ID_LENGTH]
-            return FileOutcome(path, FileStatus.SKIPPED, f"{path}: already ingested (scene {scene_id})",
-                               scene_id=scene_id)
+            return _repair_scene(workspace, path, workspace.scene(checksum[:SCENE_ID_LENGTH]))
         scene = inspect_image(path, acquired=acquired, sensor=sensor, checksum=checksum, bands=bands)
         site_ids = _store_scene(workspace, path, scene, sites)
-    except (SitewatchError, RasterioError, OSError) as error:
-        message = str(error)
-        if str(path) not in message:
-            message = f"{path}: {message}"
-        return FileOutcome(path, FileStatus.FAILED, message)
+    except Exception as error:  # any failure of one file (a crafted header, a bug) is that file's, reported
+        if not isinstance(error, SitewatchError | RasterioError | OSError):
+            log.warning("%s: unexpected %s while ingesting", path, type(error).__name__, exc_info=True)
+        return FileOutcome(path, FileStatus.FAILED, _naming(path, f"{error or type(error).__name__}"))
     if site_ids is None:
         return FileOutcome(path, FileStatus.SKIPPED, f"{path}: already ingested (scene {scene.id})",
                            scene_id=scene.id)
@@ -230,6 +235,12 @@ def _store_scene(workspace: Store, path: Path, scene: Scene, sites: Sequence[Sit
             chip = _without_clouds(chip, grid.gsd)
             observation_id = f"{site.id}-{scene.id}"
             chip_file = staging / f"{observation_id}.{uuid.uuid4().hex[:8]}.tif"
+            try:
+                write_chip(chip, grid, chip_file)
+                checksum = sha256_file(chip_file)  # kept so `sitewatch check` can tell a chip is whole
+            except BaseException:
+                chip_file.unlink(missing_ok=True)
+                raise
             staged.append((
                 Observation(
                     id=observation_id,
@@ -238,10 +249,10 @@ def _store_scene(workspace: Store, path: Path, scene: Scene, sites: Sequence[Sit
                     acquired=scene.acquired,
                     chip_path=chip_relpath(site.id, observation_id),
                     valid_fraction=chip.valid_fraction,
+                    chip_sha256=checksum,
                 ),
                 chip_file,
             ))
-            write_chip(chip, grid, chip_file)
         if not staged:
             names = ", ".join(site.id for site in covered)
             raise NoValidPixelsError(
@@ -253,3 +264,103 @@ def _store_scene(workspace: Store, path: Path, scene: Scene, sites: Sequence[Sit
         for _, chip_file in staged:
             chip_file.unlink(missing_ok=True)  # moved by add_scene on success; a leftover otherwise
     return [observation.site_id for observation, _ in staged] if stored else None
+
+
+def _naming(path: Path, message: str) -> str:
+    return message if str(path) in message else f"{path}: {message}"
+
+
+# --- chip integrity: check and repair ------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ChipCheck:
+    """A chip found missing or corrupt."""
+
+    observation: Observation
+    problem: str
+
+
+def verify_chips(workspace: Store, observations: Iterable[Observation]) -> list[ChipCheck]:
+    """The missing or corrupt chips of ``observations``, checked against the checksum kept at ingest,
+    each flagged on its observation (so the monitor skips it and the API shows why). A chip from
+    before checksums is decoded instead, and its checksum kept once it is found whole; a chip flag
+    whose chip is whole again (the file restored) is cleared."""
+    found = []
+    for observation in observations:
+        path = workspace.chip_path(observation)
+        problem = chip_problem(path, observation.chip_sha256, name=observation.chip_path)
+        if problem is not None:
+            found.append(ChipCheck(observation, problem))
+            if observation.problem != problem:
+                workspace.flag_observation(observation.id, problem)
+            continue
+        stale = observation.problem is not None and observation.problem.startswith(CHIP_PROBLEM)
+        if observation.chip_sha256 is None or stale:
+            checksum = sha256_file(path) if observation.chip_sha256 is None else None
+            workspace.flag_observation(observation.id, None if stale else observation.problem,
+                                       chip_sha256=checksum)
+    return found
+
+
+def check_chips(workspace: Store) -> list[ChipCheck]:
+    """Every chip of ``workspace`` verified (:func:`verify_chips`); the missing or corrupt ones."""
+    return verify_chips(workspace, workspace.observations())
+
+
+def _scene_observations(workspace: Store, scene: Scene) -> list[Observation]:
+    return [o for o in workspace.observations(since=scene.acquired, until=scene.acquired)
+            if o.scene_id == scene.id]
+
+
+def _repair_scene(workspace: Store, path: Path, scene: Scene) -> FileOutcome:
+    """``path`` holds ``scene``, already stored: recreate its observations' missing or corrupt chips
+    from it (each replaced in its own transaction), else report it skipped."""
+    broken = verify_chips(workspace, _scene_observations(workspace, scene))
+    if not broken:
+        return FileOutcome(path, FileStatus.SKIPPED, f"{path}: already ingested (scene {scene.id})",
+                           scene_id=scene.id)
+    staging = workspace.staging_dir()
+    repaired: list[str] = []
+    for found in broken:
+        observation = found.observation
+        grid = site_grid(workspace.site(observation.site_id))
+        chip = _without_clouds(extract_chip(path, grid, bands=scene.bands), grid.gsd)
+        chip_file = staging / f"{observation.id}.{uuid.uuid4().hex[:8]}.tif"
+        try:
+            write_chip(chip, grid, chip_file)
+            workspace.replace_chip(observation.id, chip_file, sha256_file(chip_file))
+        finally:
+            chip_file.unlink(missing_ok=True)  # moved by replace_chip on success
+        log.warning("%s: recreated the chip of %s (%s)", path, observation.id, found.problem)
+        repaired.append(observation.site_id)
+    return FileOutcome(path, FileStatus.REPAIRED,
+                       f"{path}: scene {scene.id} already ingested; recreated its chip(s) over "
+                       f"{', '.join(repaired)}", scene_id=scene.id, site_ids=tuple(repaired))
+
+
+def repair(workspace: Store, *, progress: ProgressCallback | None = None) -> IngestReport:
+    """Recreate every missing or corrupt chip of ``workspace`` from the file its scene was ingested
+    from (recorded at ingest), provided that file is still there with the same checksum."""
+    broken = check_chips(workspace)
+    scene_ids = list(dict.fromkeys(found.observation.scene_id for found in broken))
+    outcomes: list[FileOutcome] = []
+    for index, scene_id in enumerate(scene_ids):
+        scene = workspace.scene(scene_id)
+        path = Path(scene.uri)
+        if progress is not None:
+            progress(path, index, len(scene_ids), None)
+        try:
+            if not path.is_file():
+                raise ImageryError(f"{path}: the source of scene {scene.id} is gone, so its chips cannot be "
+                                   "recreated; ingest the same file from where it is now")
+            if sha256_file(path) != scene.checksum:
+                raise ImageryError(f"{path}: no longer the file scene {scene.id} was ingested from "
+                                   "(its checksum changed), so its chips cannot be recreated from it")
+            outcome = _repair_scene(workspace, path, scene)
+        except Exception as error:  # one scene's failure never stops the repair of the others
+            outcome = FileOutcome(path, FileStatus.FAILED, _naming(path, str(error)), scene_id=scene.id)
+        outcomes.append(outcome)
+        if progress is not None:
+            progress(path, index, len(scene_ids), outcome)
+    return IngestReport(tuple(outcomes))

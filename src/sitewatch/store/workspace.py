@@ -402,6 +402,37 @@ class Workspace:
                                 "list them with `sitewatch sites show SITE`")
         return codec.observation_from(row)
 
+    def flag_observation(self, observation_id: str, problem: str | None, *,
+                         chip_sha256: str | None = None) -> None:
+        """Record why the observation could not be scored (None: clear the flag), and the checksum of a
+        chip ingested before checksums were kept, once it was found whole."""
+        if problem is not None and not problem.strip():
+            raise UnsupportedInputError(f"the problem flagged on observation {observation_id} is empty; "
+                                        "say what is wrong")
+        with self._write(f"flagging observation {observation_id}") as connection:
+            row = self._require_observation(connection, observation_id)
+            values: dict[str, Any] = {"problem": problem}
+            if chip_sha256 is not None:  # validated by Observation
+                values["chip_sha256"] = dataclasses.replace(codec.observation_from(row),
+                                                            chip_sha256=chip_sha256).chip_sha256
+            connection.execute(t.observations.update().where(t.observations.c.id == observation_id)
+                               .values(values))
+
+    def replace_chip(self, observation_id: str, source: Path, chip_sha256: str) -> Observation:
+        """Put a recreated chip file in place of the observation's missing or corrupt one and record its
+        checksum, clearing the observation's problem, in one transaction (re-runnable: a failure
+        leaves the old chip and row, or a good chip that the next repair or check finds)."""
+        if not Path(source).is_file():
+            raise UnsupportedInputError(f"chip file {source} for observation {observation_id} does not "
+                                        "exist; write the chip before calling replace_chip")
+        with self._write(f"replacing the chip of {observation_id}") as connection:
+            row = self._require_observation(connection, observation_id)
+            updated = dataclasses.replace(codec.observation_from(row), chip_sha256=chip_sha256, problem=None)
+            connection.execute(t.observations.update().where(t.observations.c.id == observation_id)
+                               .values(chip_sha256=updated.chip_sha256, problem=None))
+            place_chip(self.root, Path(source), updated.chip_path)
+        return updated
+
     def set_registration(self, observation_id: str, shift: tuple[float, float],
                          confidence: float | None) -> Observation:
         """Record the co-registration shift (rows, cols; site-grid pixels) applied to the
@@ -436,6 +467,9 @@ class Workspace:
                     raise UnsupportedInputError(
                         f"indicator values for observation {observation_id} (site {row['site_id']}) name "
                         f"site(s) {', '.join(wrong_site)}; build them with the observation's site_id")
+                if row["problem"] is not None:  # scored now: whatever stopped it before is gone
+                    connection.execute(t.observations.update().where(t.observations.c.id == observation_id)
+                                       .values(problem=None))
             for table, rows in (
                 (t.change_regions, None if evidence.change_regions is None else
                  [codec.change_region_row(r, i) for i, r in enumerate(evidence.change_regions)]),

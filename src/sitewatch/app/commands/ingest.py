@@ -18,6 +18,7 @@ from sitewatch.app.options import JsonOption, WorkspaceOption, resolve_workspace
 from sitewatch.app.tables import add_id_column
 from sitewatch.core.timeutil import parse_utc
 from sitewatch.pipeline.ingest import FileOutcome, FileStatus, IngestReport, ingest
+from sitewatch.pipeline.ingest import repair as repair_chips
 from sitewatch.store import Workspace
 
 FAILED_EXIT_CODE = 5
@@ -25,7 +26,8 @@ FAILED_EXIT_CODE = 5
 PAUSE_ENV = "SITEWATCH_INGEST_PAUSE_S"
 """Seconds to wait after each file: lets crash tests kill an ingest between two files."""
 
-_STATUS_STYLE = {FileStatus.INGESTED: "green", FileStatus.SKIPPED: "yellow", FileStatus.FAILED: "red"}
+_STATUS_STYLE = {FileStatus.INGESTED: "green", FileStatus.SKIPPED: "yellow", FileStatus.REPAIRED: "cyan",
+                 FileStatus.FAILED: "red"}
 
 
 def _parse_acquired(value: str | None) -> datetime | None:
@@ -56,8 +58,9 @@ def _pause_seconds() -> float:
 
 
 def ingest_command(
-    paths: Annotated[list[Path], typer.Argument(help="Image files or folders (searched recursively).",
-                                                show_default=False)],
+    paths: Annotated[list[Path] | None, typer.Argument(
+        help="Image files or folders (searched recursively). A file already ingested is skipped, or has its "
+             "missing or corrupt chips recreated.", show_default=False)] = None,
     acquired: Annotated[
         str | None,
         typer.Option("--acquired", help="Acquisition time (ISO 8601, UTC if no offset) for every file; "
@@ -75,10 +78,17 @@ def ingest_command(
                           "for NAIP); needed when the files do not name their bands (default: band "
                           "descriptions or RGB colour interpretation, else b1..bn)."),
     ] = None,
+    repair: Annotated[
+        bool, typer.Option("--repair", help="Without PATHS: verify every chip and recreate the missing or "
+                           "corrupt ones from the files their scenes were ingested from.")
+    ] = False,
     workspace: WorkspaceOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Ingest images: one chip per site the footprint covers; exits 5 when any file failed."""
+    if bool(paths) == repair:
+        raise typer.BadParameter("give image files or folders to ingest, or --repair alone to recreate "
+                                 "missing or corrupt chips", param_hint="PATHS / --repair")
     when = _parse_acquired(acquired)
     names = _parse_bands(bands)
     pause = _pause_seconds()
@@ -103,13 +113,18 @@ def ingest_command(
                 if pause:
                     time.sleep(pause)
 
-            report = ingest(ws, paths, acquired=when, sensor=sensor, bands=names, progress=report_progress)
+            if repair:
+                report = repair_chips(ws, progress=report_progress)
+            else:
+                report = ingest(ws, paths or [], acquired=when, sensor=sensor, bands=names,
+                                progress=report_progress)
     if as_json:
         typer.echo(json.dumps(report.to_dict()))
     else:
         _print_summary(out, report)
     if not report.outcomes:
-        err.print(f"no image files found in {', '.join(str(p) for p in paths)}", highlight=False)
+        err.print("every chip is whole; nothing to repair" if repair else
+                  f"no image files found in {', '.join(str(p) for p in paths or [])}", highlight=False)
     if not report.ok:
         raise typer.Exit(FAILED_EXIT_CODE)
 
@@ -127,7 +142,8 @@ def _print_summary(console: Console, report: IngestReport) -> None:
         status = f"[{style}]{outcome.status.value}[/]"
         table.add_row(str(outcome.path), status, outcome.scene_id or "", detail)
     console.print(table)
-    console.print(f"{len(report.ingested)} ingested, {len(report.skipped)} skipped, "
+    repaired = f"{len(report.repaired)} repaired, " if report.repaired else ""
+    console.print(f"{len(report.ingested)} ingested, {len(report.skipped)} skipped, {repaired}"
                   f"{len(report.failed)} failed", highlight=False)
 
 
