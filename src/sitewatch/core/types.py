@@ -22,6 +22,9 @@ from sitewatch.core.geometry import is_lonlat, utm_epsg
 
 _ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_\-]{0,63}$")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
+SITE_GSD_RANGE = (0.05, 100.0)
+"""Site grid GSD accepted, in metres: finer than 5 cm or coarser than 100 m is a mistake (a grid of
+billions of pixels, or a site a few pixels wide)."""
 
 
 class ZoneKind(StrEnum):
@@ -189,7 +192,7 @@ class Site:
         _check_strings(self, "aliases", self.aliases)
         _check_strings(self, "references", self.references)
         _check_text(self, "notes", self.notes, allow_empty=True)
-        _check_finite(self, "gsd", self.gsd, positive=True, high=100.0)
+        _check_finite(self, "gsd", self.gsd, low=SITE_GSD_RANGE[0], high=SITE_GSD_RANGE[1])
         if not isinstance(self.zones, tuple) or not all(isinstance(z, Zone) for z in self.zones):
             raise _fail(self, "zones", "must be a tuple of Zone")
         ids = [z.id for z in self.zones]

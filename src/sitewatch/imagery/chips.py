@@ -25,7 +25,14 @@ from rasterio.windows import Window
 from sitewatch.core.errors import UnsupportedInputError, ValidationError
 from sitewatch.imagery.errors import UnreadableImageError
 from sitewatch.imagery.grid import SiteGrid
-from sitewatch.imagery.readers import band_names, gdal_message, ground_sample_distance, open_image
+from sitewatch.imagery.readers import (
+    DEFAULT_LIMITS,
+    ImageLimits,
+    band_names,
+    gdal_message,
+    ground_sample_distance,
+    open_image,
+)
 
 _WINDOW_PAD = 3
 """Source pixels read beyond the grid on each side, so edge pixels get their full kernel."""
@@ -81,7 +88,7 @@ def _working_dtype(dtype: np.dtype) -> type[np.floating]:
 
 
 def extract_chip(path: Path, grid: SiteGrid, *, resampling: Resampling | None = None,
-                 bands: Sequence[str] | None = None) -> Chip:
+                 bands: Sequence[str] | None = None, limits: ImageLimits = DEFAULT_LIMITS) -> Chip:
     """Resample the image at ``path`` onto ``grid``, reading only the window that covers it.
 
     ``bands`` names the bands (one per band, in file order; ingest passes its scene's names, so
@@ -90,7 +97,7 @@ def extract_chip(path: Path, grid: SiteGrid, *, resampling: Resampling | None = 
     whether that is an error is the caller's business.
     """
     path = Path(path)
-    with open_image(path) as dataset:
+    with open_image(path, limits) as dataset:
         dtype = np.result_type(*dataset.dtypes)
         work = _working_dtype(dtype)
         names = tuple(bands) if bands is not None else band_names(dataset)

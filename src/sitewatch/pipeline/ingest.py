@@ -24,7 +24,7 @@ from sitewatch.core.types import Observation, Scene, Site
 from sitewatch.imagery.chips import Chip, extract_chip, write_chip
 from sitewatch.imagery.clouds import cloud_mask
 from sitewatch.imagery.grid import site_grid
-from sitewatch.imagery.readers import SCENE_ID_LENGTH, inspect_image, sha256_file
+from sitewatch.imagery.readers import SCENE_ID_LENGTH, ImageLimits, inspect_image, sha256_file
 from sitewatch.store import chip_relpath
 from sitewatch.store.chips import CHIP_PROBLEM, chip_problem
 from sitewatch.store.protocol import Store
@@ -172,11 +172,14 @@ def ingest(workspace: Store, paths: Sequence[Path], *, acquired: datetime | None
     """
     files = expand_paths(paths)
     sites = workspace.sites()
+    limits = ImageLimits(max_bands=workspace.settings.max_image_bands,
+                         max_pixels=workspace.settings.max_image_pixels)
     outcomes: list[FileOutcome] = []
     for index, path in enumerate(files):
         if progress is not None:
             progress(path, index, len(files), None)
-        outcome = _ingest_file(workspace, path, sites, acquired=acquired, sensor=sensor, bands=bands)
+        outcome = _ingest_file(workspace, path, sites, acquired=acquired, sensor=sensor, bands=bands,
+                               limits=limits)
         log.info("%s: %s", outcome.status.value, outcome.message)
         outcomes.append(outcome)
         if progress is not None:
@@ -185,14 +188,15 @@ def ingest(workspace: Store, paths: Sequence[Path], *, acquired: datetime | None
 
 
 def _ingest_file(workspace: Store, path: Path, sites: Sequence[Site], *, acquired: datetime | None,
-                 sensor: str | None, bands: Sequence[str] | None) -> FileOutcome:
+                 sensor: str | None, bands: Sequence[str] | None, limits: ImageLimits) -> FileOutcome:
     try:
         # Checked before reading tags: re-ingesting a stored file must not need --acquired again.
         checksum = sha256_file(path) if path.is_file() else None
         if checksum is not None and workspace.has_scene(checksum[:SCENE_ID_LENGTH]):
             return _repair_scene(workspace, path, workspace.scene(checksum[:SCENE_ID_LENGTH]))
-        scene = inspect_image(path, acquired=acquired, sensor=sensor, checksum=checksum, bands=bands)
-        site_ids = _store_scene(workspace, path, scene, sites)
+        scene = inspect_image(path, acquired=acquired, sensor=sensor, checksum=checksum, bands=bands,
+                              limits=limits)
+        site_ids = _store_scene(workspace, path, scene, sites, limits)
     except Exception as error:  # any failure of one file (a crafted header, a bug) is that file's, reported
         if not isinstance(error, SitewatchError | RasterioError | OSError):
             log.warning("%s: unexpected %s while ingesting", path, type(error).__name__, exc_info=True)
@@ -213,7 +217,8 @@ def _without_clouds(chip: Chip, gsd: float) -> Chip:
     return Chip(array=chip.array, valid=chip.valid & ~clouds, bands=chip.bands)
 
 
-def _store_scene(workspace: Store, path: Path, scene: Scene, sites: Sequence[Site]) -> list[str] | None:
+def _store_scene(workspace: Store, path: Path, scene: Scene, sites: Sequence[Site],
+                 limits: ImageLimits) -> list[str] | None:
     """Cut, stage and record the chips of ``scene``; the site ids stored, or None if already stored."""
     covered = covered_sites(scene, sites)
     if not covered:
@@ -225,10 +230,16 @@ def _store_scene(workspace: Store, path: Path, scene: Scene, sites: Sequence[Sit
         )
     staging = workspace.staging_dir()
     staged: list[tuple[Observation, Path]] = []
+    refused: list[SitewatchError] = []
     try:
         for site in covered:
-            grid = site_grid(site)
-            chip = extract_chip(path, grid, bands=scene.bands)
+            try:  # a problem with one site (an absurd grid) never blocks another site's chip
+                grid = site_grid(site)
+            except SitewatchError as error:
+                log.warning("%s: no chip for site %s: %s", path, site.id, error)
+                refused.append(error)
+                continue
+            chip = extract_chip(path, grid, bands=scene.bands, limits=limits)
             if chip.valid_fraction <= 0.0:
                 log.info("%s: no valid pixels over site %s; no observation for it", path, site.id)
                 continue
@@ -253,6 +264,8 @@ def _store_scene(workspace: Store, path: Path, scene: Scene, sites: Sequence[Sit
                 ),
                 chip_file,
             ))
+        if not staged and refused:
+            raise refused[0]
         if not staged:
             names = ", ".join(site.id for site in covered)
             raise NoValidPixelsError(

@@ -17,6 +17,8 @@ from pathlib import Path
 from typing import Any, cast
 
 from sitewatch.core.errors import ValidationError
+from sitewatch.imagery.grid import DEFAULT_SITE_GRID_SIDE, MAX_GRID_SIDE
+from sitewatch.imagery.readers import MAX_BANDS, MAX_PIXELS_PER_BAND
 
 SETTINGS_FILE = "sitewatch.toml"
 ENV_PREFIX = "SITEWATCH_"
@@ -36,6 +38,13 @@ class Settings:
     """Observations with less valid (cloud-free, covered) area than this are not scored."""
     database_url: str = ""
     """SQLAlchemy URL of the database; empty means the SQLite file ``sitewatch.db`` in the workspace."""
+    max_image_bands: int = MAX_BANDS
+    """Most bands an image header may declare; ingest refuses more before reading a pixel."""
+    max_image_pixels: int = MAX_PIXELS_PER_BAND
+    """Most pixels per band (width x height) an image header may declare."""
+    max_site_grid_side: int = DEFAULT_SITE_GRID_SIDE
+    """Largest site grid side in pixels (outline extent / GSD) that `sites validate` and `sites add`
+    accept (at most 50,000)."""
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name.strip():
@@ -47,6 +56,11 @@ class Settings:
         _check_fraction("min_valid_fraction", self.min_valid_fraction, open_interval=False)
         if not isinstance(self.database_url, str):
             raise _bad("database_url", f"{self.database_url!r} must be a string (a SQLAlchemy URL)")
+        for name, high in (("max_image_bands", 1_000_000), ("max_image_pixels", 2**40),
+                           ("max_site_grid_side", MAX_GRID_SIDE)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= high:
+                raise _bad(name, f"{value!r} must be a whole number from 1 to {high}")
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any], *, source: str) -> Settings:
@@ -122,6 +136,11 @@ def _convert(name: str, annotation: object, value: object, source: str) -> objec
                 raise _bad(name, f"{value!r} from {source} is not a number") from None
         if isinstance(value, int) and not isinstance(value, bool):
             return float(value)
+    if annotation in (int, "int") and isinstance(value, str):
+        try:
+            return int(value.replace("_", ""))
+        except ValueError:
+            raise _bad(name, f"{value!r} from {source} is not a whole number") from None
     return value
 
 

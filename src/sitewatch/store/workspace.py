@@ -12,6 +12,7 @@ import contextlib
 import dataclasses
 import logging
 import weakref
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -42,6 +43,7 @@ from sitewatch.core.types import (
     Scene,
     Site,
 )
+from sitewatch.imagery.grid import check_site_grid
 from sitewatch.monitor.lifecycle import allowed_from, check_transition
 from sitewatch.store import codec, migrate, queries
 from sitewatch.store import schema as t
@@ -273,28 +275,40 @@ class Workspace:
                             "add one with `sitewatch sites add FILE`")
 
     def add_sites(self, sites: Sequence[Site], *, replace: bool = False) -> list[str]:
-        """Add ``sites`` in one transaction; an existing id is an error unless ``replace``."""
+        """Add ``sites`` in one transaction; an existing id is an error unless ``replace``. A site whose
+        grid would exceed the ``max_site_grid_side`` setting is refused, naming its size. Linear in the
+        number of sites (a catalog of 100,000 sites is added in one pass)."""
         ids = [site.id for site in sites]
-        repeated = sorted({i for i in ids if ids.count(i) > 1})
+        repeated = sorted(i for i, count in Counter(ids).items() if count > 1)
         if repeated:
             raise UnsupportedInputError(f"site id(s) given more than once: {', '.join(repeated)}")
+        too_large = [problem for site in sites
+                     if (problem := check_site_grid(site, self.settings.max_site_grid_side)) is not None]
+        if too_large:
+            raise UnsupportedInputError(f"{len(too_large)} site(s) refused, nothing was added: "
+                                        + "; ".join(too_large[:5]) + (" ..." if len(too_large) > 5 else ""))
         now = _now()
         with self._write("adding sites") as connection:
-            existing = set(connection.execute(sa.select(t.sites.c.id).where(t.sites.c.id.in_(ids))).scalars())
+            # all stored ids, not an IN (...) of every new one: SQLite caps the parameters of a statement
+            existing = set(connection.execute(sa.select(t.sites.c.id)).scalars()) & set(ids)
             if existing and not replace:
+                shown = sorted(existing)
+                listing = ", ".join(shown[:20]) + (" ..." if len(shown) > 20 else "")
                 raise StoreError(
-                    f"site(s) {', '.join(sorted(existing))} already in workspace {self.root}; nothing was "
-                    "added. Use `sitewatch sites add FILE --replace` (replace=True) to overwrite them"
+                    f"site(s) {listing} already in workspace {self.root}; nothing was added. "
+                    "Use `sitewatch sites add FILE --replace` (replace=True) to overwrite them"
                 )
             for site in sites:
                 if site.id in existing:
                     connection.execute(t.sites.update().where(t.sites.c.id == site.id)
                                        .values(codec.site_row(site, now)))
                     connection.execute(t.zones.delete().where(t.zones.c.site_id == site.id))
-                else:
-                    connection.execute(t.sites.insert().values(codec.site_row(site, now)))
-                if site.zones:
-                    connection.execute(t.zones.insert(), codec.zone_rows(site))
+            new = [codec.site_row(site, now) for site in sites if site.id not in existing]
+            if new:
+                connection.execute(t.sites.insert(), new)
+            zones = [row for site in sites for row in codec.zone_rows(site)]
+            if zones:
+                connection.execute(t.zones.insert(), zones)
         return ids
 
     # --- scenes and observations -----------------------------------------------------------------

@@ -18,7 +18,9 @@ from sitewatch.catalog import catalog_to_geojson, load_catalog, read_catalog_doc
 from sitewatch.catalog.geojson import validate_catalog
 from sitewatch.core.errors import CatalogError
 from sitewatch.core.types import Site
+from sitewatch.imagery.grid import check_site_grid
 from sitewatch.store import Workspace
+from sitewatch.store.settings import Settings
 
 sites_app = typer.Typer(help="The site catalog: list, show, add and validate sites.", no_args_is_help=True)
 _GEOD = Geod(ellps="WGS84")
@@ -115,14 +117,16 @@ def validate(
 ) -> None:
     """Check a catalog file and print every problem with its feature index and field (exit 4 if invalid).
 
-    Needs no workspace; --workspace is accepted for symmetry and ignored.
+    Needs no workspace; with one, its max_site_grid_side setting limits the size of a site's grid.
     """
-    del workspace
+    max_side = Settings.load(resolve_workspace(workspace)).max_site_grid_side  # defaults without one
     try:
         problems = validate_catalog(read_catalog_document(file))
     except CatalogError as error:  # unreadable or not JSON: the reading problem is the one problem
         problems = error.problems
-    sites = [] if problems else [site.id for site in load_catalog(file)]
+    loaded = [] if problems else load_catalog(file)
+    problems += [problem for site in loaded if (problem := check_site_grid(site, max_side)) is not None]
+    sites = [] if problems else [site.id for site in loaded]
     if as_json:
         report = {"file": str(file), "valid": not problems, "sites": sites, "problems": problems}
         typer.echo(json.dumps(report, ensure_ascii=False))
