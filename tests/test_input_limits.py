@@ -17,6 +17,7 @@ from typer.testing import CliRunner
 from sitewatch.app.cli import app, main
 from sitewatch.app.errors import exit_code_for
 from sitewatch.catalog import site_to_feature
+from sitewatch.catalog.files import _nesting
 from sitewatch.core.errors import UnsupportedInputError, ValidationError
 from sitewatch.core.types import Site
 from sitewatch.imagery import grid as grid_module
@@ -213,3 +214,11 @@ def test_adding_100000_sites_is_linear(tmp_path: Path) -> None:
         with pytest.raises(UnsupportedInputError, match="more than once: s000007"):
             ws.add_sites([*sites[:10], sites[7]])
     assert elapsed < 120, f"adding 100,000 sites took {elapsed:.0f} s"
+
+
+@pytest.mark.parametrize(("text", "depth"), [
+    ('{"a": [1, "[[[", {"b": "\\"]"}]}', 3), ("[" * 50 + "]" * 50, 50), ('"[[[["', 0),
+    ('{"a": "x\\\\", "b": [[1]]}', 3), ("", 0), ('{"é": ["ü"]}', 2),
+])
+def test_nesting_is_counted_outside_strings(text: str, depth: int) -> None:
+    assert _nesting(text) == depth
