@@ -200,7 +200,7 @@ def _ingest_file(workspace: Store, path: Path, sites: Sequence[Site], *, acquire
     except Exception as error:  # any failure of one file (a crafted header, a bug) is that file's, reported
         if not isinstance(error, SitewatchError | RasterioError | OSError):
             log.warning("%s: unexpected %s while ingesting", path, type(error).__name__, exc_info=True)
-        return FileOutcome(path, FileStatus.FAILED, _naming(path, f"{error or type(error).__name__}"))
+        return FileOutcome(path, FileStatus.FAILED, _naming(path, str(error) or type(error).__name__))
     if site_ids is None:
         return FileOutcome(path, FileStatus.SKIPPED, f"{path}: already ingested (scene {scene.id})",
                            scene_id=scene.id)
