@@ -94,3 +94,48 @@ def test_monitor_again_scores_nothing_new(workspace: Path) -> None:
     code, output = _run("monitor", "-w", str(workspace), "--false-alarm-rate", "0.05")
     assert code == 0, output
     assert "Monitoring pass" in output and "Small site" in output
+
+
+USAGE_ERRORS = {
+    (): "a command is needed: one of init",
+    ("nosuchverb",): "No such command 'nosuchverb'",
+    ("alerts", "lst"): "Did you mean 'list'? No such command 'lst'",
+    ("alerts", "show"): "Missing argument 'ID'",
+    ("--jsn",): "No such option: --jsn",
+    ("ingest", "--bogus"): "No such option: --bogus",
+    ("-v", "1"): "No such command '1'",
+    ("alerts", "list", "--state", "bogus"): "'bogus' is not an alert state; use one of new,",
+    ("alerts", "list", "--state", "benin"): "Did you mean 'benign'? Invalid value for --state",
+    ("alerts",): "a command is needed: one of list, show, ack, resolve",
+    ("ingest",): "give image files or folders to ingest, or --repair alone",
+    ("ingest", "x.tif", "--repair"): "give image files or folders to ingest, or --repair alone",
+}
+
+
+@pytest.mark.parametrize("args", list(USAGE_ERRORS), ids=lambda a: " ".join(a) or "sitewatch")
+def test_usage_errors_are_one_line_and_exit_2(args: tuple[str, ...], capsys: pytest.CaptureFixture[str],
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    # issue 16 item 4, issue 17 item 9: no traceback, no help page, the "did you mean" hint first
+    monkeypatch.setenv("COLUMNS", "80")
+    monkeypatch.setattr(sys, "argv", ["sitewatch", *args])
+    with pytest.raises(SystemExit) as exited:
+        main()
+    captured = capsys.readouterr()
+    assert exited.value.code == 2, captured
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("usage: "), captured.err
+    assert USAGE_ERRORS[args] in lines[0] and "--help" in lines[0]
+    assert "Traceback" not in captured.err and not captured.out.strip()
+
+
+def test_alert_list_keeps_ids_whole_at_80_columns(workspace: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # issue 16 item 5: ids are typed into `alerts show`; a cut id ("sohae…") is useless
+    monkeypatch.setenv("COLUMNS", "80")
+    code, output = _run("alerts", "list", "-w", str(workspace), "--json")
+    ids = [alert["id"] for alert in json.loads(output)]
+    code, table = _run("alerts", "list", "-w", str(workspace))
+    assert code == 0, table
+    assert max(len(line) for line in table.splitlines()) <= 80
+    assert "…" not in table
+    for alert_id in ids:
+        assert alert_id in table

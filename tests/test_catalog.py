@@ -122,7 +122,7 @@ def test_broken_file_reports_every_problem_at_once() -> None:
          r"^features\[0\]\.id: 'other' differs from properties.id"),
         (lambda d: (d["features"][1]["properties"].update(id="sohae"), d["features"][1].pop("id")),
          r"^features\[1\]\.properties\.id: duplicate site id 'sohae' \(also at features\[0\]\)"),
-        (lambda d: d["features"][0]["properties"].update(gsd=0), r"gsd: 0 must be > 0"),
+        (lambda d: d["features"][0]["properties"].update(gsd=0), r"gsd: 0 must be 0.05 to 100 metres"),
         (lambda d: d["features"][0]["properties"].update(approximate="yes"),
          r"approximate: 'yes' must be true"),
         (lambda d: d["features"][0]["properties"].update(aliases="Tongchang-ri"),

@@ -20,6 +20,7 @@ JSON_VERBS = {
     ("ingest",),
     ("simulate",),
     ("monitor",),
+    ("check",),
     ("alerts", "list"),
     ("alerts", "show"),
     ("report",),

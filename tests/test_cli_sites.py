@@ -115,7 +115,8 @@ def test_usage_errors_are_a_message_and_exit_2(monkeypatch: pytest.MonkeyPatch,
             main()
         assert exited.value.code == 2, argv
         message = capsys.readouterr().err
-        assert "Usage: sitewatch" in message and "Traceback" not in message, argv
+        assert message.startswith("usage: ") and len(message.strip().splitlines()) == 1, argv
+        assert "`sitewatch" in message and "Traceback" not in message, argv
 
 
 def test_add_then_add_again_needs_replace(workspace: Path, tmp_path: Path) -> None:
@@ -162,7 +163,7 @@ def test_validate_reports_every_problem_and_exits_4(tmp_path: Path) -> None:
     result = runner.invoke(app, ["sites", "validate", str(catalog)])
     assert result.exit_code == 4
     assert "2 problem(s)" in result.output
-    assert "features[0].properties.gsd: -1 must be > 0" in result.output
+    assert "features[0].properties.gsd: -1 must be 0.05 to 100 metres per pixel" in result.output
     assert "features[2].properties.zones[1].kind: 'pad' is not one of: launch_pad" in result.output
     as_json = runner.invoke(app, ["sites", "validate", str(catalog), "--json"])
     assert as_json.exit_code == 4

@@ -16,6 +16,7 @@ from sitewatch.core.types import Site
 from sitewatch.imagery.chips import read_chip
 from sitewatch.pipeline.ingest import FileOutcome, FileStatus, expand_paths, ingest
 from sitewatch.store import Workspace
+from sitewatch.store import workspace as workspace_module
 
 WHEN = datetime(2001, 5, 1, tzinfo=UTC)
 # Inside RGB.byte.tif's valid (non-collar) area, and one straddling its west edge.
@@ -201,3 +202,24 @@ def test_ingest_real_envi_geotiff_and_jpeg2000(shared_data: Path, tmp_path: Path
         atlanta = read_chip(ws.chip_path(by_site["atlanta"][0]))
         assert atlanta.array.dtype == np.uint16 and atlanta.array.shape[1] > 100
         assert ingest(ws, [modis]).skipped and len(ws.observations("sinop")) == 12  # idempotent
+
+
+def test_scene_stored_by_another_process_meanwhile_is_skipped(workspace: Workspace, test_data: Path,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    # Another process stores the scene after this one's checks and before its insert: the insert's
+    # constraint failure means "already stored", never an error (issue 17, item 8).
+    other = Workspace.open(workspace.root)
+    try:
+        report = ingest(other, [test_data / "RGB.byte.tif"], acquired=WHEN)
+        assert report.ok and len(report.ingested) == 1
+    finally:
+        other.close()
+    before = _snapshot(workspace)
+    checks = iter([False, False])  # both checks before the insert miss the other process's row
+    monkeypatch.setattr(workspace_module.Workspace, "has_scene",
+                        lambda self, scene_id: next(checks, True))
+    monkeypatch.setattr(workspace_module, "_scene_exists", lambda connection, scene_id: False)
+    report = ingest(workspace, [test_data / "RGB.byte.tif"], acquired=WHEN)
+    assert [o.status for o in report.outcomes] == [FileStatus.SKIPPED], report.outcomes
+    assert _snapshot(workspace) == before
+    assert not any(workspace.staging_dir().iterdir())

@@ -160,3 +160,25 @@ def test_killed_ingest_leaves_a_consistent_store_and_the_rerun_completes(root: P
         on_disk = {p.relative_to(root).as_posix() for p in (root / "chips").rglob("*") if p.is_file()}
         assert on_disk == referenced  # no orphan chip, no partial file
         assert not any(ws.staging_dir().iterdir())  # no staging leftovers
+
+
+@pytest.mark.slow
+def test_concurrent_ingests_of_one_folder_skip_what_the_other_stored(root: Path, test_data: Path,
+                                                                     tmp_path: Path) -> None:
+    # Two real processes over the same files in the same order: each file is checked by both at about
+    # the same time, so one of them finds the scene stored only when it inserts (issue 17, item 8).
+    folder = tmp_path / "in"
+    _scenes(test_data, folder, 6)
+    command = [*CLI, "ingest", str(folder), "-w", str(root), "--json"]
+    processes = [subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                 for _ in range(2)]
+    reports = []
+    for process in processes:
+        out, err = process.communicate(timeout=300)
+        assert process.returncode == 0, err
+        reports.append(json.loads(out))
+    assert all(report["failed"] == 0 for report in reports)
+    assert sum(report["ingested"] for report in reports) == 6  # each scene stored by exactly one
+    assert all(report["ingested"] + report["skipped"] == 6 for report in reports)
+    scenes, observations, chips = _state(root)
+    assert (scenes, observations, len(chips)) == (6, 6, 6)

@@ -274,3 +274,23 @@ def test_large_answers_are_gzipped_when_asked(client: TestClient, sample: Sample
     assert zipped.headers["content-encoding"] == "gzip" and zipped.json()["site"]["id"] == sample.site_id
     plain = client.get(url, headers={**bearer(sample), "Accept-Encoding": "identity"})
     assert "content-encoding" not in plain.headers and plain.json() == zipped.json()
+
+
+def test_a_flagged_observation_says_why_in_the_api_and_the_site_page(client: TestClient,
+                                                                    sample: SampleWorkspace) -> None:
+    # issue 17 item 1: a skipped observation is shown with its reason, with no server path
+    observation_id = sample.observation_ids[1]
+    problem = f"chip file chips/{sample.site_id}/{observation_id}.tif is missing; recreate it with " \
+              "`sitewatch ingest --repair`"
+    with Workspace.open(sample.root) as ws:
+        ws.flag_observation(observation_id, problem)
+    try:
+        assert get(client, sample, f"/api/observations/{observation_id}")["problem"] == problem
+        listed = get(client, sample, f"/api/observations?site={sample.site_id}")["items"]
+        assert [o["problem"] for o in listed].count(None) == len(listed) - 1
+        page = client.get(f"/sites/{sample.site_id}", headers=bearer(sample))
+        assert page.status_code == 200 and 'data-testid="flagged"' in page.text
+        assert "ingest --repair" in page.text and str(sample.root) not in page.text
+    finally:
+        with Workspace.open(sample.root) as ws:
+            ws.flag_observation(observation_id, None)

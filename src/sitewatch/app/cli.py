@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable
 from typing import Annotated, cast
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from sitewatch import __version__
 from sitewatch.app.commands import (
     alerts,
     brief,
     change,
+    check,
     demo,
     evaluate,
     ingest,
@@ -26,6 +29,7 @@ from sitewatch.app.commands import (
 )
 from sitewatch.app.errors import exit_code_for
 from sitewatch.app.lazy import lazy_group
+from sitewatch.app.options import UsageError, VerbGroup
 from sitewatch.core.errors import SitewatchError
 
 app = typer.Typer(
@@ -105,7 +109,7 @@ def _add_lazy_group(name: str) -> None:
     app.add_typer(typer.Typer(help=group_help, no_args_is_help=True, cls=lazy_group(load)), name=name)
 
 
-for module in (workspace, sites, ingest, simulate, monitor, alerts, change, report, serve, brief):
+for module in (workspace, sites, ingest, simulate, monitor, check, alerts, change, report, serve, brief):
     module.register(app)
 _add_lazy_group("users")
 demo.register(app)
@@ -115,8 +119,41 @@ _add_lazy_group("store")
 _add_lazy_group("export")
 
 
+def _verb_groups(group: typer.Typer) -> None:
+    """Every group of verbs answers a missing verb with one usage line (see VerbGroup); the lazy
+    groups' classes are VerbGroups already."""
+    if not (isinstance(group.info.cls, type) and issubclass(group.info.cls, VerbGroup)):
+        group.info.cls = VerbGroup
+    for sub in group.registered_groups:
+        if sub.typer_instance is not None:
+            _verb_groups(sub.typer_instance)
+
+
+_verb_groups(app)
+
+
+_CLICK_ERROR: type[Exception] = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
+USAGE_EXIT_CODE = 2
+_DID_YOU_MEAN = re.compile(r"\(Possible options: ([^)]*)\)|Did you mean [^?]*\?", re.IGNORECASE)
+
+
+def usage_message(error: Exception) -> str:
+    """One line for a usage error: the "did you mean" hint first, then what was wrong and where to look."""
+    context = getattr(error, "ctx", None)
+    command = context.command_path if context is not None else "sitewatch"
+    format_message = getattr(error, "format_message", None)
+    text = format_message() if callable(format_message) else str(error)
+    text = " ".join(text.split())  # click may break "did you mean one of ..." over lines
+    hint = _DID_YOU_MEAN.search(text)
+    if hint is not None:
+        first = f"Did you mean one of {hint.group(1)}?" if hint.group(1) else hint.group(0)
+        text = " ".join(f"{first} {text[:hint.start()]} {text[hint.end():]}".split())
+    return f"{text.rstrip('.')}; `{command} --help` lists what is accepted"
+
+
 def main() -> None:
-    """Console entry point: library errors become a message and a meaningful exit code."""
+    """Console entry point: library errors become a message and a meaningful exit code, usage errors
+    one line and exit 2, never a traceback."""
     try:
         # Outside standalone mode click returns typer.Exit's code instead of exiting with it.
         code = app(standalone_mode=False)
@@ -125,18 +162,14 @@ def main() -> None:
     except SitewatchError as error:
         stderr.print(f"[bold red]error:[/] {error}", highlight=False, markup=True)
         raise SystemExit(exit_code_for(error)) from None
-    except typer.Abort:
+    except UsageError as error:
+        stderr.print(f"[bold red]usage:[/] {escape(usage_message(error))}", highlight=False, soft_wrap=True)
+        raise SystemExit(USAGE_EXIT_CODE) from None
+    except _CLICK_ERROR as error:  # e.g. a file option that cannot be opened
+        format_message = getattr(error, "format_message", None)
+        message = " ".join((format_message() if callable(format_message) else str(error)).split())
+        stderr.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
+        raise SystemExit(getattr(error, "exit_code", 1)) from None
+    except (typer.Abort, KeyboardInterrupt):
         stderr.print("aborted")
         raise SystemExit(130) from None
-    except Exception as error:  # click usage errors carry their own exit code
-        import click
-
-        # Recent typer vendors its own click (typer._click), whose exceptions are not click's:
-        # recognised by their shape (show() and exit_code), a mistyped option is a usage message.
-        show, code = getattr(error, "show", None), getattr(error, "exit_code", None)
-        if isinstance(error, click.exceptions.ClickException) or (callable(show) and isinstance(code, int)):
-            error.show()  # type: ignore[attr-defined]
-            raise SystemExit(code) from None
-        if isinstance(error, click.exceptions.Exit):
-            raise SystemExit(error.exit_code) from None
-        raise

@@ -14,14 +14,15 @@ from collections.abc import Callable
 from typing import Any
 
 import typer
-from typer.core import TyperGroup
+
+from sitewatch.app.options import VerbGroup
 
 
-def lazy_group(load: Callable[[], typer.Typer]) -> type[TyperGroup]:
+def lazy_group(load: Callable[[], typer.Typer]) -> type[VerbGroup]:
     """A group class for ``typer.Typer(cls=...)`` whose commands are those of ``load()``'s app,
-    called on first use."""
+    called on first use; without a verb it answers one usage line, as every group does."""
 
-    class LazyGroup(TyperGroup):
+    class LazyGroup(VerbGroup):
         _loaded: Any = None
 
         def _group(self) -> Any:

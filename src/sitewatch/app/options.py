@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+from typer.core import TyperGroup
 
 DEFAULT_WORKSPACE = "sitewatch-workspace"
 
@@ -31,3 +32,19 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Print machine-readable
 
 def resolve_workspace(path: Path | None) -> Path:
     return path if path is not None else default_workspace()
+
+
+# typer (0.16+) vendors its own copy of click, whose exceptions are not click's: the usage-error
+# class is found from typer's own BadParameter, so this holds whichever click typer parses with.
+UsageError: type[Exception] = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "UsageError")
+
+
+class VerbGroup(TyperGroup):
+    """A group of verbs (``sitewatch``, ``sitewatch alerts``, ...): without a verb it answers one
+    usage line naming the verbs, where click would print the whole help and then the error."""
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:  # typer's own click Context
+        if not args and self.no_args_is_help and not ctx.resilient_parsing:
+            verbs = ", ".join(self.list_commands(ctx))
+            raise UsageError(f"a command is needed: one of {verbs}", ctx)
+        return super().parse_args(ctx, args)

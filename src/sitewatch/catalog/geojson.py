@@ -17,7 +17,7 @@ from shapely.geometry import MultiPolygon, Polygon, mapping, shape
 from shapely.validation import explain_validity
 
 from sitewatch.core.errors import CatalogError, ValidationError
-from sitewatch.core.types import Site, Zone, ZoneKind
+from sitewatch.core.types import SITE_GSD_RANGE, Site, Zone, ZoneKind
 
 DEFAULT_GSD = 0.5
 """Site-grid metres per pixel when a site does not say."""
@@ -169,8 +169,9 @@ def _parse_feature(feature: object, path: str, problems: _Problems) -> Site | No
     gsd = props.get("gsd", DEFAULT_GSD)
     if isinstance(gsd, bool) or not isinstance(gsd, int | float) or not math.isfinite(gsd):
         problems.add(_join(where, "gsd"), f"{gsd!r} must be a number of metres per pixel, e.g. 0.5")
-    elif not 0 < gsd <= 100:
-        problems.add(_join(where, "gsd"), f"{gsd!r} must be > 0 and <= 100 metres per pixel")
+    elif not SITE_GSD_RANGE[0] <= gsd <= SITE_GSD_RANGE[1]:
+        low, high = SITE_GSD_RANGE
+        problems.add(_join(where, "gsd"), f"{gsd!r} must be {low:g} to {high:g} metres per pixel")
     approximate = props.get("approximate", False)
     if not isinstance(approximate, bool):
         problems.add(_join(where, "approximate"), f"{approximate!r} must be true or false")

@@ -21,6 +21,10 @@ from sitewatch.core.errors import ValidationError
 from sitewatch.core.geometry import is_lonlat, utm_epsg
 
 _ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_\-]{0,63}$")
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+SITE_GSD_RANGE = (0.05, 100.0)
+"""Site grid GSD accepted, in metres: finer than 5 cm or coarser than 100 m is a mistake (a grid of
+billions of pixels, or a site a few pixels wide)."""
 
 
 class ZoneKind(StrEnum):
@@ -188,7 +192,7 @@ class Site:
         _check_strings(self, "aliases", self.aliases)
         _check_strings(self, "references", self.references)
         _check_text(self, "notes", self.notes, allow_empty=True)
-        _check_finite(self, "gsd", self.gsd, positive=True, high=100.0)
+        _check_finite(self, "gsd", self.gsd, low=SITE_GSD_RANGE[0], high=SITE_GSD_RANGE[1])
         if not isinstance(self.zones, tuple) or not all(isinstance(z, Zone) for z in self.zones):
             raise _fail(self, "zones", "must be a tuple of Zone")
         ids = [z.id for z in self.zones]
@@ -305,6 +309,11 @@ class Observation:
     """Co-registration shift (rows, cols) in site-grid pixels applied to the chip."""
     shift_confidence: float | None = None
     """Confidence 0..1 of the co-registration shift, None when not co-registered."""
+    chip_sha256: str | None = None
+    """SHA-256 (hex) of the chip file as ingest wrote it; None for chips from before checksums."""
+    problem: str | None = None
+    """Why the monitor could not score this observation (its chip missing or corrupt, or its evidence
+    step failing), flagged so the rest of the site is scored; None when nothing is wrong."""
 
     def __post_init__(self) -> None:
         _check_text(self, "id", self.id)
@@ -320,6 +329,10 @@ class Observation:
         ):
             raise _fail(self, "shift", f"{self.shift!r} must be a (rows, cols) pair of finite numbers")
         _check_optional_finite(self, "shift_confidence", self.shift_confidence, low=0.0, high=1.0)
+        if self.chip_sha256 is not None and not _SHA256.match(self.chip_sha256):
+            raise _fail(self, "chip_sha256", f"{self.chip_sha256!r} is not 64 lower-case hex digits")
+        if self.problem is not None:
+            _check_text(self, "problem", self.problem)
 
 
 # --- analytics outputs ------------------------------------------------------------------------

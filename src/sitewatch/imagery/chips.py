@@ -26,6 +26,8 @@ from sitewatch.core.errors import UnsupportedInputError, ValidationError
 from sitewatch.imagery.errors import UnreadableImageError
 from sitewatch.imagery.grid import SiteGrid
 from sitewatch.imagery.readers import (
+    DEFAULT_LIMITS,
+    ImageLimits,
     ImageSource,
     band_names,
     gdal_message,
@@ -87,7 +89,7 @@ def _working_dtype(dtype: np.dtype) -> type[np.floating]:
 
 
 def extract_chip(path: ImageSource, grid: SiteGrid, *, resampling: Resampling | None = None,
-                 bands: Sequence[str] | None = None) -> Chip:
+                 bands: Sequence[str] | None = None, limits: ImageLimits = DEFAULT_LIMITS) -> Chip:
     """Resample the image at ``path`` onto ``grid``, reading only the window that covers it.
 
     ``path`` may be a URL (:data:`~sitewatch.imagery.readers.ImageSource`): a COG then costs its
@@ -98,7 +100,7 @@ def extract_chip(path: ImageSource, grid: SiteGrid, *, resampling: Resampling | 
     the image does not overlap gives an all-invalid chip (``valid_fraction == 0``); deciding
     whether that is an error is the caller's business.
     """
-    with open_image(path) as dataset:
+    with open_image(path, limits) as dataset:
         dtype = np.result_type(*dataset.dtypes)
         work = _working_dtype(dtype)
         names = tuple(bands) if bands is not None else band_names(dataset)

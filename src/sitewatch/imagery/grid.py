@@ -22,8 +22,12 @@ from shapely.geometry.base import BaseGeometry
 from sitewatch.core.errors import UnsupportedInputError, ValidationError
 from sitewatch.core.types import Site
 
-MAX_GRID_SIDE = 20_000
-"""Largest site grid side in pixels (10 km at 0.5 m): beyond, the site outline or GSD is wrong."""
+MAX_GRID_SIDE = 50_000
+"""Largest site grid side in pixels (25 km at 0.5 m) any site may have; sites are refused well before at
+`sites validate/add` by the workspace setting ``max_site_grid_side`` (:data:`DEFAULT_SITE_GRID_SIDE`)."""
+DEFAULT_SITE_GRID_SIDE = 20_000
+"""Default of the workspace setting ``max_site_grid_side`` (10 km at 0.5 m): beyond, the outline or GSD
+is most likely wrong."""
 _DENSIFY_DEGREES = 0.001
 """Longest lon/lat polygon edge before projecting (about 100 m), so long edges stay true in UTM."""
 
@@ -110,6 +114,26 @@ def site_grid(site: Site, *, margin_m: float = 0.0) -> SiteGrid:
     """
     if not math.isfinite(margin_m) or margin_m < 0:
         raise UnsupportedInputError(f"margin_m={margin_m!r} must be a finite number of metres >= 0")
+    return _grid(site, margin_m, MAX_GRID_SIDE)
+
+
+def check_site_grid(site: Site, max_side: int = DEFAULT_SITE_GRID_SIDE) -> str | None:
+    """Why ``site``'s grid is too large (its size in the message), or None: the rule `sites validate`
+    and `sites add` apply, so one absurd site (a whole-world outline, a 1e-9 m GSD) never reaches ingest."""
+    max_side = min(max_side, MAX_GRID_SIDE)
+    west, south, east, north = site.geometry.bounds
+    metres_per_degree = 111_320.0  # at the equator; a degree of longitude is shorter elsewhere
+    rough = max(east - west, north - south) * metres_per_degree / site.gsd
+    if rough < max_side / 2:  # clearly small enough: no projection (catalogs of 100,000 sites)
+        return None
+    try:
+        _grid(site, 0.0, max_side)
+    except UnsupportedInputError as error:
+        return str(error)
+    return None
+
+
+def _grid(site: Site, margin_m: float, max_side: int) -> SiteGrid:
     epsg = site.utm_epsg
     outline = lonlat_to_crs(site.geometry, epsg)
     west, south, east, north = outline.bounds
@@ -120,10 +144,11 @@ def site_grid(site: Site, *, margin_m: float = 0.0) -> SiteGrid:
     north = math.ceil((north + margin_m) / gsd) * gsd
     width = max(1, round((east - west) / gsd))
     height = max(1, round((north - south) / gsd))
-    if width > MAX_GRID_SIDE or height > MAX_GRID_SIDE:
+    if width > max_side or height > max_side:
         raise UnsupportedInputError(
-            f"site {site.id!r}: its grid would be {width}x{height} pixels at {gsd} m, over the "
-            f"limit of {MAX_GRID_SIDE} per side; use a coarser gsd for the site or a smaller outline"
+            f"site {site.id!r}: its grid would be {width}x{height} pixels at {gsd:g} m, over the "
+            f"limit of {max_side} per side (workspace setting max_site_grid_side); use a coarser gsd for "
+            "the site or a smaller outline"
         )
     return SiteGrid(epsg=epsg, transform=Affine(gsd, 0.0, west, 0.0, -gsd, north), width=width,
                     height=height, gsd=gsd)

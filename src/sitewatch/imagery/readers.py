@@ -15,6 +15,7 @@ import re
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
@@ -28,7 +29,7 @@ from rasterio.io import DatasetReader
 from rasterio.windows import Window
 from shapely.geometry import Polygon
 
-from sitewatch.core.errors import ImageryError, NotGeoreferencedError, UnsupportedInputError
+from sitewatch.core.errors import ImageryError, NotGeoreferencedError, UnsupportedInputError, ValidationError
 from sitewatch.core.timeutil import ensure_utc
 from sitewatch.core.types import Scene
 from sitewatch.imagery.acquisition import StacSidecar, acquisition_time, find_stac_item, sensor_from_filename
@@ -46,6 +47,28 @@ MAX_SIDE = 100_000
 """Largest width or height accepted; larger is a corrupt header or not a single scene."""
 MAX_PIXELS_PER_BAND = 2**31
 """Largest pixel count per band accepted (GDAL's own limit for many operations)."""
+MAX_BANDS = 256
+"""Default limit on the declared band count (hyperspectral sensors have about 240); more is a crafted
+or corrupt header that would make a read allocate gigabytes."""
+
+
+@dataclass(frozen=True, slots=True)
+class ImageLimits:
+    """What an image header may declare before anything is read (workspace settings
+    ``max_image_bands`` and ``max_image_pixels``)."""
+
+    max_bands: int = MAX_BANDS
+    max_pixels: int = MAX_PIXELS_PER_BAND
+    """Pixels per band (width x height)."""
+
+    def __post_init__(self) -> None:
+        for name in ("max_bands", "max_pixels"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValidationError("ImageLimits", name, f"{value!r} must be a whole number >= 1")
+
+
+DEFAULT_LIMITS = ImageLimits()
 SCENE_ID_LENGTH = 16
 """Hex digits of the checksum used as the scene id."""
 FOOTPRINT_POINTS_PER_EDGE = 16
@@ -85,7 +108,7 @@ def remote_href(source: ImageSource) -> str | None:
 
 
 @contextmanager
-def open_image(path: ImageSource) -> Iterator[DatasetReader]:
+def open_image(path: ImageSource, limits: ImageLimits = DEFAULT_LIMITS) -> Iterator[DatasetReader]:
     """Open ``path`` with rasterio after checking it is a usable, georeferenced raster.
 
     ``path`` may be a URL (see :data:`ImageSource`): GDAL then reads the header and later only the
@@ -119,7 +142,7 @@ def open_image(path: ImageSource) -> Iterator[DatasetReader]:
                     "... file"
                 ) from error
             try:
-                _check_size(dataset, name)
+                _check_size(dataset, name, limits)
                 _check_georeferenced(dataset, name)
                 _check_crs(dataset, name)
                 if remote is None:  # remotely it would fetch blocks no window needs; reads fail loud anyway
@@ -147,17 +170,25 @@ def gdal_message(error: BaseException) -> str:
     return "; ".join(dict.fromkeys(messages)) or type(error).__name__
 
 
-def _check_size(dataset: DatasetReader, path: ImageSource) -> None:
+def _check_size(dataset: DatasetReader, path: ImageSource, limits: ImageLimits) -> None:
+    """The declared size against ``limits``, from the header alone: before any pixel is read."""
     width, height = dataset.width, dataset.height
     if width <= 0 or height <= 0 or dataset.count <= 0:
         raise UnreadableImageError(
             f"{path}: declares {width}x{height} pixels and {dataset.count} bands; the file holds no image"
         )
-    if width > MAX_SIDE or height > MAX_SIDE or width * height > MAX_PIXELS_PER_BAND:
+    if dataset.count > limits.max_bands:
+        raise ImageTooLargeError(
+            f"{path}: declares {dataset.count} bands, over the limit of {limits.max_bands} (workspace "
+            "setting max_image_bands, or SITEWATCH_MAX_IMAGE_BANDS); the header is probably crafted or "
+            "corrupt, otherwise raise the limit or keep the bands you need (gdal_translate -b 1 -b 2 ...)"
+        )
+    if width > MAX_SIDE or height > MAX_SIDE or width * height > limits.max_pixels:
         raise ImageTooLargeError(
             f"{path}: declares {width}x{height} pixels per band, over the limit of {MAX_SIDE} per side "
-            f"and {MAX_PIXELS_PER_BAND} per band; the header is probably corrupt, otherwise cut the "
-            "scene into tiles (e.g. gdal_translate -srcwin) and ingest those"
+            f"and {limits.max_pixels} per band (workspace setting max_image_pixels); the header is "
+            "probably corrupt, otherwise cut the scene into tiles (e.g. gdal_translate -srcwin) and "
+            "ingest those"
         )
 
 
@@ -399,7 +430,8 @@ def _sensor(tags: Mapping[str, str]) -> str | None:
 
 
 def inspect_image(path: Path, *, acquired: datetime | None = None, sensor: str | None = None,
-                  checksum: str | None = None, bands: Sequence[str] | None = None) -> Scene:
+                  checksum: str | None = None, bands: Sequence[str] | None = None,
+                  limits: ImageLimits = DEFAULT_LIMITS) -> Scene:
     """Describe the image at ``path`` as a :class:`Scene`, reading only headers and two blocks.
 
     ``checksum`` saves re-reading the file when the caller already hashed it (:func:`sha256_file`).
@@ -410,7 +442,7 @@ def inspect_image(path: Path, *, acquired: datetime | None = None, sensor: str |
     :class:`MissingAcquisitionTimeError` asks for ``--acquired``.
     """
     path = Path(path)
-    with open_image(path) as dataset:
+    with open_image(path, limits) as dataset:
         tags = image_tags(dataset)
         stac = find_stac_item(path)
         when = ensure_utc(acquired) if acquired is not None else acquisition_time(path, tags, stac)

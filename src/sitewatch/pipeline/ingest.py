@@ -19,14 +19,16 @@ from pathlib import Path
 
 from rasterio.errors import RasterioError
 
-from sitewatch.core.errors import NoSiteCoverageError, NoValidPixelsError, SitewatchError
+from sitewatch.core.errors import ImageryError, NoSiteCoverageError, NoValidPixelsError, SitewatchError
 from sitewatch.core.types import Observation, Scene, Site
 from sitewatch.imagery.chips import Chip, extract_chip, write_chip
 from sitewatch.imagery.clouds import cloud_mask
 from sitewatch.imagery.errors import MissingAcquisitionTimeError
 from sitewatch.imagery.grid import site_grid
 from sitewatch.imagery.readers import (
+    DEFAULT_LIMITS,
     SCENE_ID_LENGTH,
+    ImageLimits,
     ImageSource,
     band_names,
     footprint_lonlat,
@@ -34,10 +36,12 @@ from sitewatch.imagery.readers import (
     ground_sample_distance,
     inspect_image,
     open_image,
+    remote_href,
     sha256_file,
 )
 from sitewatch.imagery.stac import StacAssetRef, StacProblem, StacQuery, stac_entries, union_area
 from sitewatch.store import chip_relpath
+from sitewatch.store.chips import CHIP_PROBLEM, chip_problem
 from sitewatch.store.protocol import Store
 
 log = logging.getLogger(__name__)
@@ -59,6 +63,8 @@ class FileStatus(StrEnum):
 
     INGESTED = "ingested"
     SKIPPED = "skipped"
+    REPAIRED = "repaired"
+    """Already stored, and its missing or corrupt chips were recreated from it."""
     FAILED = "failed"
 
 
@@ -94,6 +100,10 @@ class IngestReport:
         return self._with(FileStatus.SKIPPED)
 
     @property
+    def repaired(self) -> tuple[FileOutcome, ...]:
+        return self._with(FileStatus.REPAIRED)
+
+    @property
     def failed(self) -> tuple[FileOutcome, ...]:
         return self._with(FileStatus.FAILED)
 
@@ -107,6 +117,7 @@ class IngestReport:
         return {
             "ingested": len(self.ingested),
             "skipped": len(self.skipped),
+            "repaired": len(self.repaired),
             "failed": len(self.failed),
             "files": [
                 {"path": str(o.path), "status": o.status.value, "message": o.message,
@@ -120,6 +131,8 @@ ProgressCallback = Callable[[Path, int, int, FileOutcome | None], None]
 """``progress(path, index, total, outcome)``: called with ``outcome=None`` before a file, then with it."""
 StacProgressCallback = Callable[[str, int, int, FileOutcome | None], None]
 """The same for STAC: ``progress(href, ...)`` with the asset's URL (the item's label when it is bad)."""
+RepairProgressCallback = Callable[[Path | str, int, int, FileOutcome | None], None]
+"""The same for repairs: the scene's file, or its STAC asset's URL."""
 
 
 def _is_sidecar(path: Path) -> bool:
@@ -179,11 +192,13 @@ def ingest(workspace: Store, paths: Sequence[Path], *, acquired: datetime | None
     """
     files = expand_paths(paths)
     sites = workspace.sites()
+    limits = image_limits(workspace)
     outcomes: list[FileOutcome] = []
     for index, path in enumerate(files):
         if progress is not None:
             progress(path, index, len(files), None)
-        outcome = _ingest_file(workspace, path, sites, acquired=acquired, sensor=sensor, bands=bands)
+        outcome = _ingest_file(workspace, path, sites, acquired=acquired, sensor=sensor, bands=bands,
+                               limits=limits)
         log.info("%s: %s", outcome.status.value, outcome.message)
         outcomes.append(outcome)
         if progress is not None:
@@ -192,21 +207,19 @@ def ingest(workspace: Store, paths: Sequence[Path], *, acquired: datetime | None
 
 
 def _ingest_file(workspace: Store, path: Path, sites: Sequence[Site], *, acquired: datetime | None,
-                 sensor: str | None, bands: Sequence[str] | None) -> FileOutcome:
+                 sensor: str | None, bands: Sequence[str] | None, limits: ImageLimits) -> FileOutcome:
     try:
         # Checked before reading tags: re-ingesting a stored file must not need --acquired again.
         checksum = sha256_file(path) if path.is_file() else None
         if checksum is not None and workspace.has_scene(checksum[:SCENE_ID_LENGTH]):
-            scene_id = checksum[:SCENE_ID_LENGTH]
-            return FileOutcome(path, FileStatus.SKIPPED, f"{path}: already ingested (scene {scene_id})",
-                               scene_id=scene_id)
-        scene = inspect_image(path, acquired=acquired, sensor=sensor, checksum=checksum, bands=bands)
-        site_ids = _store_scene(workspace, path, scene, sites)
-    except (SitewatchError, RasterioError, OSError) as error:
-        message = str(error)
-        if str(path) not in message:
-            message = f"{path}: {message}"
-        return FileOutcome(path, FileStatus.FAILED, message)
+            return _repair_scene(workspace, path, workspace.scene(checksum[:SCENE_ID_LENGTH]))
+        scene = inspect_image(path, acquired=acquired, sensor=sensor, checksum=checksum, bands=bands,
+                              limits=limits)
+        site_ids = _store_scene(workspace, path, scene, sites, limits)
+    except Exception as error:  # any failure of one file (a crafted header, a bug) is that file's, reported
+        if not isinstance(error, SitewatchError | RasterioError | OSError):
+            log.warning("%s: unexpected %s while ingesting", path, type(error).__name__, exc_info=True)
+        return FileOutcome(path, FileStatus.FAILED, _naming(path, str(error) or type(error).__name__))
     if site_ids is None:
         return FileOutcome(path, FileStatus.SKIPPED, f"{path}: already ingested (scene {scene.id})",
                            scene_id=scene.id)
@@ -223,8 +236,8 @@ def _without_clouds(chip: Chip, gsd: float) -> Chip:
     return Chip(array=chip.array, valid=chip.valid & ~clouds, bands=chip.bands)
 
 
-def _store_scene(workspace: Store, path: ImageSource, scene: Scene,
-                 sites: Sequence[Site]) -> list[str] | None:
+def _store_scene(workspace: Store, path: ImageSource, scene: Scene, sites: Sequence[Site],
+                 limits: ImageLimits) -> list[str] | None:
     """Cut, stage and record the chips of ``scene``; the site ids stored, or None if already stored."""
     covered = covered_sites(scene, sites)
     if not covered:
@@ -236,16 +249,28 @@ def _store_scene(workspace: Store, path: ImageSource, scene: Scene,
         )
     staging = workspace.staging_dir()
     staged: list[tuple[Observation, Path]] = []
+    refused: list[SitewatchError] = []
     try:
         for site in covered:
-            grid = site_grid(site)
-            chip = extract_chip(path, grid, bands=scene.bands)
+            try:  # a problem with one site (an absurd grid) never blocks another site's chip
+                grid = site_grid(site)
+            except SitewatchError as error:
+                log.warning("%s: no chip for site %s: %s", path, site.id, error)
+                refused.append(error)
+                continue
+            chip = extract_chip(path, grid, bands=scene.bands, limits=limits)
             if chip.valid_fraction <= 0.0:
                 log.info("%s: no valid pixels over site %s; no observation for it", path, site.id)
                 continue
             chip = _without_clouds(chip, grid.gsd)
             observation_id = f"{site.id}-{scene.id}"
             chip_file = staging / f"{observation_id}.{uuid.uuid4().hex[:8]}.tif"
+            try:
+                write_chip(chip, grid, chip_file)
+                checksum = sha256_file(chip_file)  # kept so `sitewatch check` can tell a chip is whole
+            except BaseException:
+                chip_file.unlink(missing_ok=True)
+                raise
             staged.append((
                 Observation(
                     id=observation_id,
@@ -254,10 +279,12 @@ def _store_scene(workspace: Store, path: ImageSource, scene: Scene,
                     acquired=scene.acquired,
                     chip_path=chip_relpath(site.id, observation_id),
                     valid_fraction=chip.valid_fraction,
+                    chip_sha256=checksum,
                 ),
                 chip_file,
             ))
-            write_chip(chip, grid, chip_file)
+        if not staged and refused:
+            raise refused[0]
         if not staged:
             names = ", ".join(site.id for site in covered)
             raise NoValidPixelsError(
@@ -269,6 +296,12 @@ def _store_scene(workspace: Store, path: ImageSource, scene: Scene,
         for _, chip_file in staged:
             chip_file.unlink(missing_ok=True)  # moved by add_scene on success; a leftover otherwise
     return [observation.site_id for observation, _ in staged] if stored else None
+
+
+def image_limits(workspace: Store) -> ImageLimits:
+    """The largest image header ``workspace``'s settings let ingest read."""
+    return ImageLimits(max_bands=workspace.settings.max_image_bands,
+                       max_pixels=workspace.settings.max_image_pixels)
 
 
 def ingest_stac(workspace: Store, source: str, *, site_ids: Sequence[str] = (),
@@ -291,6 +324,7 @@ def ingest_stac(workspace: Store, source: str, *, site_ids: Sequence[str] = (),
                       collections=tuple(collections), max_cloud=max_cloud, max_off_nadir=max_off_nadir,
                       max_gsd=max_gsd)
     entries = list(stac_entries(source, query))
+    limits = image_limits(workspace)
     outcomes: list[FileOutcome] = []
     for index, entry in enumerate(entries):
         where = entry.href if isinstance(entry, StacAssetRef) else entry.label
@@ -299,7 +333,7 @@ def ingest_stac(workspace: Store, source: str, *, site_ids: Sequence[str] = (),
         if isinstance(entry, StacProblem):
             outcome = FileOutcome(entry.label, FileStatus.FAILED, entry.message)
         else:
-            outcome = _ingest_asset(workspace, entry, sites)
+            outcome = _ingest_asset(workspace, entry, sites, limits)
         log.info("%s: %s", outcome.status.value, outcome.message)
         outcomes.append(outcome)
         if progress is not None:
@@ -307,15 +341,16 @@ def ingest_stac(workspace: Store, source: str, *, site_ids: Sequence[str] = (),
     return IngestReport(tuple(outcomes))
 
 
-def _ingest_asset(workspace: Store, ref: StacAssetRef, sites: Sequence[Site]) -> FileOutcome:
+def _ingest_asset(workspace: Store, ref: StacAssetRef, sites: Sequence[Site],
+                  limits: ImageLimits) -> FileOutcome:
     scene_id = ref.key_digest[:SCENE_ID_LENGTH]
     if workspace.has_scene(scene_id):
         return FileOutcome(ref.href, FileStatus.SKIPPED, f"{ref.label}: already ingested (scene {scene_id})",
                            scene_id=scene_id)
     try:
-        scene = stac_scene(ref)
-        site_ids = _store_scene(workspace, ref.href, scene, sites)
-    except (SitewatchError, RasterioError, OSError) as error:
+        scene = stac_scene(ref, limits)
+        site_ids = _store_scene(workspace, ref.href, scene, sites, limits)
+    except Exception as error:  # one item's failure, whatever it is, never stops the batch
         message = str(error)
         if ref.href in message:
             message = message.replace(ref.href, ref.label, 1)
@@ -330,11 +365,11 @@ def _ingest_asset(workspace: Store, ref: StacAssetRef, sites: Sequence[Site]) ->
                        scene_id=scene.id, site_ids=tuple(site_ids))
 
 
-def stac_scene(ref: StacAssetRef) -> Scene:
+def stac_scene(ref: StacAssetRef, limits: ImageLimits | None = None) -> Scene:
     """The :class:`Scene` of a STAC asset: grid, footprint and GSD from the raster's header (what the
     pixels really are), time and provenance from the item."""
     meta = ref.metadata
-    with open_image(ref.href) as dataset:
+    with open_image(ref.href, limits or DEFAULT_LIMITS) as dataset:
         footprint = footprint_lonlat(dataset, ref.href)
         gsd = ground_sample_distance(dataset, ref.href)
         crs_text = dataset.crs.to_string()
@@ -352,3 +387,112 @@ def stac_scene(ref: StacAssetRef) -> Scene:
         stac_item=ref.item_id, stac_collection=ref.collection, stac_href=ref.item_href,
         stac_asset=ref.asset_key,
     )
+
+
+def _naming(path: ImageSource, message: str) -> str:
+    return message if str(path) in message else f"{path}: {message}"
+
+
+# --- chip integrity: check and repair ------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ChipCheck:
+    """A chip found missing or corrupt."""
+
+    observation: Observation
+    problem: str
+
+
+def verify_chips(workspace: Store, observations: Iterable[Observation]) -> list[ChipCheck]:
+    """The missing or corrupt chips of ``observations``, checked against the checksum kept at ingest,
+    each flagged on its observation (so the monitor skips it and the API shows why). A chip from
+    before checksums is decoded instead, and its checksum kept once it is found whole; a chip flag
+    whose chip is whole again (the file restored) is cleared."""
+    found = []
+    for observation in observations:
+        path = workspace.chip_path(observation)
+        problem = chip_problem(path, observation.chip_sha256, name=observation.chip_path)
+        if problem is not None:
+            found.append(ChipCheck(observation, problem))
+            if observation.problem != problem:
+                workspace.flag_observation(observation.id, problem)
+            continue
+        stale = observation.problem is not None and observation.problem.startswith(CHIP_PROBLEM)
+        if observation.chip_sha256 is None or stale:
+            checksum = sha256_file(path) if observation.chip_sha256 is None else None
+            workspace.flag_observation(observation.id, None if stale else observation.problem,
+                                       chip_sha256=checksum)
+    return found
+
+
+def check_chips(workspace: Store) -> list[ChipCheck]:
+    """Every chip of ``workspace`` verified (:func:`verify_chips`); the missing or corrupt ones."""
+    return verify_chips(workspace, workspace.observations())
+
+
+def _scene_observations(workspace: Store, scene: Scene) -> list[Observation]:
+    return [o for o in workspace.observations(since=scene.acquired, until=scene.acquired)
+            if o.scene_id == scene.id]
+
+
+def _repair_scene(workspace: Store, path: ImageSource, scene: Scene) -> FileOutcome:
+    """``path`` holds ``scene``, already stored: recreate its observations' missing or corrupt chips
+    from it (each replaced in its own transaction), else report it skipped."""
+    broken = verify_chips(workspace, _scene_observations(workspace, scene))
+    if not broken:
+        return FileOutcome(path, FileStatus.SKIPPED, f"{path}: already ingested (scene {scene.id})",
+                           scene_id=scene.id)
+    staging = workspace.staging_dir()
+    repaired: list[str] = []
+    for found in broken:
+        observation = found.observation
+        grid = site_grid(workspace.site(observation.site_id))
+        chip = _without_clouds(extract_chip(path, grid, bands=scene.bands), grid.gsd)
+        chip_file = staging / f"{observation.id}.{uuid.uuid4().hex[:8]}.tif"
+        try:
+            write_chip(chip, grid, chip_file)
+            workspace.replace_chip(observation.id, chip_file, sha256_file(chip_file))
+        finally:
+            chip_file.unlink(missing_ok=True)  # moved by replace_chip on success
+        log.warning("%s: recreated the chip of %s (%s)", path, observation.id, found.problem)
+        repaired.append(observation.site_id)
+    return FileOutcome(path, FileStatus.REPAIRED,
+                       f"{path}: scene {scene.id} already ingested; recreated its chip(s) over "
+                       f"{', '.join(repaired)}", scene_id=scene.id, site_ids=tuple(repaired))
+
+
+def _repair_from_file(workspace: Store, path: Path, scene: Scene) -> FileOutcome:
+    if not path.is_file():
+        raise ImageryError(f"{path}: the source of scene {scene.id} is gone, so its chips cannot be "
+                           "recreated; ingest the same file from where it is now")
+    if sha256_file(path) != scene.checksum:
+        raise ImageryError(f"{path}: no longer the file scene {scene.id} was ingested from "
+                           "(its checksum changed), so its chips cannot be recreated from it")
+    return _repair_scene(workspace, path, scene)
+
+
+def repair(workspace: Store, *, progress: RepairProgressCallback | None = None) -> IngestReport:
+    """Recreate every missing or corrupt chip of ``workspace`` from the file its scene was ingested
+    from (recorded at ingest), provided that file is still there with the same checksum; or, for a
+    scene ingested from STAC, from its asset read again."""
+    broken = check_chips(workspace)
+    scene_ids = list(dict.fromkeys(found.observation.scene_id for found in broken))
+    outcomes: list[FileOutcome] = []
+    for index, scene_id in enumerate(scene_ids):
+        scene = workspace.scene(scene_id)
+        remote = remote_href(scene.uri)
+        path: ImageSource = scene.uri if remote is not None else Path(scene.uri)
+        if progress is not None:
+            progress(path, index, len(scene_ids), None)
+        try:
+            if remote is not None:  # a STAC asset: its scene id is the item's and asset's, read again
+                outcome = _repair_scene(workspace, remote, scene)
+            else:
+                outcome = _repair_from_file(workspace, Path(scene.uri), scene)
+        except Exception as error:  # one scene's failure never stops the repair of the others
+            outcome = FileOutcome(path, FileStatus.FAILED, _naming(path, str(error)), scene_id=scene.id)
+        outcomes.append(outcome)
+        if progress is not None:
+            progress(path, index, len(scene_ids), outcome)
+    return IngestReport(tuple(outcomes))

@@ -31,7 +31,8 @@ from sitewatch.monitor.alerting import IndicatorHistory, SiteScores, build_alert
 from sitewatch.monitor.baselines import BaselineConfig
 from sitewatch.monitor.engine import EngineConfig
 from sitewatch.monitor.lifecycle import baseline_feedback
-from sitewatch.pipeline.evidence import REFERENCE_VALID, EvidenceOptions, SiteEvidence
+from sitewatch.pipeline.evidence import REFERENCE_VALID, EvidenceOptions, SiteChips, SiteEvidence
+from sitewatch.pipeline.ingest import verify_chips
 from sitewatch.pipeline.models import workspace_change_card, workspace_detector
 from sitewatch.store.protocol import Store
 from sitewatch.store.workspace import Workspace
@@ -85,6 +86,11 @@ class SiteOutcome:
     resolves, or without its bands): their objects are not observed, which is not zero."""
     detection_skipped_reason: str | None = None
     """Why, for the last of them."""
+    flagged: tuple[tuple[str, str], ...] = ()
+    """(observation id, problem) of the site's observations flagged as not scored (a missing or corrupt
+    chip, a failing evidence step); ``sitewatch ingest --repair`` recreates chips from their source."""
+    problem: str | None = None
+    """Why the site's new observations could not be computed at all this pass (they stay pending)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,11 +117,12 @@ def _object_detection_available() -> bool:
 
 
 def _pending(observations: Sequence[Observation], processed: set[str], full: bool) -> int:
-    """Index of the first observation to (re)compute; len(observations) when none."""
+    """Index of the first observation to (re)compute; len(observations) when none. A flagged observation
+    waits for its repair (which clears the flag) or ``full``, rather than being retried every pass."""
     if full:
         return 0
     for index, observation in enumerate(observations):
-        if observation.id not in processed:
+        if observation.id not in processed and observation.problem is None:
             return index
     return len(observations)
 
@@ -126,18 +133,51 @@ class _SiteWork:
 
     detection_skipped: int = 0
     detection_skipped_reason: str | None = None
+    problem: str | None = None
+    """Why the site's new observations could not be computed at all (they stay pending)."""
+
+
+def _compute_site_safely(workspace: Store, site: Site, start: int, options: MonitorOptions, detect: bool,
+                         progress: Progress | None) -> _SiteWork:
+    """:func:`_compute_site`, a failure of the site as a whole reported rather than ending the pass."""
+    try:
+        return _compute_site(workspace, site, start, options, detect, progress)
+    except Exception as error:
+        problem = f"{type(error).__name__}: {error}"
+        log.warning("site %s: its new observations were not computed: %s", site.id, problem, exc_info=True)
+        return _SiteWork(problem=problem)
+
+
+def _chips_read(observations: Sequence[Observation], start: int, reference_size: int) -> list[Observation]:
+    """The observations whose chips computing ``observations[start:]`` may read, to verify first: those,
+    the anchor and probe candidates (the first good ones), and the reference candidates before
+    ``start``, with as many again in reserve for the ones found broken. Hashing every chip of a long
+    history on each incremental pass would cost more than the pass (650 MB for the demo's 178)."""
+    good = [o for o in observations[:start] if o.valid_fraction >= REFERENCE_VALID]
+    reserve = 2 * (1 + SiteChips.PROBES)
+    chosen = {o.id for o in [*good[:reserve], *good[-4 * reference_size:], *observations[start:]]}
+    return [o for o in observations if o.id in chosen]
 
 
 def _compute_site(workspace: Store, site: Site, start: int, options: MonitorOptions, detect: bool,
                   progress: Progress | None) -> _SiteWork:
-    """Compute and store the evidence and indicators of ``site``'s observations from index ``start`` on."""
+    """Compute and store the evidence and indicators of ``site``'s observations from index ``start`` on.
+
+    An observation whose chip is missing or corrupt (checked against the checksum kept at ingest), or
+    whose evidence step fails in any way, is skipped and flagged with the reason: it is never an
+    anchor or a reference of the others, and every other observation is still scored.
+    """
     observations = workspace.observations(site.id)
-    todo = observations[start:]
+    todo = {o.id for o in observations[start:]}
+    broken = {found.observation.id for found in verify_chips(workspace, _chips_read(observations, start,
+                                                                                  options.reference_size))}
+    usable = [o for o in observations if o.id not in broken]
     # The workspace's fine-tuned models where it has them (sitewatch train ... -w), else the shipped ones.
     detector = (workspace_detector(workspace.root) or get_detector()) if detect else None
+    first = next((i for i, o in enumerate(usable) if o.id in todo), len(usable))
     known: dict[str, list[Detection]] = {}
     if detect:  # stored detections of the earlier observations that may be a reference of this pass's
-        candidates = [o for o in observations[:start] if o.valid_fraction >= REFERENCE_VALID]
+        candidates = [o for o in usable[:first] if o.valid_fraction >= REFERENCE_VALID]
         known = {o.id: workspace.detections(observation_id=o.id)
                  for o in candidates[-2 * options.reference_size:]}
     evidence_options = EvidenceOptions(
@@ -145,20 +185,31 @@ def _compute_site(workspace: Store, site: Site, start: int, options: MonitorOpti
         coregistration=options.coregistration, change_detector=options.change_detector,
         change_model=workspace_change_card(workspace.root))
     scenes = {scene.id: scene for scene in workspace.scenes(site.id)}
-    step = SiteEvidence(site, observations, scenes, workspace.chip_path, evidence_options,
+    step = SiteEvidence(site, usable, scenes, workspace.chip_path, evidence_options,
                         object_detector=detector, known_detections=known)
     skipped, reason = 0, None
-    for count, observation in enumerate(todo, start=1):
-        evidence = step.observe(observation, observations[:start + count - 1])
-        values = evidence.indicators(site, min_visible_fraction=evidence_options.min_valid_fraction)
-        workspace.record_evidence(evidence.record(indicators=values))
-        if evidence.detection_skipped is not None:
-            skipped, reason = skipped + 1, evidence.detection_skipped
+    failed: set[str] = set()
+    pending = usable[first:]
+    for count, observation in enumerate(pending, start=1):
+        earlier = [o for o in usable[:first + count - 1] if o.id not in failed]
+        try:
+            evidence = step.observe(observation, earlier)
+            values = evidence.indicators(site, min_visible_fraction=evidence_options.min_valid_fraction)
+            workspace.record_evidence(evidence.record(indicators=values))
+        except Exception as error:  # one observation's failure must not stop the site, nor the pass
+            failed.add(observation.id)
+            # named inside the workspace: the API shows it to viewers, who need no server paths
+            problem = f"not scored: {type(error).__name__}: {error}".replace(f"{workspace.root}/", "")
+            log.warning("site %s: observation %s skipped and flagged: %s", site.id, observation.id, problem)
+            workspace.flag_observation(observation.id, problem)
+        else:
+            if evidence.detection_skipped is not None:
+                skipped, reason = skipped + 1, evidence.detection_skipped
         if progress is not None:
-            progress(site.id, count, len(todo))
+            progress(site.id, count, len(pending))
     if skipped:
         log.warning("site %s: object detection skipped on %d of %d observation(s), their objects not "
-                    "observed: %s", site.id, skipped, len(todo), reason)
+                    "observed: %s", site.id, skipped, len(pending), reason)
     return _SiteWork(skipped, reason)
 
 
@@ -167,8 +218,8 @@ def _site_worker(root: Path, site_id: str, start: int, options: MonitorOptions, 
     """One site's indicators in a worker process, with its own connection to the store (SQLite WAL
     serialises the workers' short write transactions)."""
     with Workspace.open(root) as workspace:
-        return _compute_site(workspace, workspace.site(site_id), start, options, detect,
-                             lambda site, done, total: report((site, done, total)))
+        return _compute_site_safely(workspace, workspace.site(site_id), start, options, detect,
+                                    lambda site, done, total: report((site, done, total)))
 
 
 def run_monitor(workspace: Store, options: MonitorOptions | None = None, *,
@@ -201,7 +252,7 @@ def run_monitor(workspace: Store, options: MonitorOptions | None = None, *,
                                                   for site, start in pending], workers, forward)
         work = {site.id: result for (site, _), result in zip(pending, results, strict=True)}
     else:
-        work = {site.id: _compute_site(workspace, site, start, options, detect, progress)
+        work = {site.id: _compute_site_safely(workspace, site, start, options, detect, progress)
                 for site, start in pending}
 
     scored: list[SiteScores] = []
@@ -230,5 +281,7 @@ def run_monitor(workspace: Store, options: MonitorOptions | None = None, *,
             alerts_total=len(workspace.alerts(site_id=site.id)),
             detection_skipped=work.get(site.id, _SiteWork()).detection_skipped,
             detection_skipped_reason=work.get(site.id, _SiteWork()).detection_skipped_reason,
+            flagged=tuple((o.id, o.problem) for o in workspace.observations(site.id) if o.problem),
+            problem=work.get(site.id, _SiteWork()).problem,
         ))
     return MonitorReport(tuple(outcomes), alpha, options.change_detector or "contrast", detect)

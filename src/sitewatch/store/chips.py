@@ -16,6 +16,8 @@ from collections.abc import Iterable
 from pathlib import Path, PurePosixPath
 
 from sitewatch.core.errors import StoreError
+from sitewatch.imagery.chips import read_chip
+from sitewatch.imagery.readers import sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -108,3 +110,32 @@ def clean_orphan_chips(root: Path, referenced: set[str]) -> list[Path]:
         with contextlib.suppress(OSError):  # only empty folders go
             folder.rmdir()
     return removed
+
+
+CHIP_PROBLEM = "chip file "
+"""How every problem :func:`chip_problem` finds begins (so a flag it set can be told from others)."""
+
+
+def chip_problem(path: Path, chip_sha256: str | None, *, decode: bool = True,
+                 name: str | None = None) -> str | None:
+    """What is wrong with the chip file at ``path``, or None when it is whole.
+
+    Missing, or not the bytes whose checksum ingest recorded; a chip without a recorded checksum
+    (ingested before checksums were kept) is decoded instead when ``decode``, which is slower. The
+    message calls the file ``name`` (e.g. its path inside the workspace: no server path for viewers).
+    """
+    shown = name or str(path)
+    if not path.is_file():
+        return f"chip file {shown} is missing; recreate it with `sitewatch ingest --repair`"
+    try:
+        if chip_sha256 is not None:
+            if sha256_file(path) != chip_sha256:
+                return (f"chip file {shown} does not match the checksum recorded at ingest (truncated or "
+                        "overwritten); recreate it with `sitewatch ingest --repair`")
+            return None
+        if decode:
+            read_chip(path)
+    except Exception as error:  # any failure to read it is the chip's problem, reported, never raised
+        detail = str(error).replace(str(path), shown)
+        return f"chip file {shown} cannot be read ({detail}); recreate it with `sitewatch ingest --repair`"
+    return None

@@ -159,6 +159,8 @@ def observation_row(observation: Observation) -> dict[str, Any]:
         "shift_rows": float(rows),
         "shift_cols": float(cols),
         "shift_confidence": observation.shift_confidence,
+        "chip_sha256": observation.chip_sha256,
+        "problem": observation.problem,
     }
 
 
@@ -172,6 +174,8 @@ def observation_from(row: Row) -> Observation:
         valid_fraction=row["valid_fraction"],
         shift=(row["shift_rows"], row["shift_cols"]),
         shift_confidence=row["shift_confidence"],
+        chip_sha256=row["chip_sha256"],
+        problem=row["problem"],
     )
 
 

@@ -114,6 +114,17 @@ class Store(Protocol):
 
     def observation(self, observation_id: str) -> Observation: ...
 
+    def flag_observation(self, observation_id: str, problem: str | None, *,
+                         chip_sha256: str | None = None) -> None:
+        """Record why the observation could not be scored (None: clear the flag), and the checksum of a
+        chip ingested before checksums were kept, once it was found whole."""
+        ...
+
+    def replace_chip(self, observation_id: str, source: Path, chip_sha256: str) -> Observation:
+        """Put a recreated chip in place of a missing or corrupt one, with its checksum, clearing the
+        observation's problem, in one transaction."""
+        ...
+
     # --- evidence and indicators ------------------------------------------------------------------
 
     def record_evidence(self, evidence: EvidenceRecord) -> None:

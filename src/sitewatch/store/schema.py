@@ -178,6 +178,8 @@ observations = sa.Table(
     sa.Column("shift_rows", sa.Float, nullable=False),
     sa.Column("shift_cols", sa.Float, nullable=False),
     sa.Column("shift_confidence", sa.Float, nullable=True),
+    sa.Column("chip_sha256", sa.String(64), nullable=True),
+    sa.Column("problem", sa.Text, nullable=True),
     sa.Index("ix_observations_site_acquired", "site_id", "acquired"),
 )
 

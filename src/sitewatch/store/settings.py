@@ -18,6 +18,8 @@ from pathlib import Path
 from typing import Any, cast
 
 from sitewatch.core.errors import ValidationError
+from sitewatch.imagery.grid import DEFAULT_SITE_GRID_SIDE, MAX_GRID_SIDE
+from sitewatch.imagery.readers import MAX_BANDS, MAX_PIXELS_PER_BAND
 
 SETTINGS_FILE = "sitewatch.toml"
 ENV_PREFIX = "SITEWATCH_"
@@ -46,6 +48,13 @@ class Settings:
     trusted_proxies: str = ""
     """Comma-separated addresses (or networks, or ``*``) of reverse proxies whose X-Forwarded-For and
     X-Forwarded-Proto headers the web server believes; empty believes none."""
+    max_image_bands: int = MAX_BANDS
+    """Most bands an image header may declare; ingest refuses more before reading a pixel."""
+    max_image_pixels: int = MAX_PIXELS_PER_BAND
+    """Most pixels per band (width x height) an image header may declare."""
+    max_site_grid_side: int = DEFAULT_SITE_GRID_SIDE
+    """Largest site grid side in pixels (outline extent / GSD) that `sites validate` and `sites add`
+    accept (at most 50,000)."""
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name.strip():
@@ -60,6 +69,11 @@ class Settings:
         _check_integer("password_hash_cost", self.password_hash_cost, low=10, high=20)
         _check_integer("token_lifetime_days", self.token_lifetime_days, low=1, high=3650)
         _check_proxies(self.trusted_proxies)
+        for name, high in (("max_image_bands", 1_000_000), ("max_image_pixels", 2**40),
+                           ("max_site_grid_side", MAX_GRID_SIDE)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= high:
+                raise _bad(name, f"{value!r} must be a whole number from 1 to {high}")
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any], *, source: str) -> Settings:
@@ -156,7 +170,7 @@ def _convert(name: str, annotation: object, value: object, source: str) -> objec
             return float(value)
     if annotation in (int, "int") and isinstance(value, str):
         try:
-            return int(value)
+            return int(value.replace("_", ""))
         except ValueError:
             raise _bad(name, f"{value!r} from {source} is not a whole number") from None
     return value

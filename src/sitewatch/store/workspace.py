@@ -12,6 +12,7 @@ import contextlib
 import dataclasses
 import logging
 import weakref
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -43,6 +44,7 @@ from sitewatch.core.types import (
     Scene,
     Site,
 )
+from sitewatch.imagery.grid import check_site_grid
 from sitewatch.monitor.lifecycle import allowed_from, check_transition
 from sitewatch.store import codec, migrate, queries
 from sitewatch.store import schema as t
@@ -296,28 +298,40 @@ class Workspace:
                             "add one with `sitewatch sites add FILE`")
 
     def add_sites(self, sites: Sequence[Site], *, replace: bool = False) -> list[str]:
-        """Add ``sites`` in one transaction; an existing id is an error unless ``replace``."""
+        """Add ``sites`` in one transaction; an existing id is an error unless ``replace``. A site whose
+        grid would exceed the ``max_site_grid_side`` setting is refused, naming its size. Linear in the
+        number of sites (a catalog of 100,000 sites is added in one pass)."""
         ids = [site.id for site in sites]
-        repeated = sorted({i for i in ids if ids.count(i) > 1})
+        repeated = sorted(i for i, count in Counter(ids).items() if count > 1)
         if repeated:
             raise UnsupportedInputError(f"site id(s) given more than once: {', '.join(repeated)}")
+        too_large = [problem for site in sites
+                     if (problem := check_site_grid(site, self.settings.max_site_grid_side)) is not None]
+        if too_large:
+            raise UnsupportedInputError(f"{len(too_large)} site(s) refused, nothing was added: "
+                                        + "; ".join(too_large[:5]) + (" ..." if len(too_large) > 5 else ""))
         now = _now()
         with self._write("adding sites") as connection:
-            existing = set(connection.execute(sa.select(t.sites.c.id).where(t.sites.c.id.in_(ids))).scalars())
+            # all stored ids, not an IN (...) of every new one: SQLite caps the parameters of a statement
+            existing = set(connection.execute(sa.select(t.sites.c.id)).scalars()) & set(ids)
             if existing and not replace:
+                shown = sorted(existing)
+                listing = ", ".join(shown[:20]) + (" ..." if len(shown) > 20 else "")
                 raise StoreError(
-                    f"site(s) {', '.join(sorted(existing))} already in workspace {self.root}; nothing was "
-                    "added. Use `sitewatch sites add FILE --replace` (replace=True) to overwrite them"
+                    f"site(s) {listing} already in workspace {self.root}; nothing was added. "
+                    "Use `sitewatch sites add FILE --replace` (replace=True) to overwrite them"
                 )
             for site in sites:
                 if site.id in existing:
                     connection.execute(t.sites.update().where(t.sites.c.id == site.id)
                                        .values(codec.site_row(site, now)))
                     connection.execute(t.zones.delete().where(t.zones.c.site_id == site.id))
-                else:
-                    connection.execute(t.sites.insert().values(codec.site_row(site, now)))
-                if site.zones:
-                    connection.execute(t.zones.insert(), codec.zone_rows(site))
+            new = [codec.site_row(site, now) for site in sites if site.id not in existing]
+            if new:
+                connection.execute(t.sites.insert(), new)
+            zones = [row for site in sites for row in codec.zone_rows(site)]
+            if zones:
+                connection.execute(t.zones.insert(), zones)
         return ids
 
     # --- scenes and observations -----------------------------------------------------------------
@@ -372,9 +386,11 @@ class Workspace:
                 for observation, source in observations:
                     placed.append(self.root / observation.chip_path)
                     place_chip(self.root, Path(source), observation.chip_path)
-        except IntegrityError:
+        except StoreError as error:
             remove_quietly(placed)
-            if self.has_scene(scene.id):  # a concurrent ingest stored it first
+            # _write turned the driver's IntegrityError into a StoreError: when a concurrent ingest
+            # stored the same scene between the check above and this insert, it is "already stored".
+            if isinstance(error.__cause__, IntegrityError) and self.has_scene(scene.id):
                 return False
             raise
         except BaseException:
@@ -424,6 +440,37 @@ class Workspace:
                                 "list them with `sitewatch sites show SITE`")
         return codec.observation_from(row)
 
+    def flag_observation(self, observation_id: str, problem: str | None, *,
+                         chip_sha256: str | None = None) -> None:
+        """Record why the observation could not be scored (None: clear the flag), and the checksum of a
+        chip ingested before checksums were kept, once it was found whole."""
+        if problem is not None and not problem.strip():
+            raise UnsupportedInputError(f"the problem flagged on observation {observation_id} is empty; "
+                                        "say what is wrong")
+        with self._write(f"flagging observation {observation_id}") as connection:
+            row = self._require_observation(connection, observation_id)
+            values: dict[str, Any] = {"problem": problem}
+            if chip_sha256 is not None:  # validated by Observation
+                values["chip_sha256"] = dataclasses.replace(codec.observation_from(row),
+                                                            chip_sha256=chip_sha256).chip_sha256
+            connection.execute(t.observations.update().where(t.observations.c.id == observation_id)
+                               .values(values))
+
+    def replace_chip(self, observation_id: str, source: Path, chip_sha256: str) -> Observation:
+        """Put a recreated chip file in place of the observation's missing or corrupt one and record its
+        checksum, clearing the observation's problem, in one transaction (re-runnable: a failure
+        leaves the old chip and row, or a good chip that the next repair or check finds)."""
+        if not Path(source).is_file():
+            raise UnsupportedInputError(f"chip file {source} for observation {observation_id} does not "
+                                        "exist; write the chip before calling replace_chip")
+        with self._write(f"replacing the chip of {observation_id}") as connection:
+            row = self._require_observation(connection, observation_id)
+            updated = dataclasses.replace(codec.observation_from(row), chip_sha256=chip_sha256, problem=None)
+            connection.execute(t.observations.update().where(t.observations.c.id == observation_id)
+                               .values(chip_sha256=updated.chip_sha256, problem=None))
+            place_chip(self.root, Path(source), updated.chip_path)
+        return updated
+
     def set_registration(self, observation_id: str, shift: tuple[float, float],
                          confidence: float | None) -> Observation:
         """Record the co-registration shift (rows, cols; site-grid pixels) applied to the
@@ -458,6 +505,9 @@ class Workspace:
                     raise UnsupportedInputError(
                         f"indicator values for observation {observation_id} (site {row['site_id']}) name "
                         f"site(s) {', '.join(wrong_site)}; build them with the observation's site_id")
+                if row["problem"] is not None:  # scored now: whatever stopped it before is gone
+                    connection.execute(t.observations.update().where(t.observations.c.id == observation_id)
+                                       .values(problem=None))
             for table, rows in (
                 (t.change_regions, None if evidence.change_regions is None else
                  [codec.change_region_row(r, i) for i, r in enumerate(evidence.change_regions)]),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import getpass
 import json
 import os
@@ -13,6 +14,7 @@ from rich.table import Table
 
 from sitewatch.app.commands.monitor import alert_json
 from sitewatch.app.options import JsonOption, WorkspaceOption, resolve_workspace
+from sitewatch.app.tables import add_id_column
 
 if TYPE_CHECKING:
     from sitewatch.core.types import Alert, AlertState
@@ -34,6 +36,19 @@ def _who(who: str | None) -> str:
     return os.environ.get("SITEWATCH_USER") or getpass.getuser()
 
 
+def _parse_state(text: str) -> AlertState:
+    from sitewatch.core.types import AlertState
+
+    names = [s.value for s in AlertState]
+    value = text.strip().lower().replace("-", "_")
+    if value in names:
+        return AlertState(value)
+    close = difflib.get_close_matches(value, names, n=1)
+    hint = f"Did you mean {close[0]!r}? " if close else ""
+    raise typer.BadParameter(f"{hint}{text!r} is not an alert state; use one of {', '.join(names)}",
+                             param_hint="--state")
+
+
 def _console() -> Console:
     return Console(highlight=False, soft_wrap=True)
 
@@ -52,11 +67,10 @@ def list_alerts(
     as_json: JsonOption = False,
 ) -> None:
     """List alerts, newest first."""
-    from sitewatch.core.types import AlertState
     from sitewatch.monitor.explain import format_p
     from sitewatch.store import Workspace
 
-    wanted = AlertState(state.replace("-", "_")) if state else None
+    wanted = _parse_state(state) if state else None
     with Workspace.open(resolve_workspace(workspace)) as ws:
         site_id = ws.site(site).id if site else None
         alerts = ws.alerts(site_id=site_id, state=wanted)
@@ -64,8 +78,9 @@ def list_alerts(
         typer.echo(json.dumps([alert_json(a) for a in alerts], ensure_ascii=False))
         return
     table = Table(title=f"{len(alerts)} alert(s)")
-    for column in ("id", "acquired", "site", "zone", "indicator", "value", "usual", "p", "state"):
-        table.add_column(column)
+    add_id_column(table, "id", (a.id for a in alerts))
+    for column in ("acquired", "site", "zone", "indicator", "value", "usual", "p", "state"):
+        table.add_column(column, overflow="fold")
     for alert in alerts:
         table.add_row(alert.id, f"{alert.acquired:%Y-%m-%d}", alert.site_id, alert.zone_id or "-",
                       alert.indicator, f"{alert.value:.4g}", f"{alert.baseline:.4g}",

@@ -16,6 +16,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from sitewatch.app.options import JsonOption, WorkspaceOption, resolve_workspace
+from sitewatch.app.tables import add_id_column
 from sitewatch.core.timeutil import parse_utc
 
 if TYPE_CHECKING:
@@ -26,7 +27,7 @@ FAILED_EXIT_CODE = 5
 PAUSE_ENV = "SITEWATCH_INGEST_PAUSE_S"
 """Seconds to wait after each file: lets crash tests kill an ingest between two files."""
 
-_STATUS_STYLE = {"ingested": "green", "skipped": "yellow", "failed": "red"}
+_STATUS_STYLE = {"ingested": "green", "skipped": "yellow", "repaired": "cyan", "failed": "red"}
 
 
 def _parse_acquired(value: str | None, option: str = "--acquired") -> datetime | None:
@@ -57,8 +58,9 @@ def _pause_seconds() -> float:
 
 
 def ingest_command(
-    paths: Annotated[list[Path] | None, typer.Argument(help="Image files or folders (searched recursively).",
-                                                       show_default=False)] = None,
+    paths: Annotated[list[Path] | None, typer.Argument(
+        help="Image files or folders (searched recursively). A file already ingested is skipped, or has its "
+             "missing or corrupt chips recreated.", show_default=False)] = None,
     acquired: Annotated[
         str | None,
         typer.Option("--acquired", help="Acquisition time (ISO 8601, UTC if no offset) for every file; "
@@ -119,17 +121,22 @@ def ingest_command(
         typer.Option("--max-gsd", min=0.0, show_default=False,
                      help="With --stac: coarsest gsd, metres (items that do not say pass)."),
     ] = None,
+    repair: Annotated[
+        bool, typer.Option("--repair", help="Alone (no PATHS, no --stac): verify every chip and recreate the "
+                           "missing or corrupt ones from the files or STAC assets their scenes came from.")
+    ] = False,
     workspace: WorkspaceOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Ingest images (files, folders or --stac SOURCE): one chip per site the footprint covers;
-    exits 5 when any file or item failed."""
+    exits 5 when any file or item failed. --repair alone recreates missing or corrupt chips."""
     from sitewatch.pipeline.ingest import FileStatus, ingest, ingest_stac
+    from sitewatch.pipeline.ingest import repair as repair_chips
     from sitewatch.store import Workspace
 
-    if (stac is None) == (not paths):
-        raise typer.BadParameter("give image files or folders, or --stac SOURCE (not both)",
-                                 param_hint="PATHS / --stac")
+    if sum((bool(paths), stac is not None, repair)) != 1:
+        raise typer.BadParameter("give image files or folders, or --stac SOURCE, or --repair alone to "
+                                 "recreate missing or corrupt chips", param_hint="PATHS / --stac / --repair")
     stac_only = {"--site": site, "--since": since, "--until": until, "--collection": collection,
                  "--max-cloud": max_cloud, "--max-off-nadir": max_off_nadir, "--max-gsd": max_gsd}
     if stac is None and (given := [name for name, value in stac_only.items() if value]):
@@ -165,7 +172,9 @@ def ingest_command(
                 if pause:
                     time.sleep(pause)
 
-            if stac is not None:
+            if repair:
+                report = repair_chips(ws, progress=report_progress)
+            elif stac is not None:
                 report = ingest_stac(ws, stac, site_ids=site or (), since=start, until=end,
                                      collections=collection or (), max_cloud=max_cloud,
                                      max_off_nadir=max_off_nadir, max_gsd=max_gsd, progress=report_progress)
@@ -176,7 +185,9 @@ def ingest_command(
         typer.echo(json.dumps(report.to_dict()))
     else:
         _print_summary(out, report)
-    if not report.outcomes and stac is not None:
+    if not report.outcomes and repair:
+        err.print("every chip is whole; nothing to repair", highlight=False)
+    elif not report.outcomes and stac is not None:
         err.print(f"no items in {stac} over the sites that pass the filters", highlight=False)
     elif not report.outcomes:
         err.print(f"no image files found in {', '.join(str(p) for p in paths or [])}", highlight=False)
@@ -190,7 +201,7 @@ def _print_summary(console: Console, report: IngestReport) -> None:
     table = Table(title="ingest", show_lines=False)
     table.add_column("file / asset", overflow="fold")
     table.add_column("status")
-    table.add_column("scene")
+    add_id_column(table, "scene", (o.scene_id or "" for o in report.outcomes))
     table.add_column("sites / problem", overflow="fold")
     for outcome in report.outcomes:
         style = _STATUS_STYLE[outcome.status]
@@ -199,7 +210,8 @@ def _print_summary(console: Console, report: IngestReport) -> None:
         status = f"[{style}]{outcome.status.value}[/]"
         table.add_row(str(outcome.path), status, outcome.scene_id or "", detail)
     console.print(table)
-    console.print(f"{len(report.ingested)} ingested, {len(report.skipped)} skipped, "
+    repaired = f"{len(report.repaired)} repaired, " if report.repaired else ""
+    console.print(f"{len(report.ingested)} ingested, {len(report.skipped)} skipped, {repaired}"
                   f"{len(report.failed)} failed", highlight=False)
 
 

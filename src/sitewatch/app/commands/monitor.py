@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -51,6 +52,8 @@ def report_json(report: MonitorReport) -> dict[str, Any]:
                 "alerts_total": s.alerts_total,
                 "detection_skipped": s.detection_skipped,
                 "detection_skipped_reason": s.detection_skipped_reason,
+                "flagged": [{"observation_id": o, "problem": problem} for o, problem in s.flagged],
+                "problem": s.problem,
                 "new_alerts": [alert_json(a) for a in s.new_alerts],
             }
             for s in report.sites
@@ -61,12 +64,20 @@ def report_json(report: MonitorReport) -> dict[str, Any]:
 def print_report(report: MonitorReport, console: Console) -> None:
     """The final table: alerts per site, then one line per new alert."""
     table = Table(title=f"Monitoring pass (false-alarm rate {report.false_alarm_rate:g} per observation)")
-    for column in ("site", "observations", "scored now", "new alerts", "alerts in total"):
+    for column in ("site", "observations", "scored now", "new alerts", "alerts in total", "flagged"):
         table.add_column(column)
     for site in report.sites:
         table.add_row(site.site_name, str(site.observations), str(site.processed), str(len(site.new_alerts)),
-                      str(site.alerts_total))
+                      str(site.alerts_total), str(len(site.flagged)) if site.flagged else "-")
     console.print(table)
+    for site in report.sites:
+        if site.problem:
+            console.print(f"[red]{site.site_id}: new observations not computed[/]: {escape(site.problem)}")
+        for observation_id, problem in site.flagged:
+            console.print(f"[yellow]flagged, not scored:[/] {observation_id}: {escape(problem)}")
+    if any(site.flagged for site in report.sites):
+        console.print("[dim]`sitewatch ingest --repair` recreates missing or corrupt chips from their "
+                      "source; `sitewatch check` verifies every chip[/]")
     for alert in report.new_alerts:
         console.print(f"[bold]{alert.id}[/] {alert.acquired:%Y-%m-%d} {alert.site_id}: {alert.explanation}")
     if not report.object_detection:

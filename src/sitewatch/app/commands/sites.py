@@ -12,6 +12,7 @@ from rich.table import Table
 
 from sitewatch.app.errors import exit_code_for
 from sitewatch.app.options import JsonOption, WorkspaceOption, resolve_workspace
+from sitewatch.app.tables import add_id_column
 from sitewatch.core.errors import CatalogError
 
 if TYPE_CHECKING:
@@ -43,8 +44,9 @@ def list_sites(workspace: WorkspaceOption = None, as_json: JsonOption = False) -
         typer.echo(json.dumps(catalog_to_geojson(sites), ensure_ascii=False))
         return
     table = Table(title=f"{len(sites)} site(s)")
-    for column in ("id", "name", "country", "category", "zones", "GSD m", "location"):
-        table.add_column(column)
+    add_id_column(table, "id", (s.id for s in sites))
+    for column in ("name", "country", "category", "zones", "GSD m", "location"):
+        table.add_column(column, overflow="fold")
     for site in sites:
         table.add_row(site.id, site.name, site.country, site.category, str(len(site.zones)), f"{site.gsd:g}",
                       "approx." if site.approximate else "surveyed")
@@ -121,16 +123,21 @@ def validate(
 ) -> None:
     """Check a catalog file and print every problem with its feature index and field (exit 4 if invalid).
 
-    Needs no workspace; --workspace is accepted for symmetry and ignored.
+    Needs no workspace; with one, its max_site_grid_side setting limits the size of a site's grid.
     """
-    from sitewatch.catalog import load_catalog, read_catalog_document, validate_catalog
+    from sitewatch.catalog import read_catalog_document
+    from sitewatch.catalog.geojson import parse_catalog
+    from sitewatch.imagery.grid import check_site_grid
+    from sitewatch.store.settings import Settings
 
-    del workspace
-    try:
-        problems = validate_catalog(read_catalog_document(file))
-    except CatalogError as error:  # unreadable or not JSON: the reading problem is the one problem
-        problems = error.problems
-    sites = [] if problems else [site.id for site in load_catalog(file)]
+    max_side = Settings.load(resolve_workspace(workspace)).max_site_grid_side  # defaults without one
+    try:  # read and parsed once (a catalog of 100,000 sites takes seconds per pass)
+        loaded: tuple[Site, ...] = parse_catalog(read_catalog_document(file), source=str(file))
+        problems: list[str] = []
+    except CatalogError as error:  # unreadable, not JSON, or invalid: every problem, listed
+        loaded, problems = (), list(error.problems)
+    problems += [problem for site in loaded if (problem := check_site_grid(site, max_side)) is not None]
+    sites = [] if problems else [site.id for site in loaded]
     if as_json:
         report = {"file": str(file), "valid": not problems, "sites": sites, "problems": problems}
         typer.echo(json.dumps(report, ensure_ascii=False))

@@ -72,6 +72,8 @@ class ObservationOut(BaseModel):
     valid_fraction: float
     shift: list[float]
     shift_confidence: float | None
+    problem: str | None = Field(default=None, description="Why the monitor could not score this observation "
+                                "(its chip missing or corrupt, or its evidence step failing); null if scored")
     tiles: str = Field(description="XYZ tile URL template (Web Mercator) of the chip")
     preview: str = Field(description="URL of a PNG of the whole chip on its site grid")
 

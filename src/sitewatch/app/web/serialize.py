@@ -138,6 +138,7 @@ def observation(value: Observation) -> dict[str, Any]:
         "valid_fraction": value.valid_fraction,
         "shift": list(value.shift),
         "shift_confidence": value.shift_confidence,
+        "problem": value.problem,
         "tiles": f"/api/observations/{value.id}/tiles/{{z}}/{{x}}/{{y}}.png",
         "preview": f"/api/observations/{value.id}/preview.png",
     }
