@@ -50,7 +50,8 @@ def _offending(loaded: set[str], banned: tuple[str, ...]) -> list[str]:
     return sorted(m for m in loaded if any(m == b or m.startswith(f"{b}.") for b in banned))
 
 
-LIGHT = [["--version"], ["--help"], ["alerts", "--help"], ["change", "scene", "--help"], ["brief", "--help"]]
+LIGHT = [["--version"], ["--help"], ["alerts", "--help"], ["change", "scene", "--help"], ["brief", "--help"],
+         ["check", "--help"]]
 
 
 @pytest.mark.parametrize("args", LIGHT, ids=" ".join)

@@ -9,8 +9,6 @@ from rich.console import Console
 from rich.markup import escape
 
 from sitewatch.app.options import JsonOption, WorkspaceOption, resolve_workspace
-from sitewatch.pipeline.ingest import check_chips
-from sitewatch.store import Workspace
 
 BROKEN_EXIT_CODE = 5
 """Exit code when a chip is missing or corrupt (the imagery code of ``sitewatch.app.errors``)."""
@@ -21,6 +19,9 @@ def check(workspace: WorkspaceOption = None, as_json: JsonOption = False) -> Non
 
     The missing or corrupt ones are listed and flagged (the monitor skips them, the API shows why), and
     the verb exits 5 when there are any; `sitewatch ingest --repair` recreates them."""
+    from sitewatch.pipeline.ingest import check_chips
+    from sitewatch.store import Workspace
+
     with Workspace.open(resolve_workspace(workspace)) as ws:
         total = len(ws.observations())
         broken = check_chips(ws)
