@@ -20,14 +20,9 @@ from shapely.geometry import MultiPolygon, Polygon, box
 from shapely.geometry.base import BaseGeometry
 
 from sitewatch.core.errors import UnsupportedInputError, ValidationError
+from sitewatch.core.limits import DEFAULT_SITE_GRID_SIDE, MAX_GRID_SIDE
 from sitewatch.core.types import Site
 
-MAX_GRID_SIDE = 50_000
-"""Largest site grid side in pixels (25 km at 0.5 m) any site may have; sites are refused well before at
-`sites validate/add` by the workspace setting ``max_site_grid_side`` (:data:`DEFAULT_SITE_GRID_SIDE`)."""
-DEFAULT_SITE_GRID_SIDE = 20_000
-"""Default of the workspace setting ``max_site_grid_side`` (10 km at 0.5 m): beyond, the outline or GSD
-is most likely wrong."""
 _DENSIFY_DEGREES = 0.001
 """Longest lon/lat polygon edge before projecting (about 100 m), so long edges stay true in UTM."""
 

@@ -30,6 +30,7 @@ from rasterio.windows import Window
 from shapely.geometry import Polygon
 
 from sitewatch.core.errors import ImageryError, NotGeoreferencedError, UnsupportedInputError, ValidationError
+from sitewatch.core.limits import MAX_BANDS, MAX_PIXELS_PER_BAND
 from sitewatch.core.timeutil import ensure_utc
 from sitewatch.core.types import Scene
 from sitewatch.imagery.acquisition import StacSidecar, acquisition_time, find_stac_item, sensor_from_filename
@@ -45,11 +46,6 @@ log = logging.getLogger(__name__)
 
 MAX_SIDE = 100_000
 """Largest width or height accepted; larger is a corrupt header or not a single scene."""
-MAX_PIXELS_PER_BAND = 2**31
-"""Largest pixel count per band accepted (GDAL's own limit for many operations)."""
-MAX_BANDS = 256
-"""Default limit on the declared band count (hyperspectral sensors have about 240); more is a crafted
-or corrupt header that would make a read allocate gigabytes."""
 
 
 @dataclass(frozen=True, slots=True)

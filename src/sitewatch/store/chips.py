@@ -16,8 +16,6 @@ from collections.abc import Iterable
 from pathlib import Path, PurePosixPath
 
 from sitewatch.core.errors import StoreError
-from sitewatch.imagery.chips import read_chip
-from sitewatch.imagery.readers import sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -124,6 +122,9 @@ def chip_problem(path: Path, chip_sha256: str | None, *, decode: bool = True,
     (ingested before checksums were kept) is decoded instead when ``decode``, which is slower. The
     message calls the file ``name`` (e.g. its path inside the workspace: no server path for viewers).
     """
+    from sitewatch.imagery.chips import read_chip  # GDAL: only when chips are checked
+    from sitewatch.imagery.readers import sha256_file
+
     shown = name or str(path)
     if not path.is_file():
         return f"chip file {shown} is missing; recreate it with `sitewatch ingest --repair`"

@@ -18,8 +18,7 @@ from pathlib import Path
 from typing import Any, cast
 
 from sitewatch.core.errors import ValidationError
-from sitewatch.imagery.grid import DEFAULT_SITE_GRID_SIDE, MAX_GRID_SIDE
-from sitewatch.imagery.readers import MAX_BANDS, MAX_PIXELS_PER_BAND
+from sitewatch.core.limits import DEFAULT_SITE_GRID_SIDE, MAX_BANDS, MAX_GRID_SIDE, MAX_PIXELS_PER_BAND
 
 SETTINGS_FILE = "sitewatch.toml"
 ENV_PREFIX = "SITEWATCH_"

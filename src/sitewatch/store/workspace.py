@@ -44,7 +44,6 @@ from sitewatch.core.types import (
     Scene,
     Site,
 )
-from sitewatch.imagery.grid import check_site_grid
 from sitewatch.monitor.lifecycle import allowed_from, check_transition
 from sitewatch.store import codec, migrate, queries
 from sitewatch.store import schema as t
@@ -305,6 +304,8 @@ class Workspace:
         repeated = sorted(i for i, count in Counter(ids).items() if count > 1)
         if repeated:
             raise UnsupportedInputError(f"site id(s) given more than once: {', '.join(repeated)}")
+        from sitewatch.imagery.grid import check_site_grid  # pyproj: only when sites are added
+
         too_large = [problem for site in sites
                      if (problem := check_site_grid(site, self.settings.max_site_grid_side)) is not None]
         if too_large:
