@@ -214,22 +214,22 @@ def _parse_pattern(key: str, body: object, problems: _Problems) -> Pattern | Non
         problems.add(f"{key}.prior", f"{prior!r} must be a positive number")
     focus = _zone_kinds(f"{key}.focus", body.get("focus", []), problems, allow_focus=False)
     signature = body.get("signature")
-    terms: list[Term] = []
+    terms: list[tuple[int, Term]] = []
     if not isinstance(signature, list) or not signature:
         problems.add(f"{key}.signature", "must be a non-empty list of terms ({zones: [...], rise: {...}})")
     else:
         for index, raw in enumerate(signature):
             term = _parse_term(f"{key}.signature[{index}]", raw, problems, focused=bool(focus))
             if term is not None:
-                terms.append(term)
+                terms.append((index, term))
         _check_overlaps(key, terms, problems)
-        if focus and not any(FOCUS in t.zones for t in terms):
+        if focus and not any(FOCUS in t.zones for _, t in terms):
             problems.add(f"{key}.signature",
                          "has a focus but no term on zones [focus]; add one or drop focus")
     if len(problems.items) > before:
         return None
     return Pattern(key, texts["label"], texts["description"], bool(benign), tuple(categories),
-                   tuple(terms), float(prior), focus)
+                   tuple(t for _, t in terms), float(prior), focus)
 
 
 def _zone_kinds(path: str, raw: object, problems: _Problems, *, allow_focus: bool) -> tuple[str, ...]:
@@ -285,10 +285,10 @@ def _parse_term(path: str, raw: object, problems: _Problems, *, focused: bool) -
     return Term(zones, tuple(effects))
 
 
-def _check_overlaps(key: str, terms: list[Term], problems: _Problems) -> None:
+def _check_overlaps(key: str, terms: list[tuple[int, Term]], problems: _Problems) -> None:
     """Two terms may not both say how one indicator of one zone kind moves."""
     seen: dict[tuple[str, str], int] = {}
-    for index, term in enumerate(terms):
+    for index, term in terms:
         for zone in term.zones:
             for effect in term.effects:
                 first = seen.setdefault((zone, effect.indicator), index)

@@ -23,6 +23,7 @@ from sitewatch.core.types import (
     Assessment,
     ChangeRegion,
     Detection,
+    Hypothesis,
     IndicatorValue,
     Observation,
     Scene,
@@ -193,6 +194,19 @@ def alert(value: Alert) -> dict[str, Any]:
         "p_value": value.p_value,
         "explanation": value.explanation,
         "state": value.state.value,
+        "hypotheses": [hypothesis(h) for h in value.hypotheses],
+    }
+
+
+def hypothesis(value: Hypothesis) -> dict[str, Any]:
+    return {
+        "pattern": value.pattern,
+        "label": value.label,
+        "benign": value.benign,
+        "likelihood_ratio": value.likelihood_ratio,
+        "probability": value.probability,
+        "likelihood": value.likelihood.value,
+        "text": value.describe(),
     }
 
 
