@@ -75,7 +75,9 @@ EXPECTED_PATTERNS: dict[str, frozenset[str]] = {
 }
 """The activity pattern(s) a correct leading hypothesis names for each scenario event kind. An injected
 surge is the reference launch preparation moved to random zones of any site (a nuclear site has no
-launch preparation pattern), so either massing pattern is right for it."""
+launch preparation pattern), so either massing pattern is right for it; its zones are drawn at random
+(rail cars may land in a parking), so it is reported apart and left out of the pooled accuracy."""
+INJECTED_KIND = "injected_surge"
 _GEOD = Geod(ellps="WGS84")
 
 
@@ -258,11 +260,15 @@ class KindAccuracy:
     """The patterns counted right (empty: the kind has no expected pattern; not scored)."""
     leading: tuple[tuple[str, int], ...]
     """Leading pattern of each first alert, with counts, most frequent first."""
+    benign_led: int = 0
+    """Events whose first alert leads with a benign pattern (a policy ranking benign alerts lower
+    would rank these lower)."""
 
     def as_dict(self) -> dict[str, object]:
         return {"kind": self.kind, "expected_patterns": list(self.expected),
                 "top1_accuracy": proportion(self.correct, self.alerted) if self.expected else None,
-                "alerted_events": self.alerted, "leading_hypotheses": dict(self.leading)}
+                "alerted_events": self.alerted, "led_by_benign": self.benign_led,
+                "leading_hypotheses": dict(self.leading)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -294,8 +300,9 @@ class RateSummary:
 
     @property
     def top1_accuracy(self) -> dict[str, float | int]:
-        """Leading-hypothesis accuracy pooled over the events of every scored kind."""
-        scored = [k for k in self.hypothesis_accuracy if k.expected]
+        """Leading-hypothesis accuracy pooled over the scenario's events of every scored kind (injected
+        surges apart, see :data:`EXPECTED_PATTERNS`)."""
+        scored = [k for k in self.hypothesis_accuracy if k.expected and k.kind != INJECTED_KIND]
         return proportion(sum(k.correct for k in scored), sum(k.alerted for k in scored))
 
     @property
@@ -361,14 +368,15 @@ class RateSummary:
         }
 
 
-def _kind_accuracy(firsts: Sequence[tuple[str, str]]) -> tuple[KindAccuracy, ...]:
-    """Per event kind, from (kind, leading pattern of the event's first alert) pairs."""
+def _kind_accuracy(firsts: Sequence[tuple[str, Hypothesis]]) -> tuple[KindAccuracy, ...]:
+    """Per event kind, from (kind, leading hypothesis of the event's first alert) pairs."""
     result = []
     for kind in sorted({k for k, _ in firsts}):
-        leading = Counter(p for k, p in firsts if k == kind)
+        led = [h for k, h in firsts if k == kind]
+        leading = Counter(h.pattern for h in led)
         expected = EXPECTED_PATTERNS.get(kind, frozenset())
-        result.append(KindAccuracy(kind, sum(leading.values()), sum(leading[p] for p in expected),
-                                   tuple(sorted(expected)), tuple(leading.most_common())))
+        result.append(KindAccuracy(kind, len(led), sum(leading[p] for p in expected), tuple(sorted(expected)),
+                                   tuple(leading.most_common()), sum(h.benign for h in led)))
     return tuple(result)
 
 
@@ -380,7 +388,7 @@ def _summarise(alpha: float, sites: Sequence[SimulatedSite], alerted: Sequence[n
                             "seen_large", "seen_large_detected"), 0)
     lead_times: list[int] = []
     missed: list[str] = []
-    firsts: list[tuple[str, str]] = []
+    firsts: list[tuple[str, Hypothesis]] = []
     for simulated, instant, building, ranked in zip(sites, alerted, slow, hypotheses, strict=True):
         days = [a.date() for a in simulated.history.acquired]
         any_alert = instant | building
@@ -399,7 +407,7 @@ def _summarise(alpha: float, sites: Sequence[SimulatedSite], alerted: Sequence[n
             during = [t for t, day in enumerate(days) if event.covers(day)]
             first = next((t for t in during if instant[t] and ranked.get(t)), None)
             if first is not None:
-                firsts.append((event.kind, ranked[first][0].pattern))
+                firsts.append((event.kind, ranked[first][0]))
             if not event.alert_expected or not during:
                 continue
             large = event.objects >= surge_size
