@@ -172,3 +172,11 @@ def test_evaluation_reports_hypothesis_accuracy_and_busy_days_ranked_first() -> 
 def test_parse_patterns_names_its_source() -> None:
     with pytest.raises(PatternError, match="my-file: 1 problem"):
         parse_patterns([], "my-file")
+
+
+def test_indicators_no_pattern_names_do_not_weigh(sanumdong: Site) -> None:
+    """changed_objects moves with any activity; no pattern names it, so it must not lift "none of these"."""
+    base = readings(sanumdong, {("parking", "count_car"): 45.0})
+    hall = next(z for z in sanumdong.zones if z.id == "assembly_hall")
+    extra = [*base, Reading(hall, "changed_objects", 40.0, 3.0, 2.0, 1.0)]
+    assert score_hypotheses(sanumdong, extra) == score_hypotheses(sanumdong, base)

@@ -15,10 +15,10 @@ baselines are rough, and one odd series must not veto an otherwise clear pattern
   ``NONE_SHIFT_SHARE``) moves either way by 1-100 of its spreads.
 
 Each hypothesis gets its likelihood ratio against routine, the product over the observed series
-of the ratio of their likelihoods. Series not observed (no value, or quality below the baselines'
-``min_quality``) are left out of every product: not observed is not zero. The hypotheses' shares
-of belief are their priors times their ratios, normalised; the words come from those shares
-(:meth:`~sitewatch.core.types.Likelihood.from_probability`).
+(of the indicators some pattern names) of the ratio of their likelihoods. Series not observed (no
+value, or quality below the baselines' ``min_quality``) are left out of every product: not observed
+is not zero. The hypotheses' shares of belief are their priors times their ratios, normalised; the
+words come from those shares (:meth:`~sitewatch.core.types.Likelihood.from_probability`).
 """
 
 from __future__ import annotations
@@ -120,8 +120,15 @@ def none_log_ratio(readings: Sequence[Reading]) -> float:
 
 def score_hypotheses(site: Site, readings: Sequence[Reading],
                      library: PatternLibrary | None = None) -> tuple[Hypothesis, ...]:
-    """Every pattern of ``site`` and "none of these", most probable first."""
+    """Every pattern of ``site`` and "none of these", most probable first.
+
+    The hypotheses are weighed on the same evidence: the readings of indicators some pattern of the
+    site speaks of. An indicator none of them names (e.g. ``changed_objects``, read off the same
+    pixels as changed area) cannot tell the patterns apart, and would only lend "none of these" the
+    movement every activity causes in it."""
     patterns = (library or built_in_patterns()).for_site(site)
+    named = {e.indicator for p in patterns for term in p.signature for e in term.effects}
+    readings = [r for r in readings if r.indicator in named]
     entries = [(p.id, p.label, p.benign, math.log(p.prior), pattern_log_ratio(p, site, readings))
                for p in patterns]
     entries.append((NONE_ID, NONE_LABEL, False, math.log(NONE_PRIOR), none_log_ratio(readings)))
