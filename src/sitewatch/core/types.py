@@ -437,7 +437,7 @@ def format_ratio(ratio: float) -> str:
         return "0"
     if ratio >= 1e4 or ratio < 1e-3:
         return f"10^{math.log10(ratio):.0f}"
-    return f"{ratio:.2g}" if ratio < 100 else f"{ratio:.0f}"
+    return f"{ratio:.2g}" if ratio < 100 else f"{float(f'{ratio:.2g}'):.0f}"
 
 
 @dataclass(frozen=True, slots=True)
