@@ -430,6 +430,12 @@ class Hypothesis:
         """E.g. "likely production surge (LR ≈ 12)"."""
         return f"{self.likelihood.value} {self.label} (LR ≈ {format_ratio(self.likelihood_ratio)})"
 
+    def as_dict(self) -> dict[str, object]:
+        """Plain JSON values, the words and the sentence included (the CLI's and the API's shape)."""
+        return {"pattern": self.pattern, "label": self.label, "benign": self.benign,
+                "likelihood_ratio": self.likelihood_ratio, "probability": self.probability,
+                "likelihood": self.likelihood.value, "text": self.describe()}
+
 
 def format_ratio(ratio: float) -> str:
     """A likelihood ratio to two significant figures, powers of ten beyond 10⁴ or below 10⁻³."""

@@ -199,15 +199,7 @@ def alert(value: Alert) -> dict[str, Any]:
 
 
 def hypothesis(value: Hypothesis) -> dict[str, Any]:
-    return {
-        "pattern": value.pattern,
-        "label": value.label,
-        "benign": value.benign,
-        "likelihood_ratio": value.likelihood_ratio,
-        "probability": value.probability,
-        "likelihood": value.likelihood.value,
-        "text": value.describe(),
-    }
+    return value.as_dict()
 
 
 def assessment(value: Assessment) -> dict[str, Any]:
