@@ -160,8 +160,8 @@ def load_patterns(path: Path | str | None = None) -> PatternLibrary:
         try:
             text = file.read_text(encoding="utf-8")
         except OSError as error:
-            raise PatternError(str(file), [f"cannot be read ({error.strerror}); give a readable YAML file"]) \
-                from None
+            problem = f"cannot be read ({error.strerror}); give a readable YAML file"
+            raise PatternError(str(file), [problem]) from None
         source = str(file)
     try:
         document = yaml.safe_load(text)
