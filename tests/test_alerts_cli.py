@@ -46,8 +46,11 @@ def test_list_and_show_give_the_evidence(workspace: Path) -> None:
     shown = json.loads(output)
     assert shown["history"][0]["state"] == "new"
     assert "track_record" in shown and shown["recent_values"]
+    leading = shown["hypotheses"][0]
+    assert leading["text"].startswith(leading["likelihood"]) and "LR ≈" in leading["text"]
     code, text = _run("alerts", "show", alerts[0]["id"], "-w", str(workspace))
     assert code == 0 and "p-value" in text and "track record" in text
+    assert "hypotheses (most probable first" in text and leading["text"] in text
 
 
 def test_ack_then_resolve_records_who_and_why(workspace: Path) -> None:

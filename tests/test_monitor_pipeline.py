@@ -95,6 +95,8 @@ def test_surge_is_alerted_with_its_evidence(images: list[Path], tmp_path: Path) 
     assert alert.state is AlertState.NEW and alert.p_value is not None and alert.p_value < 0.04
     assert alert.zone_id in ("yard", "hall") and alert.value > alert.baseline
     assert "Small site" in alert.explanation and "earlier observations" in alert.explanation
+    assert alert.hypotheses and "Hypotheses: " in alert.explanation  # stored with the alert, named in its why
+    assert abs(sum(h.probability for h in alert.hypotheses) - 1.0) < 1e-6
     assert len(alerts) <= 6  # quiet days at α = 0.05 over 60 observations: a handful at most
 
 

@@ -37,6 +37,7 @@ from sitewatch.core.types import (
     ChangeRegion,
     Confidence,
     Detection,
+    Hypothesis,
     IndicatorValue,
     Likelihood,
     Observation,
@@ -607,3 +608,13 @@ def test_alert_for_unknown_observation_is_a_store_error(ws: Workspace) -> None:
     with pytest.raises(StoreError, match=r"constraint.*the store is unchanged"):
         ws.upsert_alerts([make_alert(ghost, 1)])
     assert ws.alerts() == []
+
+
+def test_alert_hypotheses_round_trip(ws: Workspace, observed: list[Observation]) -> None:
+    ranked = (Hypothesis("launch_preparation", "launch or test preparation", False, 3.2e5, 0.93),
+              Hypothesis("none", "none of these", False, 2.1e4, 0.07))
+    alert = make_alert(observed[0], 1, hypotheses=ranked)
+    ws.upsert_alerts([alert, make_alert(observed[1], 2)])
+    assert ws.alert("alert-1").hypotheses == ranked
+    assert ws.alert("alert-1").leading_hypothesis == ranked[0]
+    assert ws.alert("alert-2").hypotheses == () and ws.alert("alert-2").leading_hypothesis is None

@@ -364,3 +364,14 @@ def test_user_text_is_escaped_in_pages(client: TestClient, sample: SampleWorkspa
     browser, _ = _session(client, "viewer")
     page = browser.get("/alerts/alert-trucks").text
     assert hostile not in page and "&lt;script&gt;" in page
+
+
+
+def test_alert_page_and_api_rank_the_hypotheses(client: TestClient, sample: SampleWorkspace) -> None:
+    shown = client.get("/api/alerts/alert-trucks", headers=bearer(sample, "viewer")).json()["alert"]
+    assert [h["pattern"] for h in shown["hypotheses"]] == ["launch_preparation", "routine_delivery"]
+    assert shown["hypotheses"][0]["text"] == "very likely launch or test preparation (LR ≈ 120)"
+    browser, _ = _session(client, "viewer")
+    page = browser.get("/alerts/alert-trucks").text
+    assert 'data-testid="hypotheses"' in page and "very likely launch or test preparation (LR ≈ 120)" in page
+    assert "unlikely routine delivery (LR ≈ 30)" in page

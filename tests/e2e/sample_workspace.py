@@ -23,6 +23,7 @@ from sitewatch.core.types import (
     AlertState,
     ChangeRegion,
     Detection,
+    Hypothesis,
     IndicatorValue,
     Observation,
     Scene,
@@ -229,6 +230,8 @@ def build_sample_workspace(root: Path) -> SampleWorkspace:
                 explanation="9 vehicles on the launch pad where 2 are usual",
                 zone_id="pad",
                 p_value=0.01,
+                hypotheses=(Hypothesis("launch_preparation", "launch or test preparation", False, 120.0, 0.8),
+                            Hypothesis("routine_delivery", "routine delivery", True, 30.0, 0.2)),
             ),
         ]
         ws.upsert_alerts(alerts)

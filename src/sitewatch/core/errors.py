@@ -65,3 +65,14 @@ class NotFoundError(StoreError, LookupError):
 class AlertTransitionError(SitewatchError, ValueError):
     """A move the alert lifecycle does not allow from the alert's current state (e.g. back to new):
     a conflict with the alert's state, not a bad spelling. The web API answers 409, the CLI exits 7."""
+
+
+class PatternError(SitewatchError, ValueError):
+    """An activity pattern library is malformed; ``problems`` lists every problem found."""
+
+    def __init__(self, source: str, problems: list[str]) -> None:
+        self.source = source
+        self.problems = list(problems)
+        listing = "\n".join(f"  - {p}" for p in self.problems)
+        super().__init__(f"{source}: {len(self.problems)} problem(s) in activity patterns:\n{listing}"
+                         "\nFix them in the file (see docs/hypotheses.md for the format).")

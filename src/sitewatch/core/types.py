@@ -60,6 +60,17 @@ class Likelihood(StrEnum):
     VERY_LIKELY = "very likely"
     ALMOST_CERTAIN = "almost certain"
 
+    @classmethod
+    def from_probability(cls, probability: float) -> Likelihood:
+        """The words for ``probability`` on the ICD 203 scale (upper band edges 5, 20, 45, 55, 80, 95 %)."""
+        for edge, word in zip(_LIKELIHOOD_EDGES, cls, strict=False):
+            if probability < edge:
+                return word
+        return cls.ALMOST_CERTAIN
+
+
+_LIKELIHOOD_EDGES = (0.05, 0.20, 0.45, 0.55, 0.80, 0.95)
+
 
 class Confidence(StrEnum):
     """An analyst's confidence in a judgement."""
@@ -415,6 +426,55 @@ class IndicatorValue:
 
 
 @dataclass(frozen=True, slots=True)
+class Hypothesis:
+    """One candidate explanation of an alert: an activity pattern (or "none of these") scored by how
+    likely the observed indicators are under it against the site's routine."""
+
+    pattern: str
+    """Id of the activity pattern, or ``none`` for "none of these"."""
+    label: str
+    """Words for the analyst, e.g. "production surge"."""
+    benign: bool
+    """Whether the pattern is routine activity an analyst would not escalate."""
+    likelihood_ratio: float
+    """Likelihood of the observation under the pattern over its likelihood under the site's routine."""
+    probability: float
+    """Share of belief among the alert's hypotheses (pattern priors times likelihood ratios)."""
+
+    def __post_init__(self) -> None:
+        _check_id(self, "pattern", self.pattern)
+        _check_text(self, "label", self.label)
+        if not isinstance(self.benign, bool):
+            raise _fail(self, "benign", f"{self.benign!r} must be true or false")
+        _check_finite(self, "likelihood_ratio", self.likelihood_ratio, low=0.0)
+        _check_finite(self, "probability", self.probability, low=0.0, high=1.0)
+
+    @property
+    def likelihood(self) -> Likelihood:
+        """The estimative words for :attr:`probability`."""
+        return Likelihood.from_probability(self.probability)
+
+    def describe(self) -> str:
+        """E.g. "likely production surge (LR ≈ 12)"."""
+        return f"{self.likelihood.value} {self.label} (LR ≈ {format_ratio(self.likelihood_ratio)})"
+
+    def as_dict(self) -> dict[str, object]:
+        """Plain JSON values, the words and the sentence included (the CLI's and the API's shape)."""
+        return {"pattern": self.pattern, "label": self.label, "benign": self.benign,
+                "likelihood_ratio": self.likelihood_ratio, "probability": self.probability,
+                "likelihood": self.likelihood.value, "text": self.describe()}
+
+
+def format_ratio(ratio: float) -> str:
+    """A likelihood ratio to two significant figures, powers of ten beyond 10⁴ or below 10⁻³."""
+    if ratio == 0.0:
+        return "0"
+    if ratio >= 1e4 or ratio < 1e-3:
+        return f"10^{math.log10(ratio):.0f}"
+    return f"{ratio:.2g}" if ratio < 100 else f"{float(f'{ratio:.2g}'):.0f}"
+
+
+@dataclass(frozen=True, slots=True)
 class Alert:
     """Unusual activity at a site, with why it was raised."""
 
@@ -435,6 +495,8 @@ class Alert:
     zone_id: str | None = None
     p_value: float | None = None
     state: AlertState = AlertState.NEW
+    hypotheses: tuple[Hypothesis, ...] = ()
+    """Candidate explanations, most probable first (empty for slow-build alerts and older alerts)."""
 
     def __post_init__(self) -> None:
         _check_text(self, "id", self.id)
@@ -456,6 +518,14 @@ class Alert:
             except ValueError:
                 choices = ", ".join(s.value for s in AlertState)
                 raise _fail(self, "state", f"{self.state!r} is not one of: {choices}") from None
+        if not isinstance(self.hypotheses, tuple) or not all(
+                isinstance(h, Hypothesis) for h in self.hypotheses):
+            raise _fail(self, "hypotheses", "must be a tuple of Hypothesis")
+
+    @property
+    def leading_hypothesis(self) -> Hypothesis | None:
+        """The most probable explanation, if any were scored."""
+        return self.hypotheses[0] if self.hypotheses else None
 
 
 @dataclass(frozen=True, slots=True)

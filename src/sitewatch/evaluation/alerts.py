@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import math
 import zlib
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
@@ -42,12 +43,12 @@ from pyproj import Geod
 
 from sitewatch.analytics.indicators import MIN_VISIBLE_FOR_COUNTS, quality_weight
 from sitewatch.core.indicators import CHANGED_AREA, count_indicator
-from sitewatch.core.types import Site
+from sitewatch.core.types import Hypothesis, Site
 from sitewatch.imagery.simulate.activity import structure_progress
 from sitewatch.imagery.simulate.scenario import Event, ObjectCount, Phase, Scenario, SiteScenario
 from sitewatch.imagery.simulate.schedule import acquisition_time, revisit_dates
 from sitewatch.imagery.simulate.sites import site_by_id
-from sitewatch.monitor.alerting import IndicatorHistory, decide, score_history
+from sitewatch.monitor.alerting import IndicatorHistory, SiteScores, decide, hypotheses_at, score_history
 from sitewatch.monitor.engine import EngineConfig
 from sitewatch.store.settings import Settings
 
@@ -61,6 +62,22 @@ BACKGROUND_CHANGE = 0.004
 CHANGE_MIN_VISIBLE = Settings().min_valid_fraction
 """The pipeline's default floor for pixel-change indicators (the workspace's ``min_valid_fraction``)."""
 METHOD = "indicator-level simulation"
+EXPECTED_PATTERNS: dict[str, frozenset[str]] = {
+    "launch_preparation": frozenset({"launch_preparation"}),
+    "staff_gathering": frozenset({"routine_gathering"}),
+    "holiday_gathering": frozenset({"holiday"}),
+    "routine_delivery": frozenset({"routine_delivery"}),
+    "dismantling": frozenset({"dismantling"}),
+    "rebuilding": frozenset({"construction"}),
+    "construction": frozenset({"construction"}),
+    "production_surge": frozenset({"production_surge"}),
+    "injected_surge": frozenset({"launch_preparation", "production_surge"}),
+}
+"""The activity pattern(s) a correct leading hypothesis names for each scenario event kind. An injected
+surge is the reference launch preparation moved to random zones of any site (a nuclear site has no
+launch preparation pattern), so either massing pattern is right for it; its zones are drawn at random
+(rail cars may land in a parking), so it is reported apart and left out of the pooled accuracy."""
+INJECTED_KIND = "injected_surge"
 _GEOD = Geod(ellps="WGS84")
 
 
@@ -78,6 +95,8 @@ class EventWindow:
     """Objects the event adds on its busiest day (its size)."""
     zones: tuple[str, ...] = ()
     """Zones the event touches."""
+    kind: str = ""
+    """The scenario's event kind (launch_preparation, staff_gathering, ...)."""
 
     def covers(self, day: date) -> bool:
         return self.start <= day <= self.end
@@ -213,10 +232,43 @@ def simulate_site(scenario: Scenario, plan: SiteScenario, seed: int, *, lead_in_
     history = IndicatorHistory(site.id, observation_ids, tuple(acquired), tuple(series), values, quality)
     windows = tuple(
         EventWindow(site.id, e.id, e.start, e.end, e.alert_expected, e.kind == "injected_surge",
-                    max((_phase_size(p) for p in e.phases), default=0), e.zones)
+                    max((_phase_size(p) for p in e.phases), default=0), e.zones, e.kind)
         for e in events
     )
     return SimulatedSite(site, history, windows)
+
+
+def proportion(hits: int, trials: int) -> dict[str, float | int]:
+    """A share with its binomial standard error (NaN for no trials)."""
+    if not trials:
+        return {"value": float("nan"), "standard_error": float("nan"), "hits": hits, "trials": trials}
+    share = hits / trials
+    return {"value": share, "standard_error": math.sqrt(share * (1 - share) / trials), "hits": hits,
+            "trials": trials}
+
+
+@dataclass(frozen=True, slots=True)
+class KindAccuracy:
+    """How often the leading hypothesis of an event's first instant alert named its activity."""
+
+    kind: str
+    alerted: int
+    """Events of this kind with at least one instant alert."""
+    correct: int
+    """Of those, events whose first alert's leading hypothesis is an expected pattern of the kind."""
+    expected: tuple[str, ...]
+    """The patterns counted right (empty: the kind has no expected pattern; not scored)."""
+    leading: tuple[tuple[str, int], ...]
+    """Leading pattern of each first alert, with counts, most frequent first."""
+    benign_led: int = 0
+    """Events whose first alert leads with a benign pattern (a policy ranking benign alerts lower
+    would rank these lower)."""
+
+    def as_dict(self) -> dict[str, object]:
+        return {"kind": self.kind, "expected_patterns": list(self.expected),
+                "top1_accuracy": proportion(self.correct, self.alerted) if self.expected else None,
+                "alerted_events": self.alerted, "led_by_benign": self.benign_led,
+                "leading_hypotheses": dict(self.leading)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -241,6 +293,17 @@ class RateSummary:
     seen_large_events: int = 0
     """Large expected events (at least the reference surge's objects) seen at least once."""
     seen_large_events_detected: int = 0
+    routine_top_priority_alerts: int = 0
+    """Routine busy observations raising a top-priority alert: an instant alert whose leading hypothesis
+    is not benign, or a slow-build alert (which has no hypotheses)."""
+    hypothesis_accuracy: tuple[KindAccuracy, ...] = ()
+
+    @property
+    def top1_accuracy(self) -> dict[str, float | int]:
+        """Leading-hypothesis accuracy pooled over the scenario's events of every scored kind (injected
+        surges apart, see :data:`EXPECTED_PATTERNS`)."""
+        scored = [k for k in self.hypothesis_accuracy if k.expected and k.kind != INJECTED_KIND]
+        return proportion(sum(k.correct for k in scored), sum(k.alerted for k in scored))
 
     @property
     def seen_large_event_recall(self) -> float:
@@ -294,20 +357,39 @@ class RateSummary:
             "quiet_slow_build_alerts": self.quiet_slow_build_alerts,
             "routine_busy_observations": self.routine_observations,
             "routine_busy_alerts": self.routine_alerts,
+            "routine_busy_alerted": proportion(self.routine_alerts, self.routine_observations),
+            "routine_busy_top_priority": proportion(self.routine_top_priority_alerts,
+                                                    self.routine_observations),
+            "top1_hypothesis_accuracy": self.top1_accuracy,
+            "top1_hypothesis_accuracy_by_kind": [k.as_dict() for k in self.hypothesis_accuracy],
             "median_lead_time_observations": self.median_lead_time,
             "lead_times": list(self.lead_times),
             "missed_events": list(self.missed),
         }
 
 
+def _kind_accuracy(firsts: Sequence[tuple[str, Hypothesis]]) -> tuple[KindAccuracy, ...]:
+    """Per event kind, from (kind, leading hypothesis of the event's first alert) pairs."""
+    result = []
+    for kind in sorted({k for k, _ in firsts}):
+        led = [h for k, h in firsts if k == kind]
+        leading = Counter(h.pattern for h in led)
+        expected = EXPECTED_PATTERNS.get(kind, frozenset())
+        result.append(KindAccuracy(kind, len(led), sum(leading[p] for p in expected), tuple(sorted(expected)),
+                                   tuple(leading.most_common()), sum(h.benign for h in led)))
+    return tuple(result)
+
+
 def _summarise(alpha: float, sites: Sequence[SimulatedSite], alerted: Sequence[np.ndarray],
-               slow: Sequence[np.ndarray], surge_size: int) -> RateSummary:
+               slow: Sequence[np.ndarray], surge_size: int,
+               hypotheses: Sequence[dict[int, tuple[Hypothesis, ...]]]) -> RateSummary:
     counts = dict.fromkeys(("events", "detected", "large", "large_detected", "quiet", "quiet_alerts",
-                            "quiet_slow", "routine", "routine_alerts", "seen", "seen_detected",
+                            "quiet_slow", "routine", "routine_alerts", "routine_top", "seen", "seen_detected",
                             "seen_large", "seen_large_detected"), 0)
     lead_times: list[int] = []
     missed: list[str] = []
-    for simulated, instant, building in zip(sites, alerted, slow, strict=True):
+    firsts: list[tuple[str, Hypothesis]] = []
+    for simulated, instant, building, ranked in zip(sites, alerted, slow, hypotheses, strict=True):
         days = [a.date() for a in simulated.history.acquired]
         any_alert = instant | building
         for t, day in enumerate(days):
@@ -319,11 +401,14 @@ def _summarise(alpha: float, sites: Sequence[SimulatedSite], alerted: Sequence[n
             elif not any(e.alert_expected for e in covering):
                 counts["routine"] += 1
                 counts["routine_alerts"] += int(any_alert[t])
+                benign_first = bool(instant[t]) and bool(ranked[t]) and ranked[t][0].benign
+                counts["routine_top"] += int(any_alert[t] and not benign_first)
         for event in simulated.events:
-            if not event.alert_expected:
-                continue
             during = [t for t, day in enumerate(days) if event.covers(day)]
-            if not during:
+            first = next((t for t in during if instant[t] and ranked.get(t)), None)
+            if first is not None:
+                firsts.append((event.kind, ranked[first][0]))
+            if not event.alert_expected or not during:
                 continue
             large = event.objects >= surge_size
             rows = [i for i, (zone, _) in enumerate(simulated.history.series) if zone in event.zones]
@@ -344,7 +429,8 @@ def _summarise(alpha: float, sites: Sequence[SimulatedSite], alerted: Sequence[n
     return RateSummary(alpha, counts["events"], counts["detected"], counts["large"], counts["large_detected"],
                        counts["quiet"], counts["quiet_alerts"], counts["quiet_slow"], counts["routine"],
                        counts["routine_alerts"], tuple(lead_times), tuple(missed), counts["seen"],
-                       counts["seen_detected"], counts["seen_large"], counts["seen_large_detected"])
+                       counts["seen_detected"], counts["seen_large"], counts["seen_large_detected"],
+                       counts["routine_top"], _kind_accuracy(firsts))
 
 
 @dataclass(frozen=True, slots=True)
@@ -379,7 +465,7 @@ class AlertEvaluation:
 
 
 def _alerts_with_triage(sites: Sequence[SimulatedSite], config: EngineConfig,
-                        triage: bool) -> tuple[list[np.ndarray], list[np.ndarray]]:
+                        triage: bool) -> tuple[list[np.ndarray], list[np.ndarray], list[SiteScores]]:
     """Instant and slow-build alerts per site, BH across the watchlist day, with modelled triage.
 
     Verdicts only change baselines after the alert, so re-scoring with the verdicts of the
@@ -402,7 +488,15 @@ def _alerts_with_triage(sites: Sequence[SimulatedSite], config: EngineConfig,
         if verdicts == feedback:
             break
         feedback = verdicts
-    return instant, slow
+    return instant, slow, scored
+
+
+def _ranked_hypotheses(sites: Sequence[SimulatedSite], instant: Sequence[np.ndarray],
+                       scored: Sequence[SiteScores],
+                       config: EngineConfig) -> list[dict[int, tuple[Hypothesis, ...]]]:
+    """The ranked hypotheses of every instant alert, by observation index, per site."""
+    return [{int(t): hypotheses_at(simulated.site, scores, int(t), config) for t in np.flatnonzero(raised)}
+            for simulated, raised, scores in zip(sites, instant, scored, strict=True)]
 
 
 def evaluate_alerts(
@@ -425,23 +519,26 @@ def evaluate_alerts(
         raise ValueError("give at least one seed, e.g. --seeds 100-119")
     surge = reference_surge(scenario)
     surge_size = _phase_size(surge[1])
-    pooled: dict[float, list[tuple[list[SimulatedSite], list[np.ndarray], list[np.ndarray]]]] = {
+    pooled: dict[float, list[tuple[list[SimulatedSite], list[np.ndarray], list[np.ndarray],
+                                   list[dict[int, tuple[Hypothesis, ...]]]]]] = {
         a: [] for a in false_alarm_rates
     }
     for done, seed in enumerate(seeds, start=1):
         sites = [simulate_site(scenario, plan, seed, lead_in_days=lead_in_days, inject=inject, surge=surge)
                  for plan in scenario.sites]
         for alpha in false_alarm_rates:
-            instant, slow = _alerts_with_triage(sites, EngineConfig(false_alarm_rate=alpha), triage)
-            pooled[alpha].append((sites, instant, slow))
+            config = EngineConfig(false_alarm_rate=alpha)
+            instant, slow, scored = _alerts_with_triage(sites, config, triage)
+            pooled[alpha].append((sites, instant, slow, _ranked_hypotheses(sites, instant, scored, config)))
         if progress is not None:
             progress(done, len(seeds))
     rates = []
     for alpha in false_alarm_rates:
-        all_sites = [s for sites, _, _ in pooled[alpha] for s in sites]
-        all_instant = [a for _, instant, _ in pooled[alpha] for a in instant]
-        all_slow = [a for _, _, slow in pooled[alpha] for a in slow]
-        rates.append(_summarise(alpha, all_sites, all_instant, all_slow, surge_size))
+        all_sites = [s for sites, _, _, _ in pooled[alpha] for s in sites]
+        all_instant = [a for _, instant, _, _ in pooled[alpha] for a in instant]
+        all_slow = [a for _, _, slow, _ in pooled[alpha] for a in slow]
+        all_ranked = [r for _, _, _, ranked in pooled[alpha] for r in ranked]
+        rates.append(_summarise(alpha, all_sites, all_instant, all_slow, surge_size, all_ranked))
     return AlertEvaluation(scenario.name, tuple(seeds), lead_in_days, inject, surge_size, tuple(rates))
 
 

@@ -23,7 +23,7 @@ from sitewatch.core.indicators import (
     indicator_spec,
     is_detection_count,
 )
-from sitewatch.core.types import Alert, IndicatorValue, Site, Zone
+from sitewatch.core.types import Alert, Hypothesis, IndicatorValue, Site, Zone
 from sitewatch.monitor.combine import (
     CHANGE_BESIDE_COUNTS_WEIGHT,
     contributions,
@@ -32,7 +32,9 @@ from sitewatch.monitor.combine import (
 )
 from sitewatch.monitor.engine import EngineConfig, EngineResult, score_sites
 from sitewatch.monitor.explain import Evidence, explain_alert, explain_slow_build
+from sitewatch.monitor.hypotheses import Reading, score_hypotheses
 from sitewatch.monitor.lifecycle import track_record
+from sitewatch.monitor.patterns import PatternLibrary
 
 SECONDS_PER_DAY = 86_400.0
 
@@ -162,6 +164,29 @@ def _evidence(site: Site, scores: SiteScores, row: int, t: int) -> Evidence:
     )
 
 
+def readings_at(site: Site, scores: SiteScores, t: int, min_quality: float) -> list[Reading]:
+    """The series observed at observation ``t`` with the routine baselines they were scored against.
+
+    A series counts as observed as the engine counts it: a value with at least ``min_quality``;
+    the rest are left out, not read as zero."""
+    zones = {zone.id: zone for zone in site.zones}
+    history, result = scores.history, scores.result
+    readings = []
+    for row, (zone_id, name) in enumerate(history.series):
+        value, quality = float(history.values[row, t]), float(history.quality[row, t])
+        baseline, spread = float(result.location[0, row, t]), float(result.scale[0, row, t])
+        if (zone_id in zones and quality >= min_quality and quality > 0
+                and all(map(np.isfinite, (value, baseline, spread))) and spread > 0):
+            readings.append(Reading(zones[zone_id], name, value, baseline, spread, quality))
+    return readings
+
+
+def hypotheses_at(site: Site, scores: SiteScores, t: int, config: EngineConfig,
+                  library: PatternLibrary | None = None) -> tuple[Hypothesis, ...]:
+    """The ranked hypotheses of observation ``t`` (see :mod:`sitewatch.monitor.hypotheses`)."""
+    return score_hypotheses(site, readings_at(site, scores, t, config.baseline.min_quality), library)
+
+
 def build_alerts(
     site: Site,
     scores: SiteScores,
@@ -170,8 +195,12 @@ def build_alerts(
     config: EngineConfig,
     earlier: Sequence[Alert],
     created: datetime,
+    patterns: PatternLibrary | None = None,
 ) -> list[Alert]:
     """Alerts of ``site`` for the decided observations and for CUSUM alarms, oldest first.
+
+    Each instant alert carries its ranked hypotheses over ``patterns`` (the built-in library
+    when not given), named in its sentence too.
 
     ``earlier`` are the site's alerts already known (any state): each new alert's track
     record counts those, in their stored state, and the ones built here, acquired before it.
@@ -192,6 +221,7 @@ def build_alerts(
             primary = _evidence(site, scores, order[0], t)
             others = [_evidence(site, scores, r, t) for r in order[1:]]
             site_p = float(result.site_p[0, t])
+            hypotheses = hypotheses_at(site, scores, t, config, patterns)
             built.append(Alert(
                 id=alert_id(site.id, observation_id, "activity"),
                 site_id=site.id,
@@ -205,10 +235,11 @@ def build_alerts(
                 explanation=explain_alert(
                     site_name=site.name, primary=primary, others=others, site_p=site_p,
                     false_alarm_rate=config.false_alarm_rate, n_history=n_history,
-                    extrapolated=bool(result.extrapolated[0, t]), record=record,
+                    extrapolated=bool(result.extrapolated[0, t]), record=record, hypotheses=hypotheses,
                 ),
                 zone_id=history.series[order[0]][0],
                 p_value=site_p,
+                hypotheses=hypotheses,
             ))
         elif slow_any[t]:
             rows = np.flatnonzero(result.slow_build[0, :, t])

@@ -12,7 +12,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from sitewatch.core.indicators import IndicatorKind, IndicatorSpec
+from sitewatch.core.types import Hypothesis
+from sitewatch.monitor.hypotheses import NONE_ID
 from sitewatch.monitor.lifecycle import TrackRecord
+
+SHOWN_HYPOTHESES = 3
+"""Hypotheses named in an alert's sentence (and "none of these" when it is not among them)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +49,15 @@ def _phrase(item: Evidence) -> str:
             f"(usually {format_value(item.spec, item.baseline)})")
 
 
+def describe_hypotheses(hypotheses: Sequence[Hypothesis]) -> str:
+    """E.g. "Hypotheses: likely production surge (LR ≈ 12); unlikely holiday gathering (LR ≈ 0.2)."."""
+    if not hypotheses:
+        return ""
+    shown = list(hypotheses[:SHOWN_HYPOTHESES])
+    shown += [h for h in hypotheses[SHOWN_HYPOTHESES:] if h.pattern == NONE_ID]
+    return "Hypotheses: " + "; ".join(h.describe() for h in shown) + "."
+
+
 def explain_alert(
     *,
     site_name: str,
@@ -54,8 +68,9 @@ def explain_alert(
     n_history: int,
     extrapolated: bool,
     record: TrackRecord,
+    hypotheses: Sequence[Hypothesis] = (),
 ) -> str:
-    """The analyst sentence of an instant (unusual observation) alert."""
+    """The analyst sentence of an instant (unusual observation) alert, with its ranked hypotheses."""
     text = f"Unusual activity at {site_name}: {_phrase(primary)}"
     if others:
         text += "; also " + "; ".join(_phrase(o) for o in others[:3])
@@ -66,6 +81,8 @@ def explain_alert(
     if extrapolated:
         text += (f" Warm-up: with under {round(1 / false_alarm_rate) - 1} earlier observations the p-value "
                  "relies on an exponential tail beyond the largest past score, not on ranks alone.")
+    if hypotheses:
+        text += " " + describe_hypotheses(hypotheses)
     return f"{text} {record.describe()}"
 
 

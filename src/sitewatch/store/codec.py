@@ -21,6 +21,7 @@ from sitewatch.core.types import (
     ChangeRegion,
     Confidence,
     Detection,
+    Hypothesis,
     IndicatorValue,
     Likelihood,
     Observation,
@@ -272,7 +273,18 @@ def alert_row(alert: Alert) -> dict[str, Any]:
         "zone_id": alert.zone_id,
         "p_value": alert.p_value,
         "state": alert.state.value,
+        "hypotheses": [hypothesis_dict(h) for h in alert.hypotheses],
     }
+
+
+def hypothesis_dict(value: Hypothesis) -> dict[str, Any]:
+    return {"pattern": value.pattern, "label": value.label, "benign": value.benign,
+            "likelihood_ratio": value.likelihood_ratio, "probability": value.probability}
+
+
+def hypothesis_from(item: Mapping[str, Any]) -> Hypothesis:
+    return Hypothesis(pattern=item["pattern"], label=item["label"], benign=item["benign"],
+                      likelihood_ratio=item["likelihood_ratio"], probability=item["probability"])
 
 
 def alert_from(row: Row) -> Alert:
@@ -290,6 +302,7 @@ def alert_from(row: Row) -> Alert:
         zone_id=row["zone_id"],
         p_value=row["p_value"],
         state=AlertState(row["state"]),
+        hypotheses=tuple(hypothesis_from(item) for item in row["hypotheses"] or ()),
     )
 
 

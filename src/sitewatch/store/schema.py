@@ -251,6 +251,7 @@ alerts = sa.Table(
     sa.Column("zone_id", sa.String(ID), nullable=True),
     sa.Column("p_value", sa.Float, nullable=True),
     sa.Column("state", sa.String(32), nullable=False),
+    sa.Column("hypotheses", sa.JSON, nullable=False, server_default="[]"),
 )
 
 alert_events = sa.Table(

@@ -138,6 +138,10 @@ def show_alert(alert_id: AlertIdArgument, workspace: WorkspaceOption = None,
     console.print(f"  p-value:     {p_text}    score: {data['score']:.2f}")
     console.print(f"  observation: {data['observation_id']}")
     console.print(f"  why:         {data['explanation']}")
+    if data["hypotheses"]:
+        console.print("  hypotheses (most probable first, LR against the site's routine):")
+        for hypothesis in data["hypotheses"]:
+            console.print(f"    {hypothesis['text']}{' (benign)' if hypothesis['benign'] else ''}")
     if data["recent_values"]:
         values = ", ".join("-" if v["value"] is None else f"{v['value']:.3g}" for v in data["recent_values"])
         console.print(f"  recent values of {data['indicator']} (oldest first): {values}")

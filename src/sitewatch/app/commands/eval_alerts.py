@@ -11,7 +11,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from sitewatch.core.errors import UnsupportedInputError
-from sitewatch.evaluation.alerts import evaluate_alerts, parse_seeds
+from sitewatch.evaluation.alerts import evaluate_alerts, parse_seeds, proportion
 from sitewatch.imagery.simulate.scenario import load_scenario
 
 
@@ -68,7 +68,8 @@ def eval_alerts(
     for column in ("alpha", "event recall", "recall, events seen", "recall, events >= surge",
                    "recall, events >= surge seen",
                    "false alarms / quiet obs",
-                   "slow-build on quiet", "alerts on routine busy days", "median lead time (obs)"):
+                   "slow-build on quiet", "alerts on routine busy days", "busy days ranked first",
+                   "top-1 hypothesis", "median lead time (obs)"):
         table.add_column(column)
     for rate in evaluation.rates:
         table.add_row(
@@ -82,10 +83,26 @@ def eval_alerts(
             f"({rate.quiet_alerts}/{rate.quiet_observations})",
             f"{rate.quiet_slow_build_alerts}",
             f"{rate.routine_alerts}/{rate.routine_observations}",
+            _share(proportion(rate.routine_top_priority_alerts, rate.routine_observations)),
+            _share(rate.top1_accuracy),
             f"{rate.median_lead_time:g}",
         )
     out.print(table)
+    for rate in evaluation.rates:
+        kinds = Table(title="Leading hypothesis of each event's first alert, "
+                            f"alpha {rate.false_alarm_rate:g}")
+        for column in ("event kind", "expected pattern", "top-1 accuracy", "leading hypotheses"):
+            kinds.add_column(column)
+        for kind in rate.hypothesis_accuracy:
+            kinds.add_row(kind.kind, ", ".join(kind.expected) or "(not scored)",
+                          _share(proportion(kind.correct, kind.alerted)) if kind.expected else "-",
+                          ", ".join(f"{pattern} {count}" for pattern, count in kind.leading))
+        out.print(kinds)
     out.print(evaluation.as_dict()["method_note"])
+
+
+def _share(value: dict[str, float | int]) -> str:
+    return f"{value['value']:.3f} ± {value['standard_error']:.3f} ({value['hits']}/{value['trials']})"
 
 
 def register(eval_app: typer.Typer) -> None:

@@ -35,6 +35,7 @@ def alert_json(alert: Alert) -> dict[str, Any]:
         "p_value": alert.p_value,
         "state": alert.state.value,
         "explanation": alert.explanation,
+        "hypotheses": [h.as_dict() for h in alert.hypotheses],
     }
 
 

@@ -107,6 +107,17 @@ class IndicatorOut(BaseModel):
     acquired: str
 
 
+class HypothesisOut(BaseModel):
+    pattern: str = Field(description="activity pattern id, or 'none' for none of these")
+    label: str
+    benign: bool
+    likelihood_ratio: float = Field(
+        description="likelihood under the pattern over that under the site's routine")
+    probability: float = Field(description="share of belief among the alert's hypotheses")
+    likelihood: Likelihood
+    text: str = Field(description="e.g. 'likely production surge (LR ≈ 12)'")
+
+
 class AlertOut(BaseModel):
     id: str
     site_id: str
@@ -121,6 +132,7 @@ class AlertOut(BaseModel):
     p_value: float | None
     explanation: str
     state: AlertState
+    hypotheses: list[HypothesisOut] = Field(description="ranked explanations, most probable first")
 
 
 class AssessmentOut(BaseModel):

@@ -23,6 +23,7 @@ from sitewatch.core.types import (
     Assessment,
     ChangeRegion,
     Detection,
+    Hypothesis,
     IndicatorValue,
     Observation,
     Scene,
@@ -194,7 +195,12 @@ def alert(value: Alert) -> dict[str, Any]:
         "p_value": value.p_value,
         "explanation": value.explanation,
         "state": value.state.value,
+        "hypotheses": [hypothesis(h) for h in value.hypotheses],
     }
+
+
+def hypothesis(value: Hypothesis) -> dict[str, Any]:
+    return value.as_dict()
 
 
 def assessment(value: Assessment) -> dict[str, Any]:

@@ -401,7 +401,8 @@ def parse_scenario(text: str, *, source: str = "<scenario>") -> Scenario:
     )
 
 
-def _parse_site(reader: _Reader, raw: dict[str, Any], where: str) -> SiteScenario:
+def _parse_site(reader: _Reader, raw: dict[str, Any], where: str,
+                borrowed_structures: frozenset[str] = frozenset()) -> SiteScenario:
     site_id = reader.text(raw, "id", where)
     if "layout_from" in raw:
         # Borrow the persistent layout and routine traffic of another scenario's same site.
@@ -413,7 +414,8 @@ def _parse_site(reader: _Reader, raw: dict[str, Any], where: str) -> SiteScenari
             )
         donor = load_scenario(donor_name).site(site_id)
         own = {k: v for k, v in raw.items() if k != "layout_from"}
-        parsed = _parse_site(reader, {"layout": {}, **own}, where)
+        parsed = _parse_site(reader, {"layout": {}, **own}, where,
+                             frozenset(s.id for s in donor.layout.structures))
         return SiteScenario(
             site_id=site_id,
             layout=donor.layout,
@@ -498,7 +500,7 @@ def _parse_site(reader: _Reader, raw: dict[str, Any], where: str) -> SiteScenari
         _parse_event(reader, e, f"{where}.events[{i}]")
         for i, e in enumerate(reader.items(raw, "events", where))
     )
-    structure_ids = {s.id for s in structures}
+    structure_ids = {s.id for s in structures} | borrowed_structures
     for i, event in enumerate(events):
         unknown = sorted(set(event.remove + event.build) - structure_ids)
         if unknown:
