@@ -1,7 +1,7 @@
 """The ranked hypotheses of each alert (activity patterns scored against the site's routine).
 
-Revision ID: 0200_alert_hypotheses
-Revises: 0100_users
+Revision ID: 0310_alert_hypotheses
+Revises: 0300_chip_integrity
 Create Date: 2026-12-05
 
 A JSON list per alert, most probable first: pattern id, label, benign, likelihood ratio,
@@ -14,8 +14,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0200_alert_hypotheses"
-down_revision = "0100_users"
+revision = "0310_alert_hypotheses"
+down_revision = "0300_chip_integrity"
 branch_labels = None
 depends_on = None
 
