@@ -110,8 +110,8 @@ USAGE_ERRORS = {
     ("alerts", "list", "--state", "bogus"): "'bogus' is not an alert state; use one of new,",
     ("alerts", "list", "--state", "benin"): "Did you mean 'benign'? Invalid value for --state",
     ("alerts",): "a command is needed: one of list, show, ack, resolve",
-    ("ingest",): "give image files or folders to ingest, or --repair alone",
-    ("ingest", "x.tif", "--repair"): "give image files or folders to ingest, or --repair alone",
+    ("ingest",): "give image files or folders to ingest, or --stac SOURCE, or --repair alone",
+    ("ingest", "x.tif", "--repair"): "one of them, not both",
 }
 
 

@@ -425,6 +425,10 @@ class IndicatorValue:
         return self.value is not None
 
 
+NONE_HYPOTHESIS = "none"
+"""The pattern id of the hypothesis "none of these": unusual in a way no activity pattern describes."""
+
+
 @dataclass(frozen=True, slots=True)
 class Hypothesis:
     """One candidate explanation of an alert: an activity pattern (or "none of these") scored by how

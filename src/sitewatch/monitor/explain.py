@@ -12,8 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from sitewatch.core.indicators import IndicatorKind, IndicatorSpec
-from sitewatch.core.types import Hypothesis
-from sitewatch.monitor.hypotheses import NONE_ID
+from sitewatch.core.types import NONE_HYPOTHESIS, Hypothesis
 from sitewatch.monitor.lifecycle import TrackRecord
 
 SHOWN_HYPOTHESES = 3
@@ -54,7 +53,7 @@ def describe_hypotheses(hypotheses: Sequence[Hypothesis]) -> str:
     if not hypotheses:
         return ""
     shown = list(hypotheses[:SHOWN_HYPOTHESES])
-    shown += [h for h in hypotheses[SHOWN_HYPOTHESES:] if h.pattern == NONE_ID]
+    shown += [h for h in hypotheses[SHOWN_HYPOTHESES:] if h.pattern == NONE_HYPOTHESIS]
     return "Hypotheses: " + "; ".join(h.describe() for h in shown) + "."
 
 

@@ -31,14 +31,14 @@ from functools import cache
 import numpy as np
 from scipy.special import logsumexp
 
-from sitewatch.core.types import Hypothesis, Site, Zone
+from sitewatch.core.types import NONE_HYPOTHESIS, Hypothesis, Site, Zone
 from sitewatch.monitor.patterns import Effect, Pattern, PatternLibrary, load_patterns
 
 NU = 4.0
 """Degrees of freedom of the Student-t reading noise."""
 GRID = 41
 """Sizes tried between a change's smallest and largest (log-spaced)."""
-NONE_ID = "none"
+NONE_ID = NONE_HYPOTHESIS
 NONE_LABEL = "none of these (unusual in another way)"
 NONE_SHIFT_SHARE = 0.2
 """Chance that a series moves under "none of these"."""

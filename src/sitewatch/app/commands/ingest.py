@@ -135,8 +135,9 @@ def ingest_command(
     from sitewatch.store import Workspace
 
     if sum((bool(paths), stac is not None, repair)) != 1:
-        raise typer.BadParameter("give image files or folders, or --stac SOURCE, or --repair alone to "
-                                 "recreate missing or corrupt chips", param_hint="PATHS / --stac / --repair")
+        raise typer.BadParameter("give image files or folders to ingest, or --stac SOURCE, or --repair alone "
+                                 "to recreate missing or corrupt chips: one of them, not both",
+                                 param_hint="PATHS / --stac / --repair")
     stac_only = {"--site": site, "--since": since, "--until": until, "--collection": collection,
                  "--max-cloud": max_cloud, "--max-off-nadir": max_off_nadir, "--max-gsd": max_gsd}
     if stac is None and (given := [name for name, value in stac_only.items() if value]):

@@ -20,7 +20,7 @@ def simulate_command(
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder to write images and ground truth into.")],
     scenario: Annotated[
         str,
-        typer.Argument(help="Built-in scenario name (reference, quick) or a scenario YAML file."),
+        typer.Argument(help="Built-in scenario name (reference, quick, cloudy) or a scenario YAML file."),
     ] = "reference",
     seed: Annotated[
         int, typer.Option("--seed", help="Random seed; the same seed gives byte-identical files.")
