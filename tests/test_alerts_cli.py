@@ -76,6 +76,22 @@ def _main(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, *
     return int(exited.value.code or 0), " ".join(capsys.readouterr().err.split())  # unwrapped
 
 
+def test_triage_records_a_named_analyst_never_the_login(workspace: Path, capsys: pytest.CaptureFixture[str],
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    from sitewatch.app.commands import alerts as alerts_verbs
+
+    alert_id = json.loads(_run("alerts", "list", "-w", str(workspace), "--json")[1])[0]["id"]
+    before = json.loads(_run("alerts", "show", alert_id, "-w", str(workspace), "--json")[1])
+    monkeypatch.delenv("SITEWATCH_USER", raising=False)
+    for verb in (["ack", alert_id], ["resolve", alert_id, "--as", "confirmed"]):
+        code, error = _main(capsys, monkeypatch, "alerts", *verb, "-w", str(workspace))
+        assert code == 2 and "--who NAME" in error and "SITEWATCH_USER" in error
+    after = json.loads(_run("alerts", "show", alert_id, "-w", str(workspace), "--json")[1])
+    assert (after["state"], after["history"]) == (before["state"], before["history"])  # nothing written
+    monkeypatch.setenv("SITEWATCH_USER", " cy ")
+    assert alerts_verbs._who(None) == "cy" and alerts_verbs._who("ana") == "ana"
+
+
 def test_refusals_have_meaningful_exit_codes(workspace: Path, capsys: pytest.CaptureFixture[str],
                                              monkeypatch: pytest.MonkeyPatch) -> None:
     code, output = _run("alerts", "list", "-w", str(workspace), "--json")

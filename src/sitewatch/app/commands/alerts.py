@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import difflib
-import getpass
 import json
 import os
 from typing import TYPE_CHECKING, Annotated, Any
@@ -24,16 +23,20 @@ alerts_app = typer.Typer(help="Alerts: list, show the evidence, acknowledge, res
 
 AlertIdArgument = Annotated[str, typer.Argument(metavar="ID", help="Alert id (see `sitewatch alerts list`).")]
 WhoOption = Annotated[
-    str | None, typer.Option("--who", help="Analyst name recorded in the history (default: $SITEWATCH_USER "
-                                           "or the login name).")
+    str | None, typer.Option("--who", help="Analyst name recorded in the history (default: $SITEWATCH_USER; "
+                                           "one of the two is required).")
 ]
 CommentOption = Annotated[str, typer.Option("--comment", "-m", help="Why; kept in the alert's history.")]
 
 
 def _who(who: str | None) -> str:
-    if who and who.strip():
-        return who.strip()
-    return os.environ.get("SITEWATCH_USER") or getpass.getuser()
+    """The analyst a triage is recorded under: named, never guessed (the login of a shared server
+    account, "root", says nothing about who decided)."""
+    for name in (who, os.environ.get("SITEWATCH_USER")):
+        if name and name.strip():
+            return name.strip()
+    raise typer.BadParameter("say who is triaging: give --who NAME, or set SITEWATCH_USER=NAME once "
+                             "for your shell", param_hint="--who")
 
 
 def _parse_state(text: str) -> AlertState:
@@ -159,9 +162,10 @@ def _move(workspace: WorkspaceOption, alert_id: str, target: AlertState, who: st
           as_json: bool) -> None:
     from sitewatch.store import Workspace
 
+    name = _who(who)
     with Workspace.open(resolve_workspace(workspace)) as ws:
         current = ws.alert(alert_id)  # for the message only: the store checks the move as it makes it
-        alert = ws.set_alert_state(alert_id, target, who=_who(who), comment=comment)
+        alert = ws.set_alert_state(alert_id, target, who=name, comment=comment)
     if as_json:
         typer.echo(json.dumps(alert_json(alert), ensure_ascii=False))
         return
