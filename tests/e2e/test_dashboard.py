@@ -59,6 +59,11 @@ def test_analyst_flow(page: Any, base_url: str, e2e_sample: SampleWorkspace) -> 
     assert "confirmed" in page.text_content("[data-testid=alert-state]")
     assert "by analyst" in page.text_content("[data-testid=history]")
 
+    # nothing is preselected: an unchosen likelihood is not recorded as "almost no chance"
+    assert page.input_value("select[name=judgement]") == ""
+    assert page.input_value("select[name=confidence]") == ""
+    page.click("text=Record assessment")  # the browser refuses the form until both are chosen
+    assert "No assessments yet" in page.text_content("[data-testid=assessments]")
     page.select_option("select[name=judgement]", "very likely")
     page.select_option("select[name=confidence]", "moderate")
     page.fill("textarea[name=hypotheses]", "rocket assembly\nroutine maintenance")
