@@ -101,7 +101,11 @@ def test_refusals_have_meaningful_exit_codes(workspace: Path, capsys: pytest.Cap
     assert code == 4 and "not a verdict" in error  # bad input
     code, _ = _main(capsys, monkeypatch, "alerts", "show", "no-such-alert", "-w", str(workspace))
     assert code == 3  # not found
-    code, output = _run("alerts", "resolve", alert_id, "--as", "benign", "-w", str(workspace), "--who", "ana")
+    code, error = _main(capsys, monkeypatch, "alerts", "resolve", alert_id, "--as", "benign",
+                        "-w", str(workspace), "--who", "ana")
+    assert code == 4 and "needs a reason" in error  # a dismissal is never recorded without why
+    code, output = _run("alerts", "resolve", alert_id, "--as", "benign", "-w", str(workspace), "--who", "ana",
+                        "-m", "the staff car park fills on Fridays")
     assert code == 0, output
     code, error = _main(capsys, monkeypatch, "alerts", "ack", alert_id, "-w", str(workspace), "--who", "ana")
     assert code == 7 and "cannot become acknowledged" in error  # the lifecycle refuses: a conflict

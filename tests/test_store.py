@@ -532,7 +532,7 @@ def test_alerts_upsert_state_history_and_assessments(ws: Workspace, observed: li
         (AlertState.NEW, "sitewatch", "raised"), (AlertState.CONFIRMED, "analyst-a", "cranes seen")]
     assert history[0].when == older.created and history[1].when.tzinfo is not None
     with pytest.raises(NotFoundError, match="no alert 'alert-9'"):
-        ws.set_alert_state("alert-9", AlertState.BENIGN, who="x")
+        ws.set_alert_state("alert-9", AlertState.BENIGN, who="x", comment="a delivery")
     with pytest.raises(UnsupportedInputError, match="who="):
         ws.set_alert_state("alert-1", AlertState.BENIGN, who=" ")
     views = [
@@ -554,9 +554,12 @@ def test_the_store_refuses_moves_the_lifecycle_does_not_allow(ws: Workspace,
     for refused in (AlertState.NEW, AlertState.ACKNOWLEDGED):
         with pytest.raises(AlertTransitionError, match="allowed from acknowledged"):
             ws.set_alert_state("alert-1", refused, who="ana")
-    ws.set_alert_state("alert-1", AlertState.BENIGN, who="ana")
+    for dismissal in (AlertState.BENIGN, AlertState.FALSE_ALARM):  # never without a reason
+        with pytest.raises(UnsupportedInputError, match="needs a reason"):
+            ws.set_alert_state("alert-1", dismissal, who="ana", comment="  ")
+    ws.set_alert_state("alert-1", AlertState.BENIGN, who="ana", comment="weekly market")
     with pytest.raises(AlertTransitionError, match="cannot become benign"):
-        ws.set_alert_state("alert-1", AlertState.BENIGN, who="bo")
+        ws.set_alert_state("alert-1", AlertState.BENIGN, who="bo", comment="same")
     assert ws.alert("alert-1").state is AlertState.BENIGN  # a refused move changes nothing
     assert [e.state for e in ws.alert_history("alert-1")] == [
         AlertState.NEW, AlertState.ACKNOWLEDGED, AlertState.BENIGN]

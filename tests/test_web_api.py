@@ -266,6 +266,14 @@ def test_triage_refuses_moves_the_lifecycle_does_not_allow(client: TestClient,
     error = answer.json()["error"]
     assert error["type"] == "conflict" and "cannot become new" in error["message"]
     assert get(client, sample, "/api/alerts/alert-quiet")["alert"]["state"] != "new"
+    # a dismissal without a reason is refused before anything is written, on the API as in the CLI
+    before = get(client, sample, "/api/alerts/alert-trucks")
+    for verdict in ("benign", "false_alarm"):
+        answer = client.post("/api/alerts/alert-trucks/state", headers=bearer(sample, "analyst"),
+                             json={"state": verdict, "comment": " "})
+        assert answer.status_code == 400 and "needs a reason" in answer.json()["error"]["message"]
+    after = get(client, sample, "/api/alerts/alert-trucks")
+    assert (after["alert"]["state"], after["history"]) == (before["alert"]["state"], before["history"])
 
 
 def test_large_answers_are_gzipped_when_asked(client: TestClient, sample: SampleWorkspace) -> None:

@@ -48,6 +48,20 @@ def check_transition(alert_id: str, current: AlertState, target: AlertState) -> 
         )
 
 
+REASON_REQUIRED = frozenset({AlertState.BENIGN, AlertState.FALSE_ALARM})
+"""Verdicts that dismiss an alert: they feed the baseline and the site's track record, and a later
+analyst must be able to see why, so they are never recorded without a reason."""
+
+
+def check_reason(alert_id: str, target: AlertState, comment: str) -> None:
+    """Raise :class:`UnsupportedInputError` when ``target`` dismisses the alert without a reason."""
+    if target in REASON_REQUIRED and not comment.strip():
+        raise UnsupportedInputError(
+            f"alert {alert_id}: a {target.value.replace('_', ' ')} verdict needs a reason; give a comment "
+            "saying why (what explains the activity, or what was mistaken for it)"
+        )
+
+
 def parse_resolution(text: str) -> AlertState:
     """An analyst's verdict from the CLI spelling: ``confirmed``, ``benign`` or ``false-alarm``."""
     cleaned = text.strip().lower().replace("-", "_").replace(" ", "_")

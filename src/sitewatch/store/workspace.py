@@ -44,7 +44,7 @@ from sitewatch.core.types import (
     Scene,
     Site,
 )
-from sitewatch.monitor.lifecycle import allowed_from, check_transition
+from sitewatch.monitor.lifecycle import allowed_from, check_reason, check_transition
 from sitewatch.store import codec, migrate, queries
 from sitewatch.store import schema as t
 from sitewatch.store.chips import (
@@ -638,7 +638,8 @@ class Workspace:
         The lifecycle (:mod:`sitewatch.monitor.lifecycle`) is enforced in the same transaction as
         the write: the update only matches an alert in a state the move is allowed from, so two
         analysts racing cannot make a move neither could make alone. A move it does not allow
-        raises :class:`~sitewatch.core.errors.AlertTransitionError` and changes nothing.
+        raises :class:`~sitewatch.core.errors.AlertTransitionError` and changes nothing; a benign or
+        false-alarm verdict without a ``comment`` saying why is refused before anything is written.
         """
         try:
             new_state = AlertState(state)
@@ -647,6 +648,7 @@ class Workspace:
             raise UnsupportedInputError(f"alert state {state!r} is not one of: {choices}") from None
         if not isinstance(who, str) or not who.strip():
             raise UnsupportedInputError("set_alert_state needs who= (the analyst's name)")
+        check_reason(alert_id, new_state, comment)
         sources = sorted(s.value for s in allowed_from(new_state))
         with self._write(f"changing the state of alert {alert_id}") as connection:
             done = connection.execute(t.alerts.update()
