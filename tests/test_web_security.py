@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -311,6 +312,19 @@ def test_api_docs_need_log_in_like_everything_but_login(
         assert "/api/alerts" in allowed.json()["paths"]
     browser, _ = _session(client, "viewer")
     assert browser.get(url).status_code == 200
+
+
+def test_api_docs_work_offline(client: TestClient, sample: SampleWorkspace) -> None:
+    """/docs loads Swagger UI from the package (no CDN: analysts' networks are often closed)."""
+    page = client.get("/docs", headers=bearer(sample, "viewer")).text
+    assets = re.findall(r'(?:src|href)="([^"]+)"', page)
+    assert assets and all(a.startswith("/static/vendor/swagger-ui/") or a == "/openapi.json" for a in assets)
+    assert "cdn." not in page and "https://" not in page.replace("https://fastapi.tiangolo.com", "")
+    for asset in assets:
+        if asset.startswith("/static/"):
+            assert client.get(asset).status_code == 200, asset
+    moved = client.get("/redoc", headers=bearer(sample, "viewer"), follow_redirects=False)
+    assert moved.status_code == 303 and moved.headers["location"] == "/docs"
 
 
 def test_wrong_method_has_the_error_shape(client: TestClient, sample: SampleWorkspace) -> None:

@@ -1,20 +1,37 @@
-// Copies Leaflet's dist (JS, CSS, marker images, licence) into the Python package's static folder,
-// so the installed package serves it itself: the dashboard needs no CDN and no internet.
+// Copies the dashboard's front-end packages from node_modules into the Python package's static folder,
+// so the installed package serves them itself: the dashboard and the API docs need no CDN and no internet.
+//   leaflet          the maps (JS, CSS, marker images, licence)
+//   swagger-ui-dist  the /docs page of the JSON API (bundle, CSS, favicon, licence and notice)
 import { cpSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 
 const here = dirname(fileURLToPath(import.meta.url));
-const source = join(here, "node_modules", "leaflet");
-const target = join(here, "..", "src", "sitewatch", "app", "web", "static", "vendor", "leaflet");
-const { version } = JSON.parse(readFileSync(join(source, "package.json"), "utf8"));
+const vendor = join(here, "..", "src", "sitewatch", "app", "web", "static", "vendor");
 
-rmSync(target, { recursive: true, force: true });
-mkdirSync(join(target, "images"), { recursive: true });
-for (const file of ["leaflet.js", "leaflet.css"]) {
-  cpSync(join(source, "dist", file), join(target, file));
+function copy(name, folder, files) {
+  const source = join(here, "node_modules", name);
+  const target = join(vendor, folder);
+  const { version } = JSON.parse(readFileSync(join(source, "package.json"), "utf8"));
+  rmSync(target, { recursive: true, force: true });
+  mkdirSync(target, { recursive: true });
+  for (const [from, to] of files) {
+    cpSync(join(source, from), join(target, to), { recursive: true });
+  }
+  writeFileSync(join(target, "VERSION"), `${version}\n`);
+  console.log(`copied ${name} ${version} to ${target}`);
 }
-cpSync(join(source, "dist", "images"), join(target, "images"), { recursive: true });
-cpSync(join(source, "LICENSE"), join(target, "LICENSE"));
-writeFileSync(join(target, "VERSION"), `${version}\n`);
-console.log(`copied leaflet ${version} to ${target}`);
+
+copy("leaflet", "leaflet", [
+  ["dist/leaflet.js", "leaflet.js"],
+  ["dist/leaflet.css", "leaflet.css"],
+  ["dist/images", "images"],
+  ["LICENSE", "LICENSE"],
+]);
+copy("swagger-ui-dist", "swagger-ui", [
+  ["swagger-ui-bundle.js", "swagger-ui-bundle.js"],
+  ["swagger-ui.css", "swagger-ui.css"],
+  ["favicon-32x32.png", "favicon-32x32.png"],
+  ["LICENSE", "LICENSE"],
+  ["NOTICE", "NOTICE"],
+]);

@@ -96,3 +96,13 @@ def test_wrong_password_is_refused(page: Any) -> None:
     page.click("button[type=submit]")
     page.wait_for_url("**/login?failed=1**")
     assert "Wrong user name or password" in page.text_content("main")
+
+
+def test_api_docs_render_offline(page: Any, base_url: str, e2e_sample: SampleWorkspace) -> None:
+    """/docs draws the API's operations with Swagger UI served by the app: nothing from a CDN."""
+    del e2e_sample
+    log_in(page, "viewer")
+    page.goto("/docs")
+    page.wait_for_selector(".opblock-summary-path", timeout=20_000)  # Swagger UI ran and read the schema
+    assert "/api/alerts" in page.text_content("#swagger-ui")
+    only_local_requests(page, base_url)

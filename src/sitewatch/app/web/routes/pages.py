@@ -14,7 +14,7 @@ from typing import Annotated, Any
 from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, Form, Query, Request
-from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
+from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
@@ -161,18 +161,27 @@ def openapi_schema(request: Request, _: ReaderDep) -> JSONResponse:
     return JSONResponse(request.app.openapi())
 
 
+SWAGGER_UI = "/static/vendor/swagger-ui"
+"""Swagger UI from npm (swagger-ui-dist, copied by web/copy-vendor.mjs): /docs works offline."""
+
+
 @router.get("/docs", response_class=HTMLResponse)
 def swagger_page(request: Request) -> Response:
     if _page_caller(request) is None:
         return _to_login(request)
-    return get_swagger_ui_html(openapi_url="/openapi.json", title="sitewatch API")
+    return get_swagger_ui_html(openapi_url="/openapi.json", title="sitewatch API",
+                               swagger_js_url=f"{SWAGGER_UI}/swagger-ui-bundle.js",
+                               swagger_css_url=f"{SWAGGER_UI}/swagger-ui.css",
+                               swagger_favicon_url=f"{SWAGGER_UI}/favicon-32x32.png")
 
 
-@router.get("/redoc", response_class=HTMLResponse)
+@router.get("/redoc")
 def redoc_page(request: Request) -> Response:
+    """The API documentation is /docs (Swagger UI, served from the package); ReDoc would need a
+    second bundle from a CDN, which an offline analyst cannot reach."""
     if _page_caller(request) is None:
         return _to_login(request)
-    return get_redoc_html(openapi_url="/openapi.json", title="sitewatch API")
+    return RedirectResponse("/docs", status_code=303)
 
 
 @router.get("/", response_class=HTMLResponse)
