@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import rasterio
-from PIL import Image, ImageDraw
+from PIL import Image
 from rasterio.transform import from_origin
 from shapely.geometry import Point
 from typer.testing import CliRunner
@@ -30,6 +30,7 @@ from sitewatch.pipeline.models import (
     workspace_model_card,
 )
 from sitewatch.store import Workspace, chip_relpath
+from toy_frames import toy_frames
 
 torch = pytest.importorskip("torch", reason="fine-tuning needs the `train` extra (torch)")
 
@@ -41,22 +42,7 @@ WHEN = datetime(2019, 2, 22, 2, 15, tzinfo=UTC)
 
 
 def _frames(root: Path, count: int = 5, seed: int = 0) -> Path:
-    """Grey frames with dark 'cars' (28x12 px at 0.15 m) and their YOLO labels."""
-    rng = np.random.default_rng(seed)
-    (root / "images").mkdir(parents=True)
-    (root / "labels").mkdir()
-    (root / "data.yaml").write_text("names: [car, truck]\ngsd: 0.15\n", encoding="utf-8")
-    for index in range(count):
-        image = Image.new("RGB", (320, 240), (128, 128, 120))
-        draw = ImageDraw.Draw(image)
-        lines = []
-        for _ in range(6):
-            x, y = rng.uniform(20, 280), rng.uniform(20, 210)
-            draw.rectangle([x, y, x + 28, y + 12], fill=(30, 30, 40))
-            lines.append(f"0 {(x + 14) / 320:.5f} {(y + 6) / 240:.5f} {28 / 320:.5f} {12 / 240:.5f}")
-        image.save(root / "images" / f"F{index}.png")
-        (root / "labels" / f"F{index}.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return root
+    return toy_frames(root, count, seed, names=("car", "truck"))
 
 
 @pytest.fixture(scope="module")

@@ -10,6 +10,7 @@ import pytest
 from PIL import Image, ImageDraw
 
 from sitewatch.core.errors import UnsupportedInputError
+from toy_frames import toy_frames
 
 torch = pytest.importorskip("torch", reason="training needs the `train` extra (torch)")
 
@@ -53,22 +54,7 @@ def test_rotating_boxes_by_a_quarter_turn_matches_the_pixels() -> None:
 
 
 def _toy_folder(root: Path, frames: int = 3, seed: int = 0) -> Path:
-    """Grey frames with dark 'cars' (28x12 px at 0.15 m: 4.2 m x 1.8 m) and their YOLO labels."""
-    rng = np.random.default_rng(seed)
-    (root / "images").mkdir(parents=True)
-    (root / "labels").mkdir()
-    (root / "data.yaml").write_text("names: [car, truck, bus]\ngsd: 0.15\n", encoding="utf-8")
-    for index in range(frames):
-        image = Image.new("RGB", (320, 240), (128, 128, 120))
-        draw = ImageDraw.Draw(image)
-        lines = []
-        for _ in range(6):
-            x, y = rng.uniform(20, 280), rng.uniform(20, 210)
-            draw.rectangle([x, y, x + 28, y + 12], fill=(30, 30, 40))
-            lines.append(f"0 {(x + 14) / 320:.5f} {(y + 6) / 240:.5f} {28 / 320:.5f} {12 / 240:.5f}")
-        image.save(root / "images" / f"F{index}.png")
-        (root / "labels" / f"F{index}.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return root
+    return toy_frames(root, frames, seed)
 
 
 def test_crops_keep_boxes_on_their_objects(tmp_path: Path) -> None:

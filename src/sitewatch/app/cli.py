@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import importlib
 import logging
 import re
 from collections.abc import Callable
@@ -63,41 +65,21 @@ def _root(
                         format="%(levelname)s %(name)s: %(message)s")
 
 
-def _train_commands() -> typer.Typer:
-    from sitewatch.app.commands import train
-
-    return train.train_app
-
-
-def _users_commands() -> typer.Typer:
-    from sitewatch.app.commands import users
-
+def _group_of(module_name: str) -> typer.Typer:
+    """The verb group that ``sitewatch.app.commands.<module_name>`` registers, imported now."""
+    module = importlib.import_module(f"sitewatch.app.commands.{module_name}")
     scratch = typer.Typer()
-    users.register(scratch)
-    return cast(typer.Typer, scratch.registered_groups[0].typer_instance)  # the one group it adds
-
-
-def _export_commands() -> typer.Typer:
-    from sitewatch.app.commands import export
-
-    return export.export_app
-
-
-def _store_commands() -> typer.Typer:
-    from sitewatch.app.commands import store
-
-    scratch = typer.Typer()
-    store.register(scratch)
+    module.register(scratch)
     return cast(typer.Typer, scratch.registered_groups[0].typer_instance)  # the one group it adds
 
 
 LAZY_GROUPS: dict[str, tuple[str, Callable[[], typer.Typer]]] = {
-    "users": ("User accounts of the web API and dashboard.", _users_commands),
-    "store": ("The workspace database: copy it between SQLite and PostgreSQL/PostGIS.", _store_commands),
-    "export": ("Export what the workspace holds for other tools: STAC catalogs, KMZ, KML and GeoJSON.",
-               _export_commands),
-    "train": ("Train the project's own models (needs torch: pip install 'sitewatch[train]').",
-              _train_commands),
+    name: (group_help, functools.partial(_group_of, name)) for name, group_help in (
+        ("users", "User accounts of the web API and dashboard."),
+        ("store", "The workspace database: copy it between SQLite and PostgreSQL/PostGIS."),
+        ("export", "Export what the workspace holds for other tools: STAC catalogs, KMZ, KML and GeoJSON."),
+        ("train", "Train the project's own models (needs torch: pip install 'sitewatch[train]')."),
+    )
 }
 """Verb groups whose modules load the store or torch helpers at import: name -> (help, commands).
 The help is the group's own (tests/test_startup.py checks they agree); the module is imported

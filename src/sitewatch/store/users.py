@@ -430,8 +430,7 @@ class UserStore:
         with self._engine.begin() as connection:
             row = _require_user(connection, name)
             if row.role != parsed.value:
-                if row.role == Role.ADMIN.value and not row.disabled:
-                    _keep_an_admin(connection, name, f"give {name!r} role {parsed.value!r}")
+                _keep_an_admin(connection, row, f"give {name!r} role {parsed.value!r}")
                 connection.execute(
                     users_table.update().where(users_table.c.name == name).values(role=parsed.value)
                 )
@@ -443,11 +442,9 @@ class UserStore:
         """Refuse ``name``'s log-ins from now on, end their sessions and revoke their tokens."""
         with self._engine.begin() as connection:
             row = _require_user(connection, name)
-            if row.role == Role.ADMIN.value and not row.disabled:
-                _keep_an_admin(connection, name, f"disable {name!r}")
+            _keep_an_admin(connection, row, f"disable {name!r}")
             connection.execute(users_table.update().where(users_table.c.name == name).values(disabled=True))
-            _end_sessions(connection, name)
-            connection.execute(api_tokens_table.delete().where(api_tokens_table.c.user_name == name))
+            _cut_off(connection, name)
         log.warning("user %r disabled; their sessions were ended and their API tokens revoked", name)
         return self.user(name)
 
@@ -464,10 +461,8 @@ class UserStore:
         """Remove ``name`` with their tokens and sessions; the assessments they wrote keep their name."""
         with self._engine.begin() as connection:
             row = _require_user(connection, name)
-            if row.role == Role.ADMIN.value and not row.disabled:
-                _keep_an_admin(connection, name, f"delete {name!r}")
-            _end_sessions(connection, name)
-            connection.execute(api_tokens_table.delete().where(api_tokens_table.c.user_name == name))
+            _keep_an_admin(connection, row, f"delete {name!r}")
+            _cut_off(connection, name)
             connection.execute(users_table.delete().where(users_table.c.name == name))
             _forget_failures(connection, name)
         log.warning("user %r deleted with their sessions and API tokens", name)
@@ -713,8 +708,18 @@ def _require_user(connection: sa.Connection, name: str) -> Any:
     return row
 
 
-def _keep_an_admin(connection: sa.Connection, name: str, action: str) -> None:
-    """Refuse an action that would leave the workspace without an enabled admin."""
+def _cut_off(connection: sa.Connection, name: str) -> None:
+    """End ``name``'s sessions and revoke their API tokens."""
+    _end_sessions(connection, name)
+    connection.execute(api_tokens_table.delete().where(api_tokens_table.c.user_name == name))
+
+
+def _keep_an_admin(connection: sa.Connection, row: sa.Row[Any], action: str) -> None:
+    """Refuse an action on the user of ``row`` that would leave the workspace without an enabled
+    admin (nothing to check when they are not an enabled admin)."""
+    name = row.name
+    if row.role != Role.ADMIN.value or row.disabled:
+        return
     others = connection.execute(
         sa.select(sa.func.count())
         .select_from(users_table)

@@ -32,7 +32,7 @@ from sitewatch.core.parallel import map_in_processes
 from sitewatch.training.change_model import INPUT_MULTIPLE, SiameseUNet
 from sitewatch.training.change_pairs import make_pair
 from sitewatch.training.roofs import BuiltFrame, Roof, read_built_frames
-from sitewatch.training.schedule import warmup_cosine
+from sitewatch.training.schedule import deterministic, optimisation_step, smoothed, warmup_cosine
 from sitewatch.training.weights import save_weights, state_arrays, weights_path
 
 CHUNK = 250
@@ -340,9 +340,7 @@ def train_change(config: ChangeTrainingConfig,
                  progress: Callable[[str], None] | None = None) -> ChangeTrainingResult:
     """Draw the pairs, train, export ONNX, measure synthetic validation pairs, write the card."""
     started = time.monotonic()
-    torch.manual_seed(config.seed)
-    torch.set_num_threads(config.threads)
-    torch.use_deterministic_algorithms(True)
+    deterministic(config.seed, config.threads)
     sources = pair_sources(config)
     before, after, labels = draw_pairs(config, config.seed, config.pairs, sources, progress)
     model = SiameseUNet(config.width, len(config.outputs))
@@ -355,12 +353,7 @@ def train_change(config: ChangeTrainingConfig,
     for step in range(config.steps):
         a, b, y = _batch(before, after, labels, rng, config.batch)
         loss = _loss(model(a, b), y, config.positive_weight)
-        optimiser.zero_grad()
-        loss.backward()
-        optimiser.step()
-        schedule.step()
-        value = float(loss.detach())
-        running = 0.98 * running + 0.02 * value if step else value
+        running = smoothed(running, optimisation_step(model, optimiser, schedule, loss), step)
         if progress is not None and (step % 50 == 0 or step == config.steps - 1):
             progress(f"step {step + 1}/{config.steps} loss {running:.3f}")
     held = draw_pairs(config, config.seed + 1, config.validation_pairs, sources, None)

@@ -27,7 +27,6 @@ from typing import Any
 import numpy as np
 import torch
 from numpy.typing import NDArray
-from torch import nn
 
 from sitewatch.analytics.change.learned import (
     SHIPPED_MODEL,
@@ -41,8 +40,14 @@ from sitewatch.core.errors import UnsupportedInputError
 from sitewatch.evaluation.change import LabelledPair, MethodScore, discover_pairs, evaluate_change
 from sitewatch.training.change import _loss, export_change_onnx
 from sitewatch.training.change_model import INPUT_MULTIPLE, SiameseUNet
-from sitewatch.training.finetune import FINE_TUNED_SUFFIX, freeze_norms, replace_files, split_frames
-from sitewatch.training.schedule import warmup_cosine
+from sitewatch.training.finetune import (
+    FINE_TUNED_SUFFIX,
+    freeze_norms,
+    replace_files,
+    split_frames,
+    user_folders,
+)
+from sitewatch.training.schedule import deterministic, optimisation_step, smoothed, warmup_cosine
 from sitewatch.training.weights import load_into, load_weights, save_weights, state_arrays, weights_path
 
 
@@ -157,16 +162,8 @@ def fine_tune_change(
     say = progress or (lambda message: None)
     if settings.crop % INPUT_MULTIPLE:
         raise UnsupportedInputError(f"the crop size {settings.crop} must be a multiple of {INPUT_MULTIPLE}")
-    pairs = list(dict.fromkeys(Path(p).resolve() for p in pairs))  # each folder once, in the order given
-    validation = list(dict.fromkeys(Path(p).resolve() for p in validation))
-    if not pairs:
-        raise UnsupportedInputError("give at least one folder of labelled pairs to fine-tune on: --pairs DIR")
-    if set(pairs) & set(validation):
-        raise UnsupportedInputError("a folder is given both to train on (--pairs) and to hold out "
-                                    "(--validation); give each folder once")
-    torch.manual_seed(settings.seed)
-    torch.set_num_threads(settings.threads)
-    torch.use_deterministic_algorithms(True)
+    pairs, validation = user_folders(pairs, validation, option="--pairs", kind="labelled pairs")
+    deterministic(settings.seed, settings.threads)
     base_path = base_card or shipped_model_dir() / f"{SHIPPED_MODEL}.json"
     base = ChangeModelCard.from_dict(json.loads(base_path.read_text(encoding="utf-8")), str(base_path))
     width = int(base.architecture.get("width", base.training.get("config", {}).get("width", 16)))
@@ -211,13 +208,7 @@ def fine_tune_change(
         # The user's labels are change of the kind the first output marks (LEVIR style: buildings);
         # the other outputs keep what they learnt (their negatives are not known here).
         loss = _loss(model(first, second)[:, :1], target, positive_weight)
-        optimiser.zero_grad()
-        loss.backward()
-        nn.utils.clip_grad_norm_(model.parameters(), 10.0)
-        optimiser.step()
-        schedule.step()
-        value = float(loss.detach())
-        running = 0.98 * running + 0.02 * value if step else value
+        running = smoothed(running, optimisation_step(model, optimiser, schedule, loss, clip_norm=10.0), step)
         if step % 50 == 0 or step == settings.steps - 1:
             say(f"step {step + 1}/{settings.steps} loss {running:.3f}")
 

@@ -27,7 +27,6 @@ import numpy as np
 import torch
 import yaml
 from PIL import Image
-from torch import nn
 
 from sitewatch.analytics.objects.onnx import ModelCard, OnnxDetector, file_sha256
 from sitewatch.core.errors import UnsupportedInputError
@@ -52,7 +51,7 @@ from sitewatch.training.data import (
 from sitewatch.training.model import STRIDE, CenterNetLite, parameter_count
 from sitewatch.training.mosaic import read_tile_mosaics
 from sitewatch.training.quantize import calibration_crops, quantize_detector
-from sitewatch.training.schedule import warmup_cosine
+from sitewatch.training.schedule import deterministic, optimisation_step, smoothed, warmup_cosine
 from sitewatch.training.simulated import SIMULATED_PREFIX, simulated_frames
 from sitewatch.training.sprites import REAL_SPRITE_SIZES, drawn_sprites, real_car_sprites
 from sitewatch.training.weights import save_weights, state_arrays, weights_path
@@ -477,10 +476,8 @@ def train_detector(config: DetectorTrainingConfig,
                    progress: Callable[[int, float], None] | None = None) -> TrainingResult:
     """Train, export, pick the thresholds on validation frames, measure held-out frames, write the card."""
     started = time.monotonic()
-    torch.manual_seed(config.seed)
     # One core composes the next batch (see _Batches), the others train.
-    torch.set_num_threads(max(1, config.threads - 1))
-    torch.use_deterministic_algorithms(True)
+    deterministic(config.seed, max(1, config.threads - 1))
     split = _split(config)
     frames = _training_frames(config, split)
     sampler = CropSampler(frames, model_gsd=config.model_gsd, crop=config.crop,
@@ -508,13 +505,8 @@ def train_detector(config: DetectorTrainingConfig,
                 log.info("step %d: %d hard negatives mined", step, len(anchors))
                 batches.release(step)
             loss = _loss(model, batches.next())
-            optimiser.zero_grad()
-            loss.backward()
-            nn.utils.clip_grad_norm_(model.parameters(), 10.0)
-            optimiser.step()
-            schedule.step()
-            value = float(loss.detach())
-            running = 0.98 * running + 0.02 * value if step else value
+            value = optimisation_step(model, optimiser, schedule, loss, clip_norm=10.0)
+            running = smoothed(running, value, step)
             if progress is not None and (step % 50 == 0 or step == config.steps - 1):
                 progress(step, running)
     finally:

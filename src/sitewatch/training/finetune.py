@@ -61,7 +61,7 @@ from sitewatch.training.detector import (
 )
 from sitewatch.training.model import CenterNetLite, parameter_count
 from sitewatch.training.quantize import calibration_crops, quantize_detector
-from sitewatch.training.schedule import warmup_cosine
+from sitewatch.training.schedule import deterministic, optimisation_step, smoothed, warmup_cosine
 from sitewatch.training.weights import load_into, load_weights, save_weights, state_arrays, weights_path
 
 FINE_TUNED_SUFFIX = "-finetuned"
@@ -178,6 +178,20 @@ def load_base(card_path: Path) -> tuple[ModelCard, CenterNetLite]:
     return card, model
 
 
+def user_folders(folders: Sequence[Path | str], validation: Sequence[Path | str], *, option: str,
+                 kind: str) -> tuple[list[Path], list[Path]]:
+    """The user's training and held-out folders, each once in the order given; refuses none to train
+    on, and a folder given as both (``option`` names the training flag, ``kind`` what they hold)."""
+    training = list(dict.fromkeys(Path(p).resolve() for p in folders))
+    held_out = list(dict.fromkeys(Path(p).resolve() for p in validation))
+    if not training:
+        raise UnsupportedInputError(f"give at least one folder of {kind} to fine-tune on: {option} DIR")
+    if set(training) & set(held_out):
+        raise UnsupportedInputError(f"a folder is given both to train on ({option}) and to hold out "
+                                    "(--validation); give each folder once")
+    return training, held_out
+
+
 def freeze_norms(model: nn.Module) -> None:
     """Keep every BatchNorm's running statistics (eval mode) while the rest trains."""
     for module in model.modules():
@@ -227,16 +241,8 @@ def fine_tune_detector(
     settings = settings or FineTuneSettings()
     base_card = base_card or shipped_model_dir() / "vehicles.json"
     say = progress or (lambda message: None)
-    data = list(dict.fromkeys(Path(p).resolve() for p in data))  # each folder once, in the order given
-    validation = list(dict.fromkeys(Path(p).resolve() for p in validation))
-    if not data:
-        raise UnsupportedInputError("give at least one folder of labelled frames to fine-tune on: --data DIR")
-    if set(data) & set(validation):
-        raise UnsupportedInputError("a folder is given both to train on (--data) and to hold out "
-                                    "(--validation); give each folder once")
-    torch.manual_seed(settings.seed)
-    torch.set_num_threads(settings.threads)
-    torch.use_deterministic_algorithms(True)
+    data, validation = user_folders(data, validation, option="--data", kind="labelled frames")
+    deterministic(settings.seed, settings.threads)
     base, model = load_base(base_card)
     augmentation = settings.augmentation or _base_augmentation(base)
     datasets, names = _datasets(data, validation, settings)
@@ -278,13 +284,7 @@ def fine_tune_detector(
     running = 0.0
     for step in range(settings.steps):
         loss = _loss(model, _batch(sampler, config), heat_classes=labelled)
-        optimiser.zero_grad()
-        loss.backward()
-        nn.utils.clip_grad_norm_(model.parameters(), 10.0)
-        optimiser.step()
-        schedule.step()
-        value = float(loss.detach())
-        running = 0.98 * running + 0.02 * value if step else value
+        running = smoothed(running, optimisation_step(model, optimiser, schedule, loss, clip_norm=10.0), step)
         if step % 50 == 0 or step == settings.steps - 1:
             say(f"step {step + 1}/{settings.steps} loss {running:.3f}")
     train_seconds = time.monotonic() - started

@@ -13,8 +13,8 @@ from rich.table import Table
 
 from sitewatch.analytics.change.learned import ChangeModelCard, LearnedBuildings
 from sitewatch.app.options import JsonOption, WorkspaceOption, resolve_workspace
-from sitewatch.core.errors import UnsupportedInputError
-from sitewatch.evaluation.change import DEFAULT_METHOD, LabelledPair, discover_pairs, evaluate_methods
+from sitewatch.evaluation.change import DEFAULT_METHOD, discover_pairs, evaluate_methods
+from sitewatch.evaluation.folders import not_trained_on
 from sitewatch.pipeline.models import workspace_change_card
 
 WORKSPACE_METHOD = "learned (workspace)"
@@ -55,7 +55,8 @@ def change(
     extra: list[tuple[str, LearnedBuildings]] = []
     if card.is_file() and (not methods or "learned" in methods):
         extra.append(("learned", LearnedBuildings(name=WORKSPACE_METHOD, model=card)))
-        pairs, left_out = _held_out(folder, pairs, card)
+        training = ChangeModelCard.from_dict(json.loads(card.read_text(encoding="utf-8")), str(card)).training
+        pairs, left_out = not_trained_on(folder, pairs, training, kind="pairs")
     evaluation = evaluate_methods(pairs, methods, extra=extra)
     scores = evaluation.scores
     scored_workspace = any(score.method == WORKSPACE_METHOD for score in scores)
@@ -99,20 +100,6 @@ def change(
     if left_out:
         typer.echo(f"left out {len(left_out)} pairs the workspace model was trained on: "
                    f"{', '.join(left_out)}")
-
-
-def _held_out(folder: Path, pairs: list[LabelledPair], card: Path) -> tuple[list[LabelledPair], list[str]]:
-    """The pairs the workspace model did not train on (its card lists those it did, per folder)."""
-    training = ChangeModelCard.from_dict(json.loads(card.read_text(encoding="utf-8")), str(card)).training
-    trained = set(dict(training.get("pairs", {})).get(str(folder.resolve()), ()))
-    kept = [p for p in pairs if p.name not in trained]
-    if not kept:
-        raise UnsupportedInputError(
-            f"the workspace change model was fine-tuned on every labelled pair of {folder}, so they cannot "
-            "measure it; give a folder of pairs it has not seen (its held-out pairs are listed under "
-            "training.validation_pairs in its model card)"
-        )
-    return kept, sorted(p.name for p in pairs if p.name in trained)
 
 
 def register(app: typer.Typer) -> None:

@@ -15,7 +15,6 @@ from rich.table import Table
 
 from sitewatch.analytics.objects import DEFAULT_DETECTOR, DetectorInfo, ObjectDetector, get_detector
 from sitewatch.app.options import JsonOption, WorkspaceOption, resolve_workspace
-from sitewatch.core.errors import UnsupportedInputError
 from sitewatch.evaluation.detect import (
     DetectionReport,
     LabelledImage,
@@ -24,6 +23,7 @@ from sitewatch.evaluation.detect import (
     read_folder,
     threshold_of,
 )
+from sitewatch.evaluation.folders import not_trained_on
 from sitewatch.pipeline.models import workspace_detector, workspace_model_card
 
 
@@ -65,7 +65,8 @@ def detect(
             return
         _print_report(report, shipped.info)
         return
-    images, trained = held_out_images(folder, tuned.card.training, gsd=gsd, fmt=label_format)
+    _, labelled = read_folder(folder, gsd=gsd, fmt=label_format)
+    images, trained = not_trained_on(folder, labelled, tuned.card.training, kind="frames")
     before = _evaluate(shipped, folder, label_format, gsd, threshold, images)
     after = _evaluate(tuned, folder, label_format, gsd, threshold, images)
     card = workspace_model_card(resolve_workspace(workspace))
@@ -97,22 +98,6 @@ def _evaluate(detector: ObjectDetector, folder: Path, label_format: str, gsd: fl
 
     return evaluate_folder(folder, predict, classes=info.classes, score_threshold=operating,
                            detector_name=info.name, gsd=gsd, fmt=label_format, images=images)
-
-
-def held_out_images(folder: Path, training: dict[str, Any], *, gsd: float | None,
-                    fmt: str) -> tuple[list[LabelledImage], list[str]]:
-    """The labelled images of ``folder`` a fine-tuned model did not train on (its card's ``training``
-    lists the frames it trained on per folder), and the names of those left out."""
-    _, images = read_folder(folder, gsd=gsd, fmt=fmt)
-    trained = set(dict(training.get("frames", {})).get(str(folder.resolve()), ()))
-    kept = [i for i in images if i.name not in trained]
-    if not kept:
-        raise UnsupportedInputError(
-            f"the workspace model was fine-tuned on every labelled frame of {folder}, so they cannot measure "
-            "it; give a folder of frames it has not seen (its held-out frames are listed under "
-            "training.validation_frames in its model card)"
-        )
-    return kept, sorted(i.name for i in images if i.name in trained)
 
 
 def _thresholds(report: DetectionReport) -> str:
