@@ -21,6 +21,7 @@ from typing import Any
 import pystac
 import pystac_client
 from pystac.utils import make_absolute_href
+from pystac_client.conformance import ConformanceClasses
 from pystac_client.exceptions import APIError
 from shapely import union_all
 from shapely.geometry import MultiPolygon, Polygon, mapping, shape
@@ -167,12 +168,8 @@ def _is_search_api(root: Mapping[str, Any]) -> bool:
 def _search(url: str, query: StacQuery) -> Iterator[StacEntry]:
     try:
         client = pystac_client.Client.open(url)
-        search = client.search(
-            intersects=mapping(query.area) if query.area is not None else None,
-            datetime=_interval(query),
-            collections=list(query.collections) or None,
-            limit=SEARCH_PAGE_SIZE,
-        )
+        filters = client.conforms_to(ConformanceClasses.FILTER)
+        search = client.search(**search_parameters(query, filters=filters))
         collections: dict[str, dict[str, Any]] = {}
         for feature in search.items_as_dicts():
             defaults = _collection_fields(client, feature.get("collection"), collections)
@@ -181,6 +178,32 @@ def _search(url: str, query: StacQuery) -> Iterator[StacEntry]:
     except (APIError, OSError) as error:
         raise StacSourceError(f"{url}: the STAC API search failed ({error}); check the URL and that the "
                               "server is up, then run again (stored items are skipped)") from error
+
+
+def search_parameters(query: StacQuery, *, filters: bool) -> dict[str, Any]:
+    """pystac-client ``search`` arguments for ``query``: the area, time and collections always; with
+    ``filters`` (the API conforms to the Filter extension) a CQL2-JSON filter on cloud cover and
+    off-nadir angle too, so the server leaves those items out instead of sending them.
+
+    ``gsd`` stays a client-side filter: it is the chosen asset's where it says, which the server does not
+    know (a WorldView item at 1.24 m has a 0.31 m pan-sharpened asset). The server's answer is filtered
+    again item by item anyway, for APIs that ignore a parameter.
+    """
+    parameters: dict[str, Any] = {
+        "intersects": mapping(query.area) if query.area is not None else None,
+        "datetime": _interval(query),
+        "collections": list(query.collections) or None,
+        "limit": SEARCH_PAGE_SIZE,
+    }
+    # An item that does not say a property passes its filter, as in _passes.
+    limits = (("eo:cloud_cover", query.max_cloud), ("view:off_nadir", query.max_off_nadir))
+    clauses = [{"op": "or", "args": [{"op": "isNull", "args": [{"property": name}]},
+                                     {"op": "<=", "args": [{"property": name}, limit]}]}
+               for name, limit in limits if limit is not None]
+    if filters and clauses:
+        parameters["filter"] = clauses[0] if len(clauses) == 1 else {"op": "and", "args": clauses}
+        parameters["filter_lang"] = "cql2-json"
+    return parameters
 
 
 def _collection_fields(client: pystac_client.Client, collection_id: object,
