@@ -22,6 +22,7 @@ from typer.testing import CliRunner
 
 from range_server import RangeServer, serving
 from sitewatch.app.cli import app
+from sitewatch.imagery import stac
 from sitewatch.imagery.simulate import load_scenario, simulate
 from sitewatch.imagery.stac import StacQuery, search_parameters
 from sitewatch.store import Workspace
@@ -144,11 +145,15 @@ def test_api_ingest_takes_only_items_over_the_site_reads_windows_and_reruns_take
     server = api_catalog.server
     server.reset()
 
-    summary = _ingest(root, "--stac", api_catalog.api.url)
+    # Pages of 4: the search must follow pgstac's `next` links to find the 12 items over the site.
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(stac, "SEARCH_PAGE_SIZE", 4)
+        summary = _ingest(root, "--stac", api_catalog.api.url)
     over_site = api_catalog.ids(MAIN) - {i for i in api_catalog.items if i.endswith("-elsewhere")}
     assert _items_of(summary, "ingested") == over_site | api_catalog.ids(ARCHIVE), summary
     failed = [entry["message"] for entry in summary["files"] if entry["status"] == "failed"]
-    assert len(failed) == 1 and "STAC item no-href" in failed[0] and "'href'" in failed[0], failed
+    broken = f"STAC item no-href ({api_catalog.api.url}collections/{BROKEN}/items/no-href): malformed"
+    assert len(failed) == 1 and failed[0].startswith(broken) and "'href'" in failed[0], failed
     assert "malformed" in failed[0] and "fix the item" in failed[0]
 
     ingested = sorted(_items_of(summary, "ingested"))

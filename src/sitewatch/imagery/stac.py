@@ -283,8 +283,8 @@ def _entry(document: object, *, base: str, query: StacQuery, fallback_label: str
            defaults: Mapping[str, Any] | None = None, self_href: str | None = None) -> Iterator[StacEntry]:
     """The chosen asset of the item ``document`` when it passes ``query``; a problem naming it when bad."""
     item_id = document.get("id") if isinstance(document, dict) else None
-    label = f"STAC item {item_id} ({self_href or fallback_label})" if isinstance(item_id, str) \
-        else f"STAC item at {fallback_label}"
+    where = self_href or _self_link(document) or fallback_label
+    label = f"STAC item {item_id} ({where})" if isinstance(item_id, str) else f"STAC item at {where}"
     try:
         if not isinstance(document, dict):
             raise ValueError("it is not a JSON object")
@@ -299,6 +299,15 @@ def _entry(document: object, *, base: str, query: StacQuery, fallback_label: str
         return
     if ref is not None and _passes(ref, query):
         yield ref
+
+
+def _self_link(document: object) -> str | None:
+    """The item's own ``self`` link (an API's items carry one), to name a bad item where it can be found."""
+    links = document.get("links") if isinstance(document, dict) else None
+    for link in links if isinstance(links, list) else []:
+        if isinstance(link, dict) and link.get("rel") == "self" and isinstance(link.get("href"), str):
+            return str(link["href"])
+    return None
 
 
 def _check_time_fields(document: Mapping[str, Any]) -> None:
