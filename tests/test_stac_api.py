@@ -34,7 +34,8 @@ MAIN = "sim-vhr"
 ARCHIVE = "sim-archive"
 """Two more items over the site: one that does not say its cloud cover, one at 2 m."""
 BROKEN = "sim-broken"
-"""An item pgstac accepts whose only asset has no href."""
+"""Items pgstac accepts but sitewatch cannot use: one whose only asset has no href, one with only a
+thumbnail."""
 ELSEWHERE_SHIFT = 30.0
 """Degrees east: where the copies that are not over any site lie."""
 
@@ -115,7 +116,9 @@ def api_catalog(stac_api: StacApi, tmp_path_factory: pytest.TempPathFactory) -> 
         items[no_cloud["id"]], items[coarse["id"]] = no_cloud, coarse
         broken = _api_item(scenes[0], BROKEN, "no-href", "")
         broken["assets"]["image"].pop("href")
-        items[broken["id"]] = broken
+        thumbnail_only = _api_item(scenes[1], BROKEN, "thumbnail-only", f"{server.url}thumb.png")
+        thumbnail_only["assets"]["image"].update(type="image/png", roles=["thumbnail"])
+        items[broken["id"]], items[thumbnail_only["id"]] = broken, thumbnail_only
 
         stac_api.clear()
         stac_api.load(collections=[_collection(MAIN, "simulated scenes"),
@@ -145,16 +148,20 @@ def test_api_ingest_takes_only_items_over_the_site_reads_windows_and_reruns_take
     server = api_catalog.server
     server.reset()
 
-    # Pages of 4: the search must follow pgstac's `next` links to find the 12 items over the site.
+    # Pages of 4: the search must follow pgstac's `next` links to find the 13 items over the site.
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(stac, "SEARCH_PAGE_SIZE", 4)
         summary = _ingest(root, "--stac", api_catalog.api.url)
     over_site = api_catalog.ids(MAIN) - {i for i in api_catalog.items if i.endswith("-elsewhere")}
     assert _items_of(summary, "ingested") == over_site | api_catalog.ids(ARCHIVE), summary
     failed = [entry["message"] for entry in summary["files"] if entry["status"] == "failed"]
-    broken = f"STAC item no-href ({api_catalog.api.url}collections/{BROKEN}/items/no-href): malformed"
-    assert len(failed) == 1 and failed[0].startswith(broken) and "'href'" in failed[0], failed
-    assert "malformed" in failed[0] and "fix the item" in failed[0]
+    no_href, thumbnail_only = sorted(failed)
+    named = f"STAC item no-href ({api_catalog.api.url}collections/{BROKEN}/items/no-href): malformed"
+    assert len(failed) == 2 and no_href.startswith(named), failed
+    assert "required field 'href' is missing" in no_href and "fix the item" in no_href
+    named = f"STAC item thumbnail-only ({api_catalog.api.url}collections/{BROKEN}/items/thumbnail-only)"
+    assert thumbnail_only.startswith(f"{named}: no asset sitewatch can read windows from (assets image: "
+                                     "image/png, roles thumbnail)"), thumbnail_only
 
     ingested = sorted(_items_of(summary, "ingested"))
     sent = {i: server.served_bytes(api_catalog.asset_path(i)) for i in ingested}
@@ -176,7 +183,7 @@ def test_api_ingest_takes_only_items_over_the_site_reads_windows_and_reruns_take
 
     server.reset()
     again = _ingest(root, "--stac", api_catalog.api.url)
-    assert again["ingested"] == 0 and again["skipped"] == len(ingested) and again["failed"] == 1, again
+    assert again["ingested"] == 0 and again["skipped"] == len(ingested) and again["failed"] == 2, again
     assert not server.requests, "a second run opened an asset"
 
 
