@@ -16,6 +16,8 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from stac_api import StacApi, running_stac_api
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 TEST_DATA = Path(__file__).resolve().parent / "data"
 SHARED_DATA = Path(os.environ.get("SITEWATCH_SHARED_DATA", REPO_ROOT.parent / "shared" / "data"))
@@ -168,3 +170,22 @@ def database_url(store_backend: str, request: pytest.FixtureRequest) -> str | No
         return None
     server: PostgresServer = request.getfixturevalue("postgres_server")
     return server.create_database()
+
+
+# --- a real STAC API (stac-fastapi-pgstac over pgstac) in the PostgreSQL server above -------------------
+
+@pytest.fixture(scope="session")
+def stac_api(postgres_server: PostgresServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[StacApi]:
+    """stac-fastapi-pgstac on 127.0.0.1 over a fresh pgstac database (``pypgstac migrate``), for the session.
+
+    ``stac_api.url`` is the landing page; ``stac_api.load(collections, items)`` puts STAC documents in it
+    with ``pypgstac load``; ``stac_api.clear()`` empties it (a module that needs a known catalog clears
+    it first, as the server is shared by the session). Skips when the dev extra is not installed.
+    """
+    for module in ("stac_fastapi.pgstac", "pypgstac"):
+        pytest.importorskip(module, reason=f"{module} is not installed: run `pip install -e '.[dev]'` "
+                                           "(make test does)")
+    database = sa.engine.make_url(postgres_server.create_database()).database
+    dsn = f"postgresql://postgres@127.0.0.1:{postgres_server.port}/{database}"
+    with running_stac_api(dsn, _free_port(), tmp_path_factory.mktemp("stac-api")) as api:
+        yield api

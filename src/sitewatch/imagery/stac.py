@@ -21,6 +21,7 @@ from typing import Any
 import pystac
 import pystac_client
 from pystac.utils import make_absolute_href
+from pystac_client.conformance import ConformanceClasses
 from pystac_client.exceptions import APIError
 from shapely import union_all
 from shapely.geometry import MultiPolygon, Polygon, mapping, shape
@@ -167,12 +168,8 @@ def _is_search_api(root: Mapping[str, Any]) -> bool:
 def _search(url: str, query: StacQuery) -> Iterator[StacEntry]:
     try:
         client = pystac_client.Client.open(url)
-        search = client.search(
-            intersects=mapping(query.area) if query.area is not None else None,
-            datetime=_interval(query),
-            collections=list(query.collections) or None,
-            limit=SEARCH_PAGE_SIZE,
-        )
+        filters = client.conforms_to(ConformanceClasses.FILTER)
+        search = client.search(**search_parameters(query, filters=filters))
         collections: dict[str, dict[str, Any]] = {}
         for feature in search.items_as_dicts():
             defaults = _collection_fields(client, feature.get("collection"), collections)
@@ -181,6 +178,32 @@ def _search(url: str, query: StacQuery) -> Iterator[StacEntry]:
     except (APIError, OSError) as error:
         raise StacSourceError(f"{url}: the STAC API search failed ({error}); check the URL and that the "
                               "server is up, then run again (stored items are skipped)") from error
+
+
+def search_parameters(query: StacQuery, *, filters: bool) -> dict[str, Any]:
+    """pystac-client ``search`` arguments for ``query``: the area, time and collections always; with
+    ``filters`` (the API conforms to the Filter extension) a CQL2-JSON filter on cloud cover and
+    off-nadir angle too, so the server leaves those items out instead of sending them.
+
+    ``gsd`` stays a client-side filter: it is the chosen asset's where it says, which the server does not
+    know (a WorldView item at 1.24 m has a 0.31 m pan-sharpened asset). The server's answer is filtered
+    again item by item anyway, for APIs that ignore a parameter.
+    """
+    parameters: dict[str, Any] = {
+        "intersects": mapping(query.area) if query.area is not None else None,
+        "datetime": _interval(query),
+        "collections": list(query.collections) or None,
+        "limit": SEARCH_PAGE_SIZE,
+    }
+    # An item that does not say a property passes its filter, as in _passes.
+    limits = (("eo:cloud_cover", query.max_cloud), ("view:off_nadir", query.max_off_nadir))
+    clauses = [{"op": "or", "args": [{"op": "isNull", "args": [{"property": name}]},
+                                     {"op": "<=", "args": [{"property": name}, limit]}]}
+               for name, limit in limits if limit is not None]
+    if filters and clauses:
+        parameters["filter"] = clauses[0] if len(clauses) == 1 else {"op": "and", "args": clauses}
+        parameters["filter_lang"] = "cql2-json"
+    return parameters
 
 
 def _collection_fields(client: pystac_client.Client, collection_id: object,
@@ -260,22 +283,49 @@ def _entry(document: object, *, base: str, query: StacQuery, fallback_label: str
            defaults: Mapping[str, Any] | None = None, self_href: str | None = None) -> Iterator[StacEntry]:
     """The chosen asset of the item ``document`` when it passes ``query``; a problem naming it when bad."""
     item_id = document.get("id") if isinstance(document, dict) else None
-    label = f"STAC item {item_id} ({self_href or fallback_label})" if isinstance(item_id, str) \
-        else f"STAC item at {fallback_label}"
+    where = self_href or _self_link(document) or fallback_label
+    label = f"STAC item {item_id} ({where})" if isinstance(item_id, str) else f"STAC item at {where}"
     try:
         if not isinstance(document, dict):
             raise ValueError("it is not a JSON object")
         _check_time_fields(document)
         item = pystac.Item.from_dict(dict(document), href=self_href)
-        ref = _asset_ref(item, document, base, defaults)
+        footprint, metadata = _item_fields(item, document, defaults)
+        ref = _asset_ref(item, footprint, metadata, base)
     except (pystac.STACError, ValueError, TypeError, KeyError, AttributeError) as error:
         text = str(error) or type(error).__name__
         if isinstance(error, KeyError):
             text = f"required field {text} is missing"
         yield StacProblem(label, f"{label}: malformed ({text}); fix the item or ask its provider")
         return
-    if ref is not None and _passes(ref, query):
+    if ref is None:
+        # Wanted (over the sites, in the filters) but unreadable: said, not dropped in silence.
+        if _passes(footprint, item.collection_id, metadata, query):
+            yield StacProblem(label, f"{label}: {_NO_RASTER} ({_asset_list(item)}); {_READABLE}")
+        return
+    if _passes(ref.footprint, ref.collection, ref.metadata, query):
         yield ref
+
+
+_NO_RASTER = "no asset sitewatch can read windows from"
+_READABLE = ("it reads GeoTIFF/COG and JPEG2000 assets (media type image/tiff or image/jp2, or a .tif, .tiff "
+             "or .jp2 href) that are not thumbnails, overviews, metadata or masks: add one to the item or "
+             "ask its provider")
+
+
+def _asset_list(item: pystac.Item) -> str:
+    listed = [f"{key}: {asset.media_type or 'no media type'}, roles {', '.join(asset.roles or []) or 'none'}"
+              for key, asset in item.assets.items()]
+    return "assets " + "; ".join(listed) if listed else "it has no assets"
+
+
+def _self_link(document: object) -> str | None:
+    """The item's own ``self`` link (an API's items carry one), to name a bad item where it can be found."""
+    links = document.get("links") if isinstance(document, dict) else None
+    for link in links if isinstance(links, list) else []:
+        if isinstance(link, dict) and link.get("rel") == "self" and isinstance(link.get("href"), str):
+            return str(link["href"])
+    return None
 
 
 def _check_time_fields(document: Mapping[str, Any]) -> None:
@@ -291,20 +341,26 @@ def _check_time_fields(document: Mapping[str, Any]) -> None:
         raise ValueError("properties.datetime is null and there is no start_datetime")
 
 
-def _asset_ref(item: pystac.Item, document: Mapping[str, Any], base: str,
-               defaults: Mapping[str, Any] | None) -> StacAssetRef | None:
+def _item_fields(item: pystac.Item, document: Mapping[str, Any],
+                 defaults: Mapping[str, Any] | None) -> tuple[Polygon | MultiPolygon, StacSidecar]:
+    """The item's footprint and what it says of its acquisition; ValueError naming what is missing."""
     if item.geometry is None:
         raise ValueError("it has no geometry, so it cannot be matched to sites")
     footprint = shape(item.geometry)
     if not isinstance(footprint, Polygon | MultiPolygon) or footprint.is_empty:
         raise ValueError(f"its geometry is a {footprint.geom_type}, not an area")
-    self_href = item.get_self_href()
-    metadata = item_metadata(document, self_href or item.id, defaults)
+    metadata = item_metadata(document, item.get_self_href() or item.id, defaults)
     if metadata is None or metadata.acquired is None:
         raise ValueError("it has no datetime or start_datetime")
+    return footprint, metadata
+
+
+def _asset_ref(item: pystac.Item, footprint: Polygon | MultiPolygon, metadata: StacSidecar,
+               base: str) -> StacAssetRef | None:
+    """The asset to read, or None when the item has none sitewatch can read."""
+    self_href = item.get_self_href()
     choice = choose_asset(item)
     if choice is None:
-        log.info("STAC item %s has no raster asset GDAL can read windows from; skipped", item.id)
         return None
     key, asset, bands = choice
     href = make_absolute_href(asset.href, self_href or base)
@@ -315,16 +371,15 @@ def _asset_ref(item: pystac.Item, document: Mapping[str, Any], base: str,
                         href=href, bands=bands, footprint=footprint, metadata=metadata)
 
 
-def _passes(ref: StacAssetRef, query: StacQuery) -> bool:
-    meta = ref.metadata
+def _passes(footprint: BaseGeometry, collection: str | None, meta: StacSidecar, query: StacQuery) -> bool:
     acquired = meta.acquired
-    if query.area is not None and not ref.footprint.intersects(query.area):
+    if query.area is not None and not footprint.intersects(query.area):
         return False
     if acquired is not None and query.since is not None and acquired < ensure_utc(query.since):
         return False
     if acquired is not None and query.until is not None and acquired > ensure_utc(query.until):
         return False
-    if query.collections and ref.collection not in query.collections:
+    if query.collections and collection not in query.collections:
         return False
     if query.max_cloud is not None and meta.cloud_cover is not None \
             and meta.cloud_cover * 100.0 > query.max_cloud + 1e-9:
