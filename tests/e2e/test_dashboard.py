@@ -31,7 +31,7 @@ def test_analyst_flow(page: Any, base_url: str, e2e_sample: SampleWorkspace) -> 
     assert page.locator(".leaflet-interactive").count() >= 2  # outline and marker of the site
     screenshot(page, "01-map")
 
-    page.click("text=Test Port")
+    page.click("[data-testid=site-list] >> text=Test Port")  # the queue above names the site too
     page.wait_for_url(f"**/sites/{e2e_sample.site_id}")
     page.wait_for_selector("#timelines[data-ready=true]")
     page.wait_for_selector("#compare[data-ready=true]")

@@ -5,10 +5,13 @@ from __future__ import annotations
 import statistics
 from collections import defaultdict
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
+from urllib.parse import quote
 
 from sitewatch.app.compare import reference_for
 from sitewatch.app.web import serialize
+from sitewatch.core import words
 from sitewatch.core.types import Alert, AlertState, IndicatorValue, Observation, Site
 from sitewatch.monitor import lifecycle
 from sitewatch.store.protocol import Store
@@ -134,4 +137,77 @@ def alert_detail(ws: Store, alert_id: str) -> dict[str, Any]:
         "history": [serialize.alert_event(e) for e in ws.alert_history(alert.id)],
         "assessments": [serialize.assessment(a) for a in ws.assessments(alert.id)],
         "track_record": track_record(site_alerts, before=alert),
+    }
+
+
+def _queue_order(alert: Alert) -> tuple[float, float]:
+    """Newest image first; among alerts on the same image, the smallest p (the most unusual) first."""
+    p = alert.p_value if alert.p_value is not None else 1.0
+    return (-alert.acquired.timestamp(), p)
+
+
+def queue_item(alert: Alert, site: Site | None, *, last_visit: datetime | None) -> dict[str, Any]:
+    """One untriaged alert as the morning queue lists it, in words a person reads."""
+    thumbnail = f"/api/observations/{quote(alert.observation_id)}/thumbnail.png"
+    if alert.zone_id is not None:
+        thumbnail += f"?zone={quote(alert.zone_id)}"
+    return {
+        "id": alert.id,
+        "url": f"/alerts/{quote(alert.id)}",
+        "site_id": alert.site_id,
+        "site_name": site.name if site is not None else alert.site_id,
+        "zone_id": alert.zone_id,
+        "zone_name": words.human_name(alert.zone_id, site),
+        "indicator": alert.indicator,
+        "indicator_name": words.human_name(alert.indicator),
+        "acquired": serialize.iso(alert.acquired),
+        "acquired_text": words.when(alert.acquired),
+        "created": serialize.iso(alert.created),
+        "p_value": alert.p_value,
+        "p_text": words.p_value(alert.p_value),
+        "explanation": alert.explanation,
+        "thumbnail": thumbnail,
+        "new": last_visit is None or alert.created > last_visit,
+    }
+
+
+def site_latest(ws: Store, site: Site, alerts: Sequence[Alert]) -> dict[str, Any]:
+    """A site's line on the home page: the date of its last image and the state of its latest alert."""
+    observations = ws.observations(site.id)
+    last_image = max((o.acquired for o in observations), default=None)
+    latest = max(alerts, key=lambda a: (a.acquired, a.created), default=None)
+    _, open_count = site_status(alerts)
+    return {
+        "id": site.id,
+        "name": site.name,
+        "country": site.country,
+        "category": site.category,
+        "approximate": site.approximate,
+        "last_image": serialize.iso(last_image) if last_image is not None else None,
+        "last_image_text": words.when(last_image) if last_image is not None else "no image yet",
+        "latest_alert_state": latest.state.value if latest is not None else None,
+        "latest_alert_text": words.human_name(latest.state.value) if latest is not None else "no alerts",
+        "latest_alert_id": latest.id if latest is not None else None,
+        "open_alerts": open_count,
+    }
+
+
+def morning_queue(ws: Store, *, last_visit: datetime | None) -> dict[str, Any]:
+    """The analyst's morning: the alerts nobody has triaged yet (newest first, then by p), each
+    marked new when it was raised after ``last_visit`` (all are new on a first visit), and per
+    site the last image's date and its latest alert's state."""
+    sites = {site.id: site for site in ws.sites()}
+    by_site: dict[str, list[Alert]] = defaultdict(list)
+    for alert in ws.alerts():
+        by_site[alert.site_id].append(alert)
+    waiting = sorted(
+        (a for alerts in by_site.values() for a in alerts if a.state is AlertState.NEW), key=_queue_order
+    )
+    items = [queue_item(a, sites.get(a.site_id), last_visit=last_visit) for a in waiting]
+    return {
+        "last_visit": serialize.iso(last_visit) if last_visit is not None else None,
+        "last_visit_text": words.when(last_visit) if last_visit is not None else None,
+        "new_count": sum(1 for item in items if item["new"]),
+        "items": items,
+        "sites": [site_latest(ws, site, by_site.get(site.id, [])) for site in sites.values()],
     }

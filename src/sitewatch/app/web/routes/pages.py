@@ -189,8 +189,10 @@ def map_page(request: Request, ws: WorkspaceDep) -> Response:
     caller = _page_caller(request)
     if caller is None:
         return _to_login(request)
-    sites = views.site_summaries(ws)
-    return _render(request, "map.html", caller, sites=sites, workspace=ws.settings.name)
+    # The visit is recorded as the page is made: what arrived since the previous one is marked new.
+    last_visit = user_store(request).record_visit(caller.user.name)
+    queue = views.morning_queue(ws, last_visit=last_visit)
+    return _render(request, "map.html", caller, queue=queue, workspace=ws.settings.name)
 
 
 @router.get("/sites/{site}", response_class=HTMLResponse)

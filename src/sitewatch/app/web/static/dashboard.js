@@ -30,43 +30,6 @@ function blankMap(element) {
   return L.map(element, { attributionControl: true, worldCopyJump: false, maxZoom: 20 });
 }
 
-function graticule(map, bounds) {
-  const [west, south, east, north] = [bounds.getWest(), bounds.getSouth(), bounds.getEast(), bounds.getNorth()];
-  const step = Math.max(0.5, Math.ceil((east - west) / 10));
-  for (let lon = Math.floor(west - 1); lon <= east + 1; lon += step) {
-    L.polyline([[south - 5, lon], [north + 5, lon]], { color: "#b8c2cf", weight: 1, interactive: false }).addTo(map);
-  }
-  for (let lat = Math.floor(south - 1); lat <= north + 1; lat += step) {
-    L.polyline([[lat, west - 5], [lat, east + 5]], { color: "#b8c2cf", weight: 1, interactive: false }).addTo(map);
-  }
-}
-
-async function overviewMap(element) {
-  const map = blankMap(element);
-  const page = await getJson(element.dataset.sitesUrl);
-  const outlines = page.items.map((site) => L.geoJSON(site.geometry, {
-    style: { color: STATE_COLOURS[site.alert_state || "none"], weight: 2, fillOpacity: 0.15 },
-  }));
-  // Leaflet needs a view before vector layers are added.
-  const bounds = outlines.length ? L.featureGroup(outlines).getBounds().pad(0.3)
-    : L.latLngBounds([[-60, -170], [75, 170]]);
-  map.fitBounds(bounds);
-  graticule(map, bounds);
-  page.items.forEach((site, index) => {
-    const colour = STATE_COLOURS[site.alert_state || "none"];
-    const marker = L.circleMarker([site.centre[1], site.centre[0]], {
-      radius: 9, color: "#fff", weight: 2, fillColor: colour, fillOpacity: 0.95,
-    });
-    const label = `<a href="/sites/${encodeURIComponent(site.id)}">${escapeHtml(site.name)}</a><br>` +
-      `${escapeHtml((site.alert_state || "no alerts").replace("_", " "))} · ${site.open_alerts} open`;
-    marker.bindPopup(label).bindTooltip(site.name);
-    marker.on("dblclick", () => { window.location.href = `/sites/${encodeURIComponent(site.id)}`; });
-    outlines[index].addTo(map);
-    marker.addTo(map);
-  });
-  element.dataset.ready = "true";
-}
-
 async function siteMap(element) {
   const map = blankMap(element);
   const site = await getJson(`/api/sites/${encodeURIComponent(element.dataset.siteId)}`);
@@ -228,8 +191,8 @@ async function compare(section) {
 function start() {
   const report = (error) => { console.error(error); document.body.dataset.error = String(error); };
   const map = document.getElementById("site-map");
-  if (map && map.dataset.sitesUrl) overviewMap(map).catch(report);
-  else if (map && map.dataset.siteId) siteMap(map).catch(report);
+  // The home page's overview map is drawn by queue.js, over the offline basemap.
+  if (map && map.dataset.siteId) siteMap(map).catch(report);
   const charts = document.getElementById("timelines");
   if (charts) timelines(charts).catch(report);
   const section = document.getElementById("compare");

@@ -1,0 +1,113 @@
+"""The morning queue's JSON API and its thumbnails, over a real sample workspace (issue 16)."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterator
+from datetime import timedelta
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+from PIL import Image
+
+from e2e.sample_workspace import SITE_ID, START, SampleWorkspace, build_sample_workspace
+from sitewatch.app.web import create_app
+from sitewatch.core.types import Alert, AlertState
+from sitewatch.store.users import user_store
+from sitewatch.store.workspace import Workspace
+
+
+@pytest.fixture(scope="module")
+def sample(tmp_path_factory: pytest.TempPathFactory) -> SampleWorkspace:
+    root = tmp_path_factory.mktemp("queue") / "ws"
+    built = build_sample_workspace(root)
+    with Workspace.open(root) as ws:  # two more alerts on the last image: the smaller p comes first
+        ws.upsert_alerts([
+            Alert(id=f"alert-{name}", site_id=SITE_ID, observation_id=built.observation_ids[-1],
+                  acquired=START + timedelta(days=21), created=START + timedelta(days=40),
+                  indicator=indicator, value=5.0, baseline=1.0, score=3.0, explanation=f"{name} alert",
+                  zone_id=zone, p_value=p)
+            for name, indicator, zone, p in (("yard", "count_rail_car", "yard", 0.0004),
+                                             ("site", "changed_area_m2", None, 0.3))
+        ])
+    return built
+
+
+@pytest.fixture(scope="module")
+def client(sample: SampleWorkspace) -> Iterator[TestClient]:
+    with TestClient(create_app(sample.root)) as test_client:
+        yield test_client
+
+
+def queue(client: TestClient, sample: SampleWorkspace, query: str = "", role: str = "viewer") -> dict:
+    answer = client.get(f"/api/queue{query}", headers={"Authorization": f"Bearer {sample.tokens[role]}"})
+    assert answer.status_code == 200, answer.text
+    result: dict = answer.json()
+    return result
+
+
+def test_queue_lists_untriaged_alerts_newest_first_then_by_p(
+    client: TestClient, sample: SampleWorkspace
+) -> None:
+    found = queue(client, sample)
+    # not the benign one; on one image, the smallest p first
+    assert [i["id"] for i in found["items"]] == ["alert-yard", "alert-trucks", "alert-site"]
+    yard, trucks, whole = found["items"]
+    assert (yard["site_name"], yard["zone_name"], yard["indicator_name"]) == ("Test Port", "Rail yard",
+                                                                             "rail car count")
+    assert whole["zone_name"] == "whole site" and whole["indicator_name"] == "changed area"
+    assert trucks["acquired_text"] == "2019-02-22 02:30 UTC" and trucks["p_text"] == "0.01"
+    assert yard["p_text"] == "0.0004" and trucks["url"] == "/alerts/alert-trucks"
+    assert trucks["thumbnail"] == f"/api/observations/{sample.observation_ids[-1]}/thumbnail.png?zone=pad"
+    assert whole["thumbnail"].endswith("/thumbnail.png")
+    [site] = found["sites"]
+    assert site["last_image_text"] == "2019-02-22 02:30 UTC" and site["latest_alert_state"] == "new"
+    assert site["open_alerts"] == 3
+
+
+def test_new_marks_follow_the_last_visit_and_the_api_records_none(
+    client: TestClient, sample: SampleWorkspace
+) -> None:
+    never = queue(client, sample, role="admin")  # admin never visited: everything is new
+    assert never["last_visit"] is None and never["new_count"] == 3
+    later = queue(client, sample, "?since=2019-03-05T00:00:00", role="admin")  # naive means UTC
+    assert [(i["id"], i["new"]) for i in later["items"]] == [
+        ("alert-yard", True), ("alert-trucks", False), ("alert-site", True)]
+    with Workspace.open(sample.root) as ws:
+        users = user_store(ws)
+        assert users.record_visit("admin") is None
+        visited = users.last_visit("admin")
+    assert visited is not None
+    after = queue(client, sample, role="admin")
+    assert after["new_count"] == 0 and after["last_visit"] is not None
+    with Workspace.open(sample.root) as ws:
+        assert user_store(ws).last_visit("admin") == visited  # reading the queue is not a visit
+    # triage takes an alert out of the queue
+    with Workspace.open(sample.root) as ws:
+        ws.set_alert_state("alert-site", AlertState.ACKNOWLEDGED, who="admin")
+    assert [i["id"] for i in queue(client, sample)["items"]] == ["alert-yard", "alert-trucks"]
+
+
+def test_thumbnail_is_a_small_crop_of_the_zone_and_cached(
+    client: TestClient, sample: SampleWorkspace
+) -> None:
+    headers = {"Authorization": f"Bearer {sample.tokens['viewer']}"}
+    url = f"/api/observations/{sample.observation_ids[-1]}/thumbnail.png"
+    pad = client.get(f"{url}?zone=pad", headers=headers)
+    assert pad.status_code == 200 and pad.headers["content-type"] == "image/png"
+    assert "max-age" in pad.headers["cache-control"]
+    crop = Image.open(io.BytesIO(pad.content))
+    whole = Image.open(io.BytesIO(client.get(url, headers=headers).content))
+    assert whole.size == (128, 128)  # the 128-pixel chip is under the 160-pixel cap
+    # the pad is 110 m of the 256 m chip: with its margin, about 63 of 128 pixels, on the chip's grid
+    assert 50 <= crop.size[0] <= 80 and abs(crop.size[0] - crop.size[1]) <= 2
+    # the pad lies 10 m inside the chip's south-west corner, so its 16 m margin runs off the chip there:
+    # a few transparent columns on the left and rows at the bottom, never filled, and the rest is image
+    alpha = np.asarray(crop.convert("RGBA"))[..., 3]
+    assert (alpha[:, :3] == 0).all() and (alpha[-3:, :] == 0).all()
+    assert (alpha[: -crop.size[1] // 10, crop.size[0] // 10 :] == 255).all()
+    assert client.get(f"{url}?zone=pad", headers=headers).content == pad.content
+    missing = client.get(f"{url}?zone=nowhere", headers=headers)
+    assert missing.status_code == 404 and "pad, yard" in missing.json()["error"]["message"]
+    assert client.get(f"{url}?zone=pad").status_code == 401
