@@ -74,6 +74,12 @@ def test_new_marks_follow_the_last_visit_and_the_api_records_none(
     later = queue(client, sample, "?since=2019-03-05T00:00:00", role="admin")  # naive means UTC
     assert [(i["id"], i["new"]) for i in later["items"]] == [
         ("alert-yard", True), ("alert-trucks", False), ("alert-site", True)]
+    # a date alone is the start of that day: the two alerts raised 2019-03-13 02:30 are new after the 13th
+    assert queue(client, sample, "?since=2019-03-13", role="admin")["new_count"] == 2
+    assert queue(client, sample, "?since=2019-03-14", role="admin")["new_count"] == 0
+    admin = {"Authorization": f"Bearer {sample.tokens['admin']}"}
+    bad = client.get("/api/queue?since=yesterday", headers=admin)
+    assert bad.status_code == 400 and "2019-02-22" in bad.json()["error"]["message"]
     with Workspace.open(sample.root) as ws:
         users = user_store(ws)
         assert users.record_visit("admin") is None

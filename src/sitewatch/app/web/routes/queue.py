@@ -6,15 +6,13 @@ script polling it never clears the "new since your last visit" marks of the pers
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
 
 from sitewatch.app.web import views
 from sitewatch.app.web.auth import Caller, reader, user_store
-from sitewatch.app.web.deps import WorkspaceDep
-from sitewatch.core.timeutil import ensure_utc
+from sitewatch.app.web.deps import WorkspaceDep, parse_time
 
 router = APIRouter(prefix="/api/queue", tags=["alerts"])
 ReaderDep = Annotated[Caller, Depends(reader)]
@@ -26,10 +24,11 @@ def get_queue(
     ws: WorkspaceDep,
     caller: ReaderDep,
     since: Annotated[
-        datetime | None,
-        Query(description="mark alerts raised after this time as new; default: the caller's last visit "
-              "of the dashboard's home page"),
+        str | None,
+        Query(description="ISO 8601 date or datetime (UTC when naive): mark alerts raised after it as new; "
+              "default: the caller's last visit of the dashboard's home page"),
     ] = None,
 ) -> dict[str, Any]:
-    last_visit = ensure_utc(since) if since is not None else user_store(request).last_visit(caller.user.name)
+    given = parse_time("since", since)
+    last_visit = given if given is not None else user_store(request).last_visit(caller.user.name)
     return views.morning_queue(ws, last_visit=last_visit)
