@@ -7,7 +7,8 @@ these, so a name or a date reads the same everywhere.
   indicator specs give it.
 - :func:`when` writes a time in UTC to the minute (``2019-02-22 02:20 UTC``).
 - :func:`p_value`, :func:`area` and :func:`count` round to what the number means: p to two
-  significant digits, areas to 10 m², counts to whole objects.
+  significant digits, areas to 10 m², counts to whole objects; :func:`amount` picks the rounding
+  from an indicator's kind.
 """
 
 from __future__ import annotations
@@ -15,7 +16,15 @@ from __future__ import annotations
 import math
 from datetime import datetime
 
-from sitewatch.core.indicators import FIXED_INDICATORS, indicator_label, is_detection_count
+from sitewatch.core.errors import UnsupportedInputError
+from sitewatch.core.indicators import (
+    FIXED_INDICATORS,
+    IndicatorKind,
+    IndicatorSpec,
+    indicator_label,
+    indicator_spec,
+    is_detection_count,
+)
 from sitewatch.core.timeutil import ensure_utc
 from sitewatch.core.types import AlertState, Site, ZoneKind
 
@@ -72,3 +81,20 @@ def area(value_m2: float) -> str:
 def count(value: float) -> str:
     """A count of objects as a whole number."""
     return f"{round(value):,d}"
+
+
+def amount(spec: IndicatorSpec | str, value: float) -> str:
+    """A value of an indicator (its spec or name) rounded to what it means: counts whole, areas to
+    10 m², fractions and indices to three significant digits."""
+    if isinstance(spec, str):
+        try:
+            spec = indicator_spec(spec)
+        except UnsupportedInputError:
+            return f"{value:.3g}"
+    if not math.isfinite(value):
+        return "—"
+    if spec.kind is IndicatorKind.COUNT:
+        return count(value)
+    if spec.kind is IndicatorKind.AREA:
+        return area(value)
+    return f"{value:.3g}"
