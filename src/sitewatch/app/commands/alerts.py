@@ -9,11 +9,9 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.table import Table
 
 from sitewatch.app.commands.monitor import alert_json
 from sitewatch.app.options import JsonOption, WorkspaceOption, resolve_workspace
-from sitewatch.app.tables import add_id_column
 
 if TYPE_CHECKING:
     from sitewatch.core.types import Alert, AlertState
@@ -81,18 +79,20 @@ def list_alerts(
     if as_json:
         typer.echo(json.dumps([alert_json(a) for a in alerts], ensure_ascii=False))
         return
-    table = Table(title=f"{len(alerts)} alert(s)")
-    add_id_column(table, "id", (a.id for a in alerts))
-    for column in ("acquired", "site", "zone", "indicator", "value", "usual", "p", "state"):
-        table.add_column(column, overflow="fold")
+    # One block per alert, not a table: the id, the image's time, p and state on the first line, never
+    # cut (the id is typed into `alerts show`), then the words, which wrap at any width.
+    console = _console()
+    console.print(f"{len(alerts)} alert(s), newest first", highlight=False)
     for alert in alerts:
         site_of = sites.get(alert.site_id)
-        table.add_row(alert.id, words.when(alert.acquired), site_of.name if site_of else alert.site_id,
-                      words.human_name(alert.zone_id, site_of), words.human_name(alert.indicator),
-                      words.amount(alert.indicator, alert.value),
-                      words.amount(alert.indicator, alert.baseline),
-                      words.p_value(alert.p_value), words.human_name(alert.state.value))
-    _console().print(table)
+        value, usual = (words.amount(alert.indicator, v) for v in (alert.value, alert.baseline))
+        when, p_text = words.when(alert.acquired), words.p_value(alert.p_value)
+        where = f"{site_of.name if site_of else alert.site_id} · {words.human_name(alert.zone_id, site_of)}"
+        console.print(f"\n[bold]{alert.id}[/]  {when}  p = {p_text}  {words.human_name(alert.state.value)}",
+                      highlight=False)
+        console.print(f"  {where}", highlight=False, markup=False, soft_wrap=False)
+        console.print(f"  {words.human_name(alert.indicator)}: {value} (usually {usual})",
+                      highlight=False, markup=False, soft_wrap=False)
 
 
 def _show_json(ws: Store, alert: Alert) -> dict[str, Any]:
@@ -155,7 +155,8 @@ def show_alert(alert_id: AlertIdArgument, workspace: WorkspaceOption = None,
         for hypothesis in data["hypotheses"]:
             console.print(f"    {hypothesis['text']}{' (benign)' if hypothesis['benign'] else ''}")
     if data["recent_values"]:
-        values = ", ".join("-" if v["value"] is None else f"{v['value']:.3g}" for v in data["recent_values"])
+        values = ", ".join("-" if v["value"] is None else words.amount(data["indicator"], v["value"])
+                           for v in data["recent_values"])
         console.print(f"  recent values of {indicator} (oldest first): {values}")
     console.print(f"  track record: {data['track_record_text']}")
     console.print("  history:")
