@@ -224,14 +224,18 @@ def site_page(site: str, request: Request, ws: WorkspaceDep) -> Response:
         return _to_login(request)
     resolved = ws.site(site)
     alerts = ws.alerts(site_id=resolved.id)
+    observations = ws.observations(resolved.id)
+    spikes = views.unalerted_spikes(resolved, observations, ws.indicators(resolved.id), alerts,
+                                    false_alarm_rate=ws.settings.false_alarm_rate)
     return _render(
         request,
         "site.html",
         caller,
         site=views.site_summary(ws, resolved, alerts),
         alerts=alerts,
-        observations=ws.observations(resolved.id),
+        observations=observations,
         track_record=views.track_record(alerts),
+        spikes=spikes,
     )
 
 

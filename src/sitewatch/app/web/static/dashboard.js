@@ -61,7 +61,7 @@ function escapeHtml(text) {
 function drawSeries(container, series, observations, alerts, range) {
   const width = 900, height = 150, left = 48, right = 10, top = 18, bottom = 22;
   const chart = svg("svg", { class: "chart", viewBox: `0 0 ${width} ${height}`, role: "img",
-    "aria-label": `${series.name} in ${series.zone_id}` }, container);
+    "aria-label": `${series.label || series.name} in ${series.zone_name || series.zone_id}` }, container);
   const points = series.observation.map((index, i) => {
     const acquired = observations[index].acquired;
     return { t: Date.parse(acquired), acquired, value: series.value[i] };
@@ -73,7 +73,7 @@ function drawSeries(container, series, observations, alerts, range) {
   if (high === low) high = low + 1;
   const x = (t) => left + ((t - range[0]) / Math.max(1, range[1] - range[0])) * (width - left - right);
   const y = (v) => top + (1 - (v - low) / (high - low)) * (height - top - bottom);
-  svg("text", { x: left, y: 12 }, chart).textContent = `${series.name} · zone ${series.zone_id}`;
+  svg("text", { x: left, y: 12 }, chart).textContent = `${series.label || series.name} · ${series.zone_name || series.zone_id}`;
   svg("text", { x: 2, y: y(high) + 4 }, chart).textContent = high.toPrecision(3);
   svg("text", { x: 2, y: y(low) }, chart).textContent = low.toPrecision(3);
   if (band) {
@@ -92,6 +92,11 @@ function drawSeries(container, series, observations, alerts, range) {
       : svg("circle", { class: "point", cx: x(point.t), cy: y(point.value), r: 2.5 }, chart);
     svg("title", {}, node).textContent =
       `${point.acquired.slice(0, 10)}: ${point.value === null ? "not observed" : point.value}`;
+  }
+  for (const spike of series.unalerted || []) {
+    // a value far outside the band that raised no alert: the reason the stored data gives
+    const mark = svg("circle", { class: "unalerted", cx: x(Date.parse(spike.acquired)), cy: y(spike.value), r: 6 }, chart);
+    svg("title", {}, mark).textContent = `${spike.acquired_text}: ${spike.value_text} — ${spike.reason}`;
   }
   for (const alert of alerts) {
     const ring = svg("circle", { class: "alert", cx: x(Date.parse(alert.acquired)), cy: y(alert.value), r: 7 }, chart);
@@ -113,6 +118,7 @@ async function timelines(element) {
     if (onlyIndicator && series.name !== onlyIndicator) continue;
     if (onlyZone && series.zone_id !== onlyZone) continue;
     const alerts = timeline.alerts.filter((a) => a.indicator === series.name && (a.zone_id === null || a.zone_id === series.zone_id));
+    series.unalerted = (timeline.unalerted || []).filter((u) => u.indicator === series.name && u.zone_id === series.zone_id);
     drawSeries(element, series, timeline.observations, alerts, range);
     drawn += 1;
   }
