@@ -256,8 +256,6 @@ def unalerted_spikes(
 
     ``config`` is the monitor's baseline settings (its defaults unless given)."""
     config = config or BaselineConfig()
-    by_id = {o.id: o for o in observations}
-    order = {o.id: i for i, o in enumerate(observations)}
     seen = {
         v.observation_id for v in indicators if v.value is not None and v.quality >= config.min_quality
     }
@@ -283,8 +281,8 @@ def unalerted_spikes(
                                    config, false_alarm_rate)
             out.append({
                 "observation_id": observation.id,
-                "observation": order[observation.id],
-                "acquired": serialize.iso(by_id[observation.id].acquired),
+                "observation": index,
+                "acquired": serialize.iso(observation.acquired),
                 "acquired_text": words.when(observation.acquired),
                 "zone_id": entry["zone_id"],
                 "zone_name": words.human_name(entry["zone_id"], site),
