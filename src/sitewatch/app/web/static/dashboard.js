@@ -90,8 +90,9 @@ function drawSeries(container, series, observations, alerts, range) {
     const node = point.value === null
       ? svg("circle", { class: "missing", cx: x(point.t), cy: y(low), r: 2.5 }, chart)
       : svg("circle", { class: "point", cx: x(point.t), cy: y(point.value), r: 2.5 }, chart);
-    svg("title", {}, node).textContent =
-      `${point.acquired.slice(0, 10)}: ${point.value === null ? "not observed" : point.value}`;
+    // UTC to the minute, and the value to 3 significant digits (not the 16 a float prints)
+    svg("title", {}, node).textContent = `${point.acquired.slice(0, 16).replace("T", " ")} UTC: ` +
+      `${point.value === null ? "not observed" : Number(point.value.toPrecision(3))}`;
   }
   for (const spike of series.unalerted || []) {
     // a value far outside the band that raised no alert: the reason the stored data gives
