@@ -9,7 +9,7 @@ import pytest
 from sitewatch.core.errors import SitewatchError, UnsupportedInputError
 from sitewatch.core.indicators import indicator_spec
 from sitewatch.core.types import Alert, AlertState
-from sitewatch.monitor.explain import Evidence, explain_alert
+from sitewatch.monitor.explain import Evidence, explain_alert, explain_slow_build
 from sitewatch.monitor.lifecycle import (
     AlertTransitionError,
     allowed_from,
@@ -114,5 +114,16 @@ def test_explanation_names_zone_indicator_values_p_and_warm_up() -> None:
                                              before=datetime(2020, 1, 1, tzinfo=UTC)))
     assert "large vehicle count in Assembly hall 14 (usually 1)" in text
     assert "rail car count in Rail yard 8" in text
-    assert "p = 2.0e-04" in text and "45 earlier observations" in text
-    assert "Warm-up" in text and "0 of 1 earlier alert here was confirmed" in text
+    assert "p = 0.0002" in text and "45 earlier observations" in text  # two significant digits
+    assert "Early days: the site has fewer than 99 earlier observations" in text
+    assert "exponential" not in text and "0 of 1 earlier alert here was confirmed" in text
+
+
+def test_slow_build_explanation_says_why_its_p_may_exceed_alpha() -> None:
+    primary = Evidence("Launch pad", indicator_spec("changed_objects"), 6.4, 2.0, 0.2)
+    text = explain_slow_build(site_name="Sohae", primary=primary, observations=40, statistic=5.123,
+                              record=track_record([]), false_alarm_rate=0.01)
+    assert "vehicle-sized patches of change (objects that came or went) in Launch pad" in text
+    assert "now 6 (usually 2)" in text  # a count is a whole number
+    assert "p = 0.2 is the last observation's alone and may be well above α = 0.01" in text
+    assert "CUSUM" in text and "changed_objects" not in text

@@ -81,6 +81,9 @@ def test_report_shows_alert_with_before_and_after(workspace: Workspace, tmp_path
     assert result.alerts == 1 and result.per_site == {"test-site": 1}
     assert "Changed area in zone north is far above its usual level." in html
     assert "analyst-1" in html and "likely" in html
+    # words, not machine names: the zone's name, the indicator's label, the area to 10 m², p in 2 digits
+    assert "North half" in html and "<td>changed area</td>" in html and "1,440,000 m²" in html
+    assert "changed_area_m2" not in html and "<td>0.01</td>" in html
     assert 'alt="before"' in html and 'alt="after"' in html
     after_png = tmp_path / "out" / "assets" / "a1-after.png"
     with Image.open(after_png) as picture:

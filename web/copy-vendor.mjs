@@ -2,6 +2,8 @@
 // so the installed package serves them itself: the dashboard and the API docs need no CDN and no internet.
 //   leaflet          the maps (JS, CSS, marker images, licence)
 //   swagger-ui-dist  the /docs page of the JSON API (bundle, CSS, favicon, licence and notice)
+//   world-atlas      the offline basemap: Natural Earth 1:50m countries as TopoJSON (borders, coastlines)
+//   topojson-client  turns that TopoJSON into GeoJSON in the browser
 import { cpSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -34,4 +36,12 @@ copy("swagger-ui-dist", "swagger-ui", [
   ["favicon-32x32.png", "favicon-32x32.png"],
   ["LICENSE", "LICENSE"],
   ["NOTICE", "NOTICE"],
+]);
+copy("world-atlas", "world-atlas", [
+  ["countries-50m.json", "countries-50m.json"],
+  ["LICENSE", "LICENSE"],
+]);
+copy("topojson-client", "topojson-client", [
+  ["dist/topojson-client.min.js", "topojson-client.min.js"],
+  ["LICENSE", "LICENSE"],
 ]);

@@ -7,6 +7,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -43,12 +44,11 @@ def _free_port() -> int:
         return port
 
 
-@pytest.fixture(scope="session")
-def base_url(e2e_sample: SampleWorkspace) -> Iterator[str]:
+@contextmanager
+def serve(root: Path) -> Iterator[str]:
+    """A real uvicorn server over the workspace at ``root`` on a free local port; yields its base URL."""
     port = _free_port()
-    config = uvicorn.Config(
-        create_app(e2e_sample.root), host="127.0.0.1", port=port, log_level="warning", lifespan="on"
-    )
+    config = uvicorn.Config(create_app(root), host="127.0.0.1", port=port, log_level="warning", lifespan="on")
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name="uvicorn-e2e", daemon=True)
     thread.start()
@@ -57,9 +57,17 @@ def base_url(e2e_sample: SampleWorkspace) -> Iterator[str]:
         if time.monotonic() > deadline or not thread.is_alive():
             pytest.fail("the test server did not start within 20 s")
         time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=10)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def base_url(e2e_sample: SampleWorkspace) -> Iterator[str]:
+    with serve(e2e_sample.root) as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

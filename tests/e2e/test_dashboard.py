@@ -4,6 +4,7 @@ the machine. Screenshots go to test-artifacts/e2e/."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from .conftest import screenshot
@@ -31,13 +32,15 @@ def test_analyst_flow(page: Any, base_url: str, e2e_sample: SampleWorkspace) -> 
     assert page.locator(".leaflet-interactive").count() >= 2  # outline and marker of the site
     screenshot(page, "01-map")
 
-    page.click("text=Test Port")
+    page.click("[data-testid=site-list] >> text=Test Port")  # the queue above names the site too
     page.wait_for_url(f"**/sites/{e2e_sample.site_id}")
     page.wait_for_selector("#timelines[data-ready=true]")
     page.wait_for_selector("#compare[data-ready=true]")
     page.wait_for_selector("#site-map[data-ready=true]")
     assert page.locator("#timelines svg.chart").count() == 2
     assert page.locator("#timelines circle.alert").count() >= 1
+    tooltip = page.text_content("#timelines circle.point >> nth=0 >> title")
+    assert re.fullmatch(r"2019-02-01 02:30 UTC: \d+(\.\d{1,2})?", tooltip), tooltip  # to the minute, rounded
     assert page.locator("#overlay path.detection").count() == 9
     assert page.locator("#overlay path.change").count() == 1
 

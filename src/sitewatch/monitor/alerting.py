@@ -260,6 +260,7 @@ def build_alerts(
                 explanation=explain_slow_build(
                     site_name=site.name, primary=primary, observations=n_history,
                     statistic=float(np.max(result.cusum[0, rows, t])), record=record,
+                    false_alarm_rate=config.false_alarm_rate,
                 ),
                 zone_id=history.series[row][0],
                 p_value=primary.p_value,

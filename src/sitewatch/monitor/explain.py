@@ -11,7 +11,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sitewatch.core.indicators import IndicatorKind, IndicatorSpec
+from sitewatch.core import words
+from sitewatch.core.indicators import IndicatorSpec
 from sitewatch.core.types import NONE_HYPOTHESIS, Hypothesis
 from sitewatch.monitor.lifecycle import TrackRecord
 
@@ -30,22 +31,9 @@ class Evidence:
     p_value: float
 
 
-def format_value(spec: IndicatorSpec, value: float) -> str:
-    """A value in the indicator's unit, rounded for reading."""
-    if spec.kind is IndicatorKind.COUNT:
-        return f"{value:.0f}"
-    if spec.kind is IndicatorKind.AREA:
-        return f"{value:,.0f} {spec.unit}".strip()
-    return f"{value:.3g}"
-
-
-def format_p(p_value: float) -> str:
-    return f"{p_value:.1e}" if p_value < 0.001 else f"{p_value:.3f}"
-
-
 def _phrase(item: Evidence) -> str:
-    return (f"{item.spec.label} in {item.zone_name} {format_value(item.spec, item.value)} "
-            f"(usually {format_value(item.spec, item.baseline)})")
+    return (f"{item.spec.label} in {item.zone_name} {words.amount(item.spec, item.value)} "
+            f"(usually {words.amount(item.spec, item.baseline)})")
 
 
 def describe_hypotheses(hypotheses: Sequence[Hypothesis]) -> str:
@@ -75,14 +63,23 @@ def explain_alert(
         text += "; also " + "; ".join(_phrase(o) for o in others[:3])
         if len(others) > 3:
             text += f"; and {len(others) - 3} more"
-    text += (f". Combined p = {format_p(site_p)} against {n_history} earlier observations "
+    text += (f". Combined p = {words.p_value(site_p)} against {n_history} earlier observations "
              f"(alerting at a false-alarm rate of {false_alarm_rate:g} per observation).")
     if extrapolated:
-        text += (f" Warm-up: with under {round(1 / false_alarm_rate) - 1} earlier observations the p-value "
-                 "relies on an exponential tail beyond the largest past score, not on ranks alone.")
+        text += (f" Early days: the site has fewer than {round(1 / false_alarm_rate) - 1} earlier "
+                 "observations, too few to rank this one among them, so its p is estimated from how "
+                 "quickly the largest past values thin out, and is less certain than it will be later.")
     if hypotheses:
         text += " " + describe_hypotheses(hypotheses)
     return f"{text} {record.describe()}"
+
+
+def slow_build_p_note(p_value: float, false_alarm_rate: float) -> str:
+    """Why a slow-build alert may carry a p far above the false-alarm rate: the one sentence the
+    alert's explanation, the dashboard and the report all give."""
+    return (f"Its p = {words.p_value(p_value)} is the last observation's alone and may be well above "
+            f"α = {false_alarm_rate:g}: a slow-build alert comes from the run of observations above the "
+            "usual level added up (a CUSUM), not from any single one.")
 
 
 def explain_slow_build(
@@ -92,12 +89,13 @@ def explain_slow_build(
     observations: int,
     statistic: float,
     record: TrackRecord,
+    false_alarm_rate: float,
 ) -> str:
     """The analyst sentence of a slow-build (CUSUM) alert."""
     return (
         f"Slow build at {site_name}: {primary.spec.label} in {primary.zone_name} has run above its usual "
-        f"level across recent observations, now {format_value(primary.spec, primary.value)} "
-        f"(usually {format_value(primary.spec, primary.baseline)}); cumulative evidence {statistic:.1f} "
+        f"level across recent observations, now {words.amount(primary.spec, primary.value)} "
+        f"(usually {words.amount(primary.spec, primary.baseline)}); cumulative evidence {statistic:.1f} "
         f"crossed the slow-build threshold after {observations} observations of history. "
-        f"{record.describe()}"
+        f"{slow_build_p_note(primary.p_value, false_alarm_rate)} {record.describe()}"
     )

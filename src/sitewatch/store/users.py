@@ -123,7 +123,7 @@ class Session:
     expires: datetime
 
 
-# --- schema (migrations 0100_users and 0110_credentials; see migrations/versions) -------------
+# --- schema (migrations 0100_users, 0110_credentials, 0410_user_visits; see migrations/versions) ---
 # Registered on the store's own MetaData so the migration environment and schema checks see them.
 
 users_table = sa.Table(
@@ -134,6 +134,7 @@ users_table = sa.Table(
     sa.Column("role", sa.String(16), nullable=False),
     sa.Column("created", schema.UTCDateTime, nullable=False),
     sa.Column("disabled", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("last_visit", schema.UTCDateTime, nullable=True),
 )
 
 api_tokens_table = sa.Table(
@@ -693,6 +694,23 @@ class UserStore:
             connection.execute(
                 web_sessions_table.delete().where(web_sessions_table.c.token_hash == _digest(secret))
             )
+
+    # visits of the dashboard's home page -----------------------------------------------------
+
+    def record_visit(self, name: str) -> datetime | None:
+        """Note that ``name`` looks at the morning queue now; returns their previous visit's time
+        (None on the first), which is what "new since your last visit" is measured from."""
+        now = self._clock()
+        with self._engine.begin() as connection:
+            row = _require_user(connection, name)
+            connection.execute(users_table.update().where(users_table.c.name == name).values(last_visit=now))
+        return ensure_utc(row.last_visit) if row.last_visit is not None else None
+
+    def last_visit(self, name: str) -> datetime | None:
+        """When ``name`` last looked at the morning queue (None if never); records nothing."""
+        with self._engine.connect() as connection:
+            row = _require_user(connection, name)
+        return ensure_utc(row.last_visit) if row.last_visit is not None else None
 
     def end_sessions(self, name: str) -> int:
         """End every browser session of ``name``; returns how many there were."""

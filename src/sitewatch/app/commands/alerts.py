@@ -9,11 +9,9 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.table import Table
 
 from sitewatch.app.commands.monitor import alert_json
 from sitewatch.app.options import JsonOption, WorkspaceOption, resolve_workspace
-from sitewatch.app.tables import add_id_column
 
 if TYPE_CHECKING:
     from sitewatch.core.types import Alert, AlertState
@@ -70,25 +68,31 @@ def list_alerts(
     as_json: JsonOption = False,
 ) -> None:
     """List alerts, newest first."""
-    from sitewatch.monitor.explain import format_p
+    from sitewatch.core import words
     from sitewatch.store import Workspace
 
     wanted = _parse_state(state) if state else None
     with Workspace.open(resolve_workspace(workspace)) as ws:
         site_id = ws.site(site).id if site else None
         alerts = ws.alerts(site_id=site_id, state=wanted)
+        sites = {s.id: s for s in ws.sites()}
     if as_json:
         typer.echo(json.dumps([alert_json(a) for a in alerts], ensure_ascii=False))
         return
-    table = Table(title=f"{len(alerts)} alert(s)")
-    add_id_column(table, "id", (a.id for a in alerts))
-    for column in ("acquired", "site", "zone", "indicator", "value", "usual", "p", "state"):
-        table.add_column(column, overflow="fold")
+    # One block per alert, not a table: the id, the image's time, p and state on the first line, never
+    # cut (the id is typed into `alerts show`), then the words, which wrap at any width.
+    console = _console()
+    console.print(f"{len(alerts)} alert(s), newest first", highlight=False)
     for alert in alerts:
-        table.add_row(alert.id, f"{alert.acquired:%Y-%m-%d}", alert.site_id, alert.zone_id or "-",
-                      alert.indicator, f"{alert.value:.4g}", f"{alert.baseline:.4g}",
-                      format_p(alert.p_value) if alert.p_value is not None else "-", alert.state.value)
-    _console().print(table)
+        site_of = sites.get(alert.site_id)
+        value, usual = (words.amount(alert.indicator, v) for v in (alert.value, alert.baseline))
+        when, p_text = words.when(alert.acquired), words.p_value(alert.p_value)
+        where = f"{site_of.name if site_of else alert.site_id} · {words.human_name(alert.zone_id, site_of)}"
+        console.print(f"\n[bold]{alert.id}[/]  {when}  p = {p_text}  {words.human_name(alert.state.value)}",
+                      highlight=False)
+        console.print(f"  {where}", highlight=False, markup=False, soft_wrap=False)
+        console.print(f"  {words.human_name(alert.indicator)}: {value} (usually {usual})",
+                      highlight=False, markup=False, soft_wrap=False)
 
 
 def _show_json(ws: Store, alert: Alert) -> dict[str, Any]:
@@ -123,21 +127,26 @@ def _show_json(ws: Store, alert: Alert) -> dict[str, Any]:
 def show_alert(alert_id: AlertIdArgument, workspace: WorkspaceOption = None,
                as_json: JsonOption = False) -> None:
     """Show an alert's evidence: zone, indicator, value against baseline, p-value, history, track record."""
-    from sitewatch.monitor.explain import format_p
+    from sitewatch.core import words
+    from sitewatch.core.timeutil import parse_utc
     from sitewatch.store import Workspace
 
     with Workspace.open(resolve_workspace(workspace)) as ws:
         data = _show_json(ws, ws.alert(alert_id))
-        site_name = ws.site(data["site_id"]).name
+        site = ws.site(data["site_id"])
+        site_name = site.name
     if as_json:
         typer.echo(json.dumps(data, ensure_ascii=False))
         return
     console = _console()
-    console.print(f"[bold]{data['id']}[/]  {site_name}  {data['acquired'][:10]}  state: {data['state']}")
-    console.print(f"  zone:        {data['zone_id'] or '-'}")
-    console.print(f"  indicator:   {data['indicator']} = {data['value']:.4g} "
-                  f"(baseline {data['baseline']:.4g})")
-    p_text = format_p(data["p_value"]) if data["p_value"] is not None else "-"
+    acquired = words.when(parse_utc(data["acquired"]))
+    console.print(f"[bold]{data['id']}[/]  {site_name}  {acquired}  state: "
+                  f"{words.human_name(data['state'])}")
+    indicator = words.human_name(data["indicator"])
+    console.print(f"  zone:        {words.human_name(data['zone_id'], site)}")
+    console.print(f"  indicator:   {indicator} = {words.amount(data['indicator'], data['value'])} "
+                  f"(baseline {words.amount(data['indicator'], data['baseline'])})")
+    p_text = words.p_value(data["p_value"])
     console.print(f"  p-value:     {p_text}    score: {data['score']:.2f}")
     console.print(f"  observation: {data['observation_id']}")
     console.print(f"  why:         {data['explanation']}")
@@ -146,13 +155,15 @@ def show_alert(alert_id: AlertIdArgument, workspace: WorkspaceOption = None,
         for hypothesis in data["hypotheses"]:
             console.print(f"    {hypothesis['text']}{' (benign)' if hypothesis['benign'] else ''}")
     if data["recent_values"]:
-        values = ", ".join("-" if v["value"] is None else f"{v['value']:.3g}" for v in data["recent_values"])
-        console.print(f"  recent values of {data['indicator']} (oldest first): {values}")
+        values = ", ".join("-" if v["value"] is None else words.amount(data["indicator"], v["value"])
+                           for v in data["recent_values"])
+        console.print(f"  recent values of {indicator} (oldest first): {values}")
     console.print(f"  track record: {data['track_record_text']}")
     console.print("  history:")
     for event in data["history"]:
         comment = f" — {event['comment']}" if event["comment"] else ""
-        console.print(f"    {event['when'][:19]}  {event['state']:<13} by {event['who']}{comment}")
+        when, state_words = words.when(parse_utc(event["when"])), words.human_name(event["state"])
+        console.print(f"    {when}  {state_words:<13} by {event['who']}{comment}")
     for assessment in data["assessments"]:
         console.print(f"  assessment by {assessment['author']}: {assessment['judgement']} "
                       f"({assessment['confidence']} confidence) {assessment['text']}")

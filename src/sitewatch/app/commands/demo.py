@@ -14,9 +14,10 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich import box
-from rich.console import Console
+from rich.console import Console, Group, RenderableType
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
 from sitewatch.core.errors import SitewatchError
 from sitewatch.core.parallel import default_workers
@@ -98,7 +99,8 @@ def demo(
             monitored = run_monitor(ws, options, progress=on_observation)
             evidence = _detect_for_alerts(ws)
             if evidence:
-                console.print(f"  objects detected on the {evidence} observation(s) behind the alerts")
+                console.print(f"  looked for vehicles, rail cars and cranes in {evidence} images: each "
+                              "alert's image and the one before it, for the before/after evidence")
 
         with _step(console, "report") as bar:
             report_result = build_report(ws)
@@ -165,23 +167,32 @@ def _existing_simulation(folder: Path, seed: int) -> object | None:
     return truth
 
 
-def _alert_table(ws: Store, alerts: list[Alert]) -> Table:
-    table = Table(title="Alerts per site", title_justify="left", box=box.SIMPLE, pad_edge=False,
-                  collapse_padding=True)
-    for column, width in (("site", 9), ("acquired", 10), ("zone", 0), ("indicator", 0),
-                          ("value (usual)", 11), ("p", 6)):
-        table.add_column(column, no_wrap=True, min_width=width or None)
+def _alert_table(ws: Store, alerts: list[Alert]) -> Group:
+    """The demo's alerts under each site's name, in words: zone and indicator names, the image's
+    time to the minute (UTC), values rounded to what they mean, p to two significant digits."""
+    from sitewatch.core import words
+
+    parts: list[RenderableType] = [Text("Alerts per site", style="bold")]
     for site in ws.sites():
         site_alerts = [a for a in alerts if a.site_id == site.id]
+        plural = "" if len(site_alerts) == 1 else "s"
+        parts.append(Text(f"{site.name}: {len(site_alerts) or 'no'} alert{plural}"))
         if not site_alerts:
-            table.add_row(site.id, "–", "", "no alerts", "", "")
+            continue
+        table = Table(box=box.SIMPLE, pad_edge=False, collapse_padding=True)
+        # Names wrap in their column; dates and numbers never do.
+        table.add_column("image (UTC)", no_wrap=True, min_width=16)
+        table.add_column("zone", max_width=24)
+        table.add_column("indicator", max_width=30)
+        table.add_column("value (usual)", no_wrap=True)
+        table.add_column("p", no_wrap=True)
         for alert in site_alerts:
-            table.add_row(
-                site.id, f"{alert.acquired:%Y-%m-%d}", alert.zone_id or "site", alert.indicator,
-                f"{alert.value:.3g} ({alert.baseline:.3g})",
-                f"{alert.p_value:.0e}" if alert.p_value is not None else "–",
-            )
-    return table
+            value, usual = (words.amount(alert.indicator, v) for v in (alert.value, alert.baseline))
+            table.add_row(f"{alert.acquired:%Y-%m-%d %H:%M}", words.human_name(alert.zone_id, site),
+                          words.human_name(alert.indicator), f"{value} ({usual})",
+                          words.p_value(alert.p_value))
+        parts.append(table)
+    return Group(*parts)
 
 
 def _demo_analyst(ws: Workspace) -> str:

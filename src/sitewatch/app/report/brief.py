@@ -41,9 +41,9 @@ from sitewatch.app.report.images import (
     load_chip_picture,
     shared_stretch,
 )
+from sitewatch.core import words
 from sitewatch.core.indicators import indicator_label
 from sitewatch.core.types import Alert, ChangeRegion, Detection, Observation, Scene, Site
-from sitewatch.monitor.explain import format_p
 from sitewatch.store.protocol import Store
 
 DEFAULT_MARGIN = 0.35
@@ -347,8 +347,8 @@ def credit_line(scenes: Sequence[Scene]) -> str:
     """ "Imagery: …" from each scene's attribution and licence, each credit once."""
     credits: list[str] = []
     for scene in scenes:
-        words = scene.attribution or scene.sensor
-        credit = f"{words} ({scene.license})" if scene.license else words
+        source = scene.attribution or scene.sensor
+        credit = f"{source} ({scene.license})" if scene.license else source
         if credit not in credits:
             credits.append(credit)
     return "Imagery: " + "; ".join(credits)
@@ -406,7 +406,7 @@ def brief_figure(
     for index, side in enumerate(sides):
         axes = figure.add_axes((0.02 + index * width + 0.005, 0.13, width - 0.01, 0.68))
         callouts = draw_panel(axes, side, site, zone_grid, stretch, bounds)
-    p_text = f", p = {format_p(alert.p_value)}" if alert.p_value is not None else ""
+    p_text = f", p = {words.p_value(alert.p_value)}" if alert.p_value is not None else ""
     figure.text(0.02, 0.045, credit_line([s.scene for s in sides]), fontsize=8.5, va="bottom")
     figure.text(
         0.02,

@@ -13,6 +13,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from sitewatch import __version__
 from sitewatch.app.report.images import CLASS_COLOURS, load_chip_picture, render_picture, shared_stretch
 from sitewatch.app.report.plots import Series, timeline_svg
+from sitewatch.core import words
 from sitewatch.core.errors import UnsupportedInputError
 from sitewatch.core.indicators import IndicatorKind, indicator_spec
 from sitewatch.core.types import Alert, Assessment, Observation, Scene, Site
@@ -82,6 +83,8 @@ def build_report(
         loader=PackageLoader("sitewatch.app.report", "templates"),
         autoescape=select_autoescape(["html"]),
     )
+    # Words, as on the dashboard: names for machine names, times to the minute, numbers rounded.
+    environment.filters.update(human=words.human_name, when=words.when, p=words.p_value, amount=words.amount)
     html = environment.get_template("report.html").render(
         title=f"sitewatch report — {workspace.settings.name}",
         generated=datetime.now(UTC),
@@ -125,10 +128,11 @@ def _site_section(workspace: Store, site: Site, assets: Path) -> SiteSection:
             continue
         zone_alerts = [a.acquired for a in alerts if a.zone_id in (None, zone.id)]
         for unit, names in _by_unit(by_name).items():  # one axis per unit: counts beside m² vanish
-            series = [Series(name, tuple(t for t, _ in by_name[name]), tuple(v for _, v in by_name[name]))
+            series = [Series(words.human_name(name), tuple(t for t, _ in by_name[name]),
+                             tuple(v for _, v in by_name[name]))
                       for name in names]
             plots.append(timeline_svg(series, alerts=zone_alerts,
-                                      title=f"zone {zone.id} ({zone.kind.value}): {unit}"))
+                                      title=f"{zone.name} ({words.human_name(zone.kind.value)}): {unit}"))
     return SiteSection(site, observations, evidence, timeline, tuple(plots), track_record(alerts))
 
 

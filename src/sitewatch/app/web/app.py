@@ -15,7 +15,7 @@ from sitewatch.app.web.auth import IdentityCache
 from sitewatch.app.web.cache import ResponseCache
 from sitewatch.app.web.errors import install_error_handlers
 from sitewatch.app.web.middleware import BodyLimitMiddleware, SecurityHeadersMiddleware
-from sitewatch.app.web.routes import accounts, alerts, analytics, catalog, exports, pages, tiles
+from sitewatch.app.web.routes import accounts, alerts, analytics, catalog, exports, pages, queue, tiles
 from sitewatch.store.users import user_store
 from sitewatch.store.workspace import Workspace
 
@@ -54,7 +54,7 @@ def create_app(workspace_root: Path | str, *, max_body_bytes: int = DEFAULT_MAX_
     app.state.cache = ResponseCache(ws.revision)
     app.state.identities = IdentityCache(ws.revision)
     install_error_handlers(app, pages.error_page)
-    for module in (accounts, catalog, analytics, alerts, tiles, exports, pages):
+    for module in (accounts, catalog, analytics, alerts, queue, tiles, exports, pages):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     app.add_middleware(SecurityHeadersMiddleware)

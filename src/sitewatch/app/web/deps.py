@@ -75,7 +75,8 @@ class TimeRange:
     until: datetime | None
 
 
-def _parse(name: str, text: str | None) -> datetime | None:
+def parse_time(name: str, text: str | None) -> datetime | None:
+    """Query parameter ``name`` as an inclusive bound (a date alone is the whole day); 400 when malformed."""
     if text is None or not text.strip():
         return None
     try:
@@ -88,7 +89,7 @@ async def time_range(
     since: Annotated[str | None, Query(description="ISO 8601 date or datetime, inclusive")] = None,
     until: Annotated[str | None, Query(description="ISO 8601 date or datetime, inclusive")] = None,
 ) -> TimeRange:
-    window = TimeRange(_parse("since", since), _parse("until", until))
+    window = TimeRange(parse_time("since", since), parse_time("until", until))
     if window.since and window.until and window.since > window.until:
         raise BadRequestError(f"since ({since}) is after until ({until}); swap them")
     return window

@@ -25,10 +25,10 @@ from shapely.geometry import MultiPolygon, Polygon, mapping
 from shapely.geometry.base import BaseGeometry
 
 from sitewatch.app.web import serialize
+from sitewatch.core import words
 from sitewatch.core.indicators import indicator_label
 from sitewatch.core.timeutil import ensure_utc
 from sitewatch.core.types import Alert, AlertState, Assessment, Observation, Site
-from sitewatch.monitor.explain import format_p
 
 COORDINATE_DECIMALS = 6
 """Decimal places of exported degrees: 1e-6° is at most 11 cm, finer than any image's pixel (7
@@ -233,7 +233,7 @@ class AlertExport:
     def description(self) -> str:
         """HTML for Google Earth's balloon: the why, the numbers, the assessments and the link."""
         alert = self.alert
-        p_text = f"; p = {format_p(alert.p_value)}" if alert.p_value is not None else ""
+        p_text = f"; p = {words.p_value(alert.p_value)}" if alert.p_value is not None else ""
         lines = [
             f"<p><b>Why:</b> {escape(alert.explanation)}</p>",
             f"<p>{escape(indicator_label(alert.indicator))}: {alert.value:.4g} where {alert.baseline:.4g} "

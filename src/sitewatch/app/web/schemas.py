@@ -213,6 +213,8 @@ class SeriesOut(BaseModel):
 
     zone_id: str
     name: str
+    zone_name: str = Field(description="the zone's name in the catalog")
+    label: str = Field(description="the indicator in words, e.g. 'changed area'")
     observation: list[int] = Field(description="index of each value's observation in Timeline.observations")
     value: list[float | None] = Field(description="None means not observed, which is not zero")
     quality: list[float]
@@ -221,12 +223,32 @@ class SeriesOut(BaseModel):
     )
 
 
+class SpikeOut(BaseModel):
+    """A value far outside its band that raised no alert, with the reason the stored data gives."""
+
+    observation_id: str
+    observation: int = Field(description="index of the value's observation in Timeline.observations")
+    acquired: str
+    acquired_text: str
+    zone_id: str
+    zone_name: str
+    indicator: str
+    indicator_name: str
+    value: float
+    value_text: str
+    usual_text: str
+    reason: str = Field(description='one line, e.g. "not alerted: poor visibility (quality 0.2, ...)"')
+
+
 class Timeline(BaseModel):
     """Everything the site page plots: observations, indicator series with baseline bands, alerts."""
 
     site: SiteOut
     observations: list[ObservationOut]
     series: list[SeriesOut]
+    unalerted: list[SpikeOut] = Field(
+        description="values beyond twice their band's reach that raised no alert, each with its reason"
+    )
     alerts: list[AlertOut]
     track_record: TrackRecord
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hmac
 import secrets
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import quote
@@ -34,11 +35,32 @@ from sitewatch.app.web.deps import WorkspaceDep
 from sitewatch.app.web.errors import BadRequestError, CsrfError
 from sitewatch.app.web.routes.accounts import set_session_cookie
 from sitewatch.app.web.routes.alerts import record_assessment, triage
+from sitewatch.core import words
+from sitewatch.core.timeutil import parse_utc
 from sitewatch.core.types import AlertState, Confidence, Likelihood
 from sitewatch.store.users import AuthenticationError, LoginThrottledError, Role
 
 router = APIRouter(include_in_schema=False)
 templates = Jinja2Templates(directory=str(Path(__file__).resolve().parents[1] / "templates"))
+
+
+def _when(value: datetime | str) -> str:
+    """Template filter: a time (or its ISO text from the API's views) in UTC to the minute."""
+    return words.when(parse_utc(value) if isinstance(value, str) else value)
+
+
+def _human(name: str | None, site: dict[str, Any] | None = None) -> str:
+    """Template filter: the words for a machine name; a zone by its name in ``site`` (as the API gives it)."""
+    if site is not None and name is not None:
+        for zone in site.get("zones", ()):
+            if zone.get("id") == name:
+                return str(zone.get("name") or name)
+    return words.human_name(name)
+
+
+templates.env.filters["when"] = _when
+templates.env.filters["human"] = _human
+templates.env.filters["p"] = words.p_value
 AnalystDep = Annotated[Caller, Depends(analyst)]
 ReaderDep = Annotated[Caller, Depends(reader)]
 
@@ -189,8 +211,10 @@ def map_page(request: Request, ws: WorkspaceDep) -> Response:
     caller = _page_caller(request)
     if caller is None:
         return _to_login(request)
-    sites = views.site_summaries(ws)
-    return _render(request, "map.html", caller, sites=sites, workspace=ws.settings.name)
+    # The visit is recorded as the page is made: what arrived since the previous one is marked new.
+    last_visit = user_store(request).record_visit(caller.user.name)
+    queue = views.morning_queue(ws, last_visit=last_visit)
+    return _render(request, "map.html", caller, queue=queue, workspace=ws.settings.name)
 
 
 @router.get("/sites/{site}", response_class=HTMLResponse)
@@ -200,14 +224,18 @@ def site_page(site: str, request: Request, ws: WorkspaceDep) -> Response:
         return _to_login(request)
     resolved = ws.site(site)
     alerts = ws.alerts(site_id=resolved.id)
+    observations = ws.observations(resolved.id)
+    spikes = views.unalerted_spikes(resolved, observations, ws.indicators(resolved.id), alerts,
+                                    false_alarm_rate=ws.settings.false_alarm_rate)
     return _render(
         request,
         "site.html",
         caller,
         site=views.site_summary(ws, resolved, alerts),
         alerts=alerts,
-        observations=ws.observations(resolved.id),
+        observations=observations,
         track_record=views.track_record(alerts),
+        spikes=spikes,
     )
 
 

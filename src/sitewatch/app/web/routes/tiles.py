@@ -8,12 +8,14 @@ make the server read a file elsewhere.
 from __future__ import annotations
 
 import threading
+from collections import OrderedDict
 from pathlib import Path
 from typing import Annotated, Any
 
 import numpy as np
-from fastapi import APIRouter, Depends, Response
+from fastapi import APIRouter, Depends, Query, Response
 from fastapi import Path as PathParam
+from rasterio.crs import CRS
 from rasterio.warp import transform_bounds
 from rio_tiler.errors import TileOutsideBounds
 from rio_tiler.io import Reader
@@ -168,3 +170,81 @@ def grid(observation_id: str, ws: WorkspaceDep, _: ReaderDep) -> dict[str, Any]:
             }
     except OSError as error:
         raise ImageryError(f"cannot read the chip of observation {observation_id!r}: {error}") from None
+
+
+THUMBNAIL_SIZE = 160
+"""Pixels on the longer side of a queue thumbnail."""
+_THUMBNAIL_PAD = 0.15
+"""Share of the zone's size shown around it, so the zone is seen with its surroundings."""
+
+
+class _Thumbnails:
+    """Rendered thumbnails, kept per (chip file, its modification time, zone): the morning queue
+    shows the same few on every visit, and reading a chip window each time would be wasted work."""
+
+    def __init__(self, max_entries: int = 512) -> None:
+        self._lock = threading.Lock()
+        self._max = max_entries
+        self._known: OrderedDict[tuple[str, int, str | None], bytes] = OrderedDict()
+
+    def get(self, key: tuple[str, int, str | None]) -> bytes | None:
+        with self._lock:
+            found = self._known.get(key)
+            if found is not None:
+                self._known.move_to_end(key)
+            return found
+
+    def put(self, key: tuple[str, int, str | None], png: bytes) -> None:
+        with self._lock:
+            self._known[key] = png
+            while len(self._known) > self._max:
+                self._known.popitem(last=False)
+
+
+_thumbnails = _Thumbnails()
+
+
+@router.get(
+    "/{observation_id}/thumbnail.png",
+    response_class=Response,
+    responses={200: {"content": {_PNG: {}}}},
+    summary="A small crop of the chip around one zone (the whole chip without a zone), for the queue",
+)
+def thumbnail(
+    observation_id: str,
+    ws: WorkspaceDep,
+    _: ReaderDep,
+    zone: Annotated[str | None, Query(max_length=64, description="zone id of the observation's site")] = None,
+) -> Response:
+    observation, path = _open(ws, observation_id)
+    key = (str(path), path.stat().st_mtime_ns, zone)
+    png = _thumbnails.get(key)
+    if png is None:
+        area = None
+        if zone is not None:
+            site = ws.site(observation.site_id)
+            found = next((z for z in site.zones if z.id == zone), None)
+            if found is None:
+                known = ", ".join(z.id for z in site.zones) or "none"
+                raise NotFoundError(f"site {site.id!r} has no zone {zone!r}; its zones: {known}")
+            area = found.geometry.bounds
+        try:
+            with Reader(str(path)) as source:
+                indexes = _band_indexes(ws, observation, source.dataset.count)
+                if area is None:
+                    image = source.preview(indexes=indexes, max_size=THUMBNAIL_SIZE)
+                else:
+                    west, south, east, north = area
+                    pad_x, pad_y = (east - west) * _THUMBNAIL_PAD, (north - south) * _THUMBNAIL_PAD
+                    image = source.part(
+                        (west - pad_x, south - pad_y, east + pad_x, north + pad_y),
+                        dst_crs=source.crs,
+                        bounds_crs=CRS.from_epsg(4326),
+                        indexes=indexes,
+                        max_size=THUMBNAIL_SIZE,
+                    )
+                png = _render(image, observation.id, source, indexes)
+        except OSError as error:
+            raise ImageryError(f"cannot read the chip of observation {observation_id!r}: {error}") from None
+        _thumbnails.put(key, png)
+    return Response(png, media_type=_PNG, headers=_CACHE_HEADERS)

@@ -30,43 +30,6 @@ function blankMap(element) {
   return L.map(element, { attributionControl: true, worldCopyJump: false, maxZoom: 20 });
 }
 
-function graticule(map, bounds) {
-  const [west, south, east, north] = [bounds.getWest(), bounds.getSouth(), bounds.getEast(), bounds.getNorth()];
-  const step = Math.max(0.5, Math.ceil((east - west) / 10));
-  for (let lon = Math.floor(west - 1); lon <= east + 1; lon += step) {
-    L.polyline([[south - 5, lon], [north + 5, lon]], { color: "#b8c2cf", weight: 1, interactive: false }).addTo(map);
-  }
-  for (let lat = Math.floor(south - 1); lat <= north + 1; lat += step) {
-    L.polyline([[lat, west - 5], [lat, east + 5]], { color: "#b8c2cf", weight: 1, interactive: false }).addTo(map);
-  }
-}
-
-async function overviewMap(element) {
-  const map = blankMap(element);
-  const page = await getJson(element.dataset.sitesUrl);
-  const outlines = page.items.map((site) => L.geoJSON(site.geometry, {
-    style: { color: STATE_COLOURS[site.alert_state || "none"], weight: 2, fillOpacity: 0.15 },
-  }));
-  // Leaflet needs a view before vector layers are added.
-  const bounds = outlines.length ? L.featureGroup(outlines).getBounds().pad(0.3)
-    : L.latLngBounds([[-60, -170], [75, 170]]);
-  map.fitBounds(bounds);
-  graticule(map, bounds);
-  page.items.forEach((site, index) => {
-    const colour = STATE_COLOURS[site.alert_state || "none"];
-    const marker = L.circleMarker([site.centre[1], site.centre[0]], {
-      radius: 9, color: "#fff", weight: 2, fillColor: colour, fillOpacity: 0.95,
-    });
-    const label = `<a href="/sites/${encodeURIComponent(site.id)}">${escapeHtml(site.name)}</a><br>` +
-      `${escapeHtml((site.alert_state || "no alerts").replace("_", " "))} · ${site.open_alerts} open`;
-    marker.bindPopup(label).bindTooltip(site.name);
-    marker.on("dblclick", () => { window.location.href = `/sites/${encodeURIComponent(site.id)}`; });
-    outlines[index].addTo(map);
-    marker.addTo(map);
-  });
-  element.dataset.ready = "true";
-}
-
 async function siteMap(element) {
   const map = blankMap(element);
   const site = await getJson(`/api/sites/${encodeURIComponent(element.dataset.siteId)}`);
@@ -98,7 +61,7 @@ function escapeHtml(text) {
 function drawSeries(container, series, observations, alerts, range) {
   const width = 900, height = 150, left = 48, right = 10, top = 18, bottom = 22;
   const chart = svg("svg", { class: "chart", viewBox: `0 0 ${width} ${height}`, role: "img",
-    "aria-label": `${series.name} in ${series.zone_id}` }, container);
+    "aria-label": `${series.label || series.name} in ${series.zone_name || series.zone_id}` }, container);
   const points = series.observation.map((index, i) => {
     const acquired = observations[index].acquired;
     return { t: Date.parse(acquired), acquired, value: series.value[i] };
@@ -110,7 +73,7 @@ function drawSeries(container, series, observations, alerts, range) {
   if (high === low) high = low + 1;
   const x = (t) => left + ((t - range[0]) / Math.max(1, range[1] - range[0])) * (width - left - right);
   const y = (v) => top + (1 - (v - low) / (high - low)) * (height - top - bottom);
-  svg("text", { x: left, y: 12 }, chart).textContent = `${series.name} · zone ${series.zone_id}`;
+  svg("text", { x: left, y: 12 }, chart).textContent = `${series.label || series.name} · ${series.zone_name || series.zone_id}`;
   svg("text", { x: 2, y: y(high) + 4 }, chart).textContent = high.toPrecision(3);
   svg("text", { x: 2, y: y(low) }, chart).textContent = low.toPrecision(3);
   if (band) {
@@ -127,8 +90,14 @@ function drawSeries(container, series, observations, alerts, range) {
     const node = point.value === null
       ? svg("circle", { class: "missing", cx: x(point.t), cy: y(low), r: 2.5 }, chart)
       : svg("circle", { class: "point", cx: x(point.t), cy: y(point.value), r: 2.5 }, chart);
-    svg("title", {}, node).textContent =
-      `${point.acquired.slice(0, 10)}: ${point.value === null ? "not observed" : point.value}`;
+    // UTC to the minute, and the value to 3 significant digits (not the 16 a float prints)
+    svg("title", {}, node).textContent = `${point.acquired.slice(0, 16).replace("T", " ")} UTC: ` +
+      `${point.value === null ? "not observed" : Number(point.value.toPrecision(3))}`;
+  }
+  for (const spike of series.unalerted || []) {
+    // a value far outside the band that raised no alert: the reason the stored data gives
+    const mark = svg("circle", { class: "unalerted", cx: x(Date.parse(spike.acquired)), cy: y(spike.value), r: 6 }, chart);
+    svg("title", {}, mark).textContent = `${spike.acquired_text}: ${spike.value_text} — ${spike.reason}`;
   }
   for (const alert of alerts) {
     const ring = svg("circle", { class: "alert", cx: x(Date.parse(alert.acquired)), cy: y(alert.value), r: 7 }, chart);
@@ -150,6 +119,7 @@ async function timelines(element) {
     if (onlyIndicator && series.name !== onlyIndicator) continue;
     if (onlyZone && series.zone_id !== onlyZone) continue;
     const alerts = timeline.alerts.filter((a) => a.indicator === series.name && (a.zone_id === null || a.zone_id === series.zone_id));
+    series.unalerted = (timeline.unalerted || []).filter((u) => u.indicator === series.name && u.zone_id === series.zone_id);
     drawSeries(element, series, timeline.observations, alerts, range);
     drawn += 1;
   }
@@ -228,8 +198,8 @@ async function compare(section) {
 function start() {
   const report = (error) => { console.error(error); document.body.dataset.error = String(error); };
   const map = document.getElementById("site-map");
-  if (map && map.dataset.sitesUrl) overviewMap(map).catch(report);
-  else if (map && map.dataset.siteId) siteMap(map).catch(report);
+  // The home page's overview map is drawn by queue.js, over the offline basemap.
+  if (map && map.dataset.siteId) siteMap(map).catch(report);
   const charts = document.getElementById("timelines");
   if (charts) timelines(charts).catch(report);
   const section = document.getElementById("compare");
