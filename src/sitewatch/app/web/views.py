@@ -6,10 +6,13 @@ import statistics
 from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any
+from urllib.parse import quote
 
 from sitewatch.app.compare import reference_for
 from sitewatch.app.web import serialize
-from sitewatch.core.types import Alert, AlertState, IndicatorValue, Observation, Site
+from sitewatch.core.errors import UnsupportedInputError
+from sitewatch.core.indicators import indicator_spec
+from sitewatch.core.types import Alert, AlertState, IndicatorValue, Observation, Scene, Site
 from sitewatch.monitor import lifecycle
 from sitewatch.store.protocol import Store
 
@@ -94,10 +97,18 @@ def series(
             for v in values
             if v.value is not None and (v.observation_id, zone_id, name) not in confirmed
         ]
+        try:
+            spec = indicator_spec(name)
+        except UnsupportedInputError:
+            kind, unit = None, ""
+        else:
+            kind, unit = spec.kind.value, spec.unit
         out.append(
             {
                 "zone_id": zone_id,
                 "name": name,
+                "kind": kind,
+                "unit": unit,
                 "observation": [index[v.observation_id] for v in values],
                 "value": [v.value for v in values],
                 "quality": [v.quality for v in values],
@@ -135,3 +146,33 @@ def alert_detail(ws: Store, alert_id: str) -> dict[str, Any]:
         "assessments": [serialize.assessment(a) for a in ws.assessments(alert.id)],
         "track_record": track_record(site_alerts, before=alert),
     }
+
+
+def viewer_observations(ws: Store, site_id: str) -> list[dict[str, Any]]:
+    """Every observation of a site, oldest first, with what the evidence viewer's caption and date
+    strip show: date (UTC, to the minute), sensor, GSD, off-nadir angle, valid fraction over the site.
+
+    The valid fraction is measured on the chip over the site; the scene's cloud cover is the
+    provider's figure for the whole scene, which can read 0 % over a site that was masked.
+    """
+    scenes: dict[str, Scene] = {}
+    out = []
+    for observation in ws.observations(site_id):
+        scene = scenes.get(observation.scene_id)
+        if scene is None:
+            scene = scenes[observation.scene_id] = ws.scene(observation.scene_id)
+        out.append(
+            {
+                "id": observation.id,
+                "acquired": observation.acquired.strftime("%Y-%m-%d %H:%M UTC"),
+                "day": observation.acquired.strftime("%Y-%m-%d"),
+                "sensor": scene.sensor,
+                "gsd": scene.gsd,
+                "off_nadir": scene.off_nadir,
+                "cloud_cover": scene.cloud_cover,
+                "valid_fraction": observation.valid_fraction,
+                "problem": observation.problem,
+                "evidence": f"/api/observations/{quote(observation.id, safe='')}/evidence.png",
+            }
+        )
+    return out

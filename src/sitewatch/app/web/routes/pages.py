@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hmac
 import secrets
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import quote
@@ -39,6 +40,24 @@ from sitewatch.store.users import AuthenticationError, LoginThrottledError, Role
 
 router = APIRouter(include_in_schema=False)
 templates = Jinja2Templates(directory=str(Path(__file__).resolve().parents[1] / "templates"))
+
+
+def to_the_minute(value: str | datetime) -> str:
+    """A time as an analyst reads it: UTC to the minute ("2019-02-22 02:20 UTC"), from a datetime or
+    the API's ISO text; anything else is shown as it is."""
+    if isinstance(value, str):
+        try:
+            moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            return value
+    else:
+        moment = value
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(UTC)
+    return moment.strftime("%Y-%m-%d %H:%M UTC")
+
+
+templates.env.filters["minute"] = to_the_minute
 AnalystDep = Annotated[Caller, Depends(analyst)]
 ReaderDep = Annotated[Caller, Depends(reader)]
 
@@ -208,6 +227,7 @@ def site_page(site: str, request: Request, ws: WorkspaceDep) -> Response:
         alerts=alerts,
         observations=ws.observations(resolved.id),
         track_record=views.track_record(alerts),
+        viewer=views.viewer_observations(ws, resolved.id),
     )
 
 
@@ -222,6 +242,7 @@ def alert_page(alert_id: str, request: Request, ws: WorkspaceDep) -> Response:
         "alert.html",
         caller,
         detail=detail,
+        viewer=views.viewer_observations(ws, detail["site"]["id"]),
         actions=TRIAGE_ACTIONS,
         likelihoods=list(Likelihood),
         confidences=list(Confidence),

@@ -1,4 +1,5 @@
-"""Imagery of observations: Web Mercator XYZ tiles for the map and a whole-chip preview.
+"""Imagery of observations: Web Mercator XYZ tiles for the map, a whole-chip preview, and the
+evidence picture of the viewer (every chip pixel, unseen pixels hatched).
 
 There is no internet basemap: the site's own chips are the map. Only chips that
 resolve inside the workspace's ``chips/`` folder are ever opened, so no request can
@@ -7,6 +8,7 @@ make the server read a file elsewhere.
 
 from __future__ import annotations
 
+import io
 import threading
 from pathlib import Path
 from typing import Annotated, Any
@@ -19,6 +21,7 @@ from rio_tiler.errors import TileOutsideBounds
 from rio_tiler.io import Reader
 from rio_tiler.models import ImageData
 
+from sitewatch.app.report.images import load_chip_picture, render_picture, shared_stretch
 from sitewatch.app.web.auth import Caller, reader
 from sitewatch.app.web.deps import WorkspaceDep
 from sitewatch.core.errors import ImageryError, NotFoundError
@@ -148,6 +151,26 @@ def preview(observation_id: str, ws: WorkspaceDep, _: ReaderDep) -> Response:
             )
     except OSError as error:
         raise ImageryError(f"cannot read the chip of observation {observation_id!r}: {error}") from None
+
+
+@router.get(
+    "/{observation_id}/evidence.png",
+    response_class=Response,
+    responses={200: {"content": {_PNG: {}}}},
+    summary="Every pixel of the chip on its site grid, pixels the image did not see hatched (the viewer)",
+)
+def evidence(observation_id: str, ws: WorkspaceDep, _: ReaderDep) -> Response:
+    """Opaque everywhere: a masked pixel is the hatch, never transparent, so no layer beneath
+    (another date) can show through it in the evidence viewer."""
+    path = _open(ws, observation_id)[1]
+    try:
+        picture = load_chip_picture(path)
+    except OSError as error:
+        raise ImageryError(f"cannot read the chip of observation {observation_id!r}: {error}") from None
+    image = render_picture(picture, shared_stretch([picture]), max_size=None, hatched=True)
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return Response(buffer.getvalue(), media_type=_PNG, headers=_CACHE_HEADERS)
 
 
 @router.get(
