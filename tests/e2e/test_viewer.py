@@ -128,13 +128,13 @@ def test_date_strip_chart_click_and_captions(page: Any, e2e_sample: SampleWorksp
     _wait_after(page, ids[-2])
     assert "2019-02-15 02:30 UTC" in page.text_content("[data-testid=caption-after]")
     assert "100 % of the site seen" in page.text_content("[data-testid=caption-after]")
-    assert page.locator(".leaflet-overlay-pane path.detection").count() == 2
+    assert page.locator(".leaflet-afterVectors-pane path.detection").count() == 2
 
     page.click(f"#date-strip button[data-id='{ids[-1]}']")
     _wait_after(page, ids[-1])
-    assert page.locator(".leaflet-overlay-pane path.detection").count() == 9
+    assert page.locator(".leaflet-afterVectors-pane path.detection").count() == 9
     page.uncheck("#show-detections")
-    assert page.locator(".leaflet-overlay-pane path.detection").count() == 0
+    assert page.locator(".leaflet-afterVectors-pane path.detection").count() == 0
     page.check("#show-detections")
 
     point = page.locator(f"#timelines circle.point[data-observation='{ids[1]}']").first

@@ -55,7 +55,11 @@
       crs: L.CRS.Simple, minZoom: -8, maxZoom: 8, zoomSnap: 0.25, zoomDelta: 0.5, attributionControl: false,
     });
     L.control.scale({ imperial: false, maxWidth: 160 }).addTo(map); // CRS.Simple units are metres here
-    for (const [name, z] of [["before", 250], ["after", 260]]) map.createPane(name).style.zIndex = z;
+    // The after date's detections and change regions live in their own pane, clipped like the after
+    // image: drawn over the before image they would read as that date's.
+    for (const [name, z] of [["before", 250], ["after", 260], ["afterVectors", 450]]) {
+      map.createPane(name).style.zIndex = z;
+    }
     const divider = L.DomUtil.create("div", "swipe-divider", mapElement);
     const detections = L.layerGroup().addTo(map);
     const changes = L.layerGroup().addTo(map);
@@ -78,6 +82,7 @@
       const cut = nw.x + (size.x * Number(slider.value)) / 100;
       map.getPane("before").style.clip = `rect(${nw.y}px, ${cut}px, ${se.y}px, ${nw.x}px)`;
       map.getPane("after").style.clip = `rect(${nw.y}px, ${se.x}px, ${se.y}px, ${cut}px)`;
+      map.getPane("afterVectors").style.clip = map.getPane("after").style.clip;
       divider.style.left = `${(size.x * Number(slider.value)) / 100}px`;
       section.dataset.slider = slider.value;
     }
@@ -102,7 +107,7 @@
       for (const region of changed.items) {
         for (const polygon of rings(region.geometry)) {
           L.polygon(polygon.map((ring) => ring.map(([x, y]) => at(x, y))), {
-            className: "change", color: "#ff5252", weight: 1.5, fillColor: "#d62728", fillOpacity: 0.2,
+            pane: "afterVectors", className: "change", color: "#ff5252", weight: 1.5, fillColor: "#d62728", fillOpacity: 0.2,
           }).bindTooltip(`changed: ${Math.round(region.area_m2).toLocaleString("en")} m² ` +
             `(mean probability ${region.mean_probability.toFixed(2)})`).addTo(changes);
         }
@@ -110,7 +115,7 @@
       for (const detection of found.items) {
         for (const polygon of rings(detection.geometry)) {
           L.polygon(polygon.map((ring) => ring.map(([x, y]) => at(x, y))), {
-            className: "detection", color: "#ffeb3b", weight: 2, fill: false,
+            pane: "afterVectors", className: "detection", color: "#ffeb3b", weight: 2, fill: false,
           }).bindTooltip(`${detection.class_name.replace(/_/g, " ")} (score ${detection.score.toFixed(2)})`)
             .addTo(detections);
         }
