@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import base64
+import io
 import json
+import re
 import shutil
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -82,12 +85,17 @@ def test_report_shows_alert_with_before_and_after(workspace: Workspace, tmp_path
     assert "Changed area in zone north is far above its usual level." in html
     assert "analyst-1" in html and "likely" in html
     assert 'alt="before"' in html and 'alt="after"' in html
-    after_png = tmp_path / "out" / "assets" / "a1-after.png"
-    with Image.open(after_png) as picture:
-        pixels = np.asarray(picture.convert("RGB"))
-    # The change region is outlined in red somewhere in the picture.
-    assert np.all(pixels == (255, 40, 40), axis=-1).any()
-    assert (tmp_path / "out" / "assets" / "a1-before.png").is_file()
+    # one file: the chips are embedded at full resolution, after the alert list and before the charts
+    assert not (tmp_path / "out" / "assets").exists()
+    sources = re.findall(r'<img src="data:image/jpeg;base64,([^"]+)" alt="(before|after)"', html)
+    assert [alt for _, alt in sources] == ["before", "after"]
+    with Image.open(io.BytesIO(base64.b64decode(sources[1][0]))) as picture:
+        pixels = np.asarray(picture.convert("RGB"), float)
+    with rasterio.open(workspace.chip_path(after)) as chip:
+        assert pixels.shape[:2] == (chip.height, chip.width)
+    # The change region is outlined in red somewhere in the picture (JPEG: near the outline colour).
+    assert (np.linalg.norm(pixels - (255, 40, 40), axis=-1) < 40).any()
+    assert html.index("#alert-a1") < html.index('alt="after"') < html.index('class="timeline"')
 
 
 def test_report_cli_json(workspace: Workspace, tmp_path: Path) -> None:
