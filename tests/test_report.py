@@ -22,6 +22,7 @@ from typer.testing import CliRunner
 from range_server import RangeServer
 from sitewatch.app.cli import app
 from sitewatch.app.report import build_report
+from sitewatch.app.report.images import load_chip_picture, rgb_indexes
 from sitewatch.core.types import Alert, Assessment, ChangeRegion, Detection, Site, Zone
 from sitewatch.pipeline.ingest import ingest, ingest_stac
 from sitewatch.store import Workspace
@@ -155,3 +156,20 @@ def _report_with_alert(ws: Workspace, out: Path) -> str:
         created=datetime(2020, 1, 12, tzinfo=UTC), indicator="changed_area_m2", value=1.0e5,
         baseline=0.0, score=5.0, p_value=0.02, zone_id="north", explanation="More change than usual.")])
     return build_report(ws, out).path.read_text(encoding="utf-8")
+
+
+def test_chip_pictures_show_the_bands_named_red_green_blue(tmp_path: Path) -> None:
+    """A chip stored blue, green, red (as many sensors order them) is still drawn in true colour."""
+    path = tmp_path / "bgr.tif"
+    profile = {"driver": "GTiff", "width": 4, "height": 4, "count": 4, "dtype": "uint8", "crs": "EPSG:32651",
+               "transform": rasterio.transform.from_origin(500000, 4400000, 1, 1)}
+    with rasterio.open(path, "w", **profile) as sink:
+        bands = (("blue", 10), ("green", 20), ("red", 30), ("nir", 40))
+        for index, (name, value) in enumerate(bands, start=1):
+            sink.write(np.full((4, 4), value, np.uint8), index)
+            sink.set_band_description(index, name)
+    picture = load_chip_picture(path)
+    assert picture.rgb[0, 0].tolist() == [30.0, 20.0, 10.0]
+    assert rgb_indexes(("B4", "B3", "B2"), 3) == (1, 2, 3)
+    assert rgb_indexes(("nir", "x", "y"), 3) == (1, 2, 3)  # unnamed: the first three
+    assert rgb_indexes(("pan",), 1) == (1,)

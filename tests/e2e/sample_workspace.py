@@ -41,8 +41,8 @@ SIZE = 128  # pixels per side of the site grid
 PASSWORD = "correct-horse-battery"
 START = datetime(2019, 2, 1, 2, 30, tzinfo=UTC)
 OBSERVATION_COUNT = 4
-MASKED_ROWS, MASKED_COLS = slice(0, 60), slice(80, SIZE)
-"""Pixels the last image did not see (a cloud over the north-east of the site): masked in its chip."""
+MASKED_ROWS, MASKED_COLS = slice(100, SIZE), slice(0, 64)
+"""Pixels the last image did not see (a cloud over the south-west of the site): masked in its chip."""
 
 
 @dataclass(frozen=True)

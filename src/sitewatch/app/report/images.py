@@ -64,10 +64,30 @@ class ChipPicture:
     """The chip's grid (the site's UTM zone)."""
 
 
+RGB_BAND_NAMES = (("red", "r", "b4"), ("green", "g", "b3"), ("blue", "b", "b2"))
+"""What a red, a green and a blue band may be called (case does not matter)."""
+
+
+def rgb_indexes(names: Sequence[str | None], count: int) -> tuple[int, ...]:
+    """1-based band indexes to show as red, green, blue: the bands so named, else the first three
+    (one band, shown grey, when there are fewer than three). The one rule for every picture of a chip."""
+    if count < 3:
+        return (1,)
+    lowered = [(n or "").lower() for n in names]
+    picked = []
+    for aliases in RGB_BAND_NAMES:
+        index = next((i + 1 for i, n in enumerate(lowered) if n in aliases), None)
+        if index is None or index > count:
+            return (1, 2, 3)
+        picked.append(index)
+    return tuple(picked)
+
+
 def load_chip_picture(path: Path) -> ChipPicture:
-    """Read a chip COG as three display bands (first three, or one band repeated)."""
+    """Read a chip COG as three display bands (:func:`rgb_indexes` of its band descriptions)."""
     with rasterio.open(path) as dataset:
-        bands = [1, 2, 3] if dataset.count >= 3 else [1, 1, 1]
+        indexes = rgb_indexes(dataset.descriptions, dataset.count)
+        bands = list(indexes) if len(indexes) == 3 else [1, 1, 1]
         pixels = dataset.read(bands).astype(np.float32)
         valid = dataset.dataset_mask() > 0
         transform = dataset.transform

@@ -21,7 +21,7 @@ from rio_tiler.errors import TileOutsideBounds
 from rio_tiler.io import Reader
 from rio_tiler.models import ImageData
 
-from sitewatch.app.report.images import load_chip_picture, render_picture, shared_stretch
+from sitewatch.app.report.images import load_chip_picture, render_picture, rgb_indexes, shared_stretch
 from sitewatch.app.web.auth import Caller, reader
 from sitewatch.app.web.deps import WorkspaceDep
 from sitewatch.core.errors import ImageryError, NotFoundError
@@ -32,7 +32,6 @@ router = APIRouter(prefix="/api/observations", tags=["imagery"])
 ReaderDep = Annotated[Caller, Depends(reader)]
 _PNG = "image/png"
 _CACHE_HEADERS = {"Cache-Control": "private, max-age=3600"}
-_RGB_NAMES = (("red", "r", "b4"), ("green", "g", "b3"), ("blue", "b", "b2"))
 
 
 def chip_file(ws: Store, observation: Observation) -> Path:
@@ -80,19 +79,11 @@ _stretch = _Stretch()
 
 
 def _band_indexes(ws: Store, observation: Observation, count: int) -> tuple[int, ...]:
-    if count < 3:
-        return (1,)
     try:
-        names = [b.lower() for b in ws.scene(observation.scene_id).bands]
+        names: tuple[str, ...] = ws.scene(observation.scene_id).bands
     except NotFoundError:
-        names = []
-    picked = []
-    for aliases in _RGB_NAMES:
-        index = next((i + 1 for i, n in enumerate(names) if n in aliases), None)
-        if index is None or index > count:
-            return (1, 2, 3)
-        picked.append(index)
-    return tuple(picked)
+        names = ()
+    return rgb_indexes(names, count)
 
 
 def _render(image: ImageData, observation_id: str, source: Reader, indexes: tuple[int, ...]) -> bytes:
