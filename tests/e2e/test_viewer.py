@@ -95,6 +95,9 @@ def test_masked_pixels_are_hatched_never_the_other_date(
     # the scene says 0 % cloud; the site was not all seen, and the page says so
     assert "89 % of the site seen" in page.text_content("[data-testid=provenance]")
     assert "89 % of the site seen" in page.text_content("[data-testid=caption-after]")
+    zone = page.text_content("[data-testid=zone-seen]")  # the cloud covers part of the launch pad
+    assert zone.startswith("Launch pad: ") and int(zone.split(": ")[1].split(" %")[0]) < 80, zone
+    assert "(100 % in the before image)" in page.text_content("[data-testid=provenance]")
 
     _no_other_date(page)
 

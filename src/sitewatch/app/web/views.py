@@ -10,7 +10,7 @@ from urllib.parse import quote
 
 from sitewatch.app.compare import reference_for
 from sitewatch.app.web import serialize
-from sitewatch.core.errors import UnsupportedInputError
+from sitewatch.core.errors import SitewatchError, UnsupportedInputError
 from sitewatch.core.indicators import indicator_spec
 from sitewatch.core.types import Alert, AlertState, IndicatorValue, Observation, Scene, Site
 from sitewatch.monitor import lifecycle
@@ -176,3 +176,26 @@ def viewer_observations(ws: Store, site_id: str) -> list[dict[str, Any]]:
             }
         )
     return out
+
+
+def zone_seen(ws: Store, observation_id: str | None, site: Site, zone_id: str | None) -> float | None:
+    """Share of zone ``zone_id`` that the chip of ``observation_id`` saw (its valid pixels over the
+    zone); None without a zone or an observation, or when the chip cannot be read.
+
+    A scene's cloud cover is the provider's figure for the whole scene; a launch pad masked in the
+    chip reads 0 % there, and this is the figure that says so.
+    """
+    zone = next((z for z in site.zones if z.id == zone_id), None)
+    if zone is None or observation_id is None:
+        return None
+    from sitewatch.imagery.chips import chip_grid, read_chip
+    from sitewatch.imagery.grid import rasterize_polygon
+
+    path = ws.chip_path(ws.observation(observation_id))
+    try:
+        grid = chip_grid(path)
+        valid = read_chip(path).valid
+    except (SitewatchError, OSError):
+        return None
+    inside = rasterize_polygon(grid, zone.geometry, all_touched=True)
+    return float(valid[inside].mean()) if inside.any() else None
