@@ -141,6 +141,9 @@ def test_date_strip_chart_click_and_captions(page: Any, e2e_sample: SampleWorksp
     assert "2019-02-15 02:30 UTC" in page.text_content("[data-testid=caption-after]")
     assert "100 % of the site seen" in page.text_content("[data-testid=caption-after]")
     assert page.locator(".leaflet-afterVectors-pane path.detection").count() == 2
+    # the site map follows the viewer's date
+    page.wait_for_function("(id) => document.querySelector('#site-map').dataset.observation === id",
+                           arg=ids[-2])
 
     page.click(f"#date-strip button[data-id='{ids[-1]}']")
     _wait_after(page, ids[-1])

@@ -75,15 +75,23 @@ async function siteMap(element) {
     style: { color: STATE_COLOURS[site.alert_state || "none"], weight: 2, fillOpacity: 0 },
   });
   map.fitBounds(outline.getBounds().pad(0.1));
-  const observation = element.dataset.observation;
-  if (observation) {
+  // The map shows one date: the latest, then whichever the evidence viewer opens (viewer.js).
+  let imagery = null;
+  async function show(observation) {
     const grid = await getJson(`/api/observations/${encodeURIComponent(observation)}/grid`);
     const [west, south, east, north] = grid.lonlat_bounds;
-    L.tileLayer(`/api/observations/${encodeURIComponent(observation)}/tiles/{z}/{x}/{y}.png`, {
+    const layer = L.tileLayer(`/api/observations/${encodeURIComponent(observation)}/tiles/{z}/{x}/{y}.png`, {
       maxZoom: 20, maxNativeZoom: 19, bounds: L.latLngBounds([[south, west], [north, east]]),
       attribution: "imagery: this workspace's own chips",
     }).addTo(map);
+    if (imagery) imagery.remove();
+    imagery = layer;
+    element.dataset.observation = observation;
   }
+  if (element.dataset.observation) await show(element.dataset.observation);
+  document.addEventListener("sitewatch:viewer-date", (event) => {
+    if (event.detail.id !== element.dataset.observation) show(event.detail.id).catch(console.error);
+  });
   outline.addTo(map);
   for (const zone of site.zones) {
     L.geoJSON(zone.geometry, { style: { color: "#00bcd4", weight: 1.5, fillOpacity: 0.05 } })

@@ -154,6 +154,7 @@
       section.dataset.before = before.id;
       section.dataset.after = after.id;
       clip();
+      document.dispatchEvent(new CustomEvent("sitewatch:viewer-date", { detail: { id: after.id } }));
       section.dataset.ready = "true";
     }
 
