@@ -107,7 +107,8 @@
       for (const region of changed.items) {
         for (const polygon of rings(region.geometry)) {
           L.polygon(polygon.map((ring) => ring.map(([x, y]) => at(x, y))), {
-            pane: "afterVectors", className: "change", color: "#ff5252", weight: 1.5, fillColor: "#d62728", fillOpacity: 0.2,
+            pane: "afterVectors", className: "change", color: "#ff5252", weight: 1.5,
+            fillColor: "#d62728", fillOpacity: 0.2,
           }).bindTooltip(`changed: ${Math.round(region.area_m2).toLocaleString("en")} m² ` +
             `(mean probability ${region.mean_probability.toFixed(2)})`).addTo(changes);
         }
@@ -176,7 +177,9 @@
       event.preventDefault();
       openAfter(observations[next].id).catch(report);
     });
-    beforeSelect.addEventListener("change", () => load(beforeSelect.value, section.dataset.after).catch(report));
+    beforeSelect.addEventListener("change", () => {
+      load(beforeSelect.value, section.dataset.after).catch(report);
+    });
     slider.addEventListener("input", clip);
     map.on("move zoom zoomend resize viewreset", clip);
     map.on("zoomend", () => { section.dataset.zoom = String(map.getZoom()); });
