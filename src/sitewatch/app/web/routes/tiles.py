@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import numpy as np
-from fastapi import APIRouter, Depends, Response
+from fastapi import APIRouter, Depends, Query, Response
 from fastapi import Path as PathParam
 from rasterio.warp import transform_bounds
 from rio_tiler.errors import TileOutsideBounds
@@ -24,6 +24,7 @@ from rio_tiler.models import ImageData
 from sitewatch.app.report.images import load_chip_picture, render_picture, rgb_indexes, shared_stretch
 from sitewatch.app.web.auth import Caller, reader
 from sitewatch.app.web.deps import WorkspaceDep
+from sitewatch.app.web.errors import BadRequestError
 from sitewatch.core.errors import ImageryError, NotFoundError
 from sitewatch.core.types import Observation
 from sitewatch.store.protocol import Store
@@ -150,17 +151,35 @@ def preview(observation_id: str, ws: WorkspaceDep, _: ReaderDep) -> Response:
     responses={200: {"content": {_PNG: {}}}},
     summary="Every pixel of the chip on its site grid, pixels the image did not see hatched (the viewer)",
 )
-def evidence(observation_id: str, ws: WorkspaceDep, _: ReaderDep) -> Response:
+def evidence(
+    observation_id: str,
+    ws: WorkspaceDep,
+    _: ReaderDep,
+    stretch_with: Annotated[
+        str | None,
+        Query(max_length=200, description="another observation of the site: the two share one contrast "
+              "stretch, so a change of brightness between them shows as one"),
+    ] = None,
+) -> Response:
     """Opaque everywhere: a masked pixel is the hatch, never transparent, so no layer beneath
     (another date) can show through it in the evidence viewer."""
-    path = _open(ws, observation_id)[1]
+    observation, path = _open(ws, observation_id)
+    paths = [path]
+    if stretch_with is not None and stretch_with != observation.id:
+        other, other_path = _open(ws, stretch_with)
+        if other.site_id != observation.site_id:
+            raise BadRequestError(
+                f"stretch_with={stretch_with!r} is an observation of site {other.site_id!r}, not of "
+                f"{observation.site_id!r}; pass an observation of the same site"
+            )
+        paths.append(other_path)
     try:
-        picture = load_chip_picture(path)
+        pictures = [load_chip_picture(p) for p in paths]
     except OSError as error:
         raise ImageryError(f"cannot read the chip of observation {observation_id!r}: {error}") from None
-    image = render_picture(picture, shared_stretch([picture]), max_size=None, hatched=True)
+    image = render_picture(pictures[0], shared_stretch(pictures), max_size=None, hatched=True)
     buffer = io.BytesIO()
-    image.save(buffer, format="PNG")
+    image.save(buffer, format="PNG", compress_level=3)
     return Response(buffer.getvalue(), media_type=_PNG, headers=_CACHE_HEADERS)
 
 

@@ -87,9 +87,10 @@
       section.dataset.slider = slider.value;
     }
 
-    function image(pane, observation, bounds) {
+    // The two dates share one contrast stretch (stretch_with), so a change of brightness shows as one.
+    function image(pane, observation, other, bounds) {
       return new Promise((resolve) => {
-        const layer = L.imageOverlay(observation.evidence, bounds, {
+        const layer = L.imageOverlay(`${observation.evidence}?stretch_with=${enc(other.id)}`, bounds, {
           pane, className: "evidence", alt: `${pane}: ${observation.acquired}`,
         });
         layer.once("load", () => resolve(layer));
@@ -135,7 +136,7 @@
       if (first) origin = [afterGrid.bounds[0], afterGrid.bounds[1]];
       if (first) map.fitBounds(boundsOf(afterGrid));
       const [beforeLayer, afterLayer] = await Promise.all([
-        image("before", before, boundsOf(beforeGrid)), image("after", after, boundsOf(afterGrid))]);
+        image("before", before, after, boundsOf(beforeGrid)), image("after", after, before, boundsOf(afterGrid))]);
       const counts = await vectors(after.id);
       if (ticket !== loading) { beforeLayer.remove(); afterLayer.remove(); return; }
       for (const [name, layer] of [["before", beforeLayer], ["after", afterLayer]]) {
