@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import base64
+import io
 import json
+import re
 import shutil
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -19,6 +22,7 @@ from typer.testing import CliRunner
 from range_server import RangeServer
 from sitewatch.app.cli import app
 from sitewatch.app.report import build_report
+from sitewatch.app.report.images import load_chip_picture, rgb_indexes
 from sitewatch.core.types import Alert, Assessment, ChangeRegion, Detection, Site, Zone
 from sitewatch.pipeline.ingest import ingest, ingest_stac
 from sitewatch.store import Workspace
@@ -85,12 +89,17 @@ def test_report_shows_alert_with_before_and_after(workspace: Workspace, tmp_path
     assert "North half" in html and "<td>changed area</td>" in html and "1,440,000 m²" in html
     assert "changed_area_m2" not in html and "<td>0.01</td>" in html
     assert 'alt="before"' in html and 'alt="after"' in html
-    after_png = tmp_path / "out" / "assets" / "a1-after.png"
-    with Image.open(after_png) as picture:
-        pixels = np.asarray(picture.convert("RGB"))
-    # The change region is outlined in red somewhere in the picture.
-    assert np.all(pixels == (255, 40, 40), axis=-1).any()
-    assert (tmp_path / "out" / "assets" / "a1-before.png").is_file()
+    # one file: the chips are embedded at full resolution, after the alert list and before the charts
+    assert not (tmp_path / "out" / "assets").exists()
+    sources = re.findall(r'<img src="data:image/jpeg;base64,([^"]+)" alt="(before|after)"', html)
+    assert [alt for _, alt in sources] == ["before", "after"]
+    with Image.open(io.BytesIO(base64.b64decode(sources[1][0]))) as picture:
+        pixels = np.asarray(picture.convert("RGB"), float)
+    with rasterio.open(workspace.chip_path(after)) as chip:
+        assert pixels.shape[:2] == (chip.height, chip.width)
+    # The change region is outlined in red somewhere in the picture (JPEG: near the outline colour).
+    assert (np.linalg.norm(pixels - (255, 40, 40), axis=-1) < 40).any()
+    assert html.index("#alert-a1") < html.index('alt="after"') < html.index('class="timeline"')
 
 
 def test_report_cli_json(workspace: Workspace, tmp_path: Path) -> None:
@@ -150,3 +159,20 @@ def _report_with_alert(ws: Workspace, out: Path) -> str:
         created=datetime(2020, 1, 12, tzinfo=UTC), indicator="changed_area_m2", value=1.0e5,
         baseline=0.0, score=5.0, p_value=0.02, zone_id="north", explanation="More change than usual.")])
     return build_report(ws, out).path.read_text(encoding="utf-8")
+
+
+def test_chip_pictures_show_the_bands_named_red_green_blue(tmp_path: Path) -> None:
+    """A chip stored blue, green, red (as many sensors order them) is still drawn in true colour."""
+    path = tmp_path / "bgr.tif"
+    profile = {"driver": "GTiff", "width": 4, "height": 4, "count": 4, "dtype": "uint8", "crs": "EPSG:32651",
+               "transform": rasterio.transform.from_origin(500000, 4400000, 1, 1)}
+    with rasterio.open(path, "w", **profile) as sink:
+        bands = (("blue", 10), ("green", 20), ("red", 30), ("nir", 40))
+        for index, (name, value) in enumerate(bands, start=1):
+            sink.write(np.full((4, 4), value, np.uint8), index)
+            sink.set_band_description(index, name)
+    picture = load_chip_picture(path)
+    assert picture.rgb[0, 0].tolist() == [30.0, 20.0, 10.0]
+    assert rgb_indexes(("B4", "B3", "B2"), 3) == (1, 2, 3)
+    assert rgb_indexes(("nir", "x", "y"), 3) == (1, 2, 3)  # unnamed: the first three
+    assert rgb_indexes(("pan",), 1) == (1,)

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import io
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from typing import Any
 
+import numpy as np
 import pytest
 from fastapi.testclient import TestClient
+from PIL import Image
 
-from e2e.sample_workspace import SampleWorkspace, build_sample_workspace
+from e2e.sample_workspace import MASKED_COLS, MASKED_ROWS, SIZE, SampleWorkspace, build_sample_workspace
+from sitewatch.app.report.images import HATCH_COLOURS
 from sitewatch.app.web import create_app
 from sitewatch.core.types import AlertState
 from sitewatch.store.workspace import Workspace
@@ -167,6 +171,31 @@ def test_tiles_preview_and_grid(client: TestClient, sample: SampleWorkspace) -> 
     assert tile.content.startswith(b"\x89PNG")
     outside = client.get(f"/api/observations/{observation}/tiles/16/0/0.png", headers=bearer(sample))
     assert outside.status_code == 404 and outside.json()["error"]["type"] == "not_found"
+
+
+def test_evidence_picture_is_opaque_and_hatched_where_unseen(
+    client: TestClient, sample: SampleWorkspace
+) -> None:
+    """The viewer's picture: every chip pixel, no alpha, the masked block the hatch and nothing else."""
+    after, before = sample.observation_ids[-1], sample.observation_ids[-2]
+    url = f"/api/observations/{after}/evidence.png"
+    alone, shared = (
+        client.get(url + query, headers=bearer(sample)) for query in ("", f"?stretch_with={before}")
+    )
+    for answer in (alone, shared):
+        assert answer.status_code == 200, answer.text
+        with Image.open(io.BytesIO(answer.content)) as picture:
+            assert picture.mode == "RGB" and picture.size == (SIZE, SIZE)  # opaque, full resolution
+            pixels = np.asarray(picture)
+        hole = pixels[MASKED_ROWS, MASKED_COLS].reshape(-1, 3)
+        is_hatch = [(hole == colour).all(axis=1) for colour in HATCH_COLOURS]
+        assert (is_hatch[0] | is_hatch[1]).all() and is_hatch[0].any() and is_hatch[1].any()
+        seen = np.ones((SIZE, SIZE), bool)
+        seen[MASKED_ROWS, MASKED_COLS] = False
+        assert not (pixels[seen] == HATCH_COLOURS[0]).all(axis=1).any()  # no seen pixel is magenta
+    assert alone.content != shared.content  # the stretch shared with the before date differs
+    other_site = client.get(url + "?stretch_with=nowhere", headers=bearer(sample))
+    assert other_site.status_code == 404
 
 
 def test_geojson_and_kml_exports(client: TestClient, sample: SampleWorkspace) -> None:

@@ -41,6 +41,8 @@ SIZE = 128  # pixels per side of the site grid
 PASSWORD = "correct-horse-battery"
 START = datetime(2019, 2, 1, 2, 30, tzinfo=UTC)
 OBSERVATION_COUNT = 4
+MASKED_ROWS, MASKED_COLS = slice(100, SIZE), slice(0, 64)
+"""Pixels the last image did not see (a cloud over the south-west of the site): masked in its chip."""
 
 
 @dataclass(frozen=True)
@@ -88,7 +90,8 @@ def sample_site() -> Site:
     )
 
 
-def _write_chip(path: Path, seed: int, trucks: int) -> None:
+def _write_chip(path: Path, seed: int, trucks: int, *, masked: bool = False) -> float:
+    """Write a chip; returns its valid fraction."""
     rng = np.random.default_rng(seed)
     ground = rng.normal(110, 12, size=(3, SIZE, SIZE)).clip(0, 255)
     for index in range(trucks):
@@ -108,8 +111,13 @@ def _write_chip(path: Path, seed: int, trucks: int) -> None:
         "blockysize": 64,
         "compress": "deflate",
     }
-    with rasterio.open(path, "w", **profile) as sink:
+    valid = np.ones((SIZE, SIZE), bool)
+    if masked:
+        valid[MASKED_ROWS, MASKED_COLS] = False
+    with rasterio.Env(GDAL_TIFF_INTERNAL_MASK=True), rasterio.open(path, "w", **profile) as sink:
         sink.write(ground.astype(np.uint8))
+        sink.write_mask(np.where(valid, 255, 0).astype(np.uint8))
+    return float(valid.mean())
 
 
 def build_sample_workspace(root: Path) -> SampleWorkspace:
@@ -122,7 +130,8 @@ def build_sample_workspace(root: Path) -> SampleWorkspace:
             acquired = START + timedelta(days=7 * index)
             trucks = 2 if index < OBSERVATION_COUNT - 1 else 9
             staged = ws.staging_dir() / f"chip-{index}.tif"
-            _write_chip(staged, seed=index, trucks=trucks)
+            valid_fraction = _write_chip(staged, seed=index, trucks=trucks,
+                                         masked=index == OBSERVATION_COUNT - 1)
             checksum = hashlib.sha256(staged.read_bytes()).hexdigest()
             scene = Scene(
                 id=checksum[:16],
@@ -136,7 +145,8 @@ def build_sample_workspace(root: Path) -> SampleWorkspace:
                 width=SIZE,
                 height=SIZE,
                 checksum=checksum,
-                cloud_cover=0.0,
+                cloud_cover=0.0,  # as a provider may say of a scene whose chip over the site is masked
+                off_nadir=12.5 + index,
                 license="CC0-1.0",
                 attribution="synthetic test image",
             )
@@ -147,7 +157,7 @@ def build_sample_workspace(root: Path) -> SampleWorkspace:
                 scene_id=scene.id,
                 acquired=acquired,
                 chip_path=f"chips/{SITE_ID}/{observation_id}.tif",
-                valid_fraction=1.0,
+                valid_fraction=valid_fraction,
             )
             ws.add_scene(scene, [(observation, staged)])
             observation_ids.append(observation_id)

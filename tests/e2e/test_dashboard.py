@@ -40,15 +40,15 @@ def test_analyst_flow(page: Any, base_url: str, e2e_sample: SampleWorkspace) -> 
     assert page.locator("#timelines svg.chart").count() == 2
     assert page.locator("#timelines circle.alert").count() >= 1
     tooltip = page.text_content("#timelines circle.point >> nth=0 >> title")
-    assert re.fullmatch(r"2019-02-01 02:30 UTC: \d+(\.\d{1,2})?", tooltip), tooltip  # to the minute, rounded
-    assert page.locator("#overlay path.detection").count() == 9
-    assert page.locator("#overlay path.change").count() == 1
+    assert re.fullmatch(r"2019-02-01 02:30 UTC: \d+(\.\d{1,2})?( m²| %)? \(click: open this date\)", tooltip), tooltip
+    assert page.locator("#compare path.detection").count() == 9
+    assert page.locator("#compare path.change").count() == 1
 
     page.fill("#compare-slider", "20")
     assert page.get_attribute("#compare", "data-slider") == "20"
-    assert "20%" in page.eval_on_selector("#after-clip", "node => node.style.clipPath")
+    assert "rect(" in page.eval_on_selector(".leaflet-after-pane", "node => node.style.clip")
     page.uncheck("#show-detections")
-    assert not page.locator("#overlay path.detection").first.is_visible()
+    assert page.locator("#compare path.detection").count() == 0
     page.check("#show-detections")
     screenshot(page, "02-site")
 

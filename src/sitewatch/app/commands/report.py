@@ -22,7 +22,8 @@ def report(
     workspace: WorkspaceOption = None,
     out: Annotated[
         Path | None,
-        typer.Option("--out", "-o", help="Folder for report.html and pictures (default: WORKSPACE/report)."),
+        typer.Option("--out", "-o", help="Folder for report.html, one file with its pictures embedded "
+                     "(default: WORKSPACE/report)."),
     ] = None,
     site: Annotated[
         list[str] | None, typer.Option("--site", "-s", help="Only these sites (id or alias); repeatable.")

@@ -1,7 +1,10 @@
-"""Build a static HTML report of a workspace: per site a timeline and alerts with before/after chips."""
+"""Build a self-contained HTML report of a workspace: the alert list first, then per site its alerts with
+before and after side by side at full chip resolution (zoomable, embedded), then its charts."""
 
 from __future__ import annotations
 
+import base64
+import io
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -9,13 +12,20 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from jinja2 import Environment, PackageLoader, select_autoescape
+from PIL import Image
 
 from sitewatch import __version__
-from sitewatch.app.report.images import CLASS_COLOURS, load_chip_picture, render_picture, shared_stretch
+from sitewatch.app.report.images import (
+    CLASS_COLOURS,
+    HATCH_COLOURS,
+    load_chip_picture,
+    render_picture,
+    shared_stretch,
+)
 from sitewatch.app.report.plots import Series, timeline_svg
 from sitewatch.core import words
 from sitewatch.core.errors import UnsupportedInputError
-from sitewatch.core.indicators import IndicatorKind, indicator_spec
+from sitewatch.core.indicators import IndicatorKind, indicator_label, indicator_spec
 from sitewatch.core.types import Alert, Assessment, Observation, Scene, Site
 from sitewatch.monitor.lifecycle import TrackRecord, track_record
 from sitewatch.store.protocol import Store
@@ -28,15 +38,29 @@ class AlertEvidence:
     """What the report shows for one alert."""
 
     alert: Alert
+    site: Site
     after: Observation
     after_scene: Scene
     after_image: str
+    """The after chip, every pixel, as a ``data:`` URI (the report is one file)."""
     before: Observation | None
     before_scene: Scene | None
     before_image: str | None
+    width: int
+    height: int
+    """Pixels of the after chip (the before chip lies on the same site grid)."""
     detection_counts: dict[str, int]
     change_region_count: int
     assessments: tuple[Assessment, ...]
+
+    @property
+    def indicator_label(self) -> str:
+        return indicator_label(self.alert.indicator)
+
+    @property
+    def zone_name(self) -> str | None:
+        zone = next((z for z in self.site.zones if z.id == self.alert.zone_id), None)
+        return zone.name if zone is not None else self.alert.zone_id
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,16 +90,16 @@ def build_report(
     site_ids: Sequence[str] | None = None,
     progress: ProgressCallback | None = None,
 ) -> ReportResult:
-    """Write ``report.html`` and its pictures under ``out_dir`` (default ``<workspace>/report``)."""
+    """Write ``report.html`` under ``out_dir`` (default ``<workspace>/report``): one file, its pictures
+    embedded, so it can be mailed or archived as it is."""
     target = Path(out_dir) if out_dir is not None else workspace.root / "report"
-    assets = target / "assets"
-    assets.mkdir(parents=True, exist_ok=True)
+    target.mkdir(parents=True, exist_ok=True)
     sites = [workspace.site(s) for s in site_ids] if site_ids else workspace.sites()
     sections = []
     for index, site in enumerate(sites):
         if progress is not None:
             progress(site.id, index, len(sites))
-        sections.append(_site_section(workspace, site, assets))
+        sections.append(_site_section(workspace, site))
     if progress is not None:
         progress("done", len(sites), len(sites))
 
@@ -91,7 +115,10 @@ def build_report(
         version=__version__,
         workspace=str(workspace.root),
         sections=sections,
+        alerts=sorted((e for s in sections for e in s.alerts), key=lambda e: e.alert.acquired, reverse=True),
         class_colours=CLASS_COLOURS,
+        hatch_colours=HATCH_COLOURS,
+        jpeg_quality=JPEG_QUALITY,
     )
     path = target / "report.html"
     temporary = path.with_suffix(".html.tmp")
@@ -106,10 +133,10 @@ def build_report(
     )
 
 
-def _site_section(workspace: Store, site: Site, assets: Path) -> SiteSection:
+def _site_section(workspace: Store, site: Site) -> SiteSection:
     observations = tuple(workspace.observations(site.id))
     alerts = sorted(workspace.alerts(site_id=site.id), key=lambda a: a.acquired)
-    evidence = tuple(_alert_evidence(workspace, alert, observations, assets) for alert in alerts)
+    evidence = tuple(_alert_evidence(workspace, site, alert, observations) for alert in alerts)
     timeline = timeline_svg(
         [Series("valid fraction", tuple(o.acquired for o in observations),
                 tuple(o.valid_fraction for o in observations))],
@@ -152,7 +179,7 @@ def _by_unit(by_name: dict[str, list[tuple[datetime, float | None]]]) -> dict[st
 
 
 def _alert_evidence(
-    workspace: Store, alert: Alert, observations: Sequence[Observation], assets: Path
+    workspace: Store, site: Site, alert: Alert, observations: Sequence[Observation]
 ) -> AlertEvidence:
     after = workspace.observation(alert.observation_id)
     min_valid = workspace.settings.min_valid_fraction
@@ -169,30 +196,36 @@ def _alert_evidence(
         before_picture = load_chip_picture(workspace.chip_path(before))
         pictures.append(before_picture)
     stretch = shared_stretch(pictures)
-    stem = _safe_name(alert.id)
-    after_name = f"{stem}-after.png"
-    render_picture(after_picture, stretch, detections=detections, change_regions=regions).save(
-        assets / after_name, optimize=True
-    )
-    before_name = None
+    after_image = render_picture(after_picture, stretch, detections=detections, change_regions=regions,
+                                 max_size=None, hatched=True)
+    before_uri = None
     if before is not None and before_picture is not None:
-        before_name = f"{stem}-before.png"
-        render_picture(
-            before_picture, stretch, detections=workspace.detections(observation_id=before.id)
-        ).save(assets / before_name, optimize=True)
+        before_uri = _data_uri(render_picture(
+            before_picture, stretch, detections=workspace.detections(observation_id=before.id),
+            max_size=None, hatched=True))
     return AlertEvidence(
         alert=alert,
+        site=site,
         after=after,
         after_scene=workspace.scene(after.scene_id),
-        after_image=f"assets/{after_name}",
+        after_image=_data_uri(after_image),
         before=before,
         before_scene=workspace.scene(before.scene_id) if before is not None else None,
-        before_image=f"assets/{before_name}" if before_name else None,
+        before_image=before_uri,
+        width=after_image.width,
+        height=after_image.height,
         detection_counts=dict(Counter(d.class_name for d in detections)),
         change_region_count=len(regions),
         assessments=tuple(workspace.assessments(alert.id)),
     )
 
 
-def _safe_name(text: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_" else "_" for c in text)
+JPEG_QUALITY = 92
+"""Chips are embedded at full resolution as JPEG (4:4:4, no chroma loss): a 1200-pixel chip of a
+noisy sensor is ~0.4 MB so, where PNG would make the report several times heavier."""
+
+
+def _data_uri(image: Image.Image) -> str:
+    buffer = io.BytesIO()
+    image.save(buffer, format="JPEG", quality=JPEG_QUALITY, subsampling=0)
+    return "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")

@@ -28,6 +28,11 @@ CLASS_COLOURS: dict[str, tuple[int, int, int]] = {
 CHANGE_COLOUR = (255, 40, 40)
 MASKED_COLOUR = (40, 40, 40)
 """Pixels an image did not see (cloud, no data): one flat colour, never another date's pixels."""
+HATCH_COLOURS = ((230, 0, 170), MASKED_COLOUR)
+"""The stripes drawn over unseen pixels in the evidence viewers (dashboard and report): magenta
+on dark grey, a colour no ground has, so an analyst zoomed in on a hole never mistakes it for ground."""
+HATCH_PERIOD = 8
+"""Width in chip pixels of one magenta and one grey stripe together."""
 # What an analyst calls each detected class (one, many); unknown classes are named by their id.
 CLASS_WORDS: dict[str, tuple[str, str]] = {
     "car": ("car", "cars"),
@@ -59,10 +64,30 @@ class ChipPicture:
     """The chip's grid (the site's UTM zone)."""
 
 
+RGB_BAND_NAMES = (("red", "r", "b4"), ("green", "g", "b3"), ("blue", "b", "b2"))
+"""What a red, a green and a blue band may be called (case does not matter)."""
+
+
+def rgb_indexes(names: Sequence[str | None], count: int) -> tuple[int, ...]:
+    """1-based band indexes to show as red, green, blue: the bands so named, else the first three
+    (one band, shown grey, when there are fewer than three). The one rule for every picture of a chip."""
+    if count < 3:
+        return (1,)
+    lowered = [(n or "").lower() for n in names]
+    picked = []
+    for aliases in RGB_BAND_NAMES:
+        index = next((i + 1 for i, n in enumerate(lowered) if n in aliases), None)
+        if index is None or index > count:
+            return (1, 2, 3)
+        picked.append(index)
+    return tuple(picked)
+
+
 def load_chip_picture(path: Path) -> ChipPicture:
-    """Read a chip COG as three display bands (first three, or one band repeated)."""
+    """Read a chip COG as three display bands (:func:`rgb_indexes` of its band descriptions)."""
     with rasterio.open(path) as dataset:
-        bands = [1, 2, 3] if dataset.count >= 3 else [1, 1, 1]
+        indexes = rgb_indexes(dataset.descriptions, dataset.count)
+        bands = list(indexes) if len(indexes) == 3 else [1, 1, 1]
         pixels = dataset.read(bands).astype(np.float32)
         valid = dataset.dataset_mask() > 0
         transform = dataset.transform
@@ -85,20 +110,36 @@ def shared_stretch(pictures: Sequence[ChipPicture]) -> tuple[np.ndarray, np.ndar
     return low, np.maximum(high, low + 1e-6)
 
 
+def hatch(shape: tuple[int, int]) -> np.ndarray:
+    """Diagonal stripes (uint8, ``shape`` + (3,)) in :data:`HATCH_COLOURS`, for pixels nobody saw."""
+    rows, cols = np.indices(shape)
+    stripe = ((rows + cols) % HATCH_PERIOD) < HATCH_PERIOD // 2
+    return np.where(stripe[..., None], np.array(HATCH_COLOURS[0], np.uint8),
+                    np.array(HATCH_COLOURS[1], np.uint8))
+
+
 def render_picture(
     picture: ChipPicture,
     stretch: tuple[np.ndarray, np.ndarray],
     *,
     detections: Sequence[Detection] = (),
     change_regions: Sequence[ChangeRegion] = (),
-    max_size: int = 640,
+    max_size: int | None = 640,
+    hatched: bool = False,
 ) -> Image.Image:
-    """The chip as an 8-bit image with change regions and detections outlined."""
+    """The chip as an 8-bit image with change regions and detections outlined.
+
+    Unseen pixels are :data:`MASKED_COLOUR`, or the :func:`hatch` with ``hatched`` (the zoomable
+    viewers, where a flat block could pass for a dark roof); ``max_size=None`` keeps every pixel.
+    """
     low, high = stretch
     scaled = np.clip((picture.rgb - low) / (high - low), 0.0, 1.0) * 255.0
-    scaled[~picture.valid] = MASKED_COLOUR
+    if hatched:
+        scaled[~picture.valid] = hatch(picture.valid.shape)[~picture.valid]
+    else:
+        scaled[~picture.valid] = MASKED_COLOUR
     image = Image.fromarray(scaled.astype(np.uint8))
-    scale = min(1.0, max_size / max(image.size))
+    scale = 1.0 if max_size is None else min(1.0, max_size / max(image.size))
     if scale < 1.0:
         size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
         image = image.resize(size, Image.Resampling.LANCZOS)

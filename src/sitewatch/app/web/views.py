@@ -12,9 +12,9 @@ from urllib.parse import quote
 from sitewatch.app.compare import reference_for
 from sitewatch.app.web import serialize
 from sitewatch.core import words
-from sitewatch.core.errors import UnsupportedInputError
+from sitewatch.core.errors import SitewatchError, UnsupportedInputError
 from sitewatch.core.indicators import indicator_spec
-from sitewatch.core.types import Alert, AlertState, IndicatorValue, Observation, Site
+from sitewatch.core.types import Alert, AlertState, IndicatorValue, Observation, Scene, Site
 from sitewatch.monitor import lifecycle
 from sitewatch.monitor.baselines import BaselineConfig
 from sitewatch.store.protocol import Store
@@ -105,12 +105,20 @@ def series(
             for v in values
             if v.value is not None and (v.observation_id, zone_id, name) not in confirmed
         ]
+        try:
+            spec = indicator_spec(name)
+        except UnsupportedInputError:
+            kind, unit = None, ""
+        else:
+            kind, unit = spec.kind.value, spec.unit
         out.append(
             {
                 "zone_id": zone_id,
                 "name": name,
                 "zone_name": words.human_name(zone_id, site),
                 "label": words.human_name(name),
+                "kind": kind,
+                "unit": unit,
                 "observation": [index[v.observation_id] for v in values],
                 "value": [v.value for v in values],
                 "quality": [v.quality for v in values],
@@ -319,3 +327,56 @@ def _spike_reason(
                 f"{words.human_name(alert.indicator)} in {words.human_name(alert.zone_id, site)}")
     return (f"not alerted: scored with the site's other zones and indicators, the combined evidence "
             f"stayed under the alert level (α = {false_alarm_rate:g})")
+
+
+def viewer_observations(ws: Store, site_id: str) -> list[dict[str, Any]]:
+    """Every observation of a site, oldest first, with what the evidence viewer's caption and date
+    strip show: date (UTC, to the minute), sensor, GSD, off-nadir angle, valid fraction over the site.
+
+    The valid fraction is measured on the chip over the site; the scene's cloud cover is the
+    provider's figure for the whole scene, which can read 0 % over a site that was masked.
+    """
+    scenes: dict[str, Scene] = {}
+    out = []
+    for observation in ws.observations(site_id):
+        scene = scenes.get(observation.scene_id)
+        if scene is None:
+            scene = scenes[observation.scene_id] = ws.scene(observation.scene_id)
+        out.append(
+            {
+                "id": observation.id,
+                "acquired": words.when(observation.acquired),
+                "day": observation.acquired.strftime("%Y-%m-%d"),
+                "sensor": scene.sensor,
+                "gsd": scene.gsd,
+                "off_nadir": scene.off_nadir,
+                "cloud_cover": scene.cloud_cover,
+                "valid_fraction": observation.valid_fraction,
+                "problem": observation.problem,
+                "evidence": f"/api/observations/{quote(observation.id, safe='')}/evidence.png",
+            }
+        )
+    return out
+
+
+def zone_seen(ws: Store, observation_id: str | None, site: Site, zone_id: str | None) -> float | None:
+    """Share of zone ``zone_id`` that the chip of ``observation_id`` saw (its valid pixels over the
+    zone); None without a zone or an observation, or when the chip cannot be read.
+
+    A scene's cloud cover is the provider's figure for the whole scene; a launch pad masked in the
+    chip reads 0 % there, and this is the figure that says so.
+    """
+    zone = next((z for z in site.zones if z.id == zone_id), None)
+    if zone is None or observation_id is None:
+        return None
+    from sitewatch.imagery.chips import chip_grid, read_chip
+    from sitewatch.imagery.grid import rasterize_polygon
+
+    path = ws.chip_path(ws.observation(observation_id))
+    try:
+        grid = chip_grid(path)
+        valid = read_chip(path).valid
+    except (SitewatchError, OSError):
+        return None
+    inside = rasterize_polygon(grid, zone.geometry, all_touched=True)
+    return float(valid[inside].mean()) if inside.any() else None

@@ -236,6 +236,7 @@ def site_page(site: str, request: Request, ws: WorkspaceDep) -> Response:
         observations=observations,
         track_record=views.track_record(alerts),
         spikes=spikes,
+        viewer=views.viewer_observations(ws, resolved.id),
     )
 
 
@@ -245,11 +246,21 @@ def alert_page(alert_id: str, request: Request, ws: WorkspaceDep) -> Response:
     if caller is None:
         return _to_login(request)
     detail = views.alert_detail(ws, alert_id)
+    site = ws.site(detail["site"]["id"])
+    zone_id = detail["alert"]["zone_id"]
+    reference = detail["reference"]
+    zone = {
+        "name": next((z.name for z in site.zones if z.id == zone_id), zone_id),
+        "after": views.zone_seen(ws, detail["observation"]["id"], site, zone_id),
+        "before": views.zone_seen(ws, reference["id"] if reference else None, site, zone_id),
+    }
     return _render(
         request,
         "alert.html",
         caller,
         detail=detail,
+        zone_seen=zone,
+        viewer=views.viewer_observations(ws, site.id),
         actions=TRIAGE_ACTIONS,
         likelihoods=list(Likelihood),
         confidences=list(Confidence),

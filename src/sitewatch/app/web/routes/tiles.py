@@ -1,4 +1,5 @@
-"""Imagery of observations: Web Mercator XYZ tiles for the map and a whole-chip preview.
+"""Imagery of observations: Web Mercator XYZ tiles for the map, a whole-chip preview, and the
+evidence picture of the viewer (every chip pixel, unseen pixels hatched).
 
 There is no internet basemap: the site's own chips are the map. Only chips that
 resolve inside the workspace's ``chips/`` folder are ever opened, so no request can
@@ -7,6 +8,7 @@ make the server read a file elsewhere.
 
 from __future__ import annotations
 
+import io
 import threading
 from collections import OrderedDict
 from pathlib import Path
@@ -21,8 +23,10 @@ from rio_tiler.errors import TileOutsideBounds
 from rio_tiler.io import Reader
 from rio_tiler.models import ImageData
 
+from sitewatch.app.report.images import load_chip_picture, render_picture, rgb_indexes, shared_stretch
 from sitewatch.app.web.auth import Caller, reader
 from sitewatch.app.web.deps import WorkspaceDep
+from sitewatch.app.web.errors import BadRequestError
 from sitewatch.core.errors import ImageryError, NotFoundError
 from sitewatch.core.types import Observation
 from sitewatch.store.protocol import Store
@@ -31,7 +35,6 @@ router = APIRouter(prefix="/api/observations", tags=["imagery"])
 ReaderDep = Annotated[Caller, Depends(reader)]
 _PNG = "image/png"
 _CACHE_HEADERS = {"Cache-Control": "private, max-age=3600"}
-_RGB_NAMES = (("red", "r", "b4"), ("green", "g", "b3"), ("blue", "b", "b2"))
 
 
 def chip_file(ws: Store, observation: Observation) -> Path:
@@ -79,19 +82,11 @@ _stretch = _Stretch()
 
 
 def _band_indexes(ws: Store, observation: Observation, count: int) -> tuple[int, ...]:
-    if count < 3:
-        return (1,)
     try:
-        names = [b.lower() for b in ws.scene(observation.scene_id).bands]
+        names: tuple[str, ...] = ws.scene(observation.scene_id).bands
     except NotFoundError:
-        names = []
-    picked = []
-    for aliases in _RGB_NAMES:
-        index = next((i + 1 for i, n in enumerate(names) if n in aliases), None)
-        if index is None or index > count:
-            return (1, 2, 3)
-        picked.append(index)
-    return tuple(picked)
+        names = ()
+    return rgb_indexes(names, count)
 
 
 def _render(image: ImageData, observation_id: str, source: Reader, indexes: tuple[int, ...]) -> bytes:
@@ -150,6 +145,44 @@ def preview(observation_id: str, ws: WorkspaceDep, _: ReaderDep) -> Response:
             )
     except OSError as error:
         raise ImageryError(f"cannot read the chip of observation {observation_id!r}: {error}") from None
+
+
+@router.get(
+    "/{observation_id}/evidence.png",
+    response_class=Response,
+    responses={200: {"content": {_PNG: {}}}},
+    summary="Every pixel of the chip on its site grid, pixels the image did not see hatched (the viewer)",
+)
+def evidence(
+    observation_id: str,
+    ws: WorkspaceDep,
+    _: ReaderDep,
+    stretch_with: Annotated[
+        str | None,
+        Query(max_length=200, description="another observation of the site: the two share one contrast "
+              "stretch, so a change of brightness between them shows as one"),
+    ] = None,
+) -> Response:
+    """Opaque everywhere: a masked pixel is the hatch, never transparent, so no layer beneath
+    (another date) can show through it in the evidence viewer."""
+    observation, path = _open(ws, observation_id)
+    paths = [path]
+    if stretch_with is not None and stretch_with != observation.id:
+        other, other_path = _open(ws, stretch_with)
+        if other.site_id != observation.site_id:
+            raise BadRequestError(
+                f"stretch_with={stretch_with!r} is an observation of site {other.site_id!r}, not of "
+                f"{observation.site_id!r}; pass an observation of the same site"
+            )
+        paths.append(other_path)
+    try:
+        pictures = [load_chip_picture(p) for p in paths]
+    except OSError as error:
+        raise ImageryError(f"cannot read the chip of observation {observation_id!r}: {error}") from None
+    image = render_picture(pictures[0], shared_stretch(pictures), max_size=None, hatched=True)
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG", compress_level=3)
+    return Response(buffer.getvalue(), media_type=_PNG, headers=_CACHE_HEADERS)
 
 
 @router.get(
