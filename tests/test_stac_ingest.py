@@ -433,3 +433,22 @@ def test_the_asset_read_is_true_colour_then_pansharpened_then_multispectral_then
         assert choice is None
         return
     assert choice is not None and choice[0] == chosen and choice[2] == bands
+
+
+def test_a_hung_server_fails_the_source_after_the_timeout_instead_of_hanging(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import socket
+    import time
+
+    import sitewatch.imagery.stac as stac_module
+
+    monkeypatch.setattr(stac_module, "STAC_TIMEOUT_S", 0.5)
+    with socket.socket() as listener:  # accepts connections (the kernel's backlog) and never answers
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(4)
+        url = f"http://127.0.0.1:{listener.getsockname()[1]}/catalog.json"
+        started = time.monotonic()
+        with pytest.raises(StacSourceError, match=r"no answer within 0\.5 s"):
+            list(stac_entries(url, StacQuery()))
+    assert time.monotonic() - started < 10

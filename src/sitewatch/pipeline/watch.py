@@ -20,7 +20,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from sitewatch.core.errors import SitewatchError
-from sitewatch.pipeline.ingest import IngestReport, ingest_stac
+from sitewatch.pipeline.ingest import FileOutcome, FileStatus, IngestReport, ingest_stac
 from sitewatch.pipeline.monitor import MonitorOptions, run_monitor
 from sitewatch.pipeline.notify import DeliveryReport, deliver_pending, routes_for
 from sitewatch.pipeline.watch_config import WatchConfig, WatchSource
@@ -36,7 +36,8 @@ class SourceResult:
     name: str
     report: IngestReport | None = None
     error: str | None = None
-    """Why the source could not be read (it is retried after a back-off); None when it was."""
+    """Why the source could not be read, or was left part-read (it is retried after a back-off);
+    None when it was read."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,7 +80,7 @@ def run_cycle(workspace: Workspace, config: WatchConfig, *, sources: tuple[Watch
         results.append(poll_source(workspace, source, stop=stop, after_item=after_item))
     if stop.is_set():
         return CycleReport(tuple(results), interrupted=True)
-    report = run_monitor(workspace, monitor or MonitorOptions())
+    report = run_monitor(workspace, monitor or MonitorOptions(detect_objects=config.detect_objects))
     new_alerts = tuple(alert.id for alert in report.new_alerts)
     for alert_id in new_alerts:
         log.warning("new alert %s", alert_id)
@@ -92,19 +93,34 @@ def run_cycle(workspace: Workspace, config: WatchConfig, *, sources: tuple[Watch
     return CycleReport(tuple(results), new_alerts, queued, delivery, interrupted=stop.is_set())
 
 
+OUTAGE_FAILURES = 3
+"""Items failing in a row, for reasons that may pass, after which a source is taken to be down: the
+rest of its items wait for the next cycle (the cursor is held before the first failure)."""
+
+
 def poll_source(workspace: Workspace, source: WatchSource, *, stop: threading.Event,
                 after_item: Callable[[], None] | None = None) -> SourceResult:
     """Ingest what is new in ``source`` since its cursor; a source that cannot be read is a result."""
+    in_a_row: list[FileOutcome] = []
 
-    def progress(_href: str, _index: int, _total: int, outcome: object) -> None:
-        if outcome is not None and after_item is not None:
+    def progress(_href: str, _index: int, _total: int, outcome: FileOutcome | None) -> None:
+        if outcome is None:
+            return
+        if outcome.status is FileStatus.FAILED and not outcome.final:
+            in_a_row.append(outcome)
+        else:
+            in_a_row.clear()
+        if after_item is not None:
             after_item()
+
+    def should_stop() -> bool:
+        return stop.is_set() or len(in_a_row) >= OUTAGE_FAILURES
 
     try:
         report = ingest_stac(
             workspace, source.stac, site_ids=source.site_ids, since=source.since,
             collections=source.collections, max_cloud=source.max_cloud, max_off_nadir=source.max_off_nadir,
-            max_gsd=source.max_gsd, cursor=workspace.watch_cursor(source.name), should_stop=stop.is_set,
+            max_gsd=source.max_gsd, cursor=workspace.watch_cursor(source.name), should_stop=should_stop,
             progress=progress)
     except SitewatchError as error:
         return SourceResult(source.name, error=str(error))
@@ -112,6 +128,10 @@ def poll_source(workspace: Workspace, source: WatchSource, *, stop: threading.Ev
         log.warning("source %s: %s", source.name, outcome.message)
     log.info("source %s: %d ingested, %d already stored, %d failed", source.name, len(report.ingested),
              len(report.skipped), len(report.failed))
+    if len(in_a_row) >= OUTAGE_FAILURES:
+        return SourceResult(source.name, report, error=(
+            f"{OUTAGE_FAILURES} items in a row failed (the last: {in_a_row[-1].message}); the source looks "
+            "down, so its other items wait for the next try"))
     return SourceResult(source.name, report)
 
 

@@ -113,6 +113,8 @@ class WatchConfig:
     """... up to this."""
     max_attempts: int = 20
     """Deliveries tried per notification (across cycles) before it is given up, logged."""
+    detect_objects: bool | None = None
+    """Object detection in the monitoring pass: None runs it when a detector is installed."""
 
 
 class _Problems:
@@ -128,7 +130,7 @@ _SOURCE_KEYS = ("name", "stac", "interval", "sites", "since", "collections", "ma
 _ROUTE_KEYS = ("name", "kind", "sites", "min_severity", "events", "timeout_s", "retries")
 _WEBHOOK_KEYS = ("url", "secret_env")
 _EMAIL_KEYS = ("smtp_host", "smtp_port", "from", "to", "username", "password_env", "ca_file")
-_TOP_KEYS = ("sources", "routes", "backoff_s", "max_backoff_s", "max_attempts")
+_TOP_KEYS = ("sources", "routes", "backoff_s", "max_backoff_s", "max_attempts", "detect_objects")
 
 
 def load_watch_config(root: Path, *, site_ids: Sequence[str] | None = None,
@@ -173,6 +175,10 @@ def parse_watch_config(table: object, *, source: str, root: Path, site_ids: Sequ
     backoff = _number(table, "backoff_s", "watch", problems, default=30.0, low=0.0)
     max_backoff = _number(table, "max_backoff_s", "watch", problems, default=3600.0, low=0.0)
     max_attempts = _integer(table, "max_attempts", "watch", problems, default=20, low=1, high=1000)
+    detect_objects = table.get("detect_objects")
+    if detect_objects is not None and not isinstance(detect_objects, bool):
+        problems.add("watch.detect_objects", f"{detect_objects!r} must be true or false (or left out: "
+                     "detect when a detector is installed)")
     if backoff is not None and max_backoff is not None and max_backoff < backoff:
         problems.add("watch.max_backoff_s", f"{max_backoff} is less than backoff_s ({backoff})")
     if problems.items:
@@ -180,7 +186,7 @@ def parse_watch_config(table: object, *, source: str, root: Path, site_ids: Sequ
     return WatchConfig(sources=tuple(s for s in parsed_sources if s is not None),
                        routes=tuple(r for r in parsed_routes if r is not None),
                        backoff_s=float(backoff or 0.0), max_backoff_s=float(max_backoff or 0.0),
-                       max_attempts=int(max_attempts or 1))
+                       max_attempts=int(max_attempts or 1), detect_objects=detect_objects)
 
 
 def parse_duration(value: object) -> float:
