@@ -21,6 +21,8 @@ from typer.testing import CliRunner
 
 from range_server import RangeServer, serving
 from sitewatch.app.cli import app
+from sitewatch.app.web import serialize
+from sitewatch.app.web.schemas import SceneOut
 from sitewatch.core.types import Site
 from sitewatch.imagery.chips import extract_chip, read_chip
 from sitewatch.imagery.grid import site_grid
@@ -154,6 +156,12 @@ def test_http_catalog_reads_only_site_windows_keeps_provenance_and_reruns_ingest
         assert scene.license == "CC0-1.0" and scene.attribution == "simulated by sitewatch"
         assert scene.bands == ("red", "green", "blue") and scene.gsd == pytest.approx(1.0)
         assert len(ws.observations(site.id)) == len(sim_catalog.items)
+        shown = SceneOut.model_validate(serialize.scene(scene))  # the web API's scene JSON carries it all
+        assert (shown.stac_item, shown.stac_collection, shown.stac_href, shown.stac_asset) == (
+            first["id"], "sim", scene.stac_href, "image")
+        assert (shown.platform, shown.instruments) == (props["platform"], ["simulated-vhr"])
+        assert shown.sun_elevation == scene.sun_elevation and shown.off_nadir == scene.off_nadir
+        assert (shown.license, shown.attribution) == ("CC0-1.0", "simulated by sitewatch")
 
         served.reset()
         again = ingest_stac(ws, served.url + "catalog.json")
