@@ -460,3 +460,15 @@ def test_a_hung_server_fails_the_source_after_the_timeout_instead_of_hanging(
         with pytest.raises(StacSourceError, match=r"no answer within 0\.5 s"):
             list(stac_entries(url, StacQuery()))
     assert time.monotonic() - started < 10
+
+
+def test_the_simulators_items_as_they_lie_make_a_static_catalog(sim_catalog: SimCatalog) -> None:
+    from sitewatch.imagery.simulate.writer import write_static_catalog
+
+    simulated = sim_catalog.root.parent / "sim"  # where the fixture's simulate() wrote images and items
+    catalog = write_static_catalog(simulated)
+    entries = list(stac_entries(str(catalog), StacQuery()))
+    assert not [e for e in entries if isinstance(e, StacProblem)]
+    refs = sorted((e.item_id, Path(e.href)) for e in entries if not isinstance(e, StacProblem))
+    assert [item_id for item_id, _ in refs] == sorted(item["id"] for item in sim_catalog.items)
+    assert all(href.is_file() and href.is_relative_to(simulated) for _, href in refs)  # assets where they lie
