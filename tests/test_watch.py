@@ -16,7 +16,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from email import message_from_bytes
 from email.message import Message
@@ -32,8 +32,9 @@ from shapely.geometry import mapping
 
 from range_server import serving
 from sitewatch.core.errors import ConfigError
-from sitewatch.core.types import AlertState
+from sitewatch.core.types import Alert, AlertState
 from sitewatch.monitor.baselines import BaselineConfig
+from sitewatch.pipeline.ingest import ingest_stac
 from sitewatch.pipeline.monitor import MonitorOptions
 from sitewatch.pipeline.notify import NotificationError, deliver
 from sitewatch.pipeline.watch import OUTAGE_FAILURES, Backoff, serve
@@ -269,6 +270,45 @@ def test_mail_goes_only_over_starttls_and_a_server_without_it_is_refused(mailbox
     finally:
         plain.stop()
     assert mailbox.messages == []
+
+
+# --- the store's part, on both backends -------------------------------------------------------------
+
+
+def test_cursors_and_the_outbox_hold_on_sqlite_and_postgis(tmp_path: Path, database_url: str | None) -> None:
+    catalog, item_ids = write_catalog(tmp_path / "series", 4, surges=())
+    with Workspace.init(tmp_path / "ws", sites=[small_site()], database_url=database_url) as ws:
+        report = ingest_stac(ws, str(catalog), cursor=ws.watch_cursor("series"))
+        assert len(report.ingested) == 4
+        cursor = ws.watch_cursor("series")
+        assert cursor.until == max(s.acquired for s in ws.scenes())
+        assert cursor.item_ids == (f"/{item_ids[-1]}",)
+        assert ingest_stac(ws, str(catalog), cursor=cursor).outcomes == ()  # nothing past the cursor
+
+        observation = ws.observations()[-1]
+        raised = Alert(id="a1", site_id="smallsite", observation_id=observation.id,
+                       acquired=observation.acquired, created=datetime.now(UTC), indicator="vehicle_count",
+                       value=9.0, baseline=2.0, score=6.0, explanation="busy", p_value=0.0005)
+        ws.upsert_alerts([raised])
+        assert ws.start_notifications() == ws.start_notifications()  # the first call sets the mark, once
+        assert ws.enqueue_notifications(lambda alert, event: ["hook"]) == 0  # raised before the mark
+
+        ws.upsert_alerts([replace(raised, id="a2")])
+        routes = {"raised": ["hook", "mail"], "acknowledged": ["hook"]}
+        assert ws.enqueue_notifications(lambda alert, event: routes[event]) == 2
+        assert ws.enqueue_notifications(lambda alert, event: routes[event]) == 0  # queued once
+        hook, mail = ws.pending_notifications(max_attempts=2)
+        assert (hook.alert_id, hook.event, hook.route, mail.route) == ("a2", "raised", "hook", "mail")
+        ws.record_delivery(hook.id, error=None)
+        ws.record_delivery(mail.id, error="refused")
+        assert [n.route for n in ws.pending_notifications(max_attempts=2)] == ["mail"]
+
+        ws.set_alert_state("a2", AlertState.ACKNOWLEDGED, who="ana", comment="on it")
+        assert ws.enqueue_notifications(lambda alert, event: routes[event]) == 1
+        ws.record_delivery(mail.id, error="refused again")  # its second try: given up at max_attempts=2
+        (change,) = ws.pending_notifications(max_attempts=2)
+        assert (change.event, change.who, change.comment, change.delivery_id) == (
+            "acknowledged", "ana", "on it", f"a2/{change.event_id}/hook")
 
 
 # --- the service in-process: a source going down mid-cycle, notifications once ----------------------
