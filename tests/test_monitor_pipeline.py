@@ -32,8 +32,10 @@ def small_site() -> Site:
     return Site("smallsite", "Small site", "KP", "industrial", outline, zones, gsd=1.0)
 
 
-def write_images(folder: Path, count: int, seed: int = 1) -> list[Path]:
-    """GeoTIFFs on the site grid: fixed ground texture, a few vehicles a day, a surge at SURGE_INDEX."""
+def write_images(folder: Path, count: int, seed: int = 1,
+                 surges: tuple[int, ...] = (SURGE_INDEX,)) -> list[Path]:
+    """GeoTIFFs on the site grid: fixed ground texture, a few vehicles a day, a surge on each of ``surges``
+    (indexes)."""
     site = small_site()
     grid = site_grid(site)
     rng = np.random.default_rng(seed)
@@ -44,7 +46,7 @@ def write_images(folder: Path, count: int, seed: int = 1) -> list[Path]:
     for index in range(count):
         when = START + timedelta(days=4 * index + int(rng.integers(0, 3)))
         image = ground * rng.uniform(0.9, 1.1) + rng.normal(0, 3, grid.shape)
-        vehicles = int(rng.poisson(3)) + (25 if index == SURGE_INDEX else 0)
+        vehicles = int(rng.poisson(3)) + (25 if index in surges else 0)
         for _ in range(vehicles):
             r, c = int(rng.integers(50, grid.height - 6)), int(rng.integers(5, grid.width - 12))
             image[r:r + 3, c:c + 8] = 240

@@ -21,6 +21,8 @@ from typer.testing import CliRunner
 
 from range_server import RangeServer, serving
 from sitewatch.app.cli import app
+from sitewatch.app.web import serialize
+from sitewatch.app.web.schemas import SceneOut
 from sitewatch.core.types import Site
 from sitewatch.imagery.chips import extract_chip, read_chip
 from sitewatch.imagery.grid import site_grid
@@ -154,6 +156,12 @@ def test_http_catalog_reads_only_site_windows_keeps_provenance_and_reruns_ingest
         assert scene.license == "CC0-1.0" and scene.attribution == "simulated by sitewatch"
         assert scene.bands == ("red", "green", "blue") and scene.gsd == pytest.approx(1.0)
         assert len(ws.observations(site.id)) == len(sim_catalog.items)
+        shown = SceneOut.model_validate(serialize.scene(scene))  # the web API's scene JSON carries it all
+        assert (shown.stac_item, shown.stac_collection, shown.stac_href, shown.stac_asset) == (
+            first["id"], "sim", scene.stac_href, "image")
+        assert (shown.platform, shown.instruments) == (props["platform"], ["simulated-vhr"])
+        assert shown.sun_elevation == scene.sun_elevation and shown.off_nadir == scene.off_nadir
+        assert (shown.license, shown.attribution) == ("CC0-1.0", "simulated by sitewatch")
 
         served.reset()
         again = ingest_stac(ws, served.url + "catalog.json")
@@ -433,3 +441,34 @@ def test_the_asset_read_is_true_colour_then_pansharpened_then_multispectral_then
         assert choice is None
         return
     assert choice is not None and choice[0] == chosen and choice[2] == bands
+
+
+def test_a_hung_server_fails_the_source_after_the_timeout_instead_of_hanging(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import socket
+    import time
+
+    import sitewatch.imagery.stac as stac_module
+
+    monkeypatch.setattr(stac_module, "STAC_TIMEOUT_S", 0.5)
+    with socket.socket() as listener:  # accepts connections (the kernel's backlog) and never answers
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(4)
+        url = f"http://127.0.0.1:{listener.getsockname()[1]}/catalog.json"
+        started = time.monotonic()
+        with pytest.raises(StacSourceError, match=r"no answer within 0\.5 s"):
+            list(stac_entries(url, StacQuery()))
+    assert time.monotonic() - started < 10
+
+
+def test_the_simulators_items_as_they_lie_make_a_static_catalog(sim_catalog: SimCatalog) -> None:
+    from sitewatch.imagery.simulate.writer import write_static_catalog
+
+    simulated = sim_catalog.root.parent / "sim"  # where the fixture's simulate() wrote images and items
+    catalog = write_static_catalog(simulated)
+    entries = list(stac_entries(str(catalog), StacQuery()))
+    assert not [e for e in entries if isinstance(e, StacProblem)]
+    refs = sorted((e.item_id, Path(e.href)) for e in entries if not isinstance(e, StacProblem))
+    assert [item_id for item_id, _ in refs] == sorted(item["id"] for item in sim_catalog.items)
+    assert all(href.is_file() and href.is_relative_to(simulated) for _, href in refs)  # assets where they lie

@@ -27,6 +27,7 @@ from sitewatch.app.commands import (
     serve,
     simulate,
     sites,
+    watch,
     workspace,
 )
 from sitewatch.app.errors import exit_code_for
@@ -91,7 +92,8 @@ def _add_lazy_group(name: str) -> None:
     app.add_typer(typer.Typer(help=group_help, no_args_is_help=True, cls=lazy_group(load)), name=name)
 
 
-for module in (workspace, sites, ingest, simulate, monitor, check, alerts, change, report, serve, brief):
+for module in (workspace, sites, ingest, simulate, monitor, watch, check, alerts, change, report, serve,
+               brief):
     module.register(app)
 _add_lazy_group("users")
 demo.register(app)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from sitewatch.core.errors import (
     AlertTransitionError,
     CatalogError,
+    ConfigError,
     ImageryError,
     NotFoundError,
     SitewatchError,
@@ -22,6 +23,7 @@ EXIT_CODES: tuple[tuple[type[SitewatchError], int], ...] = (
     (WorkspaceNotFoundError, 3),
     (NotFoundError, 3),
     (CatalogError, 4),
+    (ConfigError, 4),
     (ValidationError, 4),
     (UnsupportedInputError, 4),
     (ImageryError, 5),

@@ -30,6 +30,16 @@ class CatalogError(SitewatchError, ValueError):
         super().__init__(f"{source}: {len(self.problems)} problem(s) in site catalog:\n{listing}")
 
 
+class ConfigError(SitewatchError, ValueError):
+    """A settings file's table is malformed; ``problems`` lists every problem, each by key path."""
+
+    def __init__(self, source: str, problems: list[str]) -> None:
+        self.source = source
+        self.problems = list(problems)
+        listing = "\n".join(f"  - {p}" for p in self.problems)
+        super().__init__(f"{source}: {len(self.problems)} problem(s) in the settings:\n{listing}")
+
+
 class ImageryError(SitewatchError, OSError):
     """An image could not be used; the message names the file and the problem."""
 

@@ -282,6 +282,15 @@ def _sensor(platform: object, instruments: object) -> str | None:
     return "/".join(parts) or None
 
 
+def split_sensor(sensor: str) -> tuple[str | None, tuple[str, ...]]:
+    """(platform, instruments) of a sensor name built from a STAC item's (``worldview-3/wv110``), the
+    inverse of how ingest joins them; a name without ``/`` is a platform alone; ``unknown`` is nothing."""
+    parts = [part for part in sensor.split("/") if part]
+    if not parts or sensor == "unknown":
+        return None, ()
+    return parts[0], tuple(parts[1:])
+
+
 def acquisition_time(image: Path, tags: Mapping[str, str], stac: StacSidecar | None) -> datetime | None:
     """The best available acquisition time of ``image``, or None when nothing says it."""
     from_tags = time_from_tags(tags)

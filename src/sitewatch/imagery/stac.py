@@ -17,9 +17,12 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 import pystac
 import pystac_client
+import urllib3
+from pystac.stac_io import DefaultStacIO
 from pystac.utils import make_absolute_href
 from pystac_client.conformance import ConformanceClasses
 from pystac_client.exceptions import APIError
@@ -42,6 +45,30 @@ RASTER_SUFFIXES = (".tif", ".tiff", ".jp2")
 _SKIPPED_ROLES = frozenset({"thumbnail", "overview", "metadata", "cloud", "cloud-shadow", "snow-ice",
                             "water-mask", "land-water", "data-mask", "saturation", "iso-19139"})
 _RGB = frozenset({"red", "green", "blue"})
+
+
+STAC_TIMEOUT_S = 30.0
+"""Seconds a STAC server may take to connect, and between two reads of an answer, before the request
+fails: a hung server fails the source (retried later) instead of hanging an ingest or a watch cycle."""
+_POOL = urllib3.PoolManager()
+
+
+class TimedStacIO(DefaultStacIO):
+    """pystac's reader with a timeout on HTTP(S) requests (its default has none); local files as before."""
+
+    def read_text_from_href(self, href: str) -> str:
+        if urlsplit(href).scheme not in ("http", "https"):
+            return str(super().read_text_from_href(href))
+        timeout = urllib3.Timeout(connect=STAC_TIMEOUT_S, read=STAC_TIMEOUT_S)
+        try:
+            response = _POOL.request("GET", href, headers={"User-Agent": f"pystac/{pystac.__version__}",
+                                                           **self.headers}, timeout=timeout, retries=False)
+        except urllib3.exceptions.HTTPError as error:  # not an OSError: made one, as urllib's are
+            raise OSError(f"no answer within {STAC_TIMEOUT_S:g} s or the connection failed ({error})") \
+                from error
+        if response.status >= 400:
+            raise OSError(f"HTTP Error {response.status}: {response.reason or 'error'}")
+        return response.data.decode("utf-8")
 
 
 class StacSourceError(ImageryError):
@@ -140,7 +167,7 @@ def stac_entries(source: str, query: StacQuery) -> Iterator[StacEntry]:
 
 def _read_json(href: str, *, what: str) -> dict[str, Any]:
     try:
-        document = pystac.StacIO.default().read_json(href)
+        document = TimedStacIO().read_json(href)
     except (OSError, ValueError) as error:
         raise StacSourceError(f"{href}: the {what} cannot be read ({error}); check the path or URL and "
                               "that the server is up") from error
@@ -167,7 +194,7 @@ def _is_search_api(root: Mapping[str, Any]) -> bool:
 
 def _search(url: str, query: StacQuery) -> Iterator[StacEntry]:
     try:
-        client = pystac_client.Client.open(url)
+        client = pystac_client.Client.open(url, timeout=STAC_TIMEOUT_S)
         filters = client.conforms_to(ConformanceClasses.FILTER)
         search = client.search(**search_parameters(query, filters=filters))
         collections: dict[str, dict[str, Any]] = {}
@@ -271,7 +298,7 @@ def _links(document: Mapping[str, Any], href: str) -> Iterator[tuple[str, str]]:
 
 def _linked_item(href: str, query: StacQuery, defaults: Mapping[str, Any]) -> Iterator[StacEntry]:
     try:
-        document = pystac.StacIO.default().read_json(href)
+        document = TimedStacIO().read_json(href)
     except (OSError, ValueError) as error:
         yield StacProblem(href, f"STAC item {href}: cannot be read ({error}); fix or remove it")
         return

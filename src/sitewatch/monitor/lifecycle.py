@@ -17,6 +17,7 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
+from enum import StrEnum
 
 from sitewatch.core.errors import AlertTransitionError, UnsupportedInputError
 from sitewatch.core.types import Alert, AlertState
@@ -151,3 +152,27 @@ def track_record(alerts: Iterable[Alert], *, before: datetime | None = None) -> 
     return TrackRecord(new=counts[AlertState.NEW], acknowledged=counts[AlertState.ACKNOWLEDGED],
                        confirmed=counts[AlertState.CONFIRMED], benign=counts[AlertState.BENIGN],
                        false_alarm=counts[AlertState.FALSE_ALARM], earlier=before is not None)
+
+
+class Severity(StrEnum):
+    """How unusual an alert is, for routing notifications: from its p-value against the site's own
+    baseline (the smaller, the rarer such activity is when nothing is going on)."""
+
+    LOW = "low"
+    MEDIUM = "medium"
+    HIGH = "high"
+
+
+SEVERITY_P_VALUES: tuple[tuple[Severity, float], ...] = ((Severity.HIGH, 0.001), (Severity.MEDIUM, 0.01))
+"""p-value at or below which an alert is of that severity; above every one it is low."""
+
+
+def severity_of(alert: Alert) -> Severity:
+    """:data:`SEVERITY_P_VALUES` applied to the alert's p-value; an alert without one (raised by the
+    first pass's change threshold, before a baseline exists) is medium."""
+    if alert.p_value is None:
+        return Severity.MEDIUM
+    for severity, bound in SEVERITY_P_VALUES:
+        if alert.p_value <= bound:
+            return severity
+    return Severity.LOW

@@ -12,8 +12,8 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
-from datetime import datetime
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
 
@@ -39,12 +39,16 @@ from sitewatch.imagery.readers import (
     remote_href,
     sha256_file,
 )
-from sitewatch.imagery.stac import StacAssetRef, StacProblem, StacQuery, stac_entries, union_area
+from sitewatch.imagery.stac import StacAssetRef, StacEntry, StacProblem, StacQuery, stac_entries, union_area
 from sitewatch.store import chip_relpath
 from sitewatch.store.chips import CHIP_PROBLEM, chip_problem
 from sitewatch.store.protocol import Store
+from sitewatch.store.records import SourceCursor
 
 log = logging.getLogger(__name__)
+
+FINAL_FAILURES = (NoSiteCoverageError, NoValidPixelsError)
+"""Failures of an item read whole that reading it again cannot change: the cursor moves past them."""
 
 RASTER_SUFFIXES = frozenset({
     ".tif", ".tiff", ".gtif", ".gtiff", ".jp2", ".j2k", ".jpx", ".img", ".vrt", ".ntf", ".nitf",
@@ -80,6 +84,8 @@ class FileOutcome:
     scene_id: str | None = None
     site_ids: tuple[str, ...] = ()
     """Sites that got an observation (ingested only)."""
+    final: bool = False
+    """Failed for a reason that reading it again will not change (its pixels miss every site)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -237,7 +243,7 @@ def _without_clouds(chip: Chip, gsd: float) -> Chip:
 
 
 def _store_scene(workspace: Store, path: ImageSource, scene: Scene, sites: Sequence[Site],
-                 limits: ImageLimits) -> list[str] | None:
+                 limits: ImageLimits, *, cursor: SourceCursor | None = None) -> list[str] | None:
     """Cut, stage and record the chips of ``scene``; the site ids stored, or None if already stored."""
     covered = covered_sites(scene, sites)
     if not covered:
@@ -291,7 +297,7 @@ def _store_scene(workspace: Store, path: ImageSource, scene: Scene, sites: Seque
                 f"{path}: the footprint covers site(s) {names} but every pixel over them is nodata, "
                 "masked or NaN; check the image's nodata value and mask (gdalinfo -stats)"
             )
-        stored = workspace.add_scene(scene, staged)
+        stored = workspace.add_scene(scene, staged, cursor=cursor)
     finally:
         for _, chip_file in staged:
             chip_file.unlink(missing_ok=True)  # moved by add_scene on success; a leftover otherwise
@@ -308,7 +314,8 @@ def ingest_stac(workspace: Store, source: str, *, site_ids: Sequence[str] = (),
                 since: datetime | None = None, until: datetime | None = None,
                 collections: Sequence[str] = (), max_cloud: float | None = None,
                 max_off_nadir: float | None = None, max_gsd: float | None = None,
-                progress: StacProgressCallback | None = None) -> IngestReport:
+                progress: StacProgressCallback | None = None, cursor: SourceCursor | None = None,
+                should_stop: Callable[[], bool] | None = None) -> IngestReport:
     """Ingest the items of the STAC ``source`` (API URL, ``catalog.json`` or ItemCollection) over the
     workspace's sites (or only ``site_ids``) that pass the filters.
 
@@ -318,22 +325,45 @@ def ingest_stac(workspace: Store, source: str, *, site_ids: Sequence[str] = (),
     collection, item id and href) is skipped without being opened; a bad item or asset fails alone,
     named, and the batch goes on. Raises :class:`~sitewatch.imagery.stac.StacSourceError` only when
     the source itself cannot be read.
+
+    With ``cursor`` (`sitewatch watch`), items are read in time order from the cursor on, and the
+    cursor moves past each item done, in the transaction that stores its scene (see
+    :func:`_advance`); ``should_stop()`` is asked before each item, and a true answer ends the run
+    there (the report then holds the items done).
     """
     sites = [workspace.site(site_id) for site_id in site_ids] if site_ids else workspace.sites()
+    if cursor is not None and cursor.until is not None:
+        since = cursor.until if since is None else max(since, cursor.until)
     query = StacQuery(area=union_area([site.geometry for site in sites]), since=since, until=until,
                       collections=tuple(collections), max_cloud=max_cloud, max_off_nadir=max_off_nadir,
                       max_gsd=max_gsd)
     entries = list(stac_entries(source, query))
+    if cursor is not None:
+        entries = [entry for entry in sorted(entries, key=_time_order) if not _behind(entry, cursor)]
     limits = image_limits(workspace)
     outcomes: list[FileOutcome] = []
+    held = False  # once an item fails for a reason that may pass, the cursor stays before it
     for index, entry in enumerate(entries):
+        if should_stop is not None and should_stop():
+            break
         where = entry.href if isinstance(entry, StacAssetRef) else entry.label
         if progress is not None:
             progress(where, index, len(entries), None)
+        moved = None if cursor is None or held or isinstance(entry, StacProblem) else _advance(cursor, entry)
         if isinstance(entry, StacProblem):
             outcome = FileOutcome(entry.label, FileStatus.FAILED, entry.message)
         else:
-            outcome = _ingest_asset(workspace, entry, sites, limits)
+            outcome = _ingest_asset(workspace, entry, sites, limits, cursor=moved)
+        if cursor is not None and moved is not None:
+            if outcome.status is FileStatus.INGESTED or outcome.status is FileStatus.SKIPPED or (
+                    outcome.status is FileStatus.FAILED and outcome.final):
+                if outcome.status is not FileStatus.INGESTED:  # an ingested scene saved it already
+                    workspace.save_watch_cursor(moved)
+                cursor = moved
+            else:
+                held = True
+        elif cursor is not None:
+            held = True
         log.info("%s: %s", outcome.status.value, outcome.message)
         outcomes.append(outcome)
         if progress is not None:
@@ -341,22 +371,55 @@ def ingest_stac(workspace: Store, source: str, *, site_ids: Sequence[str] = (),
     return IngestReport(tuple(outcomes))
 
 
+def _time_order(entry: StacEntry) -> tuple[datetime, str]:
+    if isinstance(entry, StacAssetRef) and entry.metadata.acquired is not None:
+        return entry.metadata.acquired, _cursor_key(entry)
+    return datetime.min.replace(tzinfo=UTC), entry.label  # problems first: they hold the cursor early
+
+
+def _cursor_key(ref: StacAssetRef) -> str:
+    return f"{ref.collection or ''}/{ref.item_id}"
+
+
+def _behind(entry: StacEntry, cursor: SourceCursor) -> bool:
+    """True for an item the cursor is past already."""
+    if cursor.until is None or not isinstance(entry, StacAssetRef) or entry.metadata.acquired is None:
+        return False
+    acquired = entry.metadata.acquired
+    return acquired < cursor.until or (acquired == cursor.until and _cursor_key(entry) in cursor.item_ids)
+
+
+def _advance(cursor: SourceCursor, ref: StacAssetRef) -> SourceCursor | None:
+    """The cursor once ``ref`` is done: items are read in time order, so it moves to the item's time
+    (keeping the ids done at that time, for items that share it). Items that cannot be placed in
+    time, items that fail for a reason that may pass (a server down, a read cut short) and every item
+    after them in the run leave it where it is: the next run reads them again, and the ones stored
+    meanwhile are skipped without being opened."""
+    acquired = ref.metadata.acquired
+    if acquired is None:
+        return None
+    if cursor.until is not None and acquired == cursor.until:
+        return replace(cursor, item_ids=(*cursor.item_ids, _cursor_key(ref)))
+    return replace(cursor, until=acquired, item_ids=(_cursor_key(ref),))
+
+
 def _ingest_asset(workspace: Store, ref: StacAssetRef, sites: Sequence[Site],
-                  limits: ImageLimits) -> FileOutcome:
+                  limits: ImageLimits, *, cursor: SourceCursor | None = None) -> FileOutcome:
     scene_id = ref.key_digest[:SCENE_ID_LENGTH]
     if workspace.has_scene(scene_id):
         return FileOutcome(ref.href, FileStatus.SKIPPED, f"{ref.label}: already ingested (scene {scene_id})",
                            scene_id=scene_id)
     try:
         scene = stac_scene(ref, limits)
-        site_ids = _store_scene(workspace, ref.href, scene, sites, limits)
+        site_ids = _store_scene(workspace, ref.href, scene, sites, limits, cursor=cursor)
     except Exception as error:  # one item's failure, whatever it is, never stops the batch
         message = str(error)
         if ref.href in message:
             message = message.replace(ref.href, ref.label, 1)
         else:
             message = f"{ref.label}: {message}"
-        return FileOutcome(ref.href, FileStatus.FAILED, message)
+        return FileOutcome(ref.href, FileStatus.FAILED, message,
+                           final=isinstance(error, FINAL_FAILURES))
     if site_ids is None:
         return FileOutcome(ref.href, FileStatus.SKIPPED, f"{ref.label}: already ingested (scene {scene_id})",
                            scene_id=scene_id)

@@ -37,7 +37,7 @@ from sitewatch.core.types import (
     Scene,
     Site,
 )
-from sitewatch.store.records import AlertEvent, EvidenceRecord
+from sitewatch.store.records import AlertEvent, EvidenceRecord, SourceCursor
 from sitewatch.store.settings import Settings
 
 Item = TypeVar("Item")
@@ -103,7 +103,12 @@ class Store(Protocol):
     def scenes_page(self, *, site_id: str | None = None, since: datetime | None = None,
                     until: datetime | None = None, limit: int = 100, offset: int = 0) -> Page[Scene]: ...
 
-    def add_scene(self, scene: Scene, observations: Sequence[tuple[Observation, Path]]) -> bool: ...
+    def add_scene(self, scene: Scene, observations: Sequence[tuple[Observation, Path]], *,
+                  cursor: SourceCursor | None = None) -> bool: ...
+
+    def watch_cursor(self, source: str) -> SourceCursor: ...
+
+    def save_watch_cursor(self, cursor: SourceCursor) -> None: ...
 
     def observations(self, site_id: str | None = None, *, since: datetime | None = None,
                      until: datetime | None = None) -> list[Observation]: ...

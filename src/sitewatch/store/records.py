@@ -35,3 +35,37 @@ class EvidenceRecord:
     change_regions: tuple[ChangeRegion, ...] | None = None
     detections: tuple[Detection, ...] | None = None
     indicators: tuple[IndicatorValue, ...] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SourceCursor:
+    """How far `sitewatch watch` has read one source."""
+
+    source: str
+    """The source's name in ``sitewatch.toml``."""
+    until: datetime | None
+    """Every item acquired before it is done (aware UTC); None: nothing read yet."""
+    item_ids: tuple[str, ...] = ()
+    """Of the items acquired exactly at ``until``, those done."""
+
+
+@dataclass(frozen=True, slots=True)
+class Notification:
+    """One row of the notification outbox: an alert event to deliver along one route."""
+
+    id: int
+    alert_id: str
+    event_id: int
+    """The alert event's id: with the alert and the route, what makes the delivery unique."""
+    event: str
+    """``raised`` for a new alert, else the state the alert moved to."""
+    route: str
+    attempts: int
+    created: datetime
+    who: str = ""
+    comment: str = ""
+
+    @property
+    def delivery_id(self) -> str:
+        """Stable across retries and resends: receivers dedupe on it (``X-Sitewatch-Delivery``)."""
+        return f"{self.alert_id}/{self.event_id}/{self.route}"

@@ -279,3 +279,40 @@ assessments = sa.Table(
     sa.Column("text", sa.Text, nullable=False),
     sa.Column("hypotheses", sa.JSON, nullable=False),
 )
+
+watch_cursors = sa.Table(
+    "watch_cursors",
+    metadata,
+    sa.Column("source", sa.String(LONG_ID), primary_key=True),
+    sa.Column("until", UTCDateTime, nullable=True),
+    sa.Column("item_ids", sa.JSON, nullable=False),
+    sa.Column("updated", UTCDateTime, nullable=False),
+)
+"""How far `sitewatch watch` has read each source: every item acquired before ``until`` is done, and
+of those acquired at ``until``, the ``item_ids``. Written in the transaction that stores a scene."""
+
+watch_marks = sa.Table(
+    "watch_marks",
+    metadata,
+    sa.Column("name", sa.String(ID), primary_key=True),
+    sa.Column("value", sa.BigInteger, nullable=False),
+)
+"""Counters of `sitewatch watch`: ``alert_events`` is the last alert event put in the outbox."""
+
+notification_outbox = sa.Table(
+    "notification_outbox",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("alert_id", sa.String(LONG_ID), sa.ForeignKey("alerts.id", ondelete="CASCADE"),
+              nullable=False, index=True),
+    sa.Column("event_id", sa.Integer, nullable=False),
+    sa.Column("event", sa.String(32), nullable=False),
+    sa.Column("route", sa.String(ID), nullable=False),
+    sa.Column("created", UTCDateTime, nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("sent", UTCDateTime, nullable=True),
+    sa.Column("last_error", sa.Text, nullable=True),
+    sa.UniqueConstraint("alert_id", "event_id", "route", name="uq_notification_outbox_delivery"),
+)
+"""One notification to deliver: an alert event (raised, or a state change) for one route; ``sent``
+is set once the route accepted it."""

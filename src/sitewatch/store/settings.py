@@ -16,12 +16,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, cast
+from urllib.parse import quote
 
 from sitewatch.core.errors import ValidationError
 from sitewatch.core.limits import DEFAULT_SITE_GRID_SIDE, MAX_BANDS, MAX_GRID_SIDE, MAX_PIXELS_PER_BAND
 
 SETTINGS_FILE = "sitewatch.toml"
 ENV_PREFIX = "SITEWATCH_"
+TABLES = ("watch",)
+"""Tables of ``sitewatch.toml`` that their own modules read and validate (``[watch]``:
+:mod:`sitewatch.pipeline.watch_config`); the settings here are the file's top-level keys."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +58,9 @@ class Settings:
     max_site_grid_side: int = DEFAULT_SITE_GRID_SIDE
     """Largest site grid side in pixels (outline extent / GSD) that `sites validate` and `sites add`
     accept (at most 50,000)."""
+    dashboard_url: str = ""
+    """Base URL where analysts reach the dashboard (``https://sitewatch.example.org``): notifications
+    link to ``<dashboard_url>/alerts/<id>``; empty leaves the link out."""
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name.strip():
@@ -68,6 +75,10 @@ class Settings:
         _check_integer("password_hash_cost", self.password_hash_cost, low=10, high=20)
         _check_integer("token_lifetime_days", self.token_lifetime_days, low=1, high=3650)
         _check_proxies(self.trusted_proxies)
+        if not isinstance(self.dashboard_url, str) or (
+                self.dashboard_url and not self.dashboard_url.startswith(("http://", "https://"))):
+            raise _bad("dashboard_url", f"{self.dashboard_url!r} must be empty or an http(s) URL such as "
+                       "\"https://sitewatch.example.org\"")
         for name, high in (("max_image_bands", 1_000_000), ("max_image_pixels", 2**40),
                            ("max_site_grid_side", MAX_GRID_SIDE)):
             value = getattr(self, name)
@@ -100,6 +111,8 @@ class Settings:
             values: dict[str, Any] = tomllib.loads(text)
         except tomllib.TOMLDecodeError as error:
             raise _bad("file", f"{path} is not valid TOML: {error}; fix or delete the file") from None
+        for table in TABLES:
+            values.pop(table, None)
         environment = os.environ if environ is None else environ
         for name in (f.name for f in fields(cls)):
             variable = ENV_PREFIX + name.upper()
@@ -118,6 +131,11 @@ class Settings:
 
     def replace(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **changes)
+
+
+def alert_url(base_url: str, alert_id: str) -> str:
+    """The alert's dashboard page under the server at ``base_url`` (exports and notifications link it)."""
+    return f"{base_url.rstrip('/')}/alerts/{quote(alert_id, safe='')}"
 
 
 def _bad(field: str, message: str) -> ValidationError:

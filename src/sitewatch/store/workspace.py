@@ -57,7 +57,7 @@ from sitewatch.store.chips import (
     remove_quietly,
 )
 from sitewatch.store.protocol import Page, check_paging
-from sitewatch.store.records import AlertEvent, EvidenceRecord
+from sitewatch.store.records import AlertEvent, EvidenceRecord, Notification, SourceCursor
 from sitewatch.store.settings import SETTINGS_FILE, Settings
 
 try:  # POSIX advisory locks tell whether another process has the workspace open
@@ -359,12 +359,15 @@ class Workspace:
         return self._page(queries.scenes(site_id=site_id, since=since, until=until), codec.scene_from,
                           "reading scenes", limit=limit, offset=offset)
 
-    def add_scene(self, scene: Scene, observations: Sequence[tuple[Observation, Path]]) -> bool:
+    def add_scene(self, scene: Scene, observations: Sequence[tuple[Observation, Path]], *,
+                  cursor: SourceCursor | None = None) -> bool:
         """Record ``scene`` with its observations and move their chips into place, all or nothing.
 
         Each pair is an observation and the chip file the caller wrote (e.g. under
         :meth:`staging_dir`); ``observation.chip_path`` must be :meth:`chip_relpath` of it.
-        Returns False, changing nothing, when the scene is already stored.
+        ``cursor`` (`sitewatch watch`'s position in the scene's source) is saved in the same
+        transaction, so a crash never keeps one without the other. Returns False, changing
+        nothing (not even the cursor), when the scene is already stored.
         """
         self._check_new_observations(scene, observations)
         if self.has_scene(scene.id):
@@ -384,6 +387,8 @@ class Workspace:
                 if observations:
                     connection.execute(t.observations.insert(),
                                        [codec.observation_row(o) for o, _ in observations])
+                if cursor is not None:
+                    _save_cursor(connection, cursor)
                 for observation, source in observations:
                     placed.append(self.root / observation.chip_path)
                     place_chip(self.root, Path(source), observation.chip_path)
@@ -693,7 +698,114 @@ class Workspace:
             return [codec.assessment_from(row) for row in connection.execute(query).mappings()]
 
 
+    # --- watch: source cursors and the notification outbox ----------------------------------------
+
+    def watch_cursor(self, source: str) -> SourceCursor:
+        """How far `sitewatch watch` has read ``source`` (``until`` None when never)."""
+        with self._read(f"reading the cursor of source {source}") as connection:
+            row = connection.execute(sa.select(t.watch_cursors)
+                                     .where(t.watch_cursors.c.source == source)).mappings().first()
+        if row is None:
+            return SourceCursor(source, None)
+        return SourceCursor(source, row["until"], tuple(row["item_ids"]))
+
+    def save_watch_cursor(self, cursor: SourceCursor) -> None:
+        """Move a source's cursor past items that stored nothing (already stored, or refused)."""
+        with self._write(f"saving the cursor of source {cursor.source}") as connection:
+            _save_cursor(connection, cursor)
+
+    def start_notifications(self) -> int:
+        """Mark where notifications start, once: alert events recorded before the first call are
+        never notified (a new watch does not replay history). Returns the mark."""
+        with self._write("starting notifications") as connection:
+            latest = connection.execute(sa.select(sa.func.max(t.alert_events.c.id))).scalar_one_or_none()
+            insert_new(connection, t.watch_marks, {"name": _EVENTS_MARK, "value": int(latest or 0)})
+            return int(connection.execute(sa.select(t.watch_marks.c.value)
+                                          .where(t.watch_marks.c.name == _EVENTS_MARK)).scalar_one())
+
+    def enqueue_notifications(self, routes_for: Callable[[Alert, str], Sequence[str]]) -> int:
+        """Put every alert event after the mark in the outbox, once per route ``routes_for(alert,
+        event)`` names (``event``: ``raised`` or the new state), and move the mark past them, in one
+        transaction: an event is queued exactly once even if the process dies here. Returns the
+        rows queued. Without :meth:`start_notifications` first, nothing is queued."""
+        queued = 0
+        with self._write("queueing notifications") as connection:
+            mark = connection.execute(sa.select(t.watch_marks.c.value).where(
+                t.watch_marks.c.name == _EVENTS_MARK).with_for_update()).scalar_one_or_none()
+            if mark is None:
+                return 0
+            e = t.alert_events
+            events = connection.execute(sa.select(e).where(e.c.id > mark).order_by(e.c.id)).mappings().all()
+            alert_ids = sorted({row["alert_id"] for row in events})
+            alerts = {row["id"]: codec.alert_from(row) for row in connection.execute(
+                sa.select(t.alerts).where(t.alerts.c.id.in_(alert_ids))).mappings()} if alert_ids else {}
+            last = int(mark)
+            for row in events:
+                last = max(last, int(row["id"]))
+                alert = alerts.get(row["alert_id"])
+                if alert is None:
+                    continue
+                raised = row["comment"] == "raised" and row["who"] == SYSTEM_USER
+                kind = "raised" if raised else str(row["state"])
+                for route in dict.fromkeys(routes_for(alert, kind)):
+                    queued += _queue(connection, {
+                        "alert_id": alert.id, "event_id": int(row["id"]), "event": kind, "route": route,
+                        "created": _now(), "attempts": 0, "sent": None, "last_error": None})
+            connection.execute(t.watch_marks.update().where(t.watch_marks.c.name == _EVENTS_MARK)
+                               .values(value=last))
+        return queued
+
+    def pending_notifications(self, *, max_attempts: int) -> list[Notification]:
+        """Queued notifications not yet sent and tried fewer than ``max_attempts`` times, oldest first."""
+        o, e = t.notification_outbox, t.alert_events
+        query = (sa.select(o, e.c.who, e.c.comment).join(e, e.c.id == o.c.event_id, isouter=True)
+                 .where(o.c.sent.is_(None), o.c.attempts < max_attempts).order_by(o.c.id))
+        with self._read("reading the notification outbox") as connection:
+            return [Notification(id=row.id, alert_id=row.alert_id, event_id=row.event_id, event=row.event,
+                                 route=row.route, attempts=row.attempts, created=row.created,
+                                 who=row.who or "", comment=row.comment or "")
+                    for row in connection.execute(query)]
+
+    def notifications(self) -> list[tuple[Notification, datetime | None, str | None]]:
+        """Every outbox row with when it was sent (None: not yet) and its last error."""
+        o = t.notification_outbox
+        with self._read("reading the notification outbox") as connection:
+            return [(Notification(id=row.id, alert_id=row.alert_id, event_id=row.event_id, event=row.event,
+                                  route=row.route, attempts=row.attempts, created=row.created),
+                     row.sent, row.last_error)
+                    for row in connection.execute(sa.select(o).order_by(o.c.id))]
+
+    def record_delivery(self, notification_id: int, *, error: str | None) -> None:
+        """Count one delivery attempt; without ``error`` the notification is sent and never retried."""
+        o = t.notification_outbox
+        values: dict[str, Any] = {"attempts": o.c.attempts + 1, "last_error": error}
+        if error is None:
+            values["sent"] = _now()
+        with self._write(f"recording delivery of notification {notification_id}") as connection:
+            connection.execute(o.update().where(o.c.id == notification_id).values(values))
+
+
 # --- helpers ----------------------------------------------------------------------------------------
+
+_EVENTS_MARK = "alert_events"
+
+
+def _save_cursor(connection: Connection, cursor: SourceCursor) -> None:
+    row = {"until": cursor.until, "item_ids": list(cursor.item_ids), "updated": _now()}
+    if not insert_new(connection, t.watch_cursors, {"source": cursor.source, **row}):
+        connection.execute(t.watch_cursors.update().where(t.watch_cursors.c.source == cursor.source)
+                           .values(row))
+
+
+def _queue(connection: Connection, row: dict[str, Any]) -> int:
+    """Insert an outbox row unless that alert, event and route is queued already (0 then)."""
+    o = t.notification_outbox
+    exists = connection.execute(sa.select(o.c.id).where(
+        o.c.alert_id == row["alert_id"], o.c.event_id == row["event_id"], o.c.route == row["route"])).first()
+    if exists is not None:
+        return 0
+    connection.execute(o.insert().values(row))
+    return 1
 
 
 def _release(engine: Engine, lock: IO[bytes] | None, revision: queries.StoreRevision) -> None:

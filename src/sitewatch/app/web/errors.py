@@ -22,6 +22,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from sitewatch.core.errors import (
     AlertTransitionError,
     CatalogError,
+    ConfigError,
     ImageryError,
     NotFoundError,
     SitewatchError,
@@ -69,6 +70,7 @@ HTTP_STATUSES: tuple[tuple[type[BaseException], int, str], ...] = (
     (WorkspaceNotFoundError, 503, "workspace_missing"),
     (NotFoundError, 404, "not_found"),
     (CatalogError, 400, "bad_request"),
+    (ConfigError, 400, "bad_request"),
     (ValidationError, 400, "bad_request"),
     (UnsupportedInputError, 400, "bad_request"),
     (ImageryError, 500, "imagery_error"),

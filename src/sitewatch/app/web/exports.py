@@ -16,7 +16,6 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
-from urllib.parse import quote
 from xml.sax.saxutils import escape
 
 import numpy as np
@@ -29,6 +28,7 @@ from sitewatch.core import words
 from sitewatch.core.indicators import indicator_label
 from sitewatch.core.timeutil import ensure_utc
 from sitewatch.core.types import Alert, AlertState, Assessment, Observation, Site
+from sitewatch.store.settings import alert_url
 
 COORDINATE_DECIMALS = 6
 """Decimal places of exported degrees: 1e-6° is at most 11 cm, finer than any image's pixel (7
@@ -188,11 +188,6 @@ def kml_folder(name: str, features: Iterable[str]) -> Iterator[str]:
 
 
 # --- alerts -----------------------------------------------------------------------------------------
-
-
-def alert_url(base_url: str, alert_id: str) -> str:
-    """The alert's dashboard page under the server at ``base_url``."""
-    return f"{base_url.rstrip('/')}/alerts/{quote(alert_id, safe='')}"
 
 
 @dataclass(frozen=True, slots=True)

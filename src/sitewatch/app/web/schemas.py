@@ -62,6 +62,14 @@ class SceneOut(BaseModel):
     off_nadir: float | None
     license: str | None
     attribution: str | None
+    platform: str | None = Field(description="the STAC item's platform (first part of sensor)")
+    instruments: list[str] = Field(description="the STAC item's instruments (the rest of sensor)")
+    sun_elevation: float | None = Field(description="degrees above the horizon (view:sun_elevation)")
+    sun_azimuth: float | None = Field(description="degrees clockwise from north (view:sun_azimuth)")
+    stac_item: str | None = Field(description="id of the STAC item the scene was read from")
+    stac_collection: str | None = Field(description="its collection")
+    stac_href: str | None = Field(description="the item's self link")
+    stac_asset: str | None = Field(description="the key of the asset read")
 
 
 class ObservationOut(BaseModel):

@@ -30,6 +30,7 @@ from sitewatch.core.types import (
     Site,
     Zone,
 )
+from sitewatch.imagery.acquisition import split_sensor
 
 
 class GeometryCrs(StrEnum):
@@ -111,6 +112,7 @@ def site(value: Site, *, alert_state: str | None = None, open_alerts: int = 0) -
 
 
 def scene(value: Scene) -> dict[str, Any]:
+    platform, instruments = split_sensor(value.sensor)
     return {
         "id": value.id,
         "uri": value.uri,
@@ -127,6 +129,14 @@ def scene(value: Scene) -> dict[str, Any]:
         "off_nadir": value.off_nadir,
         "license": value.license,
         "attribution": value.attribution,
+        "platform": platform,
+        "instruments": list(instruments),
+        "sun_elevation": value.sun_elevation,
+        "sun_azimuth": value.sun_azimuth,
+        "stac_item": value.stac_item,
+        "stac_collection": value.stac_collection,
+        "stac_href": value.stac_href,
+        "stac_asset": value.stac_asset,
     }
 
 

@@ -136,3 +136,31 @@ def file_digest(path: Path) -> str:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+CATALOG_FILE = "catalog.json"
+
+
+def write_static_catalog(folder: Path, *, title: str = "sitewatch simulated scenes") -> Path:
+    """A STAC ``catalog.json`` in ``folder`` linking every item the simulator wrote under it, as they
+    lie (their assets stay beside them): the simulated run becomes a static catalog that
+    ``sitewatch ingest --stac`` and ``sitewatch watch`` read. Returns its path."""
+    links: list[dict[str, str]] = [{"rel": "root", "href": f"./{CATALOG_FILE}", "type": "application/json"}]
+    for item in sorted(folder.rglob("*.json")):
+        if item.parent == folder:
+            continue  # the catalog itself and ground_truth.json
+        try:
+            document = json.loads(item.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if isinstance(document, dict) and document.get("type") == "Feature":
+            links.append({"rel": "item", "href": f"./{item.relative_to(folder).as_posix()}",
+                          "type": "application/geo+json"})
+    catalog = {"type": "Catalog", "stac_version": "1.0.0", "id": "sitewatch-simulated", "title": title,
+               "description": "Scenes rendered by the sitewatch simulator, with their STAC items.",
+               "links": links}
+    path = folder / CATALOG_FILE
+    partial = path.with_name(path.name + ".partial")
+    partial.write_text(json.dumps(catalog, indent=1) + "\n", encoding="utf-8")
+    os.replace(partial, path)
+    return path

@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0410_user_visits"
-down_revision = "0310_alert_hypotheses"
+down_revision = "0400_watch"
 branch_labels = None
 depends_on = None
 
