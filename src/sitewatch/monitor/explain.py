@@ -68,8 +68,10 @@ def explain_alert(
     extrapolated: bool,
     record: TrackRecord,
     hypotheses: Sequence[Hypothesis] = (),
+    occasions: Sequence[str] = (),
 ) -> str:
-    """The analyst sentence of an instant (unusual observation) alert, with its ranked hypotheses."""
+    """The analyst sentence of an instant (unusual observation) alert, with its ranked hypotheses
+    and what the calendar and the site's schedules say of the day (``occasions``)."""
     text = f"Unusual activity at {site_name}: {_phrase(primary)}"
     if others:
         text += "; also " + "; ".join(_phrase(o) for o in others[:3])
@@ -80,6 +82,8 @@ def explain_alert(
     if extrapolated:
         text += (f" Warm-up: with under {round(1 / false_alarm_rate) - 1} earlier observations the p-value "
                  "relies on an exponential tail beyond the largest past score, not on ranks alone.")
+    if occasions:
+        text += f" The day is {'; '.join(occasions)}, which raised the prior of the hypotheses it names."
     if hypotheses:
         text += " " + describe_hypotheses(hypotheses)
     return f"{text} {record.describe()}"

@@ -31,6 +31,7 @@ from sitewatch.monitor.alerting import IndicatorHistory, SiteScores, build_alert
 from sitewatch.monitor.baselines import BaselineConfig
 from sitewatch.monitor.engine import EngineConfig
 from sitewatch.monitor.lifecycle import baseline_feedback
+from sitewatch.pipeline.context import load_hypothesis_inputs
 from sitewatch.pipeline.evidence import REFERENCE_VALID, EvidenceOptions, SiteChips, SiteEvidence
 from sitewatch.pipeline.ingest import verify_chips
 from sitewatch.pipeline.models import workspace_change_card, workspace_detector
@@ -231,6 +232,8 @@ def run_monitor(workspace: Store, options: MonitorOptions | None = None, *,
     config = EngineConfig(false_alarm_rate=alpha, baseline=options.baseline)
     detect = _object_detection_available() if options.detect_objects is None else options.detect_objects
     sites = workspace.sites()
+    # Read and checked before any image is: a typo in a holiday must not cost an hour of detection.
+    inputs = load_hypothesis_inputs(workspace.root, sites)
     processed_counts: dict[str, int] = {}
     totals: dict[str, int] = {}
     pending: list[tuple[Site, int]] = []
@@ -272,7 +275,8 @@ def run_monitor(workspace: Store, options: MonitorOptions | None = None, *,
     for site, site_scores, decided in zip(sites, scored, decisions, strict=True):
         existing = workspace.alerts(site_id=site.id)
         known = {a.id for a in existing}
-        built = build_alerts(site, site_scores, decided, config=config, earlier=existing, created=created)
+        built = build_alerts(site, site_scores, decided, config=config, earlier=existing, created=created,
+                             patterns=inputs.patterns, context=inputs.context, picks=workspace.picks(site.id))
         fresh = [a for a in built if a.id not in known]
         workspace.upsert_alerts(fresh)
         outcomes.append(SiteOutcome(

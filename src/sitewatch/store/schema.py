@@ -278,4 +278,5 @@ assessments = sa.Table(
     sa.Column("confidence", sa.String(32), nullable=False),
     sa.Column("text", sa.Text, nullable=False),
     sa.Column("hypotheses", sa.JSON, nullable=False),
+    sa.Column("pick", sa.String(64), nullable=False, server_default=""),
 )
