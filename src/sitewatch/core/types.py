@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -563,3 +564,14 @@ class Assessment:
         _check_text(self, "text", self.text, allow_empty=True)
         _check_strings(self, "hypotheses", self.hypotheses)
         _check_text(self, "pick", self.pick, allow_empty=True)
+
+
+def latest_picks(assessments: Sequence[Assessment]) -> dict[str, str]:
+    """Each analyst's latest hypothesis pick among ``assessments`` (oldest first), by author.
+
+    Analysts may disagree; all their picks are kept and shown, none outvotes another."""
+    picks: dict[str, str] = {}
+    for assessment in assessments:
+        if assessment.pick:
+            picks[assessment.author] = assessment.pick
+    return dict(sorted(picks.items()))

@@ -45,6 +45,7 @@ from sitewatch.core.types import (
     Observation,
     Scene,
     Site,
+    latest_picks,
 )
 from sitewatch.monitor.lifecycle import allowed_from, check_reason, check_transition
 from sitewatch.store import codec, migrate, queries
@@ -697,16 +698,17 @@ class Workspace:
             connection.execute(t.assessments.insert().values(codec.assessment_row(assessment)))
 
     def picks(self, site_id: str) -> dict[str, list[str]]:
-        """Alert id → the hypotheses analysts picked for it: each analyst's latest pick, by author."""
-        query = (sa.select(t.assessments.c.alert_id, t.assessments.c.author, t.assessments.c.pick)
-                 .join(t.alerts, t.alerts.c.id == t.assessments.c.alert_id)
+        """Alert id → the hypotheses analysts picked for it: each analyst's latest pick
+        (:func:`~sitewatch.core.types.latest_picks`)."""
+        query = (sa.select(t.assessments).join(t.alerts, t.alerts.c.id == t.assessments.c.alert_id)
                  .where(t.alerts.c.site_id == site_id, t.assessments.c.pick != "")
                  .order_by(t.assessments.c.created, t.assessments.c.id))
-        latest: dict[str, dict[str, str]] = {}
+        by_alert: dict[str, list[Assessment]] = {}
         with self._read("reading analysts' hypothesis picks") as connection:
-            for row in connection.execute(query):
-                latest.setdefault(row.alert_id, {})[row.author] = row.pick
-        return {alert_id: [by_author[a] for a in sorted(by_author)] for alert_id, by_author in latest.items()}
+            for row in connection.execute(query).mappings():
+                assessment = codec.assessment_from(row)
+                by_alert.setdefault(assessment.alert_id, []).append(assessment)
+        return {alert_id: list(latest_picks(found).values()) for alert_id, found in by_alert.items()}
 
     def assessments(self, alert_id: str) -> list[Assessment]:
         """Assessments of an alert, oldest first."""

@@ -1,4 +1,4 @@
-"""CLI verbs ``sitewatch alerts list | show | ack | resolve``: triage with who, when and why."""
+"""CLI verbs ``sitewatch alerts list | show | ack | resolve | assess``: triage with who, when and why."""
 
 from __future__ import annotations
 
@@ -98,6 +98,9 @@ def _show_json(ws: Store, alert: Alert) -> dict[str, Any]:
     series = (ws.indicators(alert.site_id, zone_id=alert.zone_id, name=alert.indicator)
               if alert.zone_id else [])
     recent = [v for v in series if v.acquired <= alert.acquired][-12:]
+    from sitewatch.core.types import latest_picks
+
+    assessments = ws.assessments(alert.id)
     return {
         **alert_json(alert),
         "history": [
@@ -113,9 +116,10 @@ def _show_json(ws: Store, alert: Alert) -> dict[str, Any]:
         ],
         "assessments": [
             {"author": a.author, "created": a.created.isoformat(), "judgement": a.judgement.value,
-             "confidence": a.confidence.value, "text": a.text}
-            for a in ws.assessments(alert.id)
+             "confidence": a.confidence.value, "text": a.text, "pick": a.pick}
+            for a in assessments
         ],
+        "picks": latest_picks(assessments),
     }
 
 
@@ -154,8 +158,13 @@ def show_alert(alert_id: AlertIdArgument, workspace: WorkspaceOption = None,
         comment = f" — {event['comment']}" if event["comment"] else ""
         console.print(f"    {event['when'][:19]}  {event['state']:<13} by {event['who']}{comment}")
     for assessment in data["assessments"]:
+        pick = f"; picks {assessment['pick']}" if assessment["pick"] else ""
         console.print(f"  assessment by {assessment['author']}: {assessment['judgement']} "
-                      f"({assessment['confidence']} confidence) {assessment['text']}")
+                      f"({assessment['confidence']} confidence{pick}) {assessment['text']}")
+    if data["picks"]:
+        agree = "analysts agree" if len(set(data["picks"].values())) == 1 else "analysts DISAGREE"
+        picks = "; ".join(f"{who}: {pick}" for who, pick in data["picks"].items())
+        console.print(f"  hypothesis picks ({agree}): {picks}")
 
 
 def _move(workspace: WorkspaceOption, alert_id: str, target: AlertState, who: str | None, comment: str,
@@ -194,6 +203,55 @@ def resolve(
     from sitewatch.monitor.lifecycle import parse_resolution
 
     _move(workspace, alert_id, parse_resolution(verdict), who, comment, as_json)
+
+
+@alerts_app.command("assess")
+def assess(
+    alert_id: AlertIdArgument,
+    judgement: Annotated[str, typer.Option("--judgement", help="How likely the activity is of concern, in "
+                                           "estimative words: almost no chance ... almost certain.")],
+    confidence: Annotated[str, typer.Option("--confidence", help="low, moderate or high.")],
+    hypothesis: Annotated[str, typer.Option("--hypothesis", help="The alert's hypothesis you judge best "
+                                            "(its pattern id, e.g. production_surge, or none); see "
+                                            "`alerts show ID`.")] = "",
+    text: Annotated[str, typer.Option("--text", "-m", help="Your reasoning.")] = "",
+    workspace: WorkspaceOption = None,
+    who: WhoOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Record your assessment of an alert, optionally picking one of its hypotheses. Every analyst's
+    assessment is kept and `alerts show` lists each one's pick, so disagreement stays visible; when the
+    alert is resolved confirmed or benign, the picks teach the site's pattern priors."""
+    from datetime import UTC, datetime
+
+    from sitewatch.core.types import Assessment, Confidence, Likelihood, latest_picks
+    from sitewatch.store import Workspace
+
+    words: dict[str, Likelihood | Confidence] = {}
+    for option, kind, value in (("--judgement", Likelihood, judgement),
+                                ("--confidence", Confidence, confidence)):
+        try:
+            words[option] = kind(value.strip().lower())
+        except ValueError:
+            choices = ", ".join(w.value for w in kind)
+            raise typer.BadParameter(f"{value!r} is not one of: {choices}", param_hint=option) from None
+    assessment = Assessment(alert_id=alert_id, author=_who(who), created=datetime.now(UTC),
+                            judgement=Likelihood(words["--judgement"]),
+                            confidence=Confidence(words["--confidence"]), text=text, pick=hypothesis.strip())
+    with Workspace.open(resolve_workspace(workspace)) as ws:
+        ws.add_assessment(assessment)
+        picks = latest_picks(ws.assessments(alert_id))
+    if as_json:
+        typer.echo(json.dumps({"alert_id": alert_id, "author": assessment.author, "pick": assessment.pick,
+                               "picks": picks}, ensure_ascii=False))
+        return
+    others = {who: pick for who, pick in picks.items() if who != assessment.author}
+    line = f"{alert_id}: assessment by {assessment.author} recorded"
+    if assessment.pick:
+        line += f", picking {assessment.pick}"
+    if others:
+        line += "; other analysts' picks: " + "; ".join(f"{w}: {p}" for w, p in others.items())
+    _console().print(line)
 
 
 def register(app: typer.Typer) -> None:

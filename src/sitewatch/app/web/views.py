@@ -9,7 +9,7 @@ from typing import Any
 
 from sitewatch.app.compare import reference_for
 from sitewatch.app.web import serialize
-from sitewatch.core.types import Alert, AlertState, IndicatorValue, Observation, Site
+from sitewatch.core.types import Alert, AlertState, IndicatorValue, Observation, Site, latest_picks
 from sitewatch.monitor import lifecycle
 from sitewatch.store.protocol import Store
 
@@ -125,6 +125,7 @@ def alert_detail(ws: Store, alert_id: str) -> dict[str, Any]:
     site_alerts = ws.alerts(site_id=site.id)
     observation = ws.observation(alert.observation_id)
     reference = reference_for(ws, observation)
+    assessments = ws.assessments(alert.id)
     return {
         "alert": serialize.alert(alert),
         "site": site_summary(ws, site, site_alerts),
@@ -132,6 +133,7 @@ def alert_detail(ws: Store, alert_id: str) -> dict[str, Any]:
         "scene": serialize.scene(ws.scene(observation.scene_id)),
         "reference": serialize.observation(reference) if reference else None,
         "history": [serialize.alert_event(e) for e in ws.alert_history(alert.id)],
-        "assessments": [serialize.assessment(a) for a in ws.assessments(alert.id)],
+        "assessments": [serialize.assessment(a) for a in assessments],
+        "picks": latest_picks(assessments),
         "track_record": track_record(site_alerts, before=alert),
     }
