@@ -25,9 +25,11 @@ from sitewatch.core.types import (
 )
 from sitewatch.imagery.simulate.sites import site_by_id
 from sitewatch.monitor.hypotheses import built_in_patterns, score_hypotheses
+from sitewatch.monitor.policy import BenignPolicy, held, top_priority
 from sitewatch.monitor.priors import PRIOR_STRENGTH, prior_weights, resolution_counts
 from sitewatch.pipeline.context import load_hypothesis_inputs
 from sitewatch.store import Workspace
+from sitewatch.store.settings import Settings
 from test_alerts_cli import _main, workspace  # noqa: F401  (the monitored workspace fixture)
 from test_hypotheses import readings
 
@@ -194,3 +196,31 @@ def test_latest_picks_keeps_each_analysts_last_word() -> None:
              Assessment("a", "x", when, "likely", "low", pick="production_surge")]
     assert latest_picks(found) == {"x": "production_surge"}
     assert latest_picks([replace(found[0], pick="")]) == {}
+
+
+def test_policy_ranks_or_holds_benign_led_alerts_and_keeps_them(
+        workspace: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811
+    with Workspace.open(workspace) as ws:
+        alert = next(a for a in ws.alerts() if a.hypotheses and not a.hypotheses[0].benign)
+        gathering = Hypothesis("routine_gathering", "routine gathering", True, 50.0, 0.9)
+        benign_led = replace(alert, id=f"{alert.id}-benign", hypotheses=(gathering, *alert.hypotheses),
+                             acquired=alert.acquired.replace(year=alert.acquired.year + 1))
+        ws.upsert_alerts([benign_led])
+        total = len(ws.alerts())
+    assert not top_priority(benign_led.hypotheses) and top_priority(alert.hypotheses)
+    assert held(benign_led, BenignPolicy.HOLD) and not held(benign_led, BenignPolicy.RANK)
+    runner = CliRunner()
+
+    def listed(*extra: str) -> list[str]:
+        result = runner.invoke(app, ["alerts", "list", "-w", str(workspace), "--json", *extra])
+        assert result.exit_code == 0, result.output
+        return [a["id"] for a in json.loads(result.output)]
+
+    ranked = listed()  # rank (the default): the newest alert, benign-led, comes after the rest
+    assert len(ranked) == total and ranked[-1] == benign_led.id
+    monkeypatch.setenv("SITEWATCH_BENIGN_POLICY_SITES", f"{alert.site_id}=hold")
+    assert benign_led.id not in listed() and len(listed()) == total - 1
+    assert listed("--held") == [benign_led.id]
+    monkeypatch.setenv("SITEWATCH_BENIGN_POLICY_SITES", f"{alert.site_id}=silence")
+    with pytest.raises(ValidationError, match="SITE=rank or SITE=hold"):
+        Settings.load(workspace)

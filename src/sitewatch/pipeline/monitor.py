@@ -31,6 +31,7 @@ from sitewatch.monitor.alerting import IndicatorHistory, SiteScores, build_alert
 from sitewatch.monitor.baselines import BaselineConfig
 from sitewatch.monitor.engine import EngineConfig
 from sitewatch.monitor.lifecycle import baseline_feedback
+from sitewatch.monitor.policy import by_priority, held
 from sitewatch.pipeline.context import load_hypothesis_inputs
 from sitewatch.pipeline.evidence import REFERENCE_VALID, EvidenceOptions, SiteChips, SiteEvidence
 from sitewatch.pipeline.ingest import verify_chips
@@ -81,7 +82,11 @@ class SiteOutcome:
     observations: int
     processed: int
     new_alerts: tuple[Alert, ...]
+    """New alerts reported to analysts, top priority first (benign-led ones ranked below the rest)."""
     alerts_total: int
+    held_alerts: tuple[Alert, ...] = ()
+    """New alerts led by a benign hypothesis at a site whose policy holds them back: stored with their
+    p-value, left out of ``new_alerts`` (:mod:`sitewatch.monitor.policy`)."""
     detection_skipped: int = 0
     """Observations of this pass the object detector did not look at (imagery coarser than it
     resolves, or without its bands): their objects are not observed, which is not zero."""
@@ -279,9 +284,12 @@ def run_monitor(workspace: Store, options: MonitorOptions | None = None, *,
                              patterns=inputs.patterns, context=inputs.context, picks=workspace.picks(site.id))
         fresh = [a for a in built if a.id not in known]
         workspace.upsert_alerts(fresh)
+        policy = workspace.settings.benign_policy_for(site.id)
         outcomes.append(SiteOutcome(
             site_id=site.id, site_name=site.name, observations=totals[site.id],
-            processed=processed_counts[site.id], new_alerts=tuple(fresh),
+            processed=processed_counts[site.id],
+            new_alerts=tuple(by_priority([a for a in fresh if not held(a, policy)])),
+            held_alerts=tuple(a for a in fresh if held(a, policy)),
             alerts_total=len(workspace.alerts(site_id=site.id)),
             detection_skipped=work.get(site.id, _SiteWork()).detection_skipped,
             detection_skipped_reason=work.get(site.id, _SiteWork()).detection_skipped_reason,

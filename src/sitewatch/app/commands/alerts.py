@@ -67,16 +67,25 @@ def list_alerts(
         typer.Option("--state", help="Only alerts in this state: new, acknowledged, confirmed, benign, "
                                      "false_alarm."),
     ] = None,
+    held_only: Annotated[
+        bool, typer.Option("--held", help="Only the alerts held back: led by a benign hypothesis at a site "
+                                          "whose benign_policy is hold.")
+    ] = False,
     as_json: JsonOption = False,
 ) -> None:
-    """List alerts, newest first."""
+    """List alerts: top priority first (those led by a benign hypothesis below), newest first within
+    each; alerts a site's policy holds back are listed with --held only."""
     from sitewatch.monitor.explain import format_p
+    from sitewatch.monitor.policy import by_priority, held
     from sitewatch.store import Workspace
 
     wanted = _parse_state(state) if state else None
     with Workspace.open(resolve_workspace(workspace)) as ws:
         site_id = ws.site(site).id if site else None
-        alerts = ws.alerts(site_id=site_id, state=wanted)
+        found = ws.alerts(site_id=site_id, state=wanted)
+        settings = ws.settings
+    holding = [held(a, settings.benign_policy_for(a.site_id)) for a in found]
+    alerts = by_priority([a for a, h in zip(found, holding, strict=True) if h == held_only])
     if as_json:
         typer.echo(json.dumps([alert_json(a) for a in alerts], ensure_ascii=False))
         return
@@ -89,6 +98,9 @@ def list_alerts(
                       alert.indicator, f"{alert.value:.4g}", f"{alert.baseline:.4g}",
                       format_p(alert.p_value) if alert.p_value is not None else "-", alert.state.value)
     _console().print(table)
+    if not held_only and any(holding):
+        _console().print(f"{sum(holding)} alert(s) led by a benign hypothesis held back by the site's "
+                         "policy: `sitewatch alerts list --held`")
 
 
 def _show_json(ws: Store, alert: Alert) -> dict[str, Any]:
