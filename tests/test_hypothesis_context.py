@@ -200,27 +200,42 @@ def test_latest_picks_keeps_each_analysts_last_word() -> None:
 
 def test_policy_ranks_or_holds_benign_led_alerts_and_keeps_them(
         workspace: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811
+    gathering = Hypothesis("routine_gathering", "routine gathering", True, 50.0, 0.9)
+    surge = Hypothesis("production_surge", "production surge", False, 50.0, 0.9)
     with Workspace.open(workspace) as ws:
-        alert = next(a for a in ws.alerts() if a.hypotheses and not a.hypotheses[0].benign)
-        gathering = Hypothesis("routine_gathering", "routine gathering", True, 50.0, 0.9)
-        benign_led = replace(alert, id=f"{alert.id}-benign", hypotheses=(gathering, *alert.hypotheses),
-                             acquired=alert.acquired.replace(year=alert.acquired.year + 1))
-        ws.upsert_alerts([benign_led])
+        alert = next(a for a in ws.alerts() if a.hypotheses)
+        later = alert.acquired.replace(year=alert.acquired.year + 1)
+        benign_led = replace(alert, id=f"{alert.id}-benign", hypotheses=(gathering, surge), acquired=later)
+        activity_led = replace(alert, id=f"{alert.id}-surge", hypotheses=(surge, gathering),
+                               acquired=later.replace(day=1) if later.day > 1 else later)
+        ws.upsert_alerts([benign_led, activity_led])
         total = len(ws.alerts())
-    assert not top_priority(benign_led.hypotheses) and top_priority(alert.hypotheses)
+    assert not top_priority(benign_led.hypotheses) and top_priority(activity_led.hypotheses)
     assert held(benign_led, BenignPolicy.HOLD) and not held(benign_led, BenignPolicy.RANK)
     runner = CliRunner()
 
-    def listed(*extra: str) -> list[str]:
+    def listed(*extra: str) -> list[dict[str, object]]:
         result = runner.invoke(app, ["alerts", "list", "-w", str(workspace), "--json", *extra])
         assert result.exit_code == 0, result.output
-        return [a["id"] for a in json.loads(result.output)]
+        return list(json.loads(result.output))
 
-    ranked = listed()  # rank (the default): the newest alert, benign-led, comes after the rest
-    assert len(ranked) == total and ranked[-1] == benign_led.id
+    def ids(alerts: list[dict[str, object]]) -> list[object]:
+        return [a["id"] for a in alerts]
+
+    def benign(item: dict[str, object]) -> bool:
+        hypotheses = item["hypotheses"]
+        return bool(hypotheses) and bool(hypotheses[0]["benign"])  # type: ignore[index]
+
+    ranked = listed()  # rank (the default): every alert, the benign-led ones after the rest
+    assert len(ranked) == total and listed("--held") == []
+    flags = [benign(a) for a in ranked]
+    assert flags == sorted(flags)
+    assert ids(ranked).index(activity_led.id) < ids(ranked).index(benign_led.id)
     monkeypatch.setenv("SITEWATCH_BENIGN_POLICY_SITES", f"{alert.site_id}=hold")
-    assert benign_led.id not in listed() and len(listed()) == total - 1
-    assert listed("--held") == [benign_led.id]
+    shown, kept_back = listed(), listed("--held")
+    assert benign_led.id in ids(kept_back) and activity_led.id in ids(shown)
+    assert all(benign(a) for a in kept_back) and not any(benign(a) for a in shown)
+    assert len(shown) + len(kept_back) == total  # held back, never dropped
     monkeypatch.setenv("SITEWATCH_BENIGN_POLICY_SITES", f"{alert.site_id}=silence")
     with pytest.raises(ValidationError, match="SITE=rank or SITE=hold"):
         Settings.load(workspace)
