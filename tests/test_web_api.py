@@ -159,6 +159,21 @@ def test_analyst_triages_and_assessments_accumulate(client: TestClient, sample: 
     assert next(a for a in timeline["alerts"] if a["id"] == "alert-trucks")["state"] == "acknowledged"
 
 
+def test_each_analysts_hypothesis_pick_is_shown(client: TestClient, sample: SampleWorkspace) -> None:
+    for author, pick in (("analyst", "launch_preparation"), ("admin", "routine_delivery")):
+        created = client.post("/api/alerts/alert-trucks/assessments", headers=bearer(sample, author),
+                              json={"judgement": "likely", "confidence": "low", "pick": pick})
+        assert created.status_code == 201, created.text
+        assert created.json()["pick"] == pick
+    refused = client.post("/api/alerts/alert-trucks/assessments", headers=bearer(sample, "analyst"),
+                          json={"judgement": "likely", "confidence": "low", "pick": "parade"})
+    assert refused.status_code == 400 and "launch_preparation" in refused.text
+    detail = get(client, sample, "/api/alerts/alert-trucks")
+    assert detail["picks"] == {"admin": "routine_delivery", "analyst": "launch_preparation"}
+    page = client.get("/alerts/alert-trucks", headers=bearer(sample, "analyst"))
+    assert page.status_code == 200 and "Analysts disagree" in page.text and 'name="pick"' in page.text
+
+
 def test_tiles_preview_and_grid(client: TestClient, sample: SampleWorkspace) -> None:
     observation = sample.observation_ids[-1]
     grid = get(client, sample, f"/api/observations/{observation}/grid")

@@ -40,6 +40,18 @@ class ConfigError(SitewatchError, ValueError):
         super().__init__(f"{source}: {len(self.problems)} problem(s) in the settings:\n{listing}")
 
 
+class ContextError(SitewatchError, ValueError):
+    """A context file (holiday calendars and site schedules) is malformed, or names a pattern or a
+    site the workspace lacks; ``problems`` lists every problem found."""
+
+    def __init__(self, source: str, problems: list[str]) -> None:
+        self.source = source
+        self.problems = list(problems)
+        listing = "\n".join(f"  - {p}" for p in self.problems)
+        super().__init__(f"{source}: {len(self.problems)} problem(s) in calendars and schedules:\n{listing}"
+                         "\nFix them in the file (see docs/hypotheses.md, 'Context').")
+
+
 class ImageryError(SitewatchError, OSError):
     """An image could not be used; the message names the file and the problem."""
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -543,6 +544,10 @@ class Assessment:
     confidence: Confidence
     text: str = ""
     hypotheses: tuple[str, ...] = field(default_factory=tuple)
+    """Hypotheses the analyst considered, in their own words."""
+    pick: str = ""
+    """The alert's hypothesis (a pattern id, or ``none``) the analyst judges best; empty: no pick.
+    Each analyst's pick is shown; confirmed and benign resolutions feed the site's priors with them."""
 
     def __post_init__(self) -> None:
         _check_text(self, "alert_id", self.alert_id)
@@ -558,3 +563,15 @@ class Assessment:
                     raise _fail(self, name, f"{value!r} is not one of: {choices}") from None
         _check_text(self, "text", self.text, allow_empty=True)
         _check_strings(self, "hypotheses", self.hypotheses)
+        _check_text(self, "pick", self.pick, allow_empty=True)
+
+
+def latest_picks(assessments: Sequence[Assessment]) -> dict[str, str]:
+    """Each analyst's latest hypothesis pick among ``assessments`` (oldest first), by author.
+
+    Analysts may disagree; all their picks are kept and shown, none outvotes another."""
+    picks: dict[str, str] = {}
+    for assessment in assessments:
+        if assessment.pick:
+            picks[assessment.author] = assessment.pick
+    return dict(sorted(picks.items()))

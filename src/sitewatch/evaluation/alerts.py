@@ -42,6 +42,7 @@ import numpy as np
 from pyproj import Geod
 
 from sitewatch.analytics.indicators import MIN_VISIBLE_FOR_COUNTS, quality_weight
+from sitewatch.catalog.context import Context, load_context
 from sitewatch.core.indicators import CHANGED_AREA, count_indicator
 from sitewatch.core.types import Hypothesis, Site
 from sitewatch.imagery.simulate.activity import structure_progress
@@ -50,6 +51,7 @@ from sitewatch.imagery.simulate.schedule import acquisition_time, revisit_dates
 from sitewatch.imagery.simulate.sites import site_by_id
 from sitewatch.monitor.alerting import IndicatorHistory, SiteScores, decide, hypotheses_at, score_history
 from sitewatch.monitor.engine import EngineConfig
+from sitewatch.monitor.policy import top_priority
 from sitewatch.store.settings import Settings
 
 DETECTION_RATE = 0.9
@@ -297,6 +299,12 @@ class RateSummary:
     """Routine busy observations raising a top-priority alert: an instant alert whose leading hypothesis
     is not benign, or a slow-build alert (which has no hypotheses)."""
     hypothesis_accuracy: tuple[KindAccuracy, ...] = ()
+    seen_large_events_top_priority: int = 0
+    """Large events seen whose alerts include a top-priority one: detected under the ``hold`` policy,
+    where benign-led alerts are held back (:mod:`sitewatch.monitor.policy`)."""
+    quiet_held_alerts: int = 0
+    """Alerts on quiet observations led by a benign hypothesis: held back under ``hold``, yet counted in
+    the false-alarm rate, which stays the honest one under either policy."""
 
     @property
     def top1_accuracy(self) -> dict[str, float | int]:
@@ -361,6 +369,14 @@ class RateSummary:
             "routine_busy_top_priority": proportion(self.routine_top_priority_alerts,
                                                     self.routine_observations),
             "top1_hypothesis_accuracy": self.top1_accuracy,
+            "under_hold_policy": {
+                "seen_large_event_recall": proportion(self.seen_large_events_top_priority,
+                                                      self.seen_large_events),
+                "quiet_alerts_held": self.quiet_held_alerts,
+                "false_alarms_per_quiet_observation": self.false_alarms_per_quiet_observation,
+                "routine_busy_notified": proportion(self.routine_top_priority_alerts,
+                                                    self.routine_observations),
+            },
             "top1_hypothesis_accuracy_by_kind": [k.as_dict() for k in self.hypothesis_accuracy],
             "median_lead_time_observations": self.median_lead_time,
             "lead_times": list(self.lead_times),
@@ -385,24 +401,27 @@ def _summarise(alpha: float, sites: Sequence[SimulatedSite], alerted: Sequence[n
                hypotheses: Sequence[dict[int, tuple[Hypothesis, ...]]]) -> RateSummary:
     counts = dict.fromkeys(("events", "detected", "large", "large_detected", "quiet", "quiet_alerts",
                             "quiet_slow", "routine", "routine_alerts", "routine_top", "seen", "seen_detected",
-                            "seen_large", "seen_large_detected"), 0)
+                            "seen_large", "seen_large_detected", "seen_large_top", "quiet_held"), 0)
     lead_times: list[int] = []
     missed: list[str] = []
     firsts: list[tuple[str, Hypothesis]] = []
     for simulated, instant, building, ranked in zip(sites, alerted, slow, hypotheses, strict=True):
         days = [a.date() for a in simulated.history.acquired]
         any_alert = instant | building
+        # One alert per observation, as the monitor builds them: the instant one, else the slow build.
+        top = np.array([bool(any_alert[t]) and (not instant[t] or top_priority(ranked.get(t, ())))
+                        for t in range(len(days))], dtype=bool)
         for t, day in enumerate(days):
             covering = [e for e in simulated.events if e.covers(day)]
             if not covering:
                 counts["quiet"] += 1
                 counts["quiet_alerts"] += int(instant[t])
                 counts["quiet_slow"] += int(building[t] and not instant[t])
+                counts["quiet_held"] += int(any_alert[t] and not top[t])
             elif not any(e.alert_expected for e in covering):
                 counts["routine"] += 1
                 counts["routine_alerts"] += int(any_alert[t])
-                benign_first = bool(instant[t]) and bool(ranked[t]) and ranked[t][0].benign
-                counts["routine_top"] += int(any_alert[t] and not benign_first)
+                counts["routine_top"] += int(top[t])
         for event in simulated.events:
             during = [t for t, day in enumerate(days) if event.covers(day)]
             first = next((t for t in during if instant[t] and ranked.get(t)), None)
@@ -423,6 +442,7 @@ def _summarise(alpha: float, sites: Sequence[SimulatedSite], alerted: Sequence[n
                 counts["large_detected"] += int(large)
                 counts["seen_detected"] += int(seen)
                 counts["seen_large_detected"] += int(seen and large)
+                counts["seen_large_top"] += int(seen and large and any(top[t] for t in hits))
                 lead_times.append(during.index(hits[0]))
             else:
                 missed.append(f"{event.site_id}:{event.id}@{event.start.isoformat()}")
@@ -430,7 +450,8 @@ def _summarise(alpha: float, sites: Sequence[SimulatedSite], alerted: Sequence[n
                        counts["quiet"], counts["quiet_alerts"], counts["quiet_slow"], counts["routine"],
                        counts["routine_alerts"], tuple(lead_times), tuple(missed), counts["seen"],
                        counts["seen_detected"], counts["seen_large"], counts["seen_large_detected"],
-                       counts["routine_top"], _kind_accuracy(firsts))
+                       counts["routine_top"], _kind_accuracy(firsts), counts["seen_large_top"],
+                       counts["quiet_held"])
 
 
 @dataclass(frozen=True, slots=True)
@@ -444,10 +465,13 @@ class AlertEvaluation:
     surge_objects: int
     rates: tuple[RateSummary, ...]
     method: str = METHOD
+    calendars: bool = True
+    """Whether the built-in holiday calendars raised the holiday pattern's prior on holidays."""
 
     def as_dict(self) -> dict[str, object]:
         return {
             "method": self.method,
+            "calendars": self.calendars,
             "method_note": (
                 "Indicator-level simulation derived from the scenario (revisits, clouds, traffic, events), "
                 "with detection noise and background change; the real monitoring engine scores it. "
@@ -492,10 +516,12 @@ def _alerts_with_triage(sites: Sequence[SimulatedSite], config: EngineConfig,
 
 
 def _ranked_hypotheses(sites: Sequence[SimulatedSite], instant: Sequence[np.ndarray],
-                       scored: Sequence[SiteScores],
-                       config: EngineConfig) -> list[dict[int, tuple[Hypothesis, ...]]]:
-    """The ranked hypotheses of every instant alert, by observation index, per site."""
-    return [{int(t): hypotheses_at(simulated.site, scores, int(t), config) for t in np.flatnonzero(raised)}
+                       scored: Sequence[SiteScores], config: EngineConfig,
+                       context: Context | None) -> list[dict[int, tuple[Hypothesis, ...]]]:
+    """The ranked hypotheses of every instant alert, by observation index, per site, with the day's
+    holidays in ``context`` raising the patterns they name."""
+    return [{int(t): hypotheses_at(simulated.site, scores, int(t), config, context=context)
+             for t in np.flatnonzero(raised)}
             for simulated, raised, scores in zip(sites, instant, scored, strict=True)]
 
 
@@ -507,6 +533,7 @@ def evaluate_alerts(
     lead_in_days: int = 365,
     inject: int = 2,
     triage: bool = True,
+    calendars: bool = True,
     progress: Callable[[int, int], None] | None = None,
 ) -> AlertEvaluation:
     """Simulate every seed at the indicator level and score alerts at each false-alarm rate.
@@ -523,13 +550,15 @@ def evaluate_alerts(
                                    list[dict[int, tuple[Hypothesis, ...]]]]]] = {
         a: [] for a in false_alarm_rates
     }
+    context = load_context() if calendars else None
     for done, seed in enumerate(seeds, start=1):
         sites = [simulate_site(scenario, plan, seed, lead_in_days=lead_in_days, inject=inject, surge=surge)
                  for plan in scenario.sites]
         for alpha in false_alarm_rates:
             config = EngineConfig(false_alarm_rate=alpha)
             instant, slow, scored = _alerts_with_triage(sites, config, triage)
-            pooled[alpha].append((sites, instant, slow, _ranked_hypotheses(sites, instant, scored, config)))
+            ranked = _ranked_hypotheses(sites, instant, scored, config, context)
+            pooled[alpha].append((sites, instant, slow, ranked))
         if progress is not None:
             progress(done, len(seeds))
     rates = []
@@ -539,7 +568,8 @@ def evaluate_alerts(
         all_slow = [a for _, _, slow, _ in pooled[alpha] for a in slow]
         all_ranked = [r for _, _, _, ranked in pooled[alpha] for r in ranked]
         rates.append(_summarise(alpha, all_sites, all_instant, all_slow, surge_size, all_ranked))
-    return AlertEvaluation(scenario.name, tuple(seeds), lead_in_days, inject, surge_size, tuple(rates))
+    return AlertEvaluation(scenario.name, tuple(seeds), lead_in_days, inject, surge_size, tuple(rates),
+                           calendars=calendars)
 
 
 def parse_seeds(text: str) -> tuple[int, ...]:

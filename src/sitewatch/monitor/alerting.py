@@ -17,6 +17,7 @@ from datetime import datetime
 
 import numpy as np
 
+from sitewatch.catalog.context import Context
 from sitewatch.core.indicators import (
     PIXEL_CHANGE_INDICATORS,
     IndicatorSpec,
@@ -32,9 +33,10 @@ from sitewatch.monitor.combine import (
 )
 from sitewatch.monitor.engine import EngineConfig, EngineResult, score_sites
 from sitewatch.monitor.explain import Evidence, explain_alert, explain_slow_build
-from sitewatch.monitor.hypotheses import Reading, score_hypotheses
+from sitewatch.monitor.hypotheses import Reading, built_in_patterns, score_hypotheses
 from sitewatch.monitor.lifecycle import track_record
 from sitewatch.monitor.patterns import PatternLibrary
+from sitewatch.monitor.priors import prior_weights, resolution_counts
 
 SECONDS_PER_DAY = 86_400.0
 
@@ -182,9 +184,19 @@ def readings_at(site: Site, scores: SiteScores, t: int, min_quality: float) -> l
 
 
 def hypotheses_at(site: Site, scores: SiteScores, t: int, config: EngineConfig,
-                  library: PatternLibrary | None = None) -> tuple[Hypothesis, ...]:
-    """The ranked hypotheses of observation ``t`` (see :mod:`sitewatch.monitor.hypotheses`)."""
-    return score_hypotheses(site, readings_at(site, scores, t, config.baseline.min_quality), library)
+                  library: PatternLibrary | None = None, *, context: Context | None = None,
+                  resolved: Sequence[Alert] = (),
+                  picks: Mapping[str, Sequence[str]] | None = None) -> tuple[Hypothesis, ...]:
+    """The ranked hypotheses of observation ``t`` (see :mod:`sitewatch.monitor.hypotheses`), with
+    priors learned from the site's ``resolved`` alerts acquired before it (and analysts' ``picks``)
+    and raised by the day's occasions in ``context`` (:mod:`sitewatch.monitor.priors`)."""
+    acquired = scores.history.acquired[t]
+    patterns = (library or built_in_patterns()).for_site(site)
+    priors = prior_weights(
+        patterns, counts=resolution_counts(patterns, resolved, picks, before=acquired),
+        factors=context.prior_factors(site, acquired) if context is not None else None)
+    return score_hypotheses(site, readings_at(site, scores, t, config.baseline.min_quality), library,
+                            priors=priors)
 
 
 def build_alerts(
@@ -196,11 +208,15 @@ def build_alerts(
     earlier: Sequence[Alert],
     created: datetime,
     patterns: PatternLibrary | None = None,
+    context: Context | None = None,
+    picks: Mapping[str, Sequence[str]] | None = None,
 ) -> list[Alert]:
     """Alerts of ``site`` for the decided observations and for CUSUM alarms, oldest first.
 
     Each instant alert carries its ranked hypotheses over ``patterns`` (the built-in library
-    when not given), named in its sentence too.
+    when not given), named in its sentence too; their priors learn from the ``earlier`` alerts
+    analysts resolved (and the hypotheses they picked, ``picks`` by alert id) and are raised by
+    the day's holidays and site schedules in ``context`` (see :func:`hypotheses_at`).
 
     ``earlier`` are the site's alerts already known (any state): each new alert's track
     record counts those, in their stored state, and the ones built here, acquired before it.
@@ -221,7 +237,8 @@ def build_alerts(
             primary = _evidence(site, scores, order[0], t)
             others = [_evidence(site, scores, r, t) for r in order[1:]]
             site_p = float(result.site_p[0, t])
-            hypotheses = hypotheses_at(site, scores, t, config, patterns)
+            hypotheses = hypotheses_at(site, scores, t, config, patterns, context=context,
+                                       resolved=tuple(known.values()), picks=picks)
             built.append(Alert(
                 id=alert_id(site.id, observation_id, "activity"),
                 site_id=site.id,
@@ -236,6 +253,8 @@ def build_alerts(
                     site_name=site.name, primary=primary, others=others, site_p=site_p,
                     false_alarm_rate=config.false_alarm_rate, n_history=n_history,
                     extrapolated=bool(result.extrapolated[0, t]), record=record, hypotheses=hypotheses,
+                    occasions=[f"{o.name} ({o.source})" for o in context.occasions(site, acquired)]
+                    if context is not None else (),
                 ),
                 zone_id=history.series[order[0]][0],
                 p_value=site_p,

@@ -56,8 +56,10 @@ def explain_alert(
     extrapolated: bool,
     record: TrackRecord,
     hypotheses: Sequence[Hypothesis] = (),
+    occasions: Sequence[str] = (),
 ) -> str:
-    """The analyst sentence of an instant (unusual observation) alert, with its ranked hypotheses."""
+    """The analyst sentence of an instant (unusual observation) alert, with its ranked hypotheses
+    and what the calendar and the site's schedules say of the day (``occasions``)."""
     text = f"Unusual activity at {site_name}: {_phrase(primary)}"
     if others:
         text += "; also " + "; ".join(_phrase(o) for o in others[:3])
@@ -69,6 +71,8 @@ def explain_alert(
         text += (f" Early days: the site has fewer than {round(1 / false_alarm_rate) - 1} earlier "
                  "observations, too few to rank this one among them, so its p is estimated from how "
                  "quickly the largest past values thin out, and is less certain than it will be later.")
+    if occasions:
+        text += f" The day is {'; '.join(occasions)}, which raised the prior of the hypotheses it names."
     if hypotheses:
         text += " " + describe_hypotheses(hypotheses)
     return f"{text} {record.describe()}"

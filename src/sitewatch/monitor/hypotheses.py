@@ -24,7 +24,7 @@ words come from those shares (:meth:`~sitewatch.core.types.Likelihood.from_proba
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
 
@@ -118,9 +118,13 @@ def none_log_ratio(readings: Sequence[Reading]) -> float:
     return float(sum(_none_log_ratio(r) for r in readings))
 
 
-def score_hypotheses(site: Site, readings: Sequence[Reading],
-                     library: PatternLibrary | None = None) -> tuple[Hypothesis, ...]:
+def score_hypotheses(site: Site, readings: Sequence[Reading], library: PatternLibrary | None = None, *,
+                     priors: Mapping[str, float] | None = None) -> tuple[Hypothesis, ...]:
     """Every pattern of ``site`` and "none of these", most probable first.
+
+    ``priors`` weighs each hypothesis by id (:func:`sitewatch.monitor.priors.prior_weights`: the
+    site's track record and the day's calendar); where it says nothing, the library's ``prior``
+    (and :data:`NONE_PRIOR`). Only ratios between priors matter.
 
     The hypotheses are weighed on the same evidence: the readings of indicators some pattern of the
     site speaks of. An indicator none of them names (e.g. ``changed_objects``, read off the same
@@ -129,9 +133,11 @@ def score_hypotheses(site: Site, readings: Sequence[Reading],
     patterns = (library or built_in_patterns()).for_site(site)
     named = {e.indicator for p in patterns for term in p.signature for e in term.effects}
     readings = [r for r in readings if r.indicator in named]
-    entries = [(p.id, p.label, p.benign, math.log(p.prior), pattern_log_ratio(p, site, readings))
-               for p in patterns]
-    entries.append((NONE_ID, NONE_LABEL, False, math.log(NONE_PRIOR), none_log_ratio(readings)))
+    weights = dict(priors or {})
+    entries = [(p.id, p.label, p.benign, math.log(weights.get(p.id, p.prior)),
+                pattern_log_ratio(p, site, readings)) for p in patterns]
+    entries.append((NONE_ID, NONE_LABEL, False, math.log(weights.get(NONE_ID, NONE_PRIOR)),
+                    none_log_ratio(readings)))
     posterior = np.array([prior + ratio for _, _, _, prior, ratio in entries])
     shares = np.exp(posterior - logsumexp(posterior))
     ranked = sorted(range(len(entries)), key=lambda i: (-posterior[i], entries[i][0]))

@@ -28,7 +28,9 @@ FOCUS = "focus"
 ANY_CATEGORY = "*"
 BUILT_IN = "patterns.yaml"
 _ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_\-]{0,63}$")
-_PATTERN_KEYS = {"label", "description", "benign", "categories", "prior", "focus", "signature"}
+_PATTERN_KEYS = {"label", "description", "benign", "categories", "sites", "prior", "focus", "signature"}
+WORKSPACE_FILE = "patterns.yaml"
+"""A workspace's own patterns: each replaces the library's of the same id, or adds one."""
 
 
 class Change(StrEnum):
@@ -84,10 +86,15 @@ class Pattern:
     prior: float = 1.0
     focus: tuple[str, ...] = ()
     """Zone kinds where the activity centres in one zone; empty when it has no single centre."""
+    sites: tuple[str, ...] = ()
+    """Site ids it is limited to (an analyst's pattern for one site); empty: every site of its categories."""
 
     def applies_to(self, site: Site) -> bool:
-        """Whether the pattern is one of ``site``'s hypotheses: its category, and a focus zone if needed."""
+        """Whether the pattern is one of ``site``'s hypotheses: its category (and site, when it names
+        sites), and a focus zone if needed."""
         if ANY_CATEGORY not in self.categories and site.category not in self.categories:
+            return False
+        if self.sites and site.id not in self.sites:
             return False
         return not self.focus or bool(self.focus_zones(site))
 
@@ -117,6 +124,12 @@ class PatternLibrary:
     def for_site(self, site: Site) -> tuple[Pattern, ...]:
         """The patterns that are hypotheses at ``site``."""
         return tuple(p for p in self.patterns if p.applies_to(site))
+
+    def overridden_by(self, other: PatternLibrary) -> PatternLibrary:
+        """This library with ``other``'s patterns replacing those of the same id and added after."""
+        theirs = {p.id: p for p in other.patterns}
+        merged = [theirs.pop(p.id, p) for p in self.patterns]
+        return PatternLibrary((*merged, *theirs.values()), f"{self.source} + {other.source}")
 
     def get(self, pattern_id: str) -> Pattern:
         for pattern in self.patterns:
@@ -213,6 +226,10 @@ def _parse_pattern(key: str, body: object, problems: _Problems) -> Pattern | Non
             or not (math.isfinite(prior) and prior > 0)):
         problems.add(f"{key}.prior", f"{prior!r} must be a positive number")
     focus = _zone_kinds(f"{key}.focus", body.get("focus", []), problems, allow_focus=False)
+    sites = body.get("sites", [])
+    if not isinstance(sites, list) or not all(isinstance(s, str) and s.strip() for s in sites):
+        problems.add(f"{key}.sites", "must be a list of site ids (leave it out for every site)")
+        sites = []
     signature = body.get("signature")
     terms: list[tuple[int, Term]] = []
     if not isinstance(signature, list) or not signature:
@@ -229,7 +246,7 @@ def _parse_pattern(key: str, body: object, problems: _Problems) -> Pattern | Non
     if len(problems.items) > before:
         return None
     return Pattern(key, texts["label"], texts["description"], bool(benign), tuple(categories),
-                   tuple(t for _, t in terms), float(prior), focus)
+                   tuple(t for _, t in terms), float(prior), focus, tuple(sites))
 
 
 def _zone_kinds(path: str, raw: object, problems: _Problems, *, allow_focus: bool) -> tuple[str, ...]:

@@ -31,6 +31,8 @@ from sitewatch.monitor.alerting import IndicatorHistory, SiteScores, build_alert
 from sitewatch.monitor.baselines import BaselineConfig
 from sitewatch.monitor.engine import EngineConfig
 from sitewatch.monitor.lifecycle import baseline_feedback
+from sitewatch.monitor.policy import by_priority, held
+from sitewatch.pipeline.context import load_hypothesis_inputs
 from sitewatch.pipeline.evidence import REFERENCE_VALID, EvidenceOptions, SiteChips, SiteEvidence
 from sitewatch.pipeline.ingest import verify_chips
 from sitewatch.pipeline.models import workspace_change_card, workspace_detector
@@ -80,7 +82,11 @@ class SiteOutcome:
     observations: int
     processed: int
     new_alerts: tuple[Alert, ...]
+    """New alerts reported to analysts, top priority first (benign-led ones ranked below the rest)."""
     alerts_total: int
+    held_alerts: tuple[Alert, ...] = ()
+    """New alerts led by a benign hypothesis at a site whose policy holds them back: stored with their
+    p-value, left out of ``new_alerts`` (:mod:`sitewatch.monitor.policy`)."""
     detection_skipped: int = 0
     """Observations of this pass the object detector did not look at (imagery coarser than it
     resolves, or without its bands): their objects are not observed, which is not zero."""
@@ -231,6 +237,8 @@ def run_monitor(workspace: Store, options: MonitorOptions | None = None, *,
     config = EngineConfig(false_alarm_rate=alpha, baseline=options.baseline)
     detect = _object_detection_available() if options.detect_objects is None else options.detect_objects
     sites = workspace.sites()
+    # Read and checked before any image is: a typo in a holiday must not cost an hour of detection.
+    inputs = load_hypothesis_inputs(workspace.root, sites)
     processed_counts: dict[str, int] = {}
     totals: dict[str, int] = {}
     pending: list[tuple[Site, int]] = []
@@ -272,12 +280,16 @@ def run_monitor(workspace: Store, options: MonitorOptions | None = None, *,
     for site, site_scores, decided in zip(sites, scored, decisions, strict=True):
         existing = workspace.alerts(site_id=site.id)
         known = {a.id for a in existing}
-        built = build_alerts(site, site_scores, decided, config=config, earlier=existing, created=created)
+        built = build_alerts(site, site_scores, decided, config=config, earlier=existing, created=created,
+                             patterns=inputs.patterns, context=inputs.context, picks=workspace.picks(site.id))
         fresh = [a for a in built if a.id not in known]
         workspace.upsert_alerts(fresh)
+        policy = workspace.settings.benign_policy_for(site.id)
         outcomes.append(SiteOutcome(
             site_id=site.id, site_name=site.name, observations=totals[site.id],
-            processed=processed_counts[site.id], new_alerts=tuple(fresh),
+            processed=processed_counts[site.id],
+            new_alerts=tuple(by_priority([a for a in fresh if not held(a, policy)])),
+            held_alerts=tuple(a for a in fresh if held(a, policy)),
             alerts_total=len(workspace.alerts(site_id=site.id)),
             detection_skipped=work.get(site.id, _SiteWork()).detection_skipped,
             detection_skipped_reason=work.get(site.id, _SiteWork()).detection_skipped_reason,

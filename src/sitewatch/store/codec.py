@@ -319,6 +319,7 @@ def assessment_row(assessment: Assessment) -> dict[str, Any]:
         "confidence": assessment.confidence.value,
         "text": assessment.text,
         "hypotheses": list(assessment.hypotheses),
+        "pick": assessment.pick,
     }
 
 
@@ -331,4 +332,5 @@ def assessment_from(row: Row) -> Assessment:
         confidence=Confidence(row["confidence"]),
         text=row["text"],
         hypotheses=tuple(row["hypotheses"]),
+        pick=row["pick"] or "",
     )

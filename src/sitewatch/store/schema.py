@@ -278,6 +278,7 @@ assessments = sa.Table(
     sa.Column("confidence", sa.String(32), nullable=False),
     sa.Column("text", sa.Text, nullable=False),
     sa.Column("hypotheses", sa.JSON, nullable=False),
+    sa.Column("pick", sa.String(64), nullable=False, server_default=""),
 )
 
 watch_cursors = sa.Table(

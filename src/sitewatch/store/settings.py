@@ -20,6 +20,7 @@ from urllib.parse import quote
 
 from sitewatch.core.errors import ValidationError
 from sitewatch.core.limits import DEFAULT_SITE_GRID_SIDE, MAX_BANDS, MAX_GRID_SIDE, MAX_PIXELS_PER_BAND
+from sitewatch.monitor.policy import BenignPolicy
 
 SETTINGS_FILE = "sitewatch.toml"
 ENV_PREFIX = "SITEWATCH_"
@@ -55,6 +56,12 @@ class Settings:
     """Most bands an image header may declare; ingest refuses more before reading a pixel."""
     max_image_pixels: int = MAX_PIXELS_PER_BAND
     """Most pixels per band (width x height) an image header may declare."""
+    benign_policy: str = "rank"
+    """What happens to an alert whose best hypothesis is benign (a routine gathering, delivery, holiday):
+    ``rank`` lists it below the rest; ``hold`` also holds it back from the monitor's new alerts and the
+    default alert list (``alerts list --held`` shows it). Either way it is stored with its p-value."""
+    benign_policy_sites: str = ""
+    """Per-site exceptions to benign_policy, e.g. ``"sanumdong=hold, yongbyon=rank"``."""
     max_site_grid_side: int = DEFAULT_SITE_GRID_SIDE
     """Largest site grid side in pixels (outline extent / GSD) that `sites validate` and `sites add`
     accept (at most 50,000)."""
@@ -79,6 +86,7 @@ class Settings:
                 self.dashboard_url and not self.dashboard_url.startswith(("http://", "https://"))):
             raise _bad("dashboard_url", f"{self.dashboard_url!r} must be empty or an http(s) URL such as "
                        "\"https://sitewatch.example.org\"")
+        _check_policies(self.benign_policy, self.benign_policy_sites)
         for name, high in (("max_image_bands", 1_000_000), ("max_image_pixels", 2**40),
                            ("max_site_grid_side", MAX_GRID_SIDE)):
             value = getattr(self, name)
@@ -129,6 +137,10 @@ class Settings:
             lines.append(f"{field.name} = {rendered}")
         return "\n".join(lines) + "\n"
 
+    def benign_policy_for(self, site_id: str) -> BenignPolicy:
+        """The site's policy for alerts led by a benign hypothesis (its exception, else the default)."""
+        return _site_policies(self.benign_policy_sites).get(site_id, BenignPolicy(self.benign_policy))
+
     def replace(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **changes)
 
@@ -164,6 +176,27 @@ def _check_proxies(value: object) -> None:
             raise _bad(
                 "trusted_proxies", f"{entry!r} is not an IP address, a network (10.0.0.0/8) or '*'"
             ) from None
+
+
+def _site_policies(text: str) -> dict[str, BenignPolicy]:
+    policies = {}
+    for entry in filter(None, (part.strip() for part in text.split(","))):
+        site_id, _, policy = entry.partition("=")
+        try:
+            policies[site_id.strip()] = BenignPolicy(policy.strip())
+        except ValueError:
+            raise _bad("benign_policy_sites", f"{entry!r} must be SITE=rank or SITE=hold, e.g. "
+                       "\"sanumdong=hold, yongbyon=rank\"") from None
+    return policies
+
+
+def _check_policies(default: object, sites: object) -> None:
+    choices = ", ".join(p.value for p in BenignPolicy)
+    if not isinstance(default, str) or default not in {p.value for p in BenignPolicy}:
+        raise _bad("benign_policy", f"{default!r} must be one of: {choices}")
+    if not isinstance(sites, str):
+        raise _bad("benign_policy_sites", f"{sites!r} must be a string like \"sanumdong=hold\"")
+    _site_policies(sites)
 
 
 def _check_fraction(name: str, value: object, *, open_interval: bool) -> None:

@@ -26,11 +26,13 @@ from sqlalchemy.engine import URL, Connection, Engine, make_url
 from sqlalchemy.exc import ArgumentError, IntegrityError, OperationalError, SQLAlchemyError
 
 from sitewatch.catalog import builtin_sites
+from sitewatch.catalog.context import write_builtin_context
 from sitewatch.core.errors import (
     AlertTransitionError,
     NotFoundError,
     StoreError,
     UnsupportedInputError,
+    ValidationError,
     WorkspaceNotFoundError,
 )
 from sitewatch.core.types import (
@@ -43,6 +45,7 @@ from sitewatch.core.types import (
     Observation,
     Scene,
     Site,
+    latest_picks,
 )
 from sitewatch.monitor.lifecycle import allowed_from, check_reason, check_transition
 from sitewatch.store import codec, migrate, queries
@@ -124,6 +127,7 @@ class Workspace:
             if not settings_path.exists():
                 settings = Settings(name=root.resolve().name or "sitewatch", database_url=database_url or "")
                 settings_path.write_text(settings.to_toml(), encoding="utf-8")
+                write_builtin_context(root)
             elif database_url is not None and Settings.load(root).database_url != database_url:
                 raise StoreError(
                     f"workspace {root} already keeps its database at "
@@ -683,11 +687,33 @@ class Workspace:
     def add_assessment(self, assessment: Assessment) -> None:
         """Keep one analyst's judgement on an alert; every assessment is kept, none replaces another."""
         with self._write(f"storing an assessment of alert {assessment.alert_id}") as connection:
-            query = sa.select(t.alerts.c.id).where(t.alerts.c.id == assessment.alert_id)
-            if connection.execute(query).first() is None:
+            query = (sa.select(t.alerts.c.id, t.alerts.c.hypotheses)
+                     .where(t.alerts.c.id == assessment.alert_id))
+            found = connection.execute(query).first()
+            if found is None:
                 raise NotFoundError(f"no alert {assessment.alert_id!r} in workspace {self.root}; "
                                     "an assessment must refer to a stored alert")
+            offered = [str(item["pattern"]) for item in found.hypotheses or ()]
+            if assessment.pick and assessment.pick not in offered:
+                choices = ", ".join(offered) or "none: this alert has no hypotheses, pick nothing"
+                raise ValidationError(
+                    "Assessment", "pick",
+                    f"{assessment.pick!r} is not a hypothesis of alert {assessment.alert_id}; "
+                    f"pick one of: {choices}")
             connection.execute(t.assessments.insert().values(codec.assessment_row(assessment)))
+
+    def picks(self, site_id: str) -> dict[str, list[str]]:
+        """Alert id → the hypotheses analysts picked for it: each analyst's latest pick
+        (:func:`~sitewatch.core.types.latest_picks`)."""
+        query = (sa.select(t.assessments).join(t.alerts, t.alerts.c.id == t.assessments.c.alert_id)
+                 .where(t.alerts.c.site_id == site_id, t.assessments.c.pick != "")
+                 .order_by(t.assessments.c.created, t.assessments.c.id))
+        by_alert: dict[str, list[Assessment]] = {}
+        with self._read("reading analysts' hypothesis picks") as connection:
+            for row in connection.execute(query).mappings():
+                assessment = codec.assessment_from(row)
+                by_alert.setdefault(assessment.alert_id, []).append(assessment)
+        return {alert_id: list(latest_picks(found).values()) for alert_id, found in by_alert.items()}
 
     def assessments(self, alert_id: str) -> list[Assessment]:
         """Assessments of an alert, oldest first."""

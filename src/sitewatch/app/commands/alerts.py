@@ -1,4 +1,4 @@
-"""CLI verbs ``sitewatch alerts list | show | ack | resolve``: triage with who, when and why."""
+"""CLI verbs ``sitewatch alerts list | show | ack | resolve | assess``: triage with who, when and why."""
 
 from __future__ import annotations
 
@@ -65,24 +65,33 @@ def list_alerts(
         typer.Option("--state", help="Only alerts in this state: new, acknowledged, confirmed, benign, "
                                      "false_alarm."),
     ] = None,
+    held_only: Annotated[
+        bool, typer.Option("--held", help="Only the alerts held back: led by a benign hypothesis at a site "
+                                          "whose benign_policy is hold.")
+    ] = False,
     as_json: JsonOption = False,
 ) -> None:
-    """List alerts, newest first."""
+    """List alerts: top priority first (those led by a benign hypothesis below), newest first within
+    each; alerts a site's policy holds back are listed with --held only."""
     from sitewatch.core import words
+    from sitewatch.monitor.policy import by_priority, held
     from sitewatch.store import Workspace
 
     wanted = _parse_state(state) if state else None
     with Workspace.open(resolve_workspace(workspace)) as ws:
         site_id = ws.site(site).id if site else None
-        alerts = ws.alerts(site_id=site_id, state=wanted)
+        found = ws.alerts(site_id=site_id, state=wanted)
         sites = {s.id: s for s in ws.sites()}
+        settings = ws.settings
+    holding = [held(a, settings.benign_policy_for(a.site_id)) for a in found]
+    alerts = by_priority([a for a, h in zip(found, holding, strict=True) if h == held_only])
     if as_json:
         typer.echo(json.dumps([alert_json(a) for a in alerts], ensure_ascii=False))
         return
     # One block per alert, not a table: the id, the image's time, p and state on the first line, never
     # cut (the id is typed into `alerts show`), then the words, which wrap at any width.
     console = _console()
-    console.print(f"{len(alerts)} alert(s), newest first", highlight=False)
+    console.print(f"{len(alerts)} alert(s), top priority first, then newest", highlight=False)
     for alert in alerts:
         site_of = sites.get(alert.site_id)
         value, usual = (words.amount(alert.indicator, v) for v in (alert.value, alert.baseline))
@@ -93,6 +102,9 @@ def list_alerts(
         console.print(f"  {where}", highlight=False, markup=False, soft_wrap=False)
         console.print(f"  {words.human_name(alert.indicator)}: {value} (usually {usual})",
                       highlight=False, markup=False, soft_wrap=False)
+    if not held_only and any(holding):
+        console.print(f"\n{sum(holding)} alert(s) led by a benign hypothesis held back by the site's "
+                      "policy: `sitewatch alerts list --held`", highlight=False)
 
 
 def _show_json(ws: Store, alert: Alert) -> dict[str, Any]:
@@ -102,6 +114,9 @@ def _show_json(ws: Store, alert: Alert) -> dict[str, Any]:
     series = (ws.indicators(alert.site_id, zone_id=alert.zone_id, name=alert.indicator)
               if alert.zone_id else [])
     recent = [v for v in series if v.acquired <= alert.acquired][-12:]
+    from sitewatch.core.types import latest_picks
+
+    assessments = ws.assessments(alert.id)
     return {
         **alert_json(alert),
         "history": [
@@ -117,9 +132,10 @@ def _show_json(ws: Store, alert: Alert) -> dict[str, Any]:
         ],
         "assessments": [
             {"author": a.author, "created": a.created.isoformat(), "judgement": a.judgement.value,
-             "confidence": a.confidence.value, "text": a.text}
-            for a in ws.assessments(alert.id)
+             "confidence": a.confidence.value, "text": a.text, "pick": a.pick}
+            for a in assessments
         ],
+        "picks": latest_picks(assessments),
     }
 
 
@@ -165,8 +181,13 @@ def show_alert(alert_id: AlertIdArgument, workspace: WorkspaceOption = None,
         when, state_words = words.when(parse_utc(event["when"])), words.human_name(event["state"])
         console.print(f"    {when}  {state_words:<13} by {event['who']}{comment}")
     for assessment in data["assessments"]:
+        pick = f"; picks {assessment['pick']}" if assessment["pick"] else ""
         console.print(f"  assessment by {assessment['author']}: {assessment['judgement']} "
-                      f"({assessment['confidence']} confidence) {assessment['text']}")
+                      f"({assessment['confidence']} confidence{pick}) {assessment['text']}")
+    if data["picks"]:
+        agree = "analysts agree" if len(set(data["picks"].values())) == 1 else "analysts DISAGREE"
+        picks = "; ".join(f"{who}: {pick}" for who, pick in data["picks"].items())
+        console.print(f"  hypothesis picks ({agree}): {picks}")
 
 
 def _move(workspace: WorkspaceOption, alert_id: str, target: AlertState, who: str | None, comment: str,
@@ -205,6 +226,55 @@ def resolve(
     from sitewatch.monitor.lifecycle import parse_resolution
 
     _move(workspace, alert_id, parse_resolution(verdict), who, comment, as_json)
+
+
+@alerts_app.command("assess")
+def assess(
+    alert_id: AlertIdArgument,
+    judgement: Annotated[str, typer.Option("--judgement", help="How likely the activity is of concern, in "
+                                           "estimative words: almost no chance ... almost certain.")],
+    confidence: Annotated[str, typer.Option("--confidence", help="low, moderate or high.")],
+    hypothesis: Annotated[str, typer.Option("--hypothesis", help="The alert's hypothesis you judge best "
+                                            "(its pattern id, e.g. production_surge, or none); see "
+                                            "`alerts show ID`.")] = "",
+    text: Annotated[str, typer.Option("--text", "-m", help="Your reasoning.")] = "",
+    workspace: WorkspaceOption = None,
+    who: WhoOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Record your assessment of an alert, optionally picking one of its hypotheses. Every analyst's
+    assessment is kept and `alerts show` lists each one's pick, so disagreement stays visible; when the
+    alert is resolved confirmed or benign, the picks teach the site's pattern priors."""
+    from datetime import UTC, datetime
+
+    from sitewatch.core.types import Assessment, Confidence, Likelihood, latest_picks
+    from sitewatch.store import Workspace
+
+    words: dict[str, Likelihood | Confidence] = {}
+    for option, kind, value in (("--judgement", Likelihood, judgement),
+                                ("--confidence", Confidence, confidence)):
+        try:
+            words[option] = kind(value.strip().lower())
+        except ValueError:
+            choices = ", ".join(w.value for w in kind)
+            raise typer.BadParameter(f"{value!r} is not one of: {choices}", param_hint=option) from None
+    assessment = Assessment(alert_id=alert_id, author=_who(who), created=datetime.now(UTC),
+                            judgement=Likelihood(words["--judgement"]),
+                            confidence=Confidence(words["--confidence"]), text=text, pick=hypothesis.strip())
+    with Workspace.open(resolve_workspace(workspace)) as ws:
+        ws.add_assessment(assessment)
+        picks = latest_picks(ws.assessments(alert_id))
+    if as_json:
+        typer.echo(json.dumps({"alert_id": alert_id, "author": assessment.author, "pick": assessment.pick,
+                               "picks": picks}, ensure_ascii=False))
+        return
+    others = {who: pick for who, pick in picks.items() if who != assessment.author}
+    line = f"{alert_id}: assessment by {assessment.author} recorded"
+    if assessment.pick:
+        line += f", picking {assessment.pick}"
+    if others:
+        line += "; other analysts' picks: " + "; ".join(f"{w}: {p}" for w, p in others.items())
+    _console().print(line)
 
 
 def register(app: typer.Typer) -> None:

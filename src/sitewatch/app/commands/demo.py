@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import logging
 import secrets
 import time
 import tomllib
@@ -23,7 +22,7 @@ from sitewatch.core.errors import SitewatchError
 from sitewatch.core.parallel import default_workers
 
 if TYPE_CHECKING:
-    from sitewatch.core.types import Alert, Observation
+    from sitewatch.core.types import Alert
     from sitewatch.store import Workspace
     from sitewatch.store.protocol import Store
 
@@ -78,9 +77,6 @@ def demo(
 
     with Workspace.init(workspace) as ws:
         alpha = _watch_once(ws, images, console) if stac else _ingest_and_monitor(ws, images, console)
-        evidence = _detect_for_alerts(ws)
-        if evidence:
-            console.print(f"  objects detected on the {evidence} observation(s) behind the alerts")
 
         with _step(console, "report") as bar:
             report_result = build_report(ws)
@@ -124,15 +120,17 @@ def _ingest_and_monitor(ws: Workspace, images: Path, console: Console) -> float:
         def on_observation(site_id: str, done: int, total: int) -> None:
             bar.update(task, completed=done, total=total, description=f"monitor {site_id}")
 
-        # Object detection only for the alerts' evidence: on every chip it would double
-        # the demo's time, and the alerts come from the change indicators.
-        options = MonitorOptions(detect_objects=False, workers=default_workers())
-        return run_monitor(ws, options, progress=on_observation).false_alarm_rate
+        # Objects are counted on every observation (when a detector is installed): the counts
+        # need a baseline, or an alert's hypotheses see pixel change only and cannot tell a
+        # launch preparation from construction or a holiday (docs/hypotheses.md, "The demo").
+        monitored = run_monitor(ws, MonitorOptions(workers=default_workers()), progress=on_observation)
+        if not monitored.object_detection:
+            console.print("  object detection not installed: alerts and hypotheses from change only")
+        return monitored.false_alarm_rate
 
 
 WATCH_TABLE = """
 [watch]
-detect_objects = false  # the demo detects objects on the alerts' observations only
 
 [[watch.sources]]
 name = "demo-catalog"
@@ -161,7 +159,7 @@ def _watch_once(ws: Workspace, images: Path, console: Console) -> float:
             settings.write_text(text + WATCH_TABLE.format(catalog=json.dumps(str(catalog.resolve()))),
                                 encoding="utf-8")
         config = load_watch_config(ws.root, site_ids=[site.id for site in ws.sites()])
-        options = MonitorOptions(detect_objects=False, workers=default_workers())
+        options = MonitorOptions(workers=default_workers())
         cycle = serve(ws, config, stop=threading.Event(), environ=os.environ, once=True, monitor=options)
         for source in cycle.sources:
             if source.error is not None:
@@ -182,26 +180,6 @@ def _step(console: Console, title: str) -> Iterator[Progress]:
         console=console, transient=True,
     ) as bar:
         yield bar
-
-
-def _detect_for_alerts(ws: Store) -> int:
-    """Run the object detector on each alerted observation and the one before it; how many."""
-    try:
-        from sitewatch.pipeline.detect import detect_observation
-
-        alerted = {a.observation_id for a in ws.alerts()}
-        chosen: dict[str, Observation] = {}
-        for site in ws.sites():
-            observations = ws.observations(site.id)
-            for index, observation in enumerate(observations):
-                if observation.id in alerted:
-                    chosen.update((o.id, o) for o in observations[max(0, index - 1): index + 1])
-        for observation in chosen.values():
-            detect_observation(ws, observation)
-    except (ImportError, SitewatchError, OSError) as problem:  # the demo goes on without them
-        logging.getLogger(__name__).warning("object detection for the alerts skipped: %s", problem)
-        return 0
-    return len(chosen)
 
 
 def _existing_simulation(folder: Path, seed: int) -> object | None:

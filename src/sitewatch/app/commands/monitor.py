@@ -56,6 +56,7 @@ def report_json(report: MonitorReport) -> dict[str, Any]:
                 "flagged": [{"observation_id": o, "problem": problem} for o, problem in s.flagged],
                 "problem": s.problem,
                 "new_alerts": [alert_json(a) for a in s.new_alerts],
+                "held_alerts": [alert_json(a) for a in s.held_alerts],
             }
             for s in report.sites
         ],
@@ -81,6 +82,10 @@ def print_report(report: MonitorReport, console: Console) -> None:
                       "source; `sitewatch check` verifies every chip[/]")
     for alert in report.new_alerts:
         console.print(f"[bold]{alert.id}[/] {alert.acquired:%Y-%m-%d} {alert.site_id}: {alert.explanation}")
+    held = sum(len(site.held_alerts) for site in report.sites)
+    if held:
+        console.print(f"[dim]{held} new alert(s) led by a benign hypothesis held back by the sites' policy "
+                      "(`sitewatch alerts list --held`)[/]")
     if not report.object_detection:
         console.print("[dim]object detection not installed: indicators come from change detection only[/]")
     for site in report.sites:

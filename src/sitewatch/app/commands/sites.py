@@ -1,4 +1,5 @@
-"""CLI verbs ``sites list | show | add | validate``: the site catalog of a workspace."""
+"""CLI verbs ``sites list | show | add | validate | context``: the site catalog of a workspace, and
+the calendars, schedules and activity patterns its alerts' hypotheses use."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from rich.table import Table
 from sitewatch.app.errors import exit_code_for
 from sitewatch.app.options import JsonOption, WorkspaceOption, resolve_workspace
 from sitewatch.app.tables import add_id_column
-from sitewatch.core.errors import CatalogError
+from sitewatch.core.errors import CatalogError, ContextError, PatternError
 
 if TYPE_CHECKING:
     from sitewatch.core.types import Site
@@ -149,6 +150,43 @@ def validate(
         typer.echo(f"{file}: valid, {len(sites)} site(s): {', '.join(sites)}")
     if problems:
         raise typer.Exit(exit_code_for(CatalogError(str(file), problems)))
+
+
+@sites_app.command("context")
+def check_context(workspace: WorkspaceOption = None, as_json: JsonOption = False) -> None:
+    """Check the workspace's holiday calendars and site schedules (context.yaml) and its own activity
+    patterns (patterns.yaml), against each other and the catalog; print every problem (exit 4 if any)."""
+    from sitewatch.pipeline.context import load_hypothesis_inputs
+    from sitewatch.store import Workspace
+
+    with Workspace.open(resolve_workspace(workspace)) as ws:
+        sites = ws.sites()
+        try:
+            inputs = load_hypothesis_inputs(ws.root, sites)
+        except (ContextError, PatternError) as error:
+            problems, source = list(error.problems), error.source
+        else:
+            problems, source = [], f"{inputs.context.source} with {inputs.patterns.source}"
+    report: dict[str, object] = {"source": source, "valid": not problems, "problems": problems}
+    if not problems:
+        report["calendars"] = {
+            c.country: {"name": c.name, "holidays": len(c.holidays), "sources": list(c.sources)}
+            for c in inputs.context.calendars}
+        report["schedules"] = [{"site": s.site_id, "name": s.name} for s in inputs.context.schedules]
+        report["patterns"] = [p.id for p in inputs.patterns.patterns]
+    if as_json:
+        typer.echo(json.dumps(report, ensure_ascii=False))
+    elif problems:
+        typer.echo(f"{source}: {len(problems)} problem(s):")
+        for problem in problems:
+            typer.echo(f"  - {problem}")
+    else:
+        calendars = "; ".join(f"{c.country}: {len(c.holidays)} holidays" for c in inputs.context.calendars)
+        patterns = ", ".join(p.id for p in inputs.patterns.patterns)
+        typer.echo(f"{source}: valid. Calendars: {calendars or 'none'}. Site schedules: "
+                   f"{len(inputs.context.schedules)}. Patterns: {patterns}.")
+    if problems:
+        raise typer.Exit(exit_code_for(ContextError(source, problems)))
 
 
 def register(app: typer.Typer) -> None:

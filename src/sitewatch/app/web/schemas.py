@@ -151,6 +151,7 @@ class AssessmentOut(BaseModel):
     confidence: Confidence
     text: str
     hypotheses: list[str]
+    pick: str = Field(description="the hypothesis this analyst picked; empty for none")
 
 
 class AlertEventOut(BaseModel):
@@ -213,6 +214,8 @@ class AlertDetail(BaseModel):
     reference: ObservationOut | None = Field(description="the observation before, for the before/after view")
     history: list[AlertEventOut]
     assessments: list[AssessmentOut]
+    picks: dict[str, str] = Field(description="each analyst's latest hypothesis pick, by author: analysts "
+                                  "may disagree, none outvotes another")
     track_record: TrackRecord
 
 
@@ -270,6 +273,8 @@ class AssessmentIn(_Strict):
     judgement: Likelihood
     confidence: Confidence
     hypotheses: list[str] = Field(default_factory=list, max_length=20)
+    pick: str = Field("", max_length=64, description="the alert's hypothesis (pattern id, or 'none') the "
+                      "analyst judges best; empty for no pick")
     text: str = Field("", max_length=10000)
 
 

@@ -222,6 +222,7 @@ def assessment(value: Assessment) -> dict[str, Any]:
         "confidence": value.confidence.value,
         "text": value.text,
         "hypotheses": list(value.hypotheses),
+        "pick": value.pick,
     }
 
 

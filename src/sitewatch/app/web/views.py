@@ -14,7 +14,7 @@ from sitewatch.app.web import serialize
 from sitewatch.core import words
 from sitewatch.core.errors import SitewatchError, UnsupportedInputError
 from sitewatch.core.indicators import indicator_spec
-from sitewatch.core.types import Alert, AlertState, IndicatorValue, Observation, Scene, Site
+from sitewatch.core.types import Alert, AlertState, IndicatorValue, Observation, Scene, Site, latest_picks
 from sitewatch.monitor import lifecycle
 from sitewatch.monitor.baselines import BaselineConfig
 from sitewatch.store.protocol import Store
@@ -149,6 +149,7 @@ def alert_detail(ws: Store, alert_id: str) -> dict[str, Any]:
     site_alerts = ws.alerts(site_id=site.id)
     observation = ws.observation(alert.observation_id)
     reference = reference_for(ws, observation)
+    assessments = ws.assessments(alert.id)
     return {
         "alert": serialize.alert(alert),
         "site": site_summary(ws, site, site_alerts),
@@ -156,7 +157,8 @@ def alert_detail(ws: Store, alert_id: str) -> dict[str, Any]:
         "scene": serialize.scene(ws.scene(observation.scene_id)),
         "reference": serialize.observation(reference) if reference else None,
         "history": [serialize.alert_event(e) for e in ws.alert_history(alert.id)],
-        "assessments": [serialize.assessment(a) for a in ws.assessments(alert.id)],
+        "assessments": [serialize.assessment(a) for a in assessments],
+        "picks": latest_picks(assessments),
         "track_record": track_record(site_alerts, before=alert),
     }
 

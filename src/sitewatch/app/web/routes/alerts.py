@@ -70,6 +70,7 @@ def record_assessment(
         confidence=body.confidence,
         text=body.text,
         hypotheses=tuple(h for h in body.hypotheses if h.strip()),
+        pick=body.pick.strip(),
     )
     ws.add_assessment(assessment)
     request.app.state.cache.clear()

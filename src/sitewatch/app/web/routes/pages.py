@@ -295,6 +295,7 @@ def assessment_form(
     judgement: Annotated[str, Form(max_length=40)],
     confidence: Annotated[str, Form(max_length=20)],
     hypotheses: Annotated[str, Form(max_length=5000)] = "",
+    pick: Annotated[str, Form(max_length=64)] = "",
     text: Annotated[str, Form(max_length=10000)] = "",
 ) -> Response:
     try:
@@ -302,6 +303,7 @@ def assessment_form(
             judgement=Likelihood(judgement),
             confidence=Confidence(confidence),
             hypotheses=[h.strip() for h in hypotheses.splitlines() if h.strip()],
+            pick=pick,
             text=text,
         )
     except ValueError as error:
