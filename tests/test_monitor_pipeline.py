@@ -32,8 +32,8 @@ def small_site() -> Site:
     return Site("smallsite", "Small site", "KP", "industrial", outline, zones, gsd=1.0)
 
 
-def write_images(folder: Path, count: int, seed: int = 1) -> list[Path]:
-    """GeoTIFFs on the site grid: fixed ground texture, a few vehicles a day, a surge at SURGE_INDEX."""
+def write_images(folder: Path, count: int, seed: int = 1, surge_index: int = SURGE_INDEX) -> list[Path]:
+    """GeoTIFFs on the site grid: fixed ground texture, a few vehicles a day, a surge at ``surge_index``."""
     site = small_site()
     grid = site_grid(site)
     rng = np.random.default_rng(seed)
@@ -44,7 +44,7 @@ def write_images(folder: Path, count: int, seed: int = 1) -> list[Path]:
     for index in range(count):
         when = START + timedelta(days=4 * index + int(rng.integers(0, 3)))
         image = ground * rng.uniform(0.9, 1.1) + rng.normal(0, 3, grid.shape)
-        vehicles = int(rng.poisson(3)) + (25 if index == SURGE_INDEX else 0)
+        vehicles = int(rng.poisson(3)) + (25 if index == surge_index else 0)
         for _ in range(vehicles):
             r, c = int(rng.integers(50, grid.height - 6)), int(rng.integers(5, grid.width - 12))
             image[r:r + 3, c:c + 8] = 240
@@ -158,6 +158,7 @@ def test_sites_in_worker_processes_give_the_same_result(images: list[Path], tmp_
     import dataclasses
 
     from sitewatch.core.errors import ValidationError
+    from sitewatch.core.parallel import Scheduler
 
     twin = dataclasses.replace(small_site(), id="twin", name="Twin site")
     results = []
@@ -169,13 +170,14 @@ def test_sites_in_worker_processes_give_the_same_result(images: list[Path], tmp_
             def note(site: str, done: int, total: int, seen: list[tuple[str, int, int]] = seen) -> None:
                 seen.append((site, done, total))
 
-            run_monitor(ws, dataclasses.replace(OPTIONS, workers=workers), progress=note)
+            scheduler = Scheduler(local_workers=workers) if workers > 1 else Scheduler()
+            run_monitor(ws, dataclasses.replace(OPTIONS, scheduler=scheduler), progress=note)
             results.append({(v.observation_id, v.zone_id, v.name): v.value
                             for site in ("smallsite", "twin") for v in ws.indicators(site)})
             assert {s for s, _, _ in seen} == {"smallsite", "twin"} and ("twin", 30, 30) in seen
     assert results[0] == results[1] and len(results[0]) > 0
-    with pytest.raises(ValidationError, match="workers"):
-        MonitorOptions(workers=0)
+    with pytest.raises(ValidationError, match="scheduler"):
+        MonitorOptions(scheduler="local:2")  # type: ignore[arg-type]
 
 
 def test_counts_survive_a_gap_in_the_clouds(images: list[Path], tmp_path: Path) -> None:

@@ -19,7 +19,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from sitewatch.core.errors import SitewatchError
-from sitewatch.core.parallel import default_workers
+from sitewatch.core.parallel import Scheduler
 
 if TYPE_CHECKING:
     from sitewatch.core.types import Alert, Observation
@@ -69,7 +69,7 @@ def demo(
                 bar.update(task, completed=done, total=total, description=f"simulate {label}")
 
             result = simulate(load_scenario(DEMO_SCENARIO), images, seed=seed, progress=on_image,
-                              workers=default_workers())
+                              scheduler=Scheduler.parse("local"))
             console.print(f"  {result.image_count} images in {images} ({result.seconds:.0f} s)")
 
     with Workspace.init(workspace) as ws:
@@ -94,7 +94,7 @@ def demo(
 
             # Object detection only for the alerts' evidence below: on every chip it would double
             # the demo's time, and the alerts come from the change indicators.
-            options = MonitorOptions(detect_objects=False, workers=default_workers())
+            options = MonitorOptions(detect_objects=False, scheduler=Scheduler.parse("local"))
             monitored = run_monitor(ws, options, progress=on_observation)
             evidence = _detect_for_alerts(ws)
             if evidence:
