@@ -18,12 +18,15 @@ runs on another machine. ``report(message)`` sends a small message (str, numbers
 so the Dask dashboard shows which site or scene a worker is busy with.
 
 A worker lost mid-task (killed, its machine gone) has its task run again on another: the callers'
-writes are one transaction per job and idempotent, so that leaves no half-written rows nor duplicates.
+writes are short transactions (per scene, per observation) that replace what an earlier run wrote, so
+that leaves no half-written rows nor duplicates.
 
 Local workers die with their parent: on Linux each worker process asks the kernel for SIGKILL when the
 process that started it dies (``prctl(PR_SET_PDEATHSIG)``), and distributed's own watch on the parent
 does the same elsewhere, so a ``kill -9`` of the CLI leaves no worker writing on. While jobs run,
-SIGTERM closes the cluster (or this run's client) first and then exits with 143.
+SIGTERM closes the cluster first and then exits with 143; on a running cluster it cancels this run's
+tasks (a worker finishes the one in hand: Python threads cannot be interrupted, and its writes are
+whole transactions either way).
 """
 
 from __future__ import annotations
