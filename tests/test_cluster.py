@@ -145,6 +145,20 @@ def test_scheduler_choices_parse_and_refuse() -> None:
         resolve_scheduler("local:2", 2)
 
 
+def test_a_task_opens_the_shared_folder_and_refuses_another_store_or_an_object_store(tmp_path: Path) -> None:
+    from sitewatch.core.errors import StoreError, UnsupportedInputError
+    from sitewatch.pipeline.tasks import WorkspaceTarget
+
+    with Workspace.init(tmp_path / "ws", sites=[small_site()]) as ws:
+        target = WorkspaceTarget.of(ws)
+    with dataclasses.replace(target, folder=(tmp_path / "ws").as_uri()).open() as opened:  # file:// URL
+        assert [site.id for site in opened.sites()] == ["smallsite"]
+    with pytest.raises(StoreError, match="same database_url"):
+        dataclasses.replace(target, store_url="postgresql+psycopg://sitewatch@db/other").open()
+    with pytest.raises(UnsupportedInputError, match="/vsis3/"):
+        dataclasses.replace(target, folder="s3://bucket/ws").local_folder()
+
+
 def test_local_cluster_gives_the_same_alerts_as_in_process(ingested: Path, in_process: tuple[dict, Path],
                                                            tmp_path: Path) -> None:
     root = _copy(ingested, tmp_path / "ws")

@@ -233,7 +233,8 @@ def _ingest_in_tasks(target: WorkspaceTarget, files: Sequence[Path], scheduler: 
     def done(index: int, outcome: FileOutcome) -> None:
         nonlocal finished
         log.info("%s: %s", outcome.status.value, outcome.message)
-        if progress is not None:
+        if progress is not None:  # as in-process: the file named, then its outcome
+            progress(files[index], finished, len(files), None)
             progress(files[index], finished, len(files), outcome)
         finished += 1
 

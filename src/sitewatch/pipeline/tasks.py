@@ -37,14 +37,14 @@ class WorkspaceTarget:
 
     def local_folder(self) -> Path:
         from fsspec.core import url_to_fs
+        from fsspec.utils import get_protocol
 
-        filesystem, path = url_to_fs(self.folder)
-        if "file" not in filesystem.protocol and "local" not in filesystem.protocol:
+        if get_protocol(self.folder) not in ("file", "local"):
             raise UnsupportedInputError(
                 f"workspace folder {self.folder}: workers read chips from a mounted folder for now (a path "
                 "or file:// URL on storage every worker mounts); an object store needs chip reads through "
                 "GDAL's /vsis3/ and whole-object writes, not done yet")
-        return Path(path)
+        return Path(url_to_fs(self.folder)[1])
 
     def open(self) -> Workspace:
         """Open the workspace, refusing one whose settings name another store."""
