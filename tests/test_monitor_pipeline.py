@@ -160,6 +160,7 @@ def test_sites_in_worker_processes_give_the_same_result(images: list[Path], tmp_
     import dataclasses
 
     from sitewatch.core.errors import ValidationError
+    from sitewatch.core.parallel import Scheduler
 
     twin = dataclasses.replace(small_site(), id="twin", name="Twin site")
     results = []
@@ -171,13 +172,14 @@ def test_sites_in_worker_processes_give_the_same_result(images: list[Path], tmp_
             def note(site: str, done: int, total: int, seen: list[tuple[str, int, int]] = seen) -> None:
                 seen.append((site, done, total))
 
-            run_monitor(ws, dataclasses.replace(OPTIONS, workers=workers), progress=note)
+            scheduler = Scheduler(local_workers=workers) if workers > 1 else Scheduler()
+            run_monitor(ws, dataclasses.replace(OPTIONS, scheduler=scheduler), progress=note)
             results.append({(v.observation_id, v.zone_id, v.name): v.value
                             for site in ("smallsite", "twin") for v in ws.indicators(site)})
             assert {s for s, _, _ in seen} == {"smallsite", "twin"} and ("twin", 30, 30) in seen
     assert results[0] == results[1] and len(results[0]) > 0
-    with pytest.raises(ValidationError, match="workers"):
-        MonitorOptions(workers=0)
+    with pytest.raises(ValidationError, match="scheduler"):
+        MonitorOptions(scheduler="local:2")  # type: ignore[arg-type]
 
 
 def test_counts_survive_a_gap_in_the_clouds(images: list[Path], tmp_path: Path) -> None:

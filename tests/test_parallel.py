@@ -1,9 +1,9 @@
-"""Worker processes die with their parent, on kill -9 and on SIGTERM (issue 17, item 3): a real parent
-process running ``map_in_processes`` is killed, and none of its workers may live on."""
+"""Local worker processes die with their parent, on kill -9 and on SIGTERM (issue 17, item 3; issue 15,
+item 3): a real parent process running jobs on a LocalCluster (``run_jobs`` with ``local:2``) is killed,
+and none of its workers may live on."""
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -13,14 +13,14 @@ from pathlib import Path
 
 import pytest
 
-from sitewatch.core.parallel import TERMINATED_EXIT_CODE, map_in_processes
+from sitewatch.core.parallel import TERMINATED_EXIT_CODE, Scheduler, run_jobs
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc; prctl is Linux's")
 
 PARENT = textwrap.dedent("""
     import sys, time
     from pathlib import Path
-    from sitewatch.core.parallel import map_in_processes
+    from sitewatch.core.parallel import Scheduler, run_jobs
 
     def work(folder, index, report):
         import os
@@ -32,7 +32,7 @@ PARENT = textwrap.dedent("""
     if __name__ == "__main__":
         sys.path.insert(0, sys.argv[2])
         from parent import work
-        map_in_processes(work, [(sys.argv[1], i) for i in range(4)], 2)
+        run_jobs(work, [(sys.argv[1], i) for i in range(4)], Scheduler(local_workers=2))
 """)
 
 
@@ -81,7 +81,7 @@ def _start(tmp_path: Path) -> tuple[subprocess.Popen[bytes], Path]:
 def test_workers_die_with_their_parent(how: signal.Signals, tmp_path: Path) -> None:
     process, out = _start(tmp_path)
     workers = {int(p.name.split("-")[1]) for p in out.glob("worker-*")}
-    family = _descendants(process.pid)  # the workers, the manager, the resource tracker
+    family = _descendants(process.pid)  # the workers, multiprocessing's resource tracker
     assert workers <= family
     process.send_signal(how)
     process.wait(timeout=30)
@@ -101,8 +101,24 @@ def _echo(value: int, report) -> int:  # type: ignore[no-untyped-def]
     return value * 2
 
 
-def test_results_and_messages_still_arrive_in_order() -> None:
+@pytest.mark.parametrize("scheduler", [Scheduler(), Scheduler(local_workers=2)],
+                         ids=["in-process", "local:2"])
+def test_results_arrive_in_job_order_and_messages_all_arrive(scheduler: Scheduler) -> None:
     seen: list[int] = []
-    assert map_in_processes(_echo, [(i,) for i in range(5)], 2, seen.append) == [0, 2, 4, 6, 8]
+    finished: list[tuple[int, int]] = []
+    results = run_jobs(_echo, [(i,) for i in range(5)], scheduler, names=[f"echo-{i}" for i in range(5)],
+                       on_message=seen.append, on_done=lambda index, result: finished.append((index, result)))
+    assert results == [0, 2, 4, 6, 8]
     assert sorted(seen) == list(range(5))
-    assert os.getpid() > 0
+    assert sorted(finished) == [(i, 2 * i) for i in range(5)]
+
+
+def _fail(value: int, report) -> int:  # type: ignore[no-untyped-def]
+    if value == 3:
+        raise ValueError(f"job {value} failed")
+    return value
+
+
+def test_a_jobs_error_is_raised_in_the_caller() -> None:
+    with pytest.raises(ValueError, match="job 3 failed"):
+        run_jobs(_fail, [(i,) for i in range(4)], Scheduler(local_workers=2))

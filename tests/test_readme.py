@@ -45,7 +45,8 @@ def test_readme_sitewatch_commands_exist(line: str) -> None:
         assert hasattr(command, "commands")
         command = command.commands[word]
     leftovers = [w for w in words[len(path):] if w.startswith("-")]
-    known = {opt for param in command.params for opt in getattr(param, "opts", [])}
+    known = {opt for param in command.params
+             for opt in [*getattr(param, "opts", []), *getattr(param, "secondary_opts", [])]}
     unknown = [w for w in leftovers if w.split("=", 1)[0] not in known]
     assert not unknown, f"README shows `{line}` with unknown option(s) {unknown}"
 

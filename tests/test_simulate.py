@@ -16,6 +16,7 @@ from skimage.draw import polygon as polygon_pixels
 from skimage.registration import phase_cross_correlation
 
 from sitewatch.catalog import builtin_sites
+from sitewatch.core.parallel import Scheduler
 from sitewatch.imagery.simulate import (
     OBJECT_CLASSES,
     SiteRenderer,
@@ -276,7 +277,7 @@ def test_sites_rendered_in_worker_processes_give_the_same_run(tmp_path: Path) ->
     scenario = parse_scenario(two_sites, source="two sites")
     seen: list[tuple[int, int]] = []
     serial = simulate(scenario, tmp_path / "serial", seed=5)
-    parallel = simulate(scenario, tmp_path / "parallel", seed=5, workers=2,
+    parallel = simulate(scenario, tmp_path / "parallel", seed=5, scheduler=Scheduler(local_workers=2),
                         progress=lambda done, total, _: seen.append((done, total)))
     assert {i.site_id for i in serial.images} == {"sanumdong", "yongbyon"}
     assert parallel.checksum == serial.checksum

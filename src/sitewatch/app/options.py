@@ -48,3 +48,26 @@ class VerbGroup(TyperGroup):
             verbs = ", ".join(self.list_commands(ctx))
             raise UsageError(f"a command is needed: one of {verbs}", ctx)
         return super().parse_args(ctx, args)
+
+
+SchedulerOption = Annotated[
+    str | None,
+    typer.Option(
+        "--scheduler",
+        help="Where the work runs: tcp://HOST:PORT of a running dask scheduler, local or local:N for a "
+             "LocalCluster of N processes started for this run (default: $SITEWATCH_SCHEDULER, else in "
+             "this process).",
+        show_default=False,
+    ),
+]
+WorkersOption = Annotated[
+    int | None,
+    typer.Option("--workers", "-j", min=1, max=256, show_default=False,
+                 help="Shorthand for --scheduler local:N (-j 1: in this process)."),
+]
+SharedFolderOption = Annotated[
+    str | None,
+    typer.Option("--shared-folder", show_default=False,
+                 help="With --scheduler tcp://…: the workspace folder as the dask workers mount it (a path "
+                      "or file:// URL); default: this machine's path to it."),
+]

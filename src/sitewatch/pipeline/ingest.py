@@ -20,6 +20,7 @@ from pathlib import Path
 from rasterio.errors import RasterioError
 
 from sitewatch.core.errors import ImageryError, NoSiteCoverageError, NoValidPixelsError, SitewatchError
+from sitewatch.core.parallel import Scheduler, run_jobs
 from sitewatch.core.types import Observation, Scene, Site
 from sitewatch.imagery.chips import Chip, extract_chip, write_chip
 from sitewatch.imagery.clouds import cloud_mask
@@ -40,6 +41,7 @@ from sitewatch.imagery.readers import (
     sha256_file,
 )
 from sitewatch.imagery.stac import StacAssetRef, StacEntry, StacProblem, StacQuery, stac_entries, union_area
+from sitewatch.pipeline.tasks import WorkspaceTarget
 from sitewatch.store import chip_relpath
 from sitewatch.store.chips import CHIP_PROBLEM, chip_problem
 from sitewatch.store.protocol import Store
@@ -187,7 +189,8 @@ def covered_sites(scene: Scene, sites: Sequence[Site]) -> list[Site]:
 
 def ingest(workspace: Store, paths: Sequence[Path], *, acquired: datetime | None = None,
            sensor: str | None = None, bands: Sequence[str] | None = None,
-           progress: ProgressCallback | None = None) -> IngestReport:
+           progress: ProgressCallback | None = None, scheduler: Scheduler | None = None,
+           shared_folder: str | None = None) -> IngestReport:
     """Ingest ``paths`` (files or folders) into ``workspace``; returns what happened to each file.
 
     ``acquired``, ``sensor`` and ``bands`` (band names in file order, e.g. red, green, blue, nir)
@@ -195,8 +198,16 @@ def ingest(workspace: Store, paths: Sequence[Path], *, acquired: datetime | None
     which is how RGB-only steps find red, green and blue, and the vegetation index red and nir,
     in files that do not name their bands. Files that fail are reported in the result, never
     raised, so one bad file does not stop a batch.
+
+    ``scheduler`` (default: in this process) ingests the files side by side, one dask task per file
+    that opens the workspace itself (``shared_folder``: the folder as its workers mount it); each
+    scene is stored in one transaction under its unique id, so a file whose worker was lost is
+    simply ingested again by another.
     """
     files = expand_paths(paths)
+    if scheduler is not None and not scheduler.in_process:
+        return _ingest_in_tasks(WorkspaceTarget.of(workspace, shared_folder), files, scheduler,
+                                acquired=acquired, sensor=sensor, bands=bands, progress=progress)
     sites = workspace.sites()
     limits = image_limits(workspace)
     outcomes: list[FileOutcome] = []
@@ -209,6 +220,33 @@ def ingest(workspace: Store, paths: Sequence[Path], *, acquired: datetime | None
         outcomes.append(outcome)
         if progress is not None:
             progress(path, index, len(files), outcome)
+    return IngestReport(tuple(outcomes))
+
+
+def _ingest_task(target: WorkspaceTarget, path: Path, acquired: datetime | None, sensor: str | None,
+                 bands: Sequence[str] | None, report: Callable[[object], None]) -> FileOutcome:
+    """One file's ingest in a dask task, with its own connection to the store."""
+    with target.open() as workspace:
+        return _ingest_file(workspace, path, workspace.sites(), acquired=acquired, sensor=sensor, bands=bands,
+                            limits=image_limits(workspace))
+
+
+def _ingest_in_tasks(target: WorkspaceTarget, files: Sequence[Path], scheduler: Scheduler, *,
+                     acquired: datetime | None, sensor: str | None, bands: Sequence[str] | None,
+                     progress: ProgressCallback | None) -> IngestReport:
+    finished = 0
+
+    def done(index: int, outcome: FileOutcome) -> None:
+        nonlocal finished
+        log.info("%s: %s", outcome.status.value, outcome.message)
+        if progress is not None:  # as in-process: the file named, then its outcome
+            progress(files[index], finished, len(files), None)
+            progress(files[index], finished, len(files), outcome)
+        finished += 1
+
+    jobs = [(target, path.resolve(), acquired, sensor, bands) for path in files]
+    outcomes = run_jobs(_ingest_task, jobs, scheduler,
+                        names=[f"ingest-{path.name}" for path in files], on_done=done)
     return IngestReport(tuple(outcomes))
 
 

@@ -21,11 +21,10 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 
 from sitewatch.analytics.objects import get_detector
 from sitewatch.core.errors import SitewatchError, ValidationError
-from sitewatch.core.parallel import map_in_processes
+from sitewatch.core.parallel import Scheduler, run_jobs
 from sitewatch.core.types import Alert, Detection, Observation, Site
 from sitewatch.monitor.alerting import IndicatorHistory, SiteScores, build_alerts, decide, score_history
 from sitewatch.monitor.baselines import BaselineConfig
@@ -36,8 +35,8 @@ from sitewatch.pipeline.context import load_hypothesis_inputs
 from sitewatch.pipeline.evidence import REFERENCE_VALID, EvidenceOptions, SiteChips, SiteEvidence
 from sitewatch.pipeline.ingest import verify_chips
 from sitewatch.pipeline.models import workspace_change_card, workspace_detector
+from sitewatch.pipeline.tasks import WorkspaceTarget
 from sitewatch.store.protocol import Store
-from sitewatch.store.workspace import Workspace
 
 log = logging.getLogger(__name__)
 
@@ -63,14 +62,18 @@ class MonitorOptions:
     reference_size: int = 3
     """Earlier good observations in the reference composite (1 to 3)."""
     coregistration: bool = True
-    workers: int = 1
-    """Processes computing sites side by side (a site's observations stay in order in one)."""
+    scheduler: Scheduler = field(default_factory=Scheduler)
+    """Where the sites are computed: in this process (default), a LocalCluster or a running dask
+    cluster, one task per site (a site's observations stay in order in it)."""
+    shared_folder: str | None = None
+    """The workspace folder as the scheduler's workers see it (a path or file:// URL); None: this
+    process's path to it (a LocalCluster, or workers mounting it at the same path)."""
     baseline: BaselineConfig = field(default_factory=BaselineConfig)
 
     def __post_init__(self) -> None:
-        if not isinstance(self.workers, int) or self.workers < 1:
-            raise ValidationError("MonitorOptions", "workers",
-                                  f"{self.workers!r} must be a whole number >= 1")
+        if not isinstance(self.scheduler, Scheduler):
+            raise ValidationError("MonitorOptions", "scheduler",
+                                  f"{self.scheduler!r} is not a Scheduler; use Scheduler.parse('local:2')")
 
 
 @dataclass(frozen=True, slots=True)
@@ -219,11 +222,13 @@ def _compute_site(workspace: Store, site: Site, start: int, options: MonitorOpti
     return _SiteWork(skipped, reason)
 
 
-def _site_worker(root: Path, site_id: str, start: int, options: MonitorOptions, detect: bool,
-                 report: Callable[[tuple[str, int, int]], None]) -> _SiteWork:
-    """One site's indicators in a worker process, with its own connection to the store (SQLite WAL
-    serialises the workers' short write transactions)."""
-    with Workspace.open(root) as workspace:
+def _site_task(target: WorkspaceTarget, site_id: str, start: int, options: MonitorOptions, detect: bool,
+               report: Callable[[tuple[str, int, int]], None]) -> _SiteWork:
+    """One site's indicators in a dask task: it opens the workspace folder (shared storage: settings and
+    chips) and through it the store by its URL (SQLite, whose WAL serialises the tasks' short write
+    transactions, or PostGIS). Each observation's evidence is one transaction that replaces what an
+    earlier run stored, so a task run again after its worker was lost leaves no duplicates."""
+    with target.open() as workspace:
         return _compute_site_safely(workspace, workspace.site(site_id), start, options, detect,
                                     lambda site, done, total: report((site, done, total)))
 
@@ -250,18 +255,19 @@ def run_monitor(workspace: Store, options: MonitorOptions | None = None, *,
         processed_counts[site.id] = len(observations) - start
         if processed_counts[site.id]:
             pending.append((site, start))
-    workers = min(options.workers, len(pending))
-    if workers > 1:
+    if options.scheduler.in_process:  # the open store, as it is (it may be one the tasks could not open)
+        work = {site.id: _compute_site_safely(workspace, site, start, options, detect, progress)
+                for site, start in pending}
+    else:
         def forward(message: tuple[str, int, int]) -> None:
             if progress is not None:
                 progress(*message)
 
-        results = map_in_processes(_site_worker, [(workspace.root, site.id, start, options, detect)
-                                                  for site, start in pending], workers, forward)
+        target = WorkspaceTarget.of(workspace, options.shared_folder)
+        results = run_jobs(_site_task, [(target, site.id, start, options, detect)
+                                        for site, start in pending], options.scheduler,
+                           names=[f"monitor-{site.id}" for site, _ in pending], on_message=forward)
         work = {site.id: result for (site, _), result in zip(pending, results, strict=True)}
-    else:
-        work = {site.id: _compute_site_safely(workspace, site, start, options, detect, progress)
-                for site, start in pending}
 
     scored: list[SiteScores] = []
     for site in sites:

@@ -28,7 +28,7 @@ from torch.nn import functional
 from sitewatch.analytics.change.learned import ChangeModelCard, normalise_date
 from sitewatch.analytics.objects.onnx import file_sha256
 from sitewatch.core.errors import UnsupportedInputError
-from sitewatch.core.parallel import map_in_processes
+from sitewatch.core.parallel import Scheduler, run_jobs
 from sitewatch.training.change_model import INPUT_MULTIPLE, SiameseUNet
 from sitewatch.training.change_pairs import make_pair
 from sitewatch.training.roofs import BuiltFrame, Roof, read_built_frames
@@ -236,10 +236,10 @@ def draw_pairs(config: ChangeTrainingConfig, seed: int, count: int, sources: _So
         if progress is not None:
             progress(f"pairs {done}/{count}")
 
-    if config.workers > 1 and len(jobs) > 1:
-        parts = map_in_processes(_draw_chunk, jobs, config.workers, drawn)
-    else:
-        parts = [_draw_chunk(*job, drawn) for job in jobs]
+    scheduler = Scheduler(local_workers=config.workers) if config.workers > 1 and len(jobs) > 1 \
+        else Scheduler()
+    parts = run_jobs(_draw_chunk, jobs, scheduler, on_message=drawn,
+                     names=[f"draw-pairs-{chunk}" for chunk in range(len(jobs))])
     return (np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]),
             np.concatenate([p[2] for p in parts]))
 

@@ -19,7 +19,7 @@ from rich.table import Table
 from rich.text import Text
 
 from sitewatch.core.errors import SitewatchError
-from sitewatch.core.parallel import default_workers
+from sitewatch.core.parallel import Scheduler
 
 if TYPE_CHECKING:
     from sitewatch.core.types import Alert
@@ -72,7 +72,7 @@ def demo(
                 bar.update(task, completed=done, total=total, description=f"simulate {label}")
 
             result = simulate(load_scenario(DEMO_SCENARIO), images, seed=seed, progress=on_image,
-                              workers=default_workers())
+                              scheduler=Scheduler.parse("local"))
             console.print(f"  {result.image_count} images in {images} ({result.seconds:.0f} s)")
 
     with Workspace.init(workspace) as ws:
@@ -123,7 +123,7 @@ def _ingest_and_monitor(ws: Workspace, images: Path, console: Console) -> float:
         # Objects are counted on every observation (when a detector is installed): the counts
         # need a baseline, or an alert's hypotheses see pixel change only and cannot tell a
         # launch preparation from construction or a holiday (docs/hypotheses.md, "The demo").
-        monitored = run_monitor(ws, MonitorOptions(workers=default_workers()), progress=on_observation)
+        monitored = run_monitor(ws, MonitorOptions(scheduler=Scheduler.parse("local")), progress=on_observation)
         if not monitored.object_detection:
             console.print("  object detection not installed: alerts and hypotheses from change only")
         return monitored.false_alarm_rate
@@ -159,7 +159,7 @@ def _watch_once(ws: Workspace, images: Path, console: Console) -> float:
             settings.write_text(text + WATCH_TABLE.format(catalog=json.dumps(str(catalog.resolve()))),
                                 encoding="utf-8")
         config = load_watch_config(ws.root, site_ids=[site.id for site in ws.sites()])
-        options = MonitorOptions(workers=default_workers())
+        options = MonitorOptions(scheduler=Scheduler.parse("local"))
         cycle = serve(ws, config, stop=threading.Event(), environ=os.environ, once=True, monitor=options)
         for source in cycle.sources:
             if source.error is not None:

@@ -15,7 +15,14 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from sitewatch.app.options import JsonOption, WorkspaceOption, resolve_workspace
+from sitewatch.app.options import (
+    JsonOption,
+    SchedulerOption,
+    SharedFolderOption,
+    WorkersOption,
+    WorkspaceOption,
+    resolve_workspace,
+)
 from sitewatch.app.tables import add_id_column
 from sitewatch.core.timeutil import parse_utc
 
@@ -125,11 +132,15 @@ def ingest_command(
         bool, typer.Option("--repair", help="Alone (no PATHS, no --stac): verify every chip and recreate the "
                            "missing or corrupt ones from the files or STAC assets their scenes came from.")
     ] = False,
+    scheduler: SchedulerOption = None,
+    workers: WorkersOption = None,
+    shared_folder: SharedFolderOption = None,
     workspace: WorkspaceOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Ingest images (files, folders or --stac SOURCE): one chip per site the footprint covers;
     exits 5 when any file or item failed. --repair alone recreates missing or corrupt chips."""
+    from sitewatch.core.parallel import resolve_scheduler
     from sitewatch.pipeline.ingest import FileStatus, ingest, ingest_stac
     from sitewatch.pipeline.ingest import repair as repair_chips
     from sitewatch.store import Workspace
@@ -146,6 +157,10 @@ def ingest_command(
     if stac is not None and (acquired or sensor or bands):
         raise typer.BadParameter("STAC items say their time, sensor and bands; --acquired, --sensor and "
                                  "--bands apply to files only", param_hint="--stac")
+    if (scheduler is not None or workers is not None) and not paths:
+        raise typer.BadParameter("files are ingested as dask tasks; --stac and --repair run in this process",
+                                 param_hint="--scheduler / -j")
+    tasks_on = resolve_scheduler(scheduler, workers)
     when = _parse_acquired(acquired)
     names = _parse_bands(bands)
     start, end = _parse_acquired(since, "--since"), _parse_acquired(until, "--until")
@@ -181,7 +196,7 @@ def ingest_command(
                                      max_off_nadir=max_off_nadir, max_gsd=max_gsd, progress=report_progress)
             else:
                 report = ingest(ws, paths or [], acquired=when, sensor=sensor, bands=names,
-                                progress=report_progress)
+                                progress=report_progress, scheduler=tasks_on, shared_folder=shared_folder)
     if as_json:
         typer.echo(json.dumps(report.to_dict()))
     else:

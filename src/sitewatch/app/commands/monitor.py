@@ -11,8 +11,15 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from sitewatch.app.options import JsonOption, WorkspaceOption, resolve_workspace
-from sitewatch.core.parallel import default_workers
+from sitewatch.app.options import (
+    JsonOption,
+    SchedulerOption,
+    SharedFolderOption,
+    WorkersOption,
+    WorkspaceOption,
+    resolve_workspace,
+)
+from sitewatch.core.parallel import resolve_scheduler
 
 if TYPE_CHECKING:
     from sitewatch.core.types import Alert
@@ -106,17 +113,22 @@ def monitor(
     full: Annotated[
         bool, typer.Option("--full", help="Recompute every observation's indicators, not only new ones.")
     ] = False,
-    workers: Annotated[
-        int, typer.Option("--workers", "-j", min=1, max=64,
-                          help="Processes computing sites side by side (default: the CPU count, at most 4).")
-    ] = default_workers(),
+    objects: Annotated[
+        bool | None, typer.Option("--objects/--no-objects", show_default=False,
+                                  help="Run object detection (default: when a detector is installed).")
+    ] = None,
+    scheduler: SchedulerOption = None,
+    workers: WorkersOption = None,
+    shared_folder: SharedFolderOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Score new observations of every site against its own history and raise alerts."""
+    """Score new observations of every site against its own history and raise alerts (one task per
+    site; --scheduler runs them on a dask cluster)."""
     from sitewatch.pipeline.monitor import MonitorOptions, run_monitor
     from sitewatch.store import Workspace
 
-    options = MonitorOptions(false_alarm_rate=false_alarm_rate, full=full, workers=workers)
+    options = MonitorOptions(false_alarm_rate=false_alarm_rate, full=full, detect_objects=objects,
+                             scheduler=resolve_scheduler(scheduler, workers), shared_folder=shared_folder)
     console = Console(stderr=True, highlight=False)
     bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                    console=console, disable=as_json)

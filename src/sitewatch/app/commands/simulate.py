@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from sitewatch.app.options import JsonOption
-from sitewatch.core.parallel import default_workers
+from sitewatch.core.parallel import Scheduler
 
 DEFAULT_SEED = 1
 
@@ -58,7 +58,8 @@ def simulate_command(
         def report(done: int, total: int, current: str) -> None:
             bar.update(task, completed=done, total=total, current=current)
 
-        result = simulate(plan, out, seed=seed, gsd=gsd, progress=report, workers=default_workers())
+        result = simulate(plan, out, seed=seed, gsd=gsd, progress=report,
+                          scheduler=Scheduler.parse("local"))
     sites = sorted({i.site_id for i in result.images})
     summary: dict[str, Any] = {
         "folder": str(result.folder),

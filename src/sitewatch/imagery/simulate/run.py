@@ -15,7 +15,7 @@ from datetime import date
 from pathlib import Path
 
 from sitewatch.core.errors import UnsupportedInputError
-from sitewatch.core.parallel import map_in_processes
+from sitewatch.core.parallel import Scheduler, run_jobs
 from sitewatch.imagery.simulate.groundtruth import (
     GROUND_TRUTH_FILE,
     SCHEMA_VERSION,
@@ -113,12 +113,13 @@ def simulate(
     seed: int,
     gsd: float | None = None,
     progress: Progress | None = None,
-    workers: int = 1,
+    scheduler: Scheduler | None = None,
 ) -> SimulationResult:
     """Render every revisit of every site of ``scenario`` into ``out_dir``.
 
-    ``workers`` processes render sites side by side; the images, ground truth and checksum are
-    the same whatever their number (every site has its own seeded random streams).
+    ``scheduler`` (default: in this process) renders sites side by side, one task per site; the images,
+    ground truth and checksum are the same wherever they run (every site has its own seeded random
+    streams).
 
     ``gsd`` overrides the scenario's GSD for every site; by default each site is rendered at the
     scenario's GSD but never finer than its catalog grid (Sohae's grid is 1 m).
@@ -139,10 +140,8 @@ def simulate(
     jobs = [(site.id, plan, gsd if gsd is not None else effective_gsd(site, scenario.gsd), days,
              scenario, seed, folder) for site, plan, days in plans]
     counter = _Counter(total, progress)
-    if min(workers, len(jobs)) > 1:
-        per_site = map_in_processes(_render_site, jobs, min(workers, len(jobs)), counter.step)
-    else:
-        per_site = [_render_site(*job, counter.step) for job in jobs]
+    per_site = run_jobs(_render_site, jobs, scheduler or Scheduler(), on_message=counter.step,
+                        names=[f"simulate-{site.id}" for site, _, _ in plans])
     for site_images in per_site:  # in the scenario's site order, whatever order they finished in
         images.extend(site_images)
         for image in site_images:
