@@ -177,20 +177,37 @@ def reference_composite(chips: Sequence[AlignedChip]) -> tuple[np.ndarray, np.nd
     arrays costs a few element-wise passes, where a general median over millions of pixels
     costs seconds. Where one chip is invalid the larger of the other two is used; where two
     are, the remaining one.
+
+    The passes run in place; when every chip sees every pixel (valid pixels are finite, so fmin and
+    fmax are minimum and maximum) no NaN layers are made at all.
     """
     if not 1 <= len(chips) <= 3:
         raise UnsupportedInputError(f"a reference composite takes 1 to 3 chips, got {len(chips)}")
-    layers = [np.where(c.valid, c.pixels, np.nan) for c in chips]
-    valid = np.any(np.stack([c.valid for c in chips]), axis=0)
-    if len(layers) == 1:
-        composite = layers[0]
-    elif len(layers) == 2:
-        composite = 0.5 * (layers[0] + layers[1])
-        composite = np.where(np.isnan(composite), np.fmax(layers[0], layers[1]), composite)
+    valid = chips[0].valid.copy()
+    every = chips[0].valid.copy()
+    for chip in chips[1:]:
+        valid |= chip.valid
+        every &= chip.valid
+    complete = bool(every.all())
+    if complete:
+        layers = [np.asarray(c.pixels, np.float32) for c in chips]
     else:
-        low, high = np.fmin(layers[0], layers[1]), np.fmax(layers[0], layers[1])
-        composite = np.fmax(low, np.fmin(high, layers[2]))
-    return np.nan_to_num(composite, nan=0.0).astype(np.float32), valid
+        layers = [np.where(c.valid, np.asarray(c.pixels, np.float32), np.float32(np.nan)) for c in chips]
+    if len(layers) == 1:
+        composite = layers[0].copy() if complete else layers[0]
+    elif len(layers) == 2:
+        composite = np.add(layers[0], layers[1])
+        composite *= np.float32(0.5)
+        if not complete:
+            np.copyto(composite, np.fmax(layers[0], layers[1]), where=np.isnan(composite))
+    else:
+        composite = np.fmin(layers[0], layers[1])
+        high = np.fmax(layers[0], layers[1])
+        np.fmin(high, layers[2], out=high)
+        np.fmax(composite, high, out=composite)
+    if not complete:
+        np.nan_to_num(composite, copy=False, nan=0.0)
+    return composite, valid
 
 
 def _match_radiometry(before: np.ndarray, after: np.ndarray, valid: np.ndarray) -> np.ndarray:
