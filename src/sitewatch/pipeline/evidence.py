@@ -61,7 +61,7 @@ from sitewatch.analytics.objects import ObjectDetector
 from sitewatch.core.errors import UnsupportedInputError, ValidationError
 from sitewatch.core.indicators import CHANGED_AREA
 from sitewatch.core.types import ChangeRegion, Detection, IndicatorValue, Observation, Scene, Site
-from sitewatch.imagery.chips import chip_grid, read_chip
+from sitewatch.imagery.chips import Chip, chip_grid, read_chip
 from sitewatch.imagery.coregister import CoregistrationError, Registration, coregister
 from sitewatch.imagery.radiometry import RadiometryError, fit_radiometry
 from sitewatch.pipeline.detect import detection_problem, find_detections
@@ -113,12 +113,26 @@ class SiteChips:
         self.anchor: AlignedChip | None = None
         self.registrable: bool | None = None
         self.chips: OrderedDict[str, AlignedChip] = OrderedDict()
+        self._files: OrderedDict[str, Chip] = OrderedDict()
+        """The last few chips as read from their files, for the object detector (one read, not two)."""
+
+    FILES_KEPT = 3
+
+    def read(self, observation: Observation) -> Chip:
+        """The observation's chip as stored (not aligned); read once for alignment and detection."""
+        if observation.id in self._files:
+            return self._files[observation.id]
+        chip = read_chip(self.chip_path(observation))
+        self._files[observation.id] = chip
+        while len(self._files) > self.FILES_KEPT:
+            self._files.popitem(last=False)
+        return chip
 
     def set_anchor(self, good: Sequence[Observation]) -> None:
         """Fix the anchor (``good[0]``) and probe co-registration on the next good observations."""
         if self.anchor is not None:
             return
-        chip = read_chip(self.chip_path(good[0]))
+        chip = self.read(good[0])
         self.anchor = AlignedChip(chip.array.astype(np.float32), chip.valid, chip.bands)
 
     def _probe(self) -> bool:
@@ -137,7 +151,7 @@ class SiteChips:
         return 2 * registered > len(good) or not good
 
     def _align(self, observation: Observation) -> AlignedChip | None:
-        chip = read_chip(self.chip_path(observation))
+        chip = self.read(observation)
         if self.anchor is None:
             return None
         try:
@@ -160,7 +174,7 @@ class SiteChips:
             if self.registrable:
                 aligned = self._align(observation)
         if aligned is None:
-            chip = read_chip(self.chip_path(observation))
+            chip = self.read(observation)
             refused = self.anchor is not None and self.coregistration and bool(self.registrable)
             aligned = AlignedChip(chip.array.astype(np.float32), chip.valid, chip.bands,
                                   registered=False if refused else None)
@@ -454,7 +468,8 @@ class SiteEvidence:
         if self.object_detector is None:
             return None, (), None, None
         path = self.chip_path(observation)
-        found = find_detections(self.site, observation, read_chip(path), chip_grid(path), image_gsd=scene.gsd,
+        found = find_detections(self.site, observation, self.chips.read(observation), chip_grid(path),
+                                image_gsd=scene.gsd,
                                 detector=self.object_detector)
         if found.summary.skipped is not None:
             # Objects the detector cannot resolve are not observed: no counts, not zero counts.
