@@ -12,7 +12,7 @@
    window over the site is read, not the 2 GB band.
 
     nice -n 10 .venv/bin/python benchmarks/bench_ingest.py [--repeat 3] [--json]
-    git archive BASE src | tar -x -C /tmp/before
+    mkdir -p /tmp/before && git archive BASE src | tar -x -C /tmp/before
     nice -n 10 .venv/bin/python benchmarks/bench_ingest.py --baseline /tmp/before/src --rounds 3
 """
 

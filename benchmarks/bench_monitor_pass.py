@@ -2,7 +2,7 @@
 
     make demo                                                    # once: demo/workspace, 178 observations
     nice -n 10 .venv/bin/python benchmarks/bench_monitor_pass.py [--workspace demo/workspace]
-    git archive BASE src | tar -x -C /tmp/before                 # the code before a change, then:
+    mkdir -p /tmp/before && git archive BASE src | tar -x -C /tmp/before   # the code before, then:
     nice -n 10 .venv/bin/python benchmarks/bench_monitor_pass.py --baseline /tmp/before/src --rounds 2
 
 Each pass is the real command (``sitewatch monitor --full --json``, its default workers) in a child
