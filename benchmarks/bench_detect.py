@@ -14,6 +14,11 @@ the same boxes.
 
 The chip is a mosaic of KIT AIS frames resampled to 0.5 m when ../shared/data is present
 (so there are real cars to find), else seeded texture.
+
+The peer, in the same run: SAHI sliced inference with YOLOv8n (random weights; ``peer_sahi.py``)
+on the same chip and threads, run by the python of a separate environment that has ``sahi`` and
+``ultralytics`` (``--peer-python``, default ``/tmp/peer-venv/bin/python``); without one the
+benchmark says how to make it.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ import os
 import resource
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -32,6 +38,10 @@ from PIL import Image
 
 THREADS = 2
 GSD = 0.5
+PEER_PYTHON = Path("/tmp/peer-venv/bin/python")
+PEER_HOW_TO = ("peer not installed: how to: python3 -m venv /tmp/peer-venv && /tmp/peer-venv/bin/pip install "
+               "torch==2.13.0 sahi ultralytics (a separate environment: ultralytics pulls torch), then run "
+               "this again or pass --peer-python")
 SHARED = Path(os.environ.get("SITEWATCH_SHARED_DATA",
                              Path(__file__).resolve().parents[2] / "shared" / "data"))
 
@@ -142,6 +152,8 @@ def main() -> None:
     parser.add_argument("--baseline", type=Path, default=None,
                         help="another checkout's src folder whose tiled path runs alongside")
     parser.add_argument("--rounds", type=int, default=2, help="alternations with --baseline")
+    parser.add_argument("--peer-python", type=Path, default=PEER_PYTHON,
+                        help="python of an environment with sahi and ultralytics (the peer)")
     parser.add_argument("--method", choices=["tiled", "sliding"], help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.method:
@@ -168,8 +180,9 @@ def main() -> None:
                       f"cores)  {r['detections']} detections", flush=True)
         return
     results = [child(method) for method in ("tiled", "sliding")]
+    peer = _peer(args.peer_python, args.size, args.repeat)
     if args.json:
-        print(json.dumps(results, indent=2))
+        print(json.dumps({"results": results, "peer": peer}, indent=2))
         return
     print(f"object detection on a {args.size}x{args.size} chip at {GSD} m, {THREADS} threads "
           f"(best of {args.repeat}); {os.cpu_count()} cores visible, load average {os.getloadavg()[0]:.1f}")
@@ -180,6 +193,36 @@ def main() -> None:
               f"{r['detections']} detections")
     speedup = float(results[1]["seconds"]) / float(results[0]["seconds"])
     print(f"  speed-up of the tiled path over the plain sliding window: {speedup:.2f}x")
+    if isinstance(peer, str):
+        print(f"  {peer}")
+        return
+    pixels = args.size * args.size / 1e6
+    print(f"  peer: SAHI + YOLOv8n {peer['seconds']:7.2f} s  {pixels / float(peer['seconds']):6.2f} MP/s  "
+          f"(CPU {peer['cpu_seconds']:.2f} s, {peer['threads']} torch threads)  {peer['detections']} boxes "
+          "(random weights)")
+    print(f"  sitewatch tiled / peer: {float(peer['seconds']) / float(results[0]['seconds']):.2f}x faster")
+
+
+def _peer(python: Path, size: int, repeat: int) -> dict[str, object] | str:
+    """SAHI + YOLOv8n on the same chip in the peer environment; what to do when there is none."""
+    if not python.is_file():
+        return PEER_HOW_TO
+    ready = subprocess.run([str(python), "-c", "import sahi, ultralytics"], capture_output=True, text=True)
+    if ready.returncode != 0:
+        return f"{PEER_HOW_TO} ({python} cannot import sahi and ultralytics)"
+    with tempfile.TemporaryDirectory() as temporary:
+        image = Path(temporary) / "chip.png"
+        Image.fromarray(make_chip(size).transpose(1, 2, 0)).save(image)
+        done = subprocess.run(
+            [str(python), str(Path(__file__).with_name("peer_sahi.py")), str(image), str(GSD), str(THREADS),
+             str(repeat)],
+            capture_output=True, text=True,
+            env={**os.environ, "OMP_NUM_THREADS": str(THREADS), "YOLO_OFFLINE": "1"},
+        )
+    if done.returncode != 0:  # e.g. a torchvision built for another torch than the one installed
+        last = (done.stderr.strip().splitlines() or ["no message"])[-1]
+        return f"peer failed in {python} ({last}); {PEER_HOW_TO}, with a torchvision built for that torch"
+    return dict(json.loads(done.stdout.strip().splitlines()[-1]))
 
 
 if __name__ == "__main__":

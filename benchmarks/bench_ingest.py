@@ -2,20 +2,30 @@
 
 1. ``sitewatch.pipeline.ingest`` of the CC0 ``tests/data/RGB.byte.tif`` and, when ../shared/data is
    present, the 12-date MODIS JPEG2000 series: wall time per file (inspect + chip + COG + store).
-2. ``extract_chip`` of a 2 km x 2 km site at 0.5 m (4000 x 4000 pixels) from a scene that declares
+2. The demo's scenes: the ``quick`` scenario (Sanumdong at 0.5 m, the demo's generator, 9 images)
+   simulated once, then each image ingested alone: median wall and CPU seconds per file beside the
+   target of issue 18 (<= 0.1 s per file). ``--baseline SRC`` ingests the same images with another
+   checkout's ``src`` folder (the code before a change) in the same run, alternating ``--rounds``
+   times, and says whether both wrote chips with the same pixels.
+3. ``extract_chip`` of a 2 km x 2 km site at 0.5 m (4000 x 4000 pixels) from a scene that declares
    46,000 x 46,000 pixels (a VRT over a tiled GeoTIFF): time and peak memory show that only the
    window over the site is read, not the 2 GB band.
 
     nice -n 10 .venv/bin/python benchmarks/bench_ingest.py [--repeat 3] [--json]
+    mkdir -p /tmp/before && git archive BASE src | tar -x -C /tmp/before
+    nice -n 10 .venv/bin/python benchmarks/bench_ingest.py --baseline /tmp/before/src --rounds 3
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import resource
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from datetime import UTC, datetime
@@ -60,6 +70,42 @@ def _ingest_times(folder: Path, repeat: int) -> dict[str, object]:
             "max_s_per_file": max(per_file)}
 
 
+TARGET_S_PER_FILE = 0.1
+
+
+def _demo_images(folder: Path) -> Path:
+    from sitewatch.imagery.simulate import load_scenario, simulate
+
+    simulate(load_scenario("quick"), folder / "images", seed=11)
+    return folder / "images"
+
+
+def _demo_ingest(images: Path, folder: Path, repeat: int) -> dict[str, object]:
+    """Each demo image ingested alone: median wall and CPU seconds per file, and the chips' pixels."""
+    from sitewatch.imagery.chips import read_chip
+    from sitewatch.imagery.simulate.sites import site_by_id
+
+    files = sorted(images.rglob("*.tif"))
+    walls, cpus = [], []
+    pixels = hashlib.sha256()
+    for run in range(repeat):
+        with Workspace.init(folder / f"demo{run}", sites=[site_by_id("sanumdong")]) as ws:
+            for path in files:
+                started, cpu_started = time.perf_counter(), time.process_time()
+                report = ingest(ws, [path])
+                walls.append(time.perf_counter() - started)
+                cpus.append(time.process_time() - cpu_started)
+                if not report.ok:
+                    raise SystemExit(f"benchmark input failed: {report.failed[0].message}")
+            if run == 0:
+                for observation in ws.observations():
+                    chip = read_chip(ws.chip_path(observation))
+                    pixels.update(chip.array.tobytes())
+                    pixels.update(chip.valid.tobytes())
+    return {"files": len(files), "runs": repeat, "median_s_per_file": statistics.median(walls),
+            "median_cpu_s_per_file": statistics.median(cpus), "pixels_sha256": pixels.hexdigest()[:16]}
+
+
 def _big_scene(folder: Path) -> Path:
     tile = folder / "tile.tif"
     rng = np.random.default_rng(0)
@@ -101,18 +147,60 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--baseline", type=Path, help="another checkout's src folder, run alongside")
+    parser.add_argument("--rounds", type=int, default=3, help="alternations with --baseline")
+    parser.add_argument("--demo-images", type=Path, help=argparse.SUPPRESS)  # a child's input
     args = parser.parse_args()
+    if args.demo_images is not None:
+        with tempfile.TemporaryDirectory() as temporary:
+            print(json.dumps(_demo_ingest(args.demo_images, Path(temporary), args.repeat)))
+        return
     with tempfile.TemporaryDirectory() as temporary:
         folder = Path(temporary)
-        results = {"ingest": _ingest_times(folder, args.repeat), "chip": _chip_times(folder, args.repeat)}
+        images = _demo_images(folder)
+        if args.baseline is not None:
+            _side_by_side(images, args.baseline, args.rounds, args.repeat)
+            return
+        results = {"ingest": _ingest_times(folder, args.repeat),
+                   "demo": _demo_ingest(images, folder, args.repeat),
+                   "chip": _chip_times(folder, args.repeat)}
     if args.json:
         print(json.dumps(results))
         return
-    ingested, chip = results["ingest"], results["chip"]
+    ingested, demo, chip = results["ingest"], results["demo"], results["chip"]
     print(f"ingest: {ingested['files']} files x {ingested['runs']} runs, "
           f"median {ingested['median_s_per_file']:.3f} s/file, max {ingested['max_s_per_file']:.3f} s")
+    print(f"demo:   {demo['files']} scenes x {demo['runs']} runs, "
+          f"median {demo['median_s_per_file']:.3f} s/file (target <= {TARGET_S_PER_FILE}), "
+          f"{demo['median_cpu_s_per_file']:.3f} CPU-s/file")
     print(f"chip:   {chip['grid']} from a {chip['scene']} scene: median {chip['median_s']:.3f} s, "
           f"valid {chip['valid_fraction']:.3f}, peak RSS {chip['peak_rss_mib']} MiB")
+
+
+def _side_by_side(images: Path, baseline: Path, rounds: int, repeat: int) -> None:
+    """The demo scenes ingested by this checkout and by ``baseline`` in turn, each in a child process."""
+    found: dict[str, list[dict[str, object]]] = {"this checkout": [], "baseline": []}
+    print(f"demo scenes ingested one by one; {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}")
+    for _ in range(rounds):
+        for label, source in (("this checkout", None), ("baseline", baseline)):
+            env = dict(os.environ)
+            if source is not None:
+                env["PYTHONPATH"] = str(source.resolve())
+            done = subprocess.run([sys.executable, __file__, "--demo-images", str(images), "--repeat",
+                                   str(repeat)], check=True, capture_output=True, text=True, env=env)
+            result = json.loads(done.stdout.strip().splitlines()[-1])
+            found[label].append(result)
+            print(f"  {label:13s} {result['median_s_per_file']:.3f} s/file, "
+                  f"{result['median_cpu_s_per_file']:.3f} CPU-s/file, pixels {result['pixels_sha256']}",
+                  flush=True)
+    medians = {label: (statistics.median(float(r["median_s_per_file"]) for r in results),
+                       statistics.median(float(r["median_cpu_s_per_file"]) for r in results))
+               for label, results in found.items()}
+    (wall, cpu), (base_wall, base_cpu) = medians["this checkout"], medians["baseline"]
+    same = len({str(r["pixels_sha256"]) for results in found.values() for r in results}) == 1
+    print(f"median: {wall:.3f} s/file (target <= {TARGET_S_PER_FILE}), {cpu:.3f} CPU-s/file; baseline "
+          f"{base_wall:.3f} s/file, {base_cpu:.3f} CPU-s/file; ratio wall {wall / base_wall:.2f}, "
+          f"CPU {cpu / base_cpu:.2f}; same chip pixels: {'yes' if same else 'NO'}")
 
 
 if __name__ == "__main__":

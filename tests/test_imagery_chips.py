@@ -110,17 +110,19 @@ def test_downsampling_averages(tmp_path: Path) -> None:
     assert np.abs(chip.array.astype(int) - 100).max() <= 1
 
 
-def test_cog_round_trip(tmp_path: Path) -> None:
+@pytest.mark.parametrize("dtype", ["uint8", "uint16"])
+def test_cog_round_trip(tmp_path: Path, dtype: str) -> None:
     grid = _grid(size=700)
     rng = np.random.default_rng(3)
     valid = np.ones(grid.shape, dtype=bool)
     valid[:100, :50] = False
-    chip = Chip(array=rng.integers(0, 60000, (3, *grid.shape)).astype("uint16"), valid=valid,
+    chip = Chip(array=rng.integers(0, np.iinfo(dtype).max, (3, *grid.shape)).astype(dtype), valid=valid,
                 bands=("red", "green", "blue"))
     path = write_chip(chip, grid, tmp_path / "chip.tif")
     with rasterio.open(path) as dataset:
         assert dataset.tags(ns="IMAGE_STRUCTURE").get("LAYOUT") == "COG"
         assert dataset.profile["tiled"] and dataset.profile["compress"] == "deflate"
+        assert dataset.tags(ns="IMAGE_STRUCTURE").get("PREDICTOR") == "2"  # lossless: pixels below equal
         assert dataset.overviews(1), "a 700-pixel chip gets overviews"
         assert dataset.crs.to_epsg() == 32652 and dataset.transform == grid.transform
     back = read_chip(path)

@@ -61,7 +61,7 @@ from sitewatch.analytics.objects import ObjectDetector
 from sitewatch.core.errors import UnsupportedInputError, ValidationError
 from sitewatch.core.indicators import CHANGED_AREA
 from sitewatch.core.types import ChangeRegion, Detection, IndicatorValue, Observation, Scene, Site
-from sitewatch.imagery.chips import chip_grid, read_chip
+from sitewatch.imagery.chips import Chip, chip_grid, read_chip
 from sitewatch.imagery.coregister import CoregistrationError, Registration, coregister
 from sitewatch.imagery.radiometry import RadiometryError, fit_radiometry
 from sitewatch.pipeline.detect import detection_problem, find_detections
@@ -113,12 +113,26 @@ class SiteChips:
         self.anchor: AlignedChip | None = None
         self.registrable: bool | None = None
         self.chips: OrderedDict[str, AlignedChip] = OrderedDict()
+        self._files: OrderedDict[str, Chip] = OrderedDict()
+        """The last few chips as read from their files, for the object detector (one read, not two)."""
+
+    FILES_KEPT = 3
+
+    def read(self, observation: Observation) -> Chip:
+        """The observation's chip as stored (not aligned); read once for alignment and detection."""
+        if observation.id in self._files:
+            return self._files[observation.id]
+        chip = read_chip(self.chip_path(observation))
+        self._files[observation.id] = chip
+        while len(self._files) > self.FILES_KEPT:
+            self._files.popitem(last=False)
+        return chip
 
     def set_anchor(self, good: Sequence[Observation]) -> None:
         """Fix the anchor (``good[0]``) and probe co-registration on the next good observations."""
         if self.anchor is not None:
             return
-        chip = read_chip(self.chip_path(good[0]))
+        chip = self.read(good[0])
         self.anchor = AlignedChip(chip.array.astype(np.float32), chip.valid, chip.bands)
 
     def _probe(self) -> bool:
@@ -137,7 +151,7 @@ class SiteChips:
         return 2 * registered > len(good) or not good
 
     def _align(self, observation: Observation) -> AlignedChip | None:
-        chip = read_chip(self.chip_path(observation))
+        chip = self.read(observation)
         if self.anchor is None:
             return None
         try:
@@ -160,7 +174,7 @@ class SiteChips:
             if self.registrable:
                 aligned = self._align(observation)
         if aligned is None:
-            chip = read_chip(self.chip_path(observation))
+            chip = self.read(observation)
             refused = self.anchor is not None and self.coregistration and bool(self.registrable)
             aligned = AlignedChip(chip.array.astype(np.float32), chip.valid, chip.bands,
                                   registered=False if refused else None)
@@ -177,20 +191,37 @@ def reference_composite(chips: Sequence[AlignedChip]) -> tuple[np.ndarray, np.nd
     arrays costs a few element-wise passes, where a general median over millions of pixels
     costs seconds. Where one chip is invalid the larger of the other two is used; where two
     are, the remaining one.
+
+    The passes run in place; when every chip sees every pixel (valid pixels are finite, so fmin and
+    fmax are minimum and maximum) no NaN layers are made at all.
     """
     if not 1 <= len(chips) <= 3:
         raise UnsupportedInputError(f"a reference composite takes 1 to 3 chips, got {len(chips)}")
-    layers = [np.where(c.valid, c.pixels, np.nan) for c in chips]
-    valid = np.any(np.stack([c.valid for c in chips]), axis=0)
-    if len(layers) == 1:
-        composite = layers[0]
-    elif len(layers) == 2:
-        composite = 0.5 * (layers[0] + layers[1])
-        composite = np.where(np.isnan(composite), np.fmax(layers[0], layers[1]), composite)
+    valid = chips[0].valid.copy()
+    every = chips[0].valid.copy()
+    for chip in chips[1:]:
+        valid |= chip.valid
+        every &= chip.valid
+    complete = bool(every.all())
+    if complete:
+        layers = [np.asarray(c.pixels, np.float32) for c in chips]
     else:
-        low, high = np.fmin(layers[0], layers[1]), np.fmax(layers[0], layers[1])
-        composite = np.fmax(low, np.fmin(high, layers[2]))
-    return np.nan_to_num(composite, nan=0.0).astype(np.float32), valid
+        layers = [np.where(c.valid, np.asarray(c.pixels, np.float32), np.float32(np.nan)) for c in chips]
+    if len(layers) == 1:
+        composite = layers[0].copy() if complete else layers[0]
+    elif len(layers) == 2:
+        composite = np.add(layers[0], layers[1])
+        composite *= np.float32(0.5)
+        if not complete:
+            np.copyto(composite, np.fmax(layers[0], layers[1]), where=np.isnan(composite))
+    else:
+        composite = np.fmin(layers[0], layers[1])
+        high = np.fmax(layers[0], layers[1])
+        np.fmin(high, layers[2], out=high)
+        np.fmax(composite, high, out=composite)
+    if not complete:
+        np.nan_to_num(composite, copy=False, nan=0.0)
+    return composite, valid
 
 
 def _match_radiometry(before: np.ndarray, after: np.ndarray, valid: np.ndarray) -> np.ndarray:
@@ -437,7 +468,8 @@ class SiteEvidence:
         if self.object_detector is None:
             return None, (), None, None
         path = self.chip_path(observation)
-        found = find_detections(self.site, observation, read_chip(path), chip_grid(path), image_gsd=scene.gsd,
+        found = find_detections(self.site, observation, self.chips.read(observation), chip_grid(path),
+                                image_gsd=scene.gsd,
                                 detector=self.object_detector)
         if found.summary.skipped is not None:
             # Objects the detector cannot resolve are not observed: no counts, not zero counts.

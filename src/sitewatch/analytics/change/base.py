@@ -134,11 +134,9 @@ def check_pair(
                 f"{detector.name}: valid mask {valid.shape} does not match the images {before.shape[1:]}"
             )
         finite &= valid.astype(bool)
-    if not finite.all():
-        invalid = ~finite
-        before32, after32 = before32.copy(), after32.copy()  # never write into the caller's pixels
-        before32[:, invalid] = 0.0
-        after32[:, invalid] = 0.0
+    if not finite.all():  # new arrays: never write into the caller's pixels
+        before32 = np.where(finite, before32, np.float32(0.0))
+        after32 = np.where(finite, after32, np.float32(0.0))
     return before32, after32, finite
 
 

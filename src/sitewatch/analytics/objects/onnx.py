@@ -319,6 +319,10 @@ class OnnxDetector:
         options.inter_op_num_threads = 1
         if threads is not None:
             options.intra_op_num_threads = threads
+        # Idle pool threads sleep instead of spinning: on a busy 2-core machine (monitor workers, other
+        # jobs) spinning threads burn the cores the others need; on a 1,035 x 1,233 chip the
+        # detection then took 0.66 s and 0.46 CPU-s instead of 1.1 s and 0.66 CPU-s, same boxes.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self.session = ort.InferenceSession(str(model_path), options, providers=["CPUExecutionProvider"])
         self.card = card
         self.batch = batch
