@@ -40,7 +40,9 @@ def test_analyst_flow(page: Any, base_url: str, e2e_sample: SampleWorkspace) -> 
     assert page.locator("#timelines svg.chart").count() == 2
     assert page.locator("#timelines circle.alert").count() >= 1
     tooltip = page.text_content("#timelines circle.point >> nth=0 >> title")
-    assert re.fullmatch(r"2019-02-01 02:30 UTC: \d+(\.\d{1,2})?( m²| %)? \(click: open this date\)", tooltip), tooltip
+    # to the minute, the value rounded to what it means
+    assert re.fullmatch(r"2019-02-01 02:30 UTC: \d+(\.\d{1,2})?( m²| %)? \(click: open this date\)",
+                        tooltip), tooltip
     assert page.locator("#compare path.detection").count() == 9
     assert page.locator("#compare path.change").count() == 1
 

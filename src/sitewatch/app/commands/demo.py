@@ -123,7 +123,8 @@ def _ingest_and_monitor(ws: Workspace, images: Path, console: Console) -> float:
         # Objects are counted on every observation (when a detector is installed): the counts
         # need a baseline, or an alert's hypotheses see pixel change only and cannot tell a
         # launch preparation from construction or a holiday (docs/hypotheses.md, "The demo").
-        monitored = run_monitor(ws, MonitorOptions(scheduler=Scheduler.parse("local")), progress=on_observation)
+        options = MonitorOptions(scheduler=Scheduler.parse("local"))
+        monitored = run_monitor(ws, options, progress=on_observation)
         if not monitored.object_detection:
             console.print("  object detection not installed: alerts and hypotheses from change only")
         return monitored.false_alarm_rate
