@@ -3,6 +3,8 @@ with 1,000,000 detections in the store.
 
     nice -n 10 .venv/bin/python benchmarks/bench_web.py                 # build (once) and measure
     .venv/bin/python benchmarks/bench_web.py --clients 50 --seconds 20 --workers 2
+    .venv/bin/python benchmarks/bench_web.py --workspace /tmp/bench-web-pg \
+        --store 'postgresql+psycopg://postgres@/bench?host=/tmp/pg&port=5433'   # the same over PostGIS
 
 The workspace is built through the public Workspace API (3 reference sites, 300
 observations each with real chips, 1,000,000 detections, indicators, alerts) under
@@ -73,10 +75,11 @@ def _chip(path: Path, epsg: int, x0: float, y0: float) -> None:
         sink.write(np.full((3, 64, 64), 100, dtype=np.uint8))
 
 
-def build(root: Path, *, detections: int, observations_per_site: int) -> None:
-    """Fill a workspace with ``detections`` detections spread over every observation."""
+def build(root: Path, *, detections: int, observations_per_site: int, store: str | None = None) -> None:
+    """Fill a workspace with ``detections`` detections spread over every observation; its database is
+    the SQLite file, or the PostgreSQL/PostGIS database at ``store`` (a URL)."""
     rng = random.Random(7)
-    with Workspace.init(root) as ws:
+    with Workspace.init(root, database_url=store) as ws:
         sites = ws.sites()[:3]
         per_observation = detections // (len(sites) * observations_per_site)
         remainder = detections - per_observation * len(sites) * observations_per_site
@@ -270,6 +273,12 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2, help="uvicorn worker processes")
     parser.add_argument("--rebuild", action="store_true")
     parser.add_argument(
+        "--store",
+        metavar="URL",
+        help="build the workspace on this PostgreSQL/PostGIS database (postgresql+psycopg://...; an empty "
+        "database) instead of the SQLite file; use a --workspace folder of its own",
+    )
+    parser.add_argument(
         "--client",
         choices=("auto", "ab", "httpx"),
         default="auto",
@@ -279,9 +288,10 @@ def main() -> None:
 
     if args.rebuild and args.workspace.exists():
         shutil.rmtree(args.workspace)
-    if not (args.workspace / "sitewatch.db").exists():
+    if not (args.workspace / "sitewatch.toml").exists():
         started = time.perf_counter()
-        build(args.workspace, detections=args.detections, observations_per_site=args.observations_per_site)
+        build(args.workspace, detections=args.detections, observations_per_site=args.observations_per_site,
+              store=args.store)
         print(f"build took {time.perf_counter() - started:.0f} s", flush=True)
     with Workspace.open(args.workspace) as ws:
         token = user_store(ws).issue_token("bench", "benchmark")

@@ -72,7 +72,8 @@ def test_brief_pdf_renders_with_callouts_dates_scale_north_and_credit(
     for words in ("Test Port: Launch pad", "vehicle count · 2019-02-22",
                   "9 vehicles on the launch pad where 2 are usual",
                   "BEFORE", "2019-02-15 02:30 UTC", "AFTER", "2019-02-22 02:30 UTC", "6 vehicles",
-                  "20 m", "N", "synthetic, 2 m", "Imagery: synthetic test image (CC0-1.0)", "alert-trucks"):
+                  "20 m", "N", "synthetic, 2 m", "Imagery: synthetic test image (CC0-1.0)", "alert-trucks",
+                  "Hypotheses: very likely launch or test preparation (LR ≈ 120); unlikely routine delivery"):
         assert words in text, words
     height, width = pixels.shape[:2]
     assert width > height  # two panels side by side

@@ -185,3 +185,30 @@ def test_indicator_names_are_spelled_only_in_core() -> None:
     assert not spelled, f"indicator names as literals (use sitewatch.core.indicators): {spelled}"
     assert {indicator_spec(name).name for name in names} == names
     assert names >= PIXEL_CHANGE_INDICATORS
+
+
+def test_structure_area_comes_from_structure_classes_only_and_is_unobserved_without_them() -> None:
+    """A crane that arrives is counted as a crane, not also as new structure area; a detector that
+    looks for no structures observes no structure change (not zero); one that does measures it."""
+    site = _site()
+    masks, grid = _masks(site)
+    rows, cols = np.nonzero(masks.masks[1])
+    x0, y0 = grid.transform * (cols[len(cols) // 2] + 0.5, rows[len(rows) // 2] + 0.5)
+    crane = Detection("obs-1", "crane", 0.9, box(x0 - 20, y0 - 3, x0 + 20, y0 + 3), zone_id="east")
+    shed = Detection("obs-1", "building", 0.9, box(x0 - 10, y0 - 10, x0 + 10, y0 + 10), zone_id="east")
+    valid = np.ones(grid.shape, bool)
+
+    def indicators(detections: list[Detection], classes: tuple[str, ...]) -> dict[tuple[str, str], object]:
+        evidence = ObservationEvidence(valid=valid, gsd=1.0, detections=detections, detection_classes=classes,
+                                       reference_detections=[])
+        return {(v.zone_id, v.name): v.value for v in extract_indicators(site, _observation(), masks, evidence)}
+
+    vehicles_only = indicators([crane], ("car", "crane"))
+    assert vehicles_only[("east", "count_crane")] == 1.0
+    assert ("east", "new_structure_area_m2") not in vehicles_only
+    assert ("east", "removed_structure_area_m2") not in vehicles_only
+
+    with_buildings = indicators([crane, shed], ("crane", "building"))
+    assert with_buildings[("east", "new_structure_area_m2")] == pytest.approx(400.0)
+    assert with_buildings[("west", "new_structure_area_m2")] == 0.0
+    assert with_buildings[("east", "removed_structure_area_m2")] == 0.0

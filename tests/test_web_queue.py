@@ -104,7 +104,8 @@ def test_thumbnail_is_a_small_crop_of_the_zone_and_cached(
     client: TestClient, sample: SampleWorkspace
 ) -> None:
     headers = {"Authorization": f"Bearer {sample.tokens['viewer']}"}
-    url = f"/api/observations/{sample.observation_ids[-1]}/thumbnail.png"
+    # the image before the last: the last one's chip is masked over the pad's corner (transparent too)
+    url = f"/api/observations/{sample.observation_ids[-2]}/thumbnail.png"
     pad = client.get(f"{url}?zone=pad", headers=headers)
     assert pad.status_code == 200 and pad.headers["content-type"] == "image/png"
     assert "max-age" in pad.headers["cache-control"]
@@ -156,3 +157,30 @@ def test_spikes_without_an_alert_carry_the_reason_the_stored_data_gives() -> Non
         "o22": "not alerted: poor visibility (quality 0.2, under the 0.3 the monitor needs)",
         "o23": "site under alert already: its alert on this image names rail car count in Rail yard",
     }  # o24 raised its own alert; the usual values (2 and 3) are no spikes
+
+
+def test_benign_led_alerts_rank_below_the_rest_or_are_held_back_by_the_sites_policy(tmp_path) -> None:
+    """Issue 19's policy reaches the queue: under ``rank`` an alert led by a benign hypothesis comes
+    after the top-priority ones, however new; under ``hold`` it is counted, not listed."""
+    from sitewatch.core.types import Hypothesis
+
+    root = tmp_path / "ws"
+    built = build_sample_workspace(root)
+    holiday = (Hypothesis("holiday", "holiday gathering", True, 1e4, 0.9),
+               Hypothesis("launch_preparation", "launch or test preparation", False, 10.0, 0.1))
+    with Workspace.open(root) as ws:
+        ws.upsert_alerts([
+            Alert(id="alert-holiday", site_id=SITE_ID, observation_id=built.observation_ids[-1],
+                  acquired=START + timedelta(days=21), created=START + timedelta(days=50),
+                  indicator="count_car", value=60.0, baseline=10.0, score=4.0, explanation="holiday alert",
+                  zone_id="yard", p_value=0.0001, hypotheses=holiday)])
+        ranked = views.morning_queue(ws, last_visit=None)
+        ws.settings = ws.settings.replace(benign_policy_sites=f"{SITE_ID}=hold")
+        holding = views.morning_queue(ws, last_visit=None)
+    ids = [item["id"] for item in ranked["items"]]
+    assert ids[-1] == "alert-holiday" and len(ids) > 1  # the smallest p on the newest image, yet last
+    last = ranked["items"][-1]
+    assert not last["top_priority"] and last["lead"].startswith("very likely holiday gathering")
+    assert ranked["held_count"] == 0
+    assert "alert-holiday" not in [item["id"] for item in holding["items"]]
+    assert holding["held_count"] == 1 and len(holding["items"]) == len(ids) - 1

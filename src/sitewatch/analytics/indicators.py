@@ -42,8 +42,10 @@ from sitewatch.imagery.grid import SiteGrid, rasterize_polygon
 SITE_ZONE_ID = "site"
 """Zone id used for a site that declares no zones: the whole site grid."""
 
-STRUCTURE_CLASSES = frozenset({"building", "structure", "storage_tank", "crane"})
-"""Detection classes whose appearance or removal counts as structure change."""
+STRUCTURE_CLASSES = frozenset({"building", "structure", "storage_tank"})
+"""Detection classes whose appearance or removal counts as structure change. Not cranes: a crane is
+equipment that comes and goes (counted by ``count_crane``); its box read as new structure area too
+would count the same crane twice, and a crane driven away would read as a building taken down."""
 
 
 # --- zone masks on the site grid ---------------------------------------------------------
@@ -307,7 +309,12 @@ def extract_indicators(
             if detection_zone in per_zone and name in per_zone[detection_zone]:
                 # Like areas, a count from a partial view stands for the whole zone: 1 / visible each.
                 per_zone[detection_zone][name] += 1.0 / visible[detection_zone]
-        if evidence.reference_detections is not None:
+        # Structure change is measured only by a detector that looks for structures: with none,
+        # new and removed structure area are not observed (not zero), and the hypotheses weigh
+        # construction and dismantling on what was observed (cranes, trucks, brightened ground).
+        looks_for_structures = bool(STRUCTURE_CLASSES & set(evidence.detection_classes)) or any(
+            d.class_name in STRUCTURE_CLASSES for d in evidence.detections)
+        if evidence.reference_detections is not None and looks_for_structures:
             new = _structure_area(evidence.detections, evidence.reference_detections)
             removed = _structure_area(evidence.reference_detections, evidence.detections)
             for zone_id in masks.zone_ids:

@@ -44,6 +44,7 @@ from sitewatch.app.report.images import (
 from sitewatch.core import words
 from sitewatch.core.indicators import indicator_label
 from sitewatch.core.types import Alert, ChangeRegion, Detection, Observation, Scene, Site
+from sitewatch.monitor.explain import describe_hypotheses
 from sitewatch.store.protocol import Store
 
 DEFAULT_MARGIN = 0.35
@@ -398,8 +399,19 @@ def brief_figure(
         fontsize=11,
         va="top",
     )
+    # The competing hypotheses get a line of their own (the explanation's three lines would cut them).
+    hypotheses = describe_hypotheses(alert.hypotheses)
+    explanation = alert.explanation
+    if hypotheses:
+        explanation = explanation.replace(hypotheses, " ").replace("  ", " ")
+    top = 0.888
+    if hypotheses:
+        figure.text(0.02, top, _lines(hypotheses, width=140, count=1), fontsize=9.5, fontweight="bold",
+                    va="top", color="#1d2433")
+        top -= 0.027
     figure.text(
-        0.02, 0.888, _lines(alert.explanation, width=160, count=3), fontsize=9, va="top", color="#333333"
+        0.02, top, _lines(explanation, width=160, count=3 if not hypotheses else 2), fontsize=9, va="top",
+        color="#333333",
     )
     width = 0.96 / len(sides)
     callouts: list[str] = []

@@ -17,6 +17,7 @@ from sitewatch.core.indicators import indicator_spec
 from sitewatch.core.types import Alert, AlertState, IndicatorValue, Observation, Scene, Site, latest_picks
 from sitewatch.monitor import lifecycle
 from sitewatch.monitor.baselines import BaselineConfig
+from sitewatch.monitor.policy import held, top_priority
 from sitewatch.store.protocol import Store
 
 # The state that most needs an analyst's eye comes first; a site shows its alerts' most pressing one.
@@ -163,10 +164,11 @@ def alert_detail(ws: Store, alert_id: str) -> dict[str, Any]:
     }
 
 
-def _queue_order(alert: Alert) -> tuple[float, float]:
-    """Newest image first; among alerts on the same image, the smallest p (the most unusual) first."""
+def _queue_order(alert: Alert) -> tuple[bool, float, float]:
+    """Top priority first (alerts led by a benign hypothesis below the rest: the sites' policy), then
+    the newest image; among alerts on the same image, the smallest p (the most unusual) first."""
     p = alert.p_value if alert.p_value is not None else 1.0
-    return (-alert.acquired.timestamp(), p)
+    return (not top_priority(alert.hypotheses), -alert.acquired.timestamp(), p)
 
 
 def queue_item(alert: Alert, site: Site | None, *, last_visit: datetime | None) -> dict[str, Any]:
@@ -191,6 +193,8 @@ def queue_item(alert: Alert, site: Site | None, *, last_visit: datetime | None) 
         "explanation": alert.explanation,
         "thumbnail": thumbnail,
         "new": last_visit is None or alert.created > last_visit,
+        "top_priority": top_priority(alert.hypotheses),
+        "lead": alert.hypotheses[0].describe() if alert.hypotheses else None,
     }
 
 
@@ -216,21 +220,24 @@ def site_latest(ws: Store, site: Site, alerts: Sequence[Alert]) -> dict[str, Any
 
 
 def morning_queue(ws: Store, *, last_visit: datetime | None) -> dict[str, Any]:
-    """The analyst's morning: the alerts nobody has triaged yet (newest first, then by p), each
+    """The analyst's morning: the alerts nobody has triaged yet (top priority first, then newest, then
+    by p; those a site's benign policy holds back are only counted), each
     marked new when it was raised after ``last_visit`` (all are new on a first visit), and per
     site the last image's date and its latest alert's state."""
     sites = {site.id: site for site in ws.sites()}
     by_site: dict[str, list[Alert]] = defaultdict(list)
     for alert in ws.alerts():
         by_site[alert.site_id].append(alert)
-    waiting = sorted(
-        (a for alerts in by_site.values() for a in alerts if a.state is AlertState.NEW), key=_queue_order
-    )
+    untriaged = [a for alerts in by_site.values() for a in alerts if a.state is AlertState.NEW]
+    settings = ws.settings
+    held_back = [a for a in untriaged if held(a, settings.benign_policy_for(a.site_id))]
+    waiting = sorted((a for a in untriaged if a not in held_back), key=_queue_order)
     items = [queue_item(a, sites.get(a.site_id), last_visit=last_visit) for a in waiting]
     return {
         "last_visit": serialize.iso(last_visit) if last_visit is not None else None,
         "last_visit_text": words.when(last_visit) if last_visit is not None else None,
         "new_count": sum(1 for item in items if item["new"]),
+        "held_count": len(held_back),
         "items": items,
         "sites": [site_latest(ws, site, by_site.get(site.id, [])) for site in sites.values()],
     }
