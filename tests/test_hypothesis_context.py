@@ -212,6 +212,10 @@ def test_policy_ranks_or_holds_benign_led_alerts_and_keeps_them(
         total = len(ws.alerts())
     assert not top_priority(benign_led.hypotheses) and top_priority(activity_led.hypotheses)
     assert held(benign_led, BenignPolicy.HOLD) and not held(benign_led, BenignPolicy.RANK)
+    # a benign lead on its prior alone (the readings favour it no more than routine) lowers nothing
+    on_prior_alone = replace(gathering, likelihood_ratio=1.0)
+    assert top_priority((on_prior_alone, surge))
+    assert not held(replace(benign_led, hypotheses=(on_prior_alone,)), BenignPolicy.HOLD)
     runner = CliRunner()
 
     def listed(*extra: str) -> list[dict[str, object]]:
@@ -224,7 +228,8 @@ def test_policy_ranks_or_holds_benign_led_alerts_and_keeps_them(
 
     def benign(item: dict[str, object]) -> bool:
         hypotheses = item["hypotheses"]
-        return bool(hypotheses) and bool(hypotheses[0]["benign"])  # type: ignore[index]
+        lead = hypotheses[0] if hypotheses else None  # type: ignore[index]
+        return lead is not None and bool(lead["benign"]) and float(lead["likelihood_ratio"]) > 1.0
 
     ranked = listed()  # rank (the default): every alert, the benign-led ones after the rest
     assert len(ranked) == total and listed("--held") == []

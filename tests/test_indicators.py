@@ -201,7 +201,8 @@ def test_structure_area_comes_from_structure_classes_only_and_is_unobserved_with
     def indicators(detections: list[Detection], classes: tuple[str, ...]) -> dict[tuple[str, str], object]:
         evidence = ObservationEvidence(valid=valid, gsd=1.0, detections=detections, detection_classes=classes,
                                        reference_detections=[])
-        return {(v.zone_id, v.name): v.value for v in extract_indicators(site, _observation(), masks, evidence)}
+        found = extract_indicators(site, _observation(), masks, evidence)
+        return {(v.zone_id, v.name): v.value for v in found}
 
     vehicles_only = indicators([crane], ("car", "crane"))
     assert vehicles_only[("east", "count_crane")] == 1.0

@@ -9,7 +9,8 @@ rate reported stays the honest one (alerts per quiet observation, benign-led or 
   analysts) and out of the default alert list, listed under ``alerts list --held``.
 
 A *top-priority* alert is one that is not led by a benign hypothesis: an instant alert whose leading
-hypothesis is an activity or "none of these", or a slow-build alert (which has none). The evaluation
+hypothesis is an activity or "none of these", or a benign pattern the readings do not favour over
+routine (LR ≤ 1: a lead on priors alone), or a slow-build alert (which has none). The evaluation
 counts routine busy days by this rule too (:mod:`sitewatch.evaluation.alerts`).
 """
 
@@ -28,9 +29,16 @@ class BenignPolicy(StrEnum):
     HOLD = "hold"
 
 
+BENIGN_EVIDENCE_LR = 1.0
+"""A benign hypothesis lowers an alert only when the readings favour it over routine (its likelihood
+ratio above this). One that leads on its prior alone, LR ≤ 1 (at Sohae, with no parking zone, a
+routine gathering names no series that was observed), has no evidence that the alert is benign."""
+
+
 def led_by_benign(hypotheses: Sequence[Hypothesis]) -> bool:
-    """Whether the most probable hypothesis is a benign pattern (none: not benign-led)."""
-    return bool(hypotheses) and hypotheses[0].benign
+    """Whether the most probable hypothesis is a benign pattern that the readings favour over routine
+    (none: not benign-led)."""
+    return bool(hypotheses) and hypotheses[0].benign and hypotheses[0].likelihood_ratio > BENIGN_EVIDENCE_LR
 
 
 def top_priority(hypotheses: Sequence[Hypothesis]) -> bool:

@@ -18,8 +18,8 @@ router = APIRouter(prefix="/api/queue", tags=["alerts"])
 ReaderDep = Annotated[Caller, Depends(reader)]
 
 
-@router.get("", summary="Alerts not yet triaged (top priority first, then newest, then by p), marked new since a "
-            "visit; those a site's benign policy holds back are counted in held_count")
+@router.get("", summary="Alerts not yet triaged (top priority first, then newest, then by p), marked new "
+            "since a visit; those a site's benign policy holds back are counted in held_count")
 def get_queue(
     request: Request,
     ws: WorkspaceDep,
