@@ -621,3 +621,15 @@ def test_alert_hypotheses_round_trip(ws: Workspace, observed: list[Observation])
     assert ws.alert("alert-1").hypotheses == ranked
     assert ws.alert("alert-1").leading_hypothesis == ranked[0]
     assert ws.alert("alert-2").hypotheses == () and ws.alert("alert-2").leading_hypothesis is None
+
+
+def test_the_revision_holds_still_on_reads_and_moves_on_every_commit(ws: Workspace) -> None:
+    """What the web cache is tagged with, on both backends (SQLite's data_version, PostgreSQL's WAL
+    position): known, unchanged by reads, changed by a commit from another handle."""
+    first = ws.revision()
+    assert isinstance(first, int)
+    ws.sites(), ws.alerts(), ws.observations()
+    assert ws.revision() == first
+    with Workspace.open(ws.root) as other:
+        other.add_scene(make_scene(1), stage(other, make_scene(1), ("sanumdong",)))
+    assert ws.revision() != first

@@ -8,6 +8,8 @@ it is read. Standard SQL, so another SQLAlchemy backend runs the same statements
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import sqlite3
 import threading
 from dataclasses import dataclass
@@ -137,30 +139,63 @@ def alerts(*, site_id: str | None = None, state: AlertState | None = None, since
     return _listing(_alerts, conditions, [_alerts.c.acquired.desc(), _alerts.c.created.desc(), _alerts.c.id])
 
 
+_SNAPSHOT = sa.text("SELECT pg_current_snapshot()::text")
+"""The server's transaction snapshot, ``xmin:xmax:in-progress ids``: a transaction that writes gets an
+id (xmax moves) and its commit or rollback takes the id out of the in-progress list, so the text
+changes on every commit of a write and never on a read."""
+
+
 class StoreRevision:
     """A number that changes whenever anyone commits to the database at ``url``.
 
-    For SQLite this is ``PRAGMA data_version`` on a connection of its own, which SQLite
-    bumps on every commit made through any other connection, in any process. Other
-    backends give None ("unknown"), and callers then must not cache.
+    For SQLite this is ``PRAGMA data_version`` on a connection of its own, which SQLite bumps on
+    every commit made through any other connection, in any process. For PostgreSQL it is a digest
+    of the server's current transaction snapshot (:data:`_SNAPSHOT`), read on a connection of its
+    own: it changes on every commit of a writing transaction, and not on reads. It also changes for
+    writes sitewatch never reads (other databases of the server, ANALYZE), which only costs a cache
+    miss, never a stale answer. A backend that cannot say (the connection lost) gives None
+    ("unknown"), and callers must not cache then.
     """
 
     def __init__(self, url: URL) -> None:
         self._lock = threading.Lock()
         self._connection: sqlite3.Connection | None = None
+        self._engine: sa.Engine | None = None
+        self._server: sa.Connection | None = None
         if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
             self._connection = sqlite3.connect(
                 f"file:{url.database}?mode=ro", uri=True, check_same_thread=False
             )
+        elif url.get_backend_name() == "postgresql":
+            self._engine = sa.create_engine(url, poolclass=sa.pool.NullPool, isolation_level="AUTOCOMMIT")
 
     def current(self) -> int | None:
-        if self._connection is None:
-            return None
         with self._lock:
-            return int(self._connection.execute("PRAGMA data_version").fetchone()[0])
+            if self._connection is not None:
+                return int(self._connection.execute("PRAGMA data_version").fetchone()[0])
+            if self._engine is None:
+                return None
+            try:
+                if self._server is None:
+                    self._server = self._engine.connect()
+                snapshot = str(self._server.execute(_SNAPSHOT).scalar_one())
+                return int.from_bytes(hashlib.blake2b(snapshot.encode(), digest_size=8).digest(), "big")
+            except sa.exc.SQLAlchemyError:
+                self._drop_server()
+                return None
+
+    def _drop_server(self) -> None:
+        if self._server is not None:
+            with contextlib.suppress(sa.exc.SQLAlchemyError):
+                self._server.close()
+            self._server = None
 
     def close(self) -> None:
         with self._lock:
             if self._connection is not None:
                 self._connection.close()
                 self._connection = None
+            self._drop_server()
+            if self._engine is not None:
+                self._engine.dispose()
+                self._engine = None

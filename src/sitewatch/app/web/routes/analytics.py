@@ -34,14 +34,15 @@ def scope(
         raise BadRequestError(
             "give a site or an observation (e.g. ?site=sohae): detections are listed per site"
         )
-    site_id = ws.site(site).id if site else None
+    found = ws.site(site) if site else None
     if observation is not None:
         owner = ws.observation(observation).site_id
-        if site_id is not None and owner != site_id:
-            raise BadRequestError(f"observation {observation!r} belongs to site {owner!r}, not {site_id!r}")
-        site_id = owner
-    assert site_id is not None  # one of the two was given above
-    return site_id, observation, ws.site(site_id).utm_epsg
+        if found is not None and owner != found.id:
+            raise BadRequestError(f"observation {observation!r} belongs to site {owner!r}, not {found.id!r}")
+        if found is None:
+            found = ws.site(owner)
+    assert found is not None  # one of the two was given above
+    return found.id, observation, found.utm_epsg
 
 
 @router.get(
