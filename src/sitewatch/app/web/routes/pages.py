@@ -61,6 +61,7 @@ def _human(name: str | None, site: dict[str, Any] | None = None) -> str:
 templates.env.filters["when"] = _when
 templates.env.filters["human"] = _human
 templates.env.filters["p"] = words.p_value
+templates.env.filters["amount"] = words.amount
 AnalystDep = Annotated[Caller, Depends(analyst)]
 ReaderDep = Annotated[Caller, Depends(reader)]
 
