@@ -140,7 +140,7 @@ def main() -> None:
     one line and exit 2, never a traceback."""
     try:
         # Outside standalone mode click returns typer.Exit's code instead of exiting with it.
-        code = app(standalone_mode=False)
+        code = app(standalone_mode=False, prog_name="sitewatch")  # the same words however it was started
         if isinstance(code, int) and code != 0:
             raise SystemExit(code)
     except SitewatchError as error:

@@ -20,36 +20,46 @@ class ValidationError(SitewatchError, ValueError):
         super().__init__(f"{type_name}.{field}: {message}")
 
 
-class CatalogError(SitewatchError, ValueError):
+class ProblemsError(SitewatchError, ValueError):
+    """A file or table of the user's is malformed; ``problems`` lists every problem found, so one run
+    shows them all. Subclasses say what the file holds (``what``) and where its format is (``hint``)."""
+
+    what = "the input"
+    hint = ""
+
+    def __init__(self, source: str, problems: list[str]) -> None:
+        self.source = source
+        self.problems = list(problems)
+        listing = "\n".join(f"  - {p}" for p in self.problems)
+        hint = f"\n{self.hint}" if self.hint else ""
+        super().__init__(f"{source}: {len(self.problems)} problem(s) in {self.what}:\n{listing}{hint}")
+
+
+class CatalogError(ProblemsError):
     """A site catalog is malformed; ``problems`` lists every problem found."""
 
-    def __init__(self, source: str, problems: list[str]) -> None:
-        self.source = source
-        self.problems = list(problems)
-        listing = "\n".join(f"  - {p}" for p in self.problems)
-        super().__init__(f"{source}: {len(self.problems)} problem(s) in site catalog:\n{listing}")
+    what = "site catalog"
 
 
-class ConfigError(SitewatchError, ValueError):
+class ConfigError(ProblemsError):
     """A settings file's table is malformed; ``problems`` lists every problem, each by key path."""
 
-    def __init__(self, source: str, problems: list[str]) -> None:
-        self.source = source
-        self.problems = list(problems)
-        listing = "\n".join(f"  - {p}" for p in self.problems)
-        super().__init__(f"{source}: {len(self.problems)} problem(s) in the settings:\n{listing}")
+    what = "the settings"
 
 
-class ContextError(SitewatchError, ValueError):
+class ContextError(ProblemsError):
     """A context file (holiday calendars and site schedules) is malformed, or names a pattern or a
     site the workspace lacks; ``problems`` lists every problem found."""
 
-    def __init__(self, source: str, problems: list[str]) -> None:
-        self.source = source
-        self.problems = list(problems)
-        listing = "\n".join(f"  - {p}" for p in self.problems)
-        super().__init__(f"{source}: {len(self.problems)} problem(s) in calendars and schedules:\n{listing}"
-                         "\nFix them in the file (see docs/hypotheses.md, 'Context').")
+    what = "calendars and schedules"
+    hint = "Fix them in the file (see docs/hypotheses.md, 'Context')."
+
+
+class PatternError(ProblemsError):
+    """An activity pattern library is malformed; ``problems`` lists every problem found."""
+
+    what = "activity patterns"
+    hint = "Fix them in the file (see docs/hypotheses.md for the format)."
 
 
 class ImageryError(SitewatchError, OSError):
@@ -87,14 +97,3 @@ class NotFoundError(StoreError, LookupError):
 class AlertTransitionError(SitewatchError, ValueError):
     """A move the alert lifecycle does not allow from the alert's current state (e.g. back to new):
     a conflict with the alert's state, not a bad spelling. The web API answers 409, the CLI exits 7."""
-
-
-class PatternError(SitewatchError, ValueError):
-    """An activity pattern library is malformed; ``problems`` lists every problem found."""
-
-    def __init__(self, source: str, problems: list[str]) -> None:
-        self.source = source
-        self.problems = list(problems)
-        listing = "\n".join(f"  - {p}" for p in self.problems)
-        super().__init__(f"{source}: {len(self.problems)} problem(s) in activity patterns:\n{listing}"
-                         "\nFix them in the file (see docs/hypotheses.md for the format).")
