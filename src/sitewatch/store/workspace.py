@@ -26,7 +26,6 @@ from sqlalchemy.engine import URL, Connection, Engine, make_url
 from sqlalchemy.exc import ArgumentError, IntegrityError, OperationalError, SQLAlchemyError
 
 from sitewatch.catalog import builtin_sites
-from sitewatch.catalog.context import write_builtin_context
 from sitewatch.core.errors import (
     AlertTransitionError,
     NotFoundError,
@@ -127,6 +126,8 @@ class Workspace:
             if not settings_path.exists():
                 settings = Settings(name=root.resolve().name or "sitewatch", database_url=database_url or "")
                 settings_path.write_text(settings.to_toml(), encoding="utf-8")
+                from sitewatch.catalog.context import write_builtin_context  # YAML: only at init
+
                 write_builtin_context(root)
             elif database_url is not None and Settings.load(root).database_url != database_url:
                 raise StoreError(
