@@ -8,11 +8,15 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import sqlalchemy as sa
 from alembic import command
@@ -54,6 +58,25 @@ def _finish(process: subprocess.Popen[str], timeout: float = 400) -> str:
     return out
 
 
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _wait_listening(port: int, server: subprocess.Popen[str], timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise AssertionError(f"sitewatch serve exited {server.returncode} (its log: serve.log)")
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/login", timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            time.sleep(0.2)
+    raise AssertionError(f"sitewatch serve did not listen on port {port} within {timeout} s")
+
+
 def _count(ws: Workspace, sql: str) -> int:
     with ws.engine.connect() as connection:
         return int(connection.execute(sa.text(sql)).scalar_one())
@@ -64,16 +87,56 @@ def test_two_ingests_and_two_monitors_at_once_lose_and_double_nothing(postgres_s
                                                                   tmp_path: Path) -> None:
     images = write_images(tmp_path / "images", 12)
     root = tmp_path / "ws"
-    Workspace.init(root, sites=[small_site()], database_url=postgres_server.create_database()).close()
-    # Both ingests take every image in the same order, so they race for each scene (checked: with a
-    # plain INSERT in add_scene, the loser of a race fails its file and this test fails).
-    first = _sitewatch("ingest", "-w", str(root), "--json", *map(str, images))
-    second = _sitewatch("ingest", "-w", str(root), "--json", *map(str, images))
-    monitors = [_sitewatch("monitor", "-w", str(root), "-j", "1", "--json") for _ in range(2)]
-    reports = [json.loads(_finish(process)) for process in (first, second)]
-    for monitor in monitors:
-        _finish(monitor)
-    _finish(_sitewatch("monitor", "-w", str(root), "-j", "1", "--json"))  # scores what came in meanwhile
+    with Workspace.init(root, sites=[small_site()], database_url=postgres_server.create_database()) as ws:
+        users = user_store(ws)
+        users.ensure_user("reader", "a-reader-password", Role.VIEWER)
+        token = users.issue_token("reader", "web load")
+    # The web load: `sitewatch serve --workers 2` on the same store, read without pause by a client
+    # while the writers race; every answer is counted, and none may be a server error.
+    port = _free_port()
+    log = (tmp_path / "serve.log").open("w")  # a file, not a pipe: an access log must never fill it and stall
+    server = subprocess.Popen([SITEWATCH, "serve", "-w", str(root), "--port", str(port), "--workers", "2"],
+                              stdout=log, stderr=subprocess.STDOUT, text=True, env=os.environ.copy())
+    answers: list[int] = []
+    writing = threading.Event()
+    writing.set()
+
+    def read_while_writing() -> None:
+        paths = ("/api/alerts?limit=50", "/api/sites/smallsite/timeline", "/api/observations?site=smallsite",
+                 "/api/scenes?limit=20")
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}",
+                          headers={"Authorization": f"Bearer {token}"}, timeout=30) as client:
+            while writing.is_set():
+                for path in paths:
+                    try:
+                        answers.append(client.get(path).status_code)
+                    except httpx.TransportError:
+                        answers.append(-1)  # not listening yet (or a worker died: counted below)
+
+    load = threading.Thread(target=read_while_writing)
+    try:
+        _wait_listening(port, server)
+        load.start()
+        # Both ingests take every image in the same order, so they race for each scene (checked: with a
+        # plain INSERT in add_scene, the loser of a race fails its file and this test fails).
+        first = _sitewatch("ingest", "-w", str(root), "--json", *map(str, images))
+        second = _sitewatch("ingest", "-w", str(root), "--json", *map(str, images))
+        monitors = [_sitewatch("monitor", "-w", str(root), "-j", "1", "--json") for _ in range(2)]
+        reports = [json.loads(_finish(process)) for process in (first, second)]
+        for monitor in monitors:
+            _finish(monitor)
+        _finish(_sitewatch("monitor", "-w", str(root), "-j", "1", "--json"))  # scores what came in meanwhile
+    finally:
+        writing.clear()
+        if load.is_alive():
+            load.join(timeout=60)
+        server.terminate()
+        server.wait(timeout=60)
+        log.close()
+    served = [code for code in answers if code != -1]
+    assert len(served) >= 20, answers[:50]  # the reads ran all along the race
+    assert all(code == 200 for code in served), sorted(set(served))  # no 5xx, nothing refused
+    assert answers.count(-1) == 0, "the server stopped answering during the race (its log: serve.log)"
 
     ingested = [entry["scene_id"] for report in reports for entry in report["files"]
                 if entry["status"] == "ingested"]
