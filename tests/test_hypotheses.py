@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +14,7 @@ from sitewatch.core.types import Hypothesis, Likelihood, Site
 from sitewatch.evaluation.alerts import EXPECTED_PATTERNS, evaluate_alerts, proportion
 from sitewatch.imagery.simulate.scenario import load_scenario
 from sitewatch.imagery.simulate.sites import site_by_id
-from sitewatch.monitor.explain import describe_hypotheses
+from sitewatch.monitor.explain import describe_hypotheses, lead_phrase
 from sitewatch.monitor.hypotheses import NONE_ID, Reading, pattern_log_ratio, score_hypotheses
 from sitewatch.monitor.patterns import load_patterns, parse_patterns, validate_patterns
 
@@ -149,6 +150,12 @@ def test_estimative_words_and_sentence() -> None:
     assert sentence.startswith("Hypotheses: likely production surge (LR ≈ 12); very unlikely holiday "
                                "gathering (LR ≈ 0.21)")
     assert "dismantling" not in sentence and "none of these" in sentence
+    # when nothing fits the readings better than routine, the words say the order is the priors'
+    on_priors = tuple(replace(h, likelihood_ratio=min(h.likelihood_ratio, 1.0)) for h in ranked)
+    assert describe_hypotheses(on_priors).startswith("Hypotheses (none fits the readings better than the "
+                                                     "site's routine, so their order is their priors'): ")
+    assert lead_phrase(on_priors) == "no activity pattern fits better than the site's routine"
+    assert lead_phrase(ranked) == "likely production surge (LR ≈ 12)" and lead_phrase(()) is None
     with pytest.raises(ValueError, match="probability"):
         Hypothesis("holiday", "holiday", True, 1.0, 1.5)
 

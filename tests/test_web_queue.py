@@ -168,12 +168,19 @@ def test_benign_led_alerts_rank_below_the_rest_or_are_held_back_by_the_sites_pol
     built = build_sample_workspace(root)
     holiday = (Hypothesis("holiday", "holiday gathering", True, 1e4, 0.9),
                Hypothesis("launch_preparation", "launch or test preparation", False, 10.0, 0.1))
+    # all LR ≤ 1: a benign lead on priors alone, which neither lowers the alert nor is named as its lead
+    unexplained = (Hypothesis("routine_gathering", "routine gathering", True, 1.0, 0.4),
+                   Hypothesis("none", "none of these (unusual in another way)", False, 0.5, 0.2))
     with Workspace.open(root) as ws:
         ws.upsert_alerts([
             Alert(id="alert-holiday", site_id=SITE_ID, observation_id=built.observation_ids[-1],
                   acquired=START + timedelta(days=21), created=START + timedelta(days=50),
                   indicator="count_car", value=60.0, baseline=10.0, score=4.0, explanation="holiday alert",
-                  zone_id="yard", p_value=0.0001, hypotheses=holiday)])
+                  zone_id="yard", p_value=0.0001, hypotheses=holiday),
+            Alert(id="alert-unexplained", site_id=SITE_ID, observation_id=built.observation_ids[-2],
+                  acquired=START + timedelta(days=14), created=START + timedelta(days=50),
+                  indicator="changed_objects", value=30.0, baseline=2.0, score=3.0, explanation="came",
+                  zone_id="pad", p_value=0.005, hypotheses=unexplained)])
         ranked = views.morning_queue(ws, last_visit=None)
         ws.settings = ws.settings.replace(benign_policy_sites=f"{SITE_ID}=hold")
         holding = views.morning_queue(ws, last_visit=None)
@@ -182,5 +189,9 @@ def test_benign_led_alerts_rank_below_the_rest_or_are_held_back_by_the_sites_pol
     last = ranked["items"][-1]
     assert not last["top_priority"] and last["lead"].startswith("very likely holiday gathering")
     assert ranked["held_count"] == 0
+    other = next(item for item in ranked["items"] if item["id"] == "alert-unexplained")
+    assert other["top_priority"]
+    assert other["lead"] == "no activity pattern fits better than the site's routine"
+    assert ids.index("alert-unexplained") < ids.index("alert-holiday")
     assert "alert-holiday" not in [item["id"] for item in holding["items"]]
     assert holding["held_count"] == 1 and len(holding["items"]) == len(ids) - 1

@@ -36,13 +36,30 @@ def _phrase(item: Evidence) -> str:
             f"(usually {words.amount(item.spec, item.baseline)})")
 
 
+def none_fits(hypotheses: Sequence[Hypothesis]) -> bool:
+    """Whether no hypothesis fits the readings better than the site's routine (every LR ≤ 1): the
+    ranking then rests on priors alone, and the alert is unusual in what no pattern speaks of."""
+    return bool(hypotheses) and max(h.likelihood_ratio for h in hypotheses) <= 1.0
+
+
+def lead_phrase(hypotheses: Sequence[Hypothesis]) -> str | None:
+    """The leading hypothesis in words, or that none fits better than routine; None without any."""
+    if not hypotheses:
+        return None
+    if none_fits(hypotheses):
+        return "no activity pattern fits better than the site's routine"
+    return hypotheses[0].describe()
+
+
 def describe_hypotheses(hypotheses: Sequence[Hypothesis]) -> str:
     """E.g. "Hypotheses: likely production surge (LR ≈ 12); unlikely holiday gathering (LR ≈ 0.2)."."""
     if not hypotheses:
         return ""
     shown = list(hypotheses[:SHOWN_HYPOTHESES])
     shown += [h for h in hypotheses[SHOWN_HYPOTHESES:] if h.pattern == NONE_HYPOTHESIS]
-    return "Hypotheses: " + "; ".join(h.describe() for h in shown) + "."
+    heading = ("Hypotheses (none fits the readings better than the site's routine, so their order is their "
+               "priors'): " if none_fits(hypotheses) else "Hypotheses: ")
+    return heading + "; ".join(h.describe() for h in shown) + "."
 
 
 def explain_alert(

@@ -216,6 +216,8 @@ class AlertDetail(BaseModel):
     assessments: list[AssessmentOut]
     picks: dict[str, str] = Field(description="each analyst's latest hypothesis pick, by author: analysts "
                                   "may disagree, none outvotes another")
+    none_fits: bool = Field(False, description="no hypothesis fits the readings better than the site's "
+                            "routine (every LR ≤ 1): their order is the priors' alone")
     track_record: TrackRecord
 
 

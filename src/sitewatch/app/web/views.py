@@ -17,6 +17,7 @@ from sitewatch.core.indicators import indicator_spec
 from sitewatch.core.types import Alert, AlertState, IndicatorValue, Observation, Scene, Site, latest_picks
 from sitewatch.monitor import lifecycle
 from sitewatch.monitor.baselines import BaselineConfig
+from sitewatch.monitor.explain import lead_phrase, none_fits
 from sitewatch.monitor.policy import held, top_priority
 from sitewatch.store.protocol import Store
 
@@ -160,6 +161,7 @@ def alert_detail(ws: Store, alert_id: str) -> dict[str, Any]:
         "history": [serialize.alert_event(e) for e in ws.alert_history(alert.id)],
         "assessments": [serialize.assessment(a) for a in assessments],
         "picks": latest_picks(assessments),
+        "none_fits": none_fits(alert.hypotheses),
         "track_record": track_record(site_alerts, before=alert),
     }
 
@@ -194,7 +196,7 @@ def queue_item(alert: Alert, site: Site | None, *, last_visit: datetime | None) 
         "thumbnail": thumbnail,
         "new": last_visit is None or alert.created > last_visit,
         "top_priority": top_priority(alert.hypotheses),
-        "lead": alert.hypotheses[0].describe() if alert.hypotheses else None,
+        "lead": lead_phrase(alert.hypotheses),
     }
 
 
