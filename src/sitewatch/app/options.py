@@ -71,3 +71,13 @@ SharedFolderOption = Annotated[
                  help="With --scheduler tcp://…: the workspace folder as the dask workers mount it (a path "
                       "or file:// URL); default: this machine's path to it."),
 ]
+
+
+def pause_seconds(env_name: str) -> float:
+    """Seconds to pause between items, from environment variable ``env_name`` (0 when unset): the tests
+    use it to kill a run mid-way; a value that is not a number is a usage error naming the variable."""
+    text = os.environ.get(env_name, "").strip()
+    try:
+        return max(0.0, float(text)) if text else 0.0
+    except ValueError:
+        raise typer.BadParameter(f"{env_name}={text!r} is not a number of seconds") from None

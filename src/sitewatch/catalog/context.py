@@ -19,8 +19,7 @@ from datetime import date, datetime, timedelta
 from importlib import resources
 from pathlib import Path
 
-import yaml
-
+from sitewatch.catalog.files import read_yaml_document
 from sitewatch.core.errors import ContextError
 from sitewatch.core.types import Site
 
@@ -162,19 +161,8 @@ def write_builtin_context(root: Path) -> bool:
 def load_context(path: Path | str | None = None) -> Context:
     """The calendars and schedules in ``path``, or the built-in ones; :class:`ContextError` lists
     every problem."""
-    if path is None:
-        text, source = builtin_context_text(), f"built-in {BUILT_IN}"
-    else:
-        try:
-            text = Path(path).read_text(encoding="utf-8")
-        except OSError as error:
-            raise ContextError(str(path), [f"cannot be read ({error.strerror}); give a readable YAML file"]) \
-                from None
-        source = str(path)
-    try:
-        document = yaml.safe_load(text)
-    except yaml.YAMLError as error:
-        raise ContextError(source, [f"is not valid YAML: {error}"]) from None
+    document, source = read_yaml_document(path, builtin=(builtin_context_text, BUILT_IN),
+                                          error=ContextError)
     return parse_context(document, source)
 
 

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import functools
 import json
+from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
 
 import numpy as np
 
 from sitewatch.catalog.geojson import parse_catalog
-from sitewatch.core.errors import CatalogError
+from sitewatch.core.errors import CatalogError, ProblemsError
 from sitewatch.core.types import Site
 
 BUILTIN_CATALOG = "reference_sites.geojson"
@@ -82,3 +83,25 @@ def builtin_sites() -> tuple[Site, ...]:
     resource = resources.files("sitewatch.catalog").joinpath("data", BUILTIN_CATALOG)
     document = json.loads(resource.read_text(encoding="utf-8"))
     return parse_catalog(document, source=f"sitewatch.catalog/data/{BUILTIN_CATALOG}")
+
+
+def read_yaml_document(path: Path | str | None, *, builtin: tuple[Callable[[], str], str],
+                       error: type[ProblemsError]) -> tuple[object, str]:
+    """(parsed YAML, source name) of ``path``, or of ``builtin`` = (a reader of its text, its file
+    name) when ``path`` is None; ``error`` names the file when it cannot be read or is not YAML. The
+    one reader of the analysts' YAML files (calendars and schedules, activity patterns)."""
+    import yaml  # only the verbs that read these files pay for it
+
+    if path is None:
+        text, source = builtin[0](), f"built-in {builtin[1]}"
+    else:
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as problem:
+            reason = problem.strerror if isinstance(problem, OSError) else "not UTF-8 text"
+            raise error(str(path), [f"cannot be read ({reason}); give a readable YAML file"]) from None
+        source = str(path)
+    try:
+        return yaml.safe_load(text), source
+    except yaml.YAMLError as problem:
+        raise error(source, [f"is not valid YAML: {problem}"]) from None

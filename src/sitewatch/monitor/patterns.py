@@ -17,8 +17,7 @@ from enum import StrEnum
 from importlib import resources
 from pathlib import Path
 
-import yaml
-
+from sitewatch.catalog.files import read_yaml_document
 from sitewatch.core.errors import PatternError, UnsupportedInputError
 from sitewatch.core.indicators import indicator_spec
 from sitewatch.core.types import Site, Zone, ZoneKind
@@ -165,21 +164,10 @@ def parse_patterns(document: object, source: str) -> PatternLibrary:
 
 def load_patterns(path: Path | str | None = None) -> PatternLibrary:
     """The pattern library in ``path``, or the built-in one."""
-    if path is None:
-        text = resources.files("sitewatch.monitor").joinpath(BUILT_IN).read_text(encoding="utf-8")
-        source = f"built-in {BUILT_IN}"
-    else:
-        file = Path(path)
-        try:
-            text = file.read_text(encoding="utf-8")
-        except OSError as error:
-            problem = f"cannot be read ({error.strerror}); give a readable YAML file"
-            raise PatternError(str(file), [problem]) from None
-        source = str(file)
-    try:
-        document = yaml.safe_load(text)
-    except yaml.YAMLError as error:
-        raise PatternError(source, [f"is not valid YAML: {error}"]) from None
+    def builtin() -> str:
+        return resources.files("sitewatch.monitor").joinpath(BUILT_IN).read_text(encoding="utf-8")
+
+    document, source = read_yaml_document(path, builtin=(builtin, BUILT_IN), error=PatternError)
     return parse_patterns(document, source)
 
 

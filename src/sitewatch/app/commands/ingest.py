@@ -4,7 +4,6 @@ covered site."""
 from __future__ import annotations
 
 import json
-import os
 import time
 from datetime import datetime
 from pathlib import Path
@@ -21,6 +20,7 @@ from sitewatch.app.options import (
     SharedFolderOption,
     WorkersOption,
     WorkspaceOption,
+    pause_seconds,
     resolve_workspace,
 )
 from sitewatch.app.tables import add_id_column
@@ -55,13 +55,6 @@ def _parse_bands(value: str | None) -> tuple[str, ...] | None:
                                  param_hint="--bands")
     return names
 
-
-def _pause_seconds() -> float:
-    text = os.environ.get(PAUSE_ENV, "").strip()
-    try:
-        return max(0.0, float(text)) if text else 0.0
-    except ValueError:
-        raise typer.BadParameter(f"{PAUSE_ENV}={text!r} is not a number of seconds") from None
 
 
 def ingest_command(
@@ -164,7 +157,7 @@ def ingest_command(
     when = _parse_acquired(acquired)
     names = _parse_bands(bands)
     start, end = _parse_acquired(since, "--since"), _parse_acquired(until, "--until")
-    pause = _pause_seconds()
+    pause = pause_seconds(PAUSE_ENV)
     out = Console()
     err = Console(stderr=True)
     with Workspace.open(resolve_workspace(workspace)) as ws:

@@ -14,7 +14,7 @@ from typing import Annotated
 
 import typer
 
-from sitewatch.app.options import JsonOption, WorkspaceOption, resolve_workspace
+from sitewatch.app.options import JsonOption, WorkspaceOption, pause_seconds, resolve_workspace
 
 INTERRUPTED_EXIT_CODE = 143
 """128 + SIGTERM: a stop request had to end a cycle before its last step."""
@@ -39,13 +39,6 @@ def _stop_on_signals(stop: threading.Event) -> Iterator[None]:
             signal.signal(number, handler)
 
 
-def _pause() -> float:
-    text = os.environ.get(PAUSE_ENV, "").strip()
-    try:
-        return max(0.0, float(text)) if text else 0.0
-    except ValueError:
-        raise typer.BadParameter(f"{PAUSE_ENV}={text!r} is not a number of seconds") from None
-
 
 def watch(
     once: Annotated[bool, typer.Option("--once", help="Run one cycle over every source and exit "
@@ -62,7 +55,7 @@ def watch(
     from sitewatch.pipeline.watch_config import load_watch_config
     from sitewatch.store import Workspace
 
-    pause = _pause()
+    pause = pause_seconds(PAUSE_ENV)
     stop = threading.Event()
     with Workspace.open(resolve_workspace(workspace)) as ws:
         config = load_watch_config(ws.root, site_ids=[site.id for site in ws.sites()])

@@ -232,8 +232,9 @@ def morning_queue(ws: Store, *, last_visit: datetime | None) -> dict[str, Any]:
         by_site[alert.site_id].append(alert)
     untriaged = [a for alerts in by_site.values() for a in alerts if a.state is AlertState.NEW]
     settings = ws.settings
-    held_back = [a for a in untriaged if held(a, settings.benign_policy_for(a.site_id))]
-    waiting = sorted((a for a in untriaged if a not in held_back), key=_queue_order)
+    holding = [held(a, settings.benign_policy_for(a.site_id)) for a in untriaged]
+    held_back = [a for a, h in zip(untriaged, holding, strict=True) if h]
+    waiting = sorted((a for a, h in zip(untriaged, holding, strict=True) if not h), key=_queue_order)
     items = [queue_item(a, sites.get(a.site_id), last_visit=last_visit) for a in waiting]
     return {
         "last_visit": serialize.iso(last_visit) if last_visit is not None else None,
