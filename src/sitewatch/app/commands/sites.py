@@ -143,9 +143,7 @@ def validate(
         report = {"file": str(file), "valid": not problems, "sites": sites, "problems": problems}
         typer.echo(json.dumps(report, ensure_ascii=False))
     elif problems:
-        typer.echo(f"{file}: {len(problems)} problem(s):")
-        for problem in problems:
-            typer.echo(f"  - {problem}")
+        _echo_problems(str(file), problems)
     else:
         typer.echo(f"{file}: valid, {len(sites)} site(s): {', '.join(sites)}")
     if problems:
@@ -177,9 +175,7 @@ def check_context(workspace: WorkspaceOption = None, as_json: JsonOption = False
     if as_json:
         typer.echo(json.dumps(report, ensure_ascii=False))
     elif problems:
-        typer.echo(f"{source}: {len(problems)} problem(s):")
-        for problem in problems:
-            typer.echo(f"  - {problem}")
+        _echo_problems(source, problems)
     else:
         calendars = "; ".join(f"{c.country}: {len(c.holidays)} holidays" for c in inputs.context.calendars)
         patterns = ", ".join(p.id for p in inputs.patterns.patterns)
@@ -187,6 +183,14 @@ def check_context(workspace: WorkspaceOption = None, as_json: JsonOption = False
                    f"{len(inputs.context.schedules)}. Patterns: {patterns}.")
     if problems:
         raise typer.Exit(exit_code_for(ContextError(source, problems)))
+
+
+def _echo_problems(source: str, problems: list[str]) -> None:
+    """Every problem of a checked file, one per line under its name (what `sites check` and `sites
+    context` print)."""
+    typer.echo(f"{source}: {len(problems)} problem(s):")
+    for problem in problems:
+        typer.echo(f"  - {problem}")
 
 
 def register(app: typer.Typer) -> None:
