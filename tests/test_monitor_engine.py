@@ -215,6 +215,31 @@ def test_pixel_change_weighs_half_in_a_zone_that_also_has_counts() -> None:
     assert score == pytest.approx(CHANGE_BESIDE_COUNTS_WEIGHT * SERIES_CAP + SERIES_CAP)
 
 
+def test_a_surge_of_cars_weighs_half_a_surge_of_trucks() -> None:
+    from sitewatch.monitor.alerting import IndicatorHistory, score_history
+    from sitewatch.monitor.combine import INDICATOR_WEIGHTS, SERIES_CAP
+
+    rng = np.random.default_rng(5)
+    n = 60
+    start = datetime(2024, 1, 1, 10, tzinfo=UTC)
+    acquired = tuple(start + timedelta(days=3 * i) for i in range(n))
+    series = (("hall", "count_car"), ("hall", "count_large_vehicle"))
+    values = rng.poisson(5.0, (2, n)).astype(float)
+
+    def last_score(surging: int) -> float:
+        surge = values.copy()
+        surge[:, -1] = 5.0
+        surge[surging, -1] = 500.0  # far beyond the cap
+        history = IndicatorHistory("site", tuple(f"o{i}" for i in range(n)), acquired, series, surge,
+                                   np.ones_like(surge))
+        return float(score_history(history, EngineConfig()).result.site_score[0, -1])
+
+    # A holiday crowd of cars counts half what the same number of trucks at the hall does.
+    assert INDICATOR_WEIGHTS["count_car"] == 0.5
+    assert last_score(1) == pytest.approx(SERIES_CAP)
+    assert last_score(0) == pytest.approx(0.5 * SERIES_CAP)
+
+
 def test_changed_objects_are_pixel_change_not_a_detection_count() -> None:
     from sitewatch.monitor.alerting import IndicatorHistory, score_history
     from sitewatch.monitor.combine import SERIES_CAP

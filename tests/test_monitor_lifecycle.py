@@ -109,13 +109,13 @@ def test_explanation_names_zone_indicator_values_p_and_warm_up() -> None:
     primary = Evidence("Assembly hall", indicator_spec("count_large_vehicle"), 14.0, 1.0, 1e-5)
     other = Evidence("Rail yard", indicator_spec("count_rail_car"), 8.0, 1.5, 1e-3)
     text = explain_alert(site_name="Sanumdong", primary=primary, others=[other], site_p=2e-4,
-                         false_alarm_rate=0.01, n_history=45, extrapolated=True,
+                         false_alarm_rate=0.01, n_history=45, extrapolated=True, conformal_history=124,
                          record=track_record([_alert(1, AlertState.FALSE_ALARM)],
                                              before=datetime(2020, 1, 1, tzinfo=UTC)))
     assert "large vehicle count in Assembly hall 14 (usually 1)" in text
     assert "rail car count in Rail yard 8" in text
     assert "p = 0.0002" in text and "45 earlier observations" in text  # two significant digits
-    assert "Early days: the site has fewer than 99 earlier observations" in text
+    assert "Early days: the site has fewer than 124 earlier observations" in text
     assert "exponential" not in text and "0 of 1 earlier alert here was confirmed" in text
 
 

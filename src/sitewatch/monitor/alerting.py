@@ -25,12 +25,7 @@ from sitewatch.core.indicators import (
     is_detection_count,
 )
 from sitewatch.core.types import Alert, Hypothesis, IndicatorValue, Site, Zone
-from sitewatch.monitor.combine import (
-    CHANGE_BESIDE_COUNTS_WEIGHT,
-    contributions,
-    daily_benjamini_hochberg,
-    zone_weight,
-)
+from sitewatch.monitor.combine import contributions, daily_benjamini_hochberg, group_weight
 from sitewatch.monitor.engine import EngineConfig, EngineResult, score_sites
 from sitewatch.monitor.explain import Evidence, explain_alert, explain_slow_build
 from sitewatch.monitor.hypotheses import Reading, built_in_patterns, score_hypotheses
@@ -105,9 +100,9 @@ def score_history(
     The pixel-change indicators of one zone (changed area, its brightened and darkened parts,
     changed objects: one set of pixels measured four ways) form one group of the combined score;
     each detection count is its own (cars and trucks are different objects). Every group is
-    weighed by the kind of its zone in ``zones`` (see :func:`~sitewatch.monitor.combine.zone_weight`),
-    and a pixel-change group by :data:`~sitewatch.monitor.combine.CHANGE_BESIDE_COUNTS_WEIGHT`
-    in a zone that also has detection counts.
+    weighed by the kind of its zone in ``zones``, by its indicator (cars count half), and a
+    pixel-change group beside detection counts by half (see
+    :func:`~sitewatch.monitor.combine.group_weight`).
     """
     kinds = {zone.id: zone.kind.value for zone in zones}
     keys = [(zone, "change" if name in PIXEL_CHANGE_INDICATORS else name) for zone, name in history.series]
@@ -115,8 +110,7 @@ def score_history(
     counted = {zone for zone, name in history.series if is_detection_count(name)}
 
     def weight(zone: str, group: str) -> float:
-        beside_counts = group == "change" and zone in counted
-        return zone_weight(kinds.get(zone)) * (CHANGE_BESIDE_COUNTS_WEIGHT if beside_counts else 1.0)
+        return group_weight(kinds.get(zone), group, beside_counts=zone in counted)
 
     word = np.array([[(feedback or {}).get(o, 0) for o in history.observation_ids]], dtype=np.int8)
     result = score_sites(
@@ -252,7 +246,8 @@ def build_alerts(
                 explanation=explain_alert(
                     site_name=site.name, primary=primary, others=others, site_p=site_p,
                     false_alarm_rate=config.false_alarm_rate, n_history=n_history,
-                    extrapolated=bool(result.extrapolated[0, t]), record=record, hypotheses=hypotheses,
+                    extrapolated=bool(result.extrapolated[0, t]),
+                    conformal_history=config.conformal_history, record=record, hypotheses=hypotheses,
                     occasions=[f"{o.name} ({o.source})" for o in context.occasions(site, acquired)]
                     if context is not None else (),
                 ),

@@ -101,7 +101,8 @@ class EngineResult:
     candidate: np.ndarray
     """(sites, time) bool: p at most the instant test's level, after warm-up, score material."""
     extrapolated: np.ndarray
-    """(sites, time) bool: history shorter than 1/α − 1, so p <= α relied on the tail model."""
+    """(sites, time) bool: history shorter than ``config.conformal_history``, so p <= α relied on the
+    tail model."""
     series_p: np.ndarray
     """(sites, series, time) p-value of each series."""
     series_score: np.ndarray
@@ -266,7 +267,7 @@ def score_sites(
         site_score=out_site_score,
         n_history=out_n,
         candidate=out_candidate,
-        extrapolated=out_candidate & (out_n < int(np.ceil(1.0 / alpha)) - 1),
+        extrapolated=out_candidate & (out_n < config.conformal_history),
         series_p=out_series_p,
         series_score=out_series_score,
         location=out_location,

@@ -71,6 +71,7 @@ def explain_alert(
     false_alarm_rate: float,
     n_history: int,
     extrapolated: bool,
+    conformal_history: int,
     record: TrackRecord,
     hypotheses: Sequence[Hypothesis] = (),
     occasions: Sequence[str] = (),
@@ -85,7 +86,7 @@ def explain_alert(
     text += (f". Combined p = {words.p_value(site_p)} against {n_history} earlier observations "
              f"(alerting at a false-alarm rate of {false_alarm_rate:g} per observation).")
     if extrapolated:
-        text += (f" Early days: the site has fewer than {round(1 / false_alarm_rate) - 1} earlier "
+        text += (f" Early days: the site has fewer than {conformal_history} earlier "
                  "observations, too few to rank this one among them, so its p is estimated from how "
                  "quickly the largest past values thin out, and is less certain than it will be later.")
     if occasions:
