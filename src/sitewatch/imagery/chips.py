@@ -19,6 +19,7 @@ from affine import Affine
 from rasterio.crs import CRS as RasterioCRS
 from rasterio.enums import Resampling
 from rasterio.errors import RasterioError
+from rasterio.io import DatasetReader
 from rasterio.warp import reproject, transform_bounds
 from rasterio.windows import Window
 
@@ -107,6 +108,9 @@ def extract_chip(path: ImageSource, grid: SiteGrid, *, resampling: Resampling | 
         destination = np.full((dataset.count, *grid.shape), np.nan, dtype=work)
         source_gsd = ground_sample_distance(dataset, path)
         method = resampling or choose_resampling(source_gsd, grid.gsd)
+        offset = _lattice_offset(dataset, grid, method)
+        if offset is not None:
+            return _copy_chip(dataset, grid, offset, names, path)
         window = _covering_window(dataset.crs, dataset.transform, dataset.width, dataset.height, grid)
         if window is not None:
             # A 0.3 m scene over a 10 m grid would be a huge window: let GDAL average it down (from
@@ -139,6 +143,62 @@ def extract_chip(path: ImageSource, grid: SiteGrid, *, resampling: Resampling | 
             )
     valid = np.asarray(np.isfinite(destination).all(axis=0), dtype=bool)
     return Chip(array=_to_dtype(destination, dtype, valid), valid=valid, bands=names)
+
+
+def _lattice_offset(dataset: DatasetReader, grid: SiteGrid, method: Resampling) -> tuple[int, int] | None:
+    """(row, col) of the grid's first pixel in the image when the grid is a crop of the image's own
+    pixel lattice (same CRS, same north-up pixel size, whole-pixel offset) and the warp would only
+    copy pixels; None otherwise.
+
+    Nearest and bilinear resampling at whole-pixel offsets give every grid pixel its one source
+    pixel with weight 1, and unobserved pixels stay unobserved, so a plain read gives the same
+    chip as the warp (tested against it). Integers up to 32 bits only: the warp's float path holds
+    them exactly, and floats (-0.0, NaN payloads) are left to the warp.
+    """
+    if method not in (Resampling.nearest, Resampling.bilinear) or dataset.crs is None:
+        return None
+    dtypes = set(dataset.dtypes)
+    if len(dtypes) != 1:
+        return None
+    dtype = np.dtype(dtypes.pop())
+    if not np.issubdtype(dtype, np.integer) or dtype.itemsize > 4:
+        return None
+    source, target = dataset.transform, grid.transform
+    if source.b != 0 or source.d != 0 or target.b != 0 or target.d != 0:
+        return None
+    if source.a != target.a or source.e != target.e:
+        return None
+    col = (target.c - source.c) / source.a
+    row = (target.f - source.f) / source.e
+    if not (col.is_integer() and row.is_integer()):
+        return None
+    if dataset.crs != RasterioCRS.from_epsg(grid.epsg):
+        return None
+    return int(row), int(col)
+
+
+def _copy_chip(dataset: DatasetReader, grid: SiteGrid, offset: tuple[int, int],
+               names: tuple[str, ...], path: ImageSource) -> Chip:
+    """The chip of a grid on the image's own lattice (:func:`_lattice_offset`): read, not warped."""
+    row, col = offset
+    array = np.zeros((dataset.count, *grid.shape), dtype=dataset.dtypes[0])
+    valid = np.zeros(grid.shape, dtype=bool)
+    row_start, col_start = max(row, 0), max(col, 0)
+    row_stop, col_stop = min(row + grid.height, dataset.height), min(col + grid.width, dataset.width)
+    if row_stop > row_start and col_stop > col_start:
+        window = Window(col_start, row_start, col_stop - col_start, row_stop - row_start)
+        try:
+            pixels = dataset.read(window=window)
+            observed = dataset.dataset_mask(window=window) > 0
+        except RasterioError as error:
+            raise UnreadableImageError(
+                f"{path}: pixels over the site grid cannot be read ({gdal_message(error)}); "
+                "the file is probably truncated or corrupt, copy or download it again"
+            ) from error
+        inside = np.s_[row_start - row:row_stop - row, col_start - col:col_stop - col]
+        np.copyto(array[(slice(None), *inside)], pixels, where=observed)
+        valid[inside] = observed
+    return Chip(array=array, valid=valid, bands=names)
 
 
 def _covering_window(crs: RasterioCRS, transform: Affine, width: int, height: int,
