@@ -14,6 +14,7 @@ from shapely.geometry import box
 
 from sitewatch.core.types import Site
 from sitewatch.imagery.chips import (
+    OVERVIEWS_ABOVE,
     Chip,
     _lattice_offset,
     choose_resampling,
@@ -130,13 +131,27 @@ def test_cog_round_trip(tmp_path: Path, dtype: str) -> None:
         assert dataset.tags(ns="IMAGE_STRUCTURE").get("LAYOUT") == "COG"
         assert dataset.profile["tiled"] and dataset.profile["compress"] == "deflate"
         assert dataset.tags(ns="IMAGE_STRUCTURE").get("PREDICTOR") == "2"  # lossless: pixels below equal
-        assert dataset.overviews(1), "a 700-pixel chip gets overviews"
+        assert not dataset.overviews(1), "a 700-pixel chip is read whole: no overviews"
         assert dataset.crs.to_epsg() == 32652 and dataset.transform == grid.transform
     back = read_chip(path)
     np.testing.assert_array_equal(back.array, chip.array)
     np.testing.assert_array_equal(back.valid, chip.valid)
     assert back.bands == ("red", "green", "blue")
     assert back.valid_fraction == pytest.approx(chip.valid_fraction)
+
+
+def test_a_large_chip_gets_overviews(tmp_path: Path) -> None:
+    grid = _grid(size=OVERVIEWS_ABOVE + 1)
+    valid = np.ones(grid.shape, dtype=bool)
+    valid[:300] = False
+    array = np.where(valid, np.indices(grid.shape).sum(axis=0) % 251, 0).astype("uint8")[None]
+    path = write_chip(Chip(array=array, valid=valid), grid, tmp_path / "large.tif")
+    with rasterio.open(path) as dataset:
+        assert dataset.tags(ns="IMAGE_STRUCTURE").get("LAYOUT") == "COG"
+        assert dataset.overviews(1) == [2, 4, 8]  # down to one 256-pixel tile
+    back = read_chip(path)
+    np.testing.assert_array_equal(back.array, array)
+    np.testing.assert_array_equal(back.valid, valid)
 
 
 def test_float_chip_round_trip_keeps_nan(tmp_path: Path) -> None:

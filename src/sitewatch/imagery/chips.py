@@ -40,6 +40,15 @@ _WINDOW_PAD = 3
 """Source pixels read beyond the grid on each side, so edge pixels get their full kernel."""
 _DOWNSAMPLE_AVERAGE_FROM = 1.5
 """Grid GSD / source GSD above which pixels are averaged instead of interpolated."""
+OVERVIEWS_ABOVE = 2048
+"""Chips larger than this many pixels a side get overviews (2x, 4x, ... down to one 256 px tile).
+
+A smaller chip (at most 16 MP, a few MB compressed) is read whole by every reader here (the
+change and evidence steps, the report, the viewer) and by a map client in a few range
+requests, while GDAL's overviews were half the cost of writing it: two thirds of a demo
+chip's 0.12 CPU-s (issue 18). The map's tiles of such a chip, below its own resolution, are
+decimated from the full-resolution pixels instead of read from an averaged overview.
+"""
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -249,14 +258,15 @@ def _to_dtype(values: np.ndarray, dtype: np.dtype, valid: np.ndarray) -> np.ndar
 
 
 def write_chip(chip: Chip, grid: SiteGrid, path: Path) -> Path:
-    """Write ``chip`` as a Cloud Optimized GeoTIFF on ``grid`` (deflate, tiled, overviews, mask).
+    """Write ``chip`` as a Cloud Optimized GeoTIFF on ``grid`` (deflate, tiled, mask; overviews above
+    :data:`OVERVIEWS_ABOVE` pixels a side).
 
     Validity is stored as an internal mask (not a nodata value) so no real pixel value is lost.
     Deflate at level 1 after a horizontal predictor (integers): a demo chip (3 x 1,035 x 1,233 bytes)
-    takes a fifth less CPU than at level 6 without predictor (0.14 CPU-s instead of 0.18, two thirds
-    of it the overviews) and its file is a fifth smaller; the pixels are the same (lossless either
-    way). GDAL's NUM_THREADS was left out: it shortened the wall time of one chip on idle cores but
-    cost CPU, which the machines running ingest beside other work do not have to spare.
+    takes a fifth less CPU than at level 6 without predictor and its file is a fifth smaller; the
+    pixels are the same (lossless either way). GDAL's NUM_THREADS was left out: it shortened the wall
+    time of one chip on idle cores but cost CPU, which the machines running ingest beside other work
+    do not have to spare.
     """
     if chip.array.shape[1:] != grid.shape:
         raise ValidationError("Chip", "array",
@@ -276,6 +286,8 @@ def write_chip(chip: Chip, grid: SiteGrid, path: Path) -> Path:
         "overview_resampling": "average",
         "BIGTIFF": "IF_SAFER",
     }
+    if max(grid.shape) <= OVERVIEWS_ABOVE:
+        profile["overviews"] = "NONE"
     profile["predictor"] = 3 if np.issubdtype(chip.array.dtype, np.floating) else 2
     try:
         with rasterio.open(path, "w", **profile) as dataset:
