@@ -9,6 +9,7 @@ that no figure hides a threshold tuned on the data it is scored on.
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
@@ -189,14 +190,29 @@ def score_result(
 # --- registry ---------------------------------------------------------------------------------
 
 DetectorFactory = Callable[[], ChangeDetector]
-_REGISTRY: dict[str, DetectorFactory] = {}
+_REGISTRY: dict[str, DetectorFactory | str] = {
+    "contrast": "sitewatch.analytics.change.contrast:ContrastChange",
+    "cva": "sitewatch.analytics.change.cva:ChangeVectorAnalysis",
+    "irmad": "sitewatch.analytics.change.irmad:IrMad",
+    "learned": "sitewatch.analytics.change.learned:LearnedBuildings",
+    "learned-site": "sitewatch.analytics.change.learned:LearnedSite",
+    "pca-kmeans": "sitewatch.analytics.change.pcakmeans:PcaKMeans",
+    "segments": "sitewatch.analytics.change.segments:SegmentChange",
+}
+"""Change detectors by name: the class, or for a built-in method not used yet where it lives
+(``module:class``). Its module is imported on first use (where its ``register_change_detector``
+puts the class in), not with this package: the methods' modules load scipy, onnxruntime and
+scikit-image, which a CVA run does not need (issue 18: a third of ``sitewatch change scene``'s
+time on a 4,096 px pair)."""
 
 
 def register_change_detector(name: str) -> Callable[[DetectorFactory], DetectorFactory]:
     """Class decorator adding a detector (built with no arguments) to the registry under ``name``."""
 
     def add(factory: DetectorFactory) -> DetectorFactory:
-        if name in _REGISTRY:
+        known = _REGISTRY.get(name)
+        where = f"{getattr(factory, '__module__', '')}:{getattr(factory, '__qualname__', '')}"
+        if known is not None and known != where:
             raise ValueError(f"change detector {name!r} is already registered")
         _REGISTRY[name] = factory
         return factory
@@ -205,11 +221,7 @@ def register_change_detector(name: str) -> Callable[[DetectorFactory], DetectorF
 
 
 def change_detectors() -> list[str]:
-    """Names of the registered change detectors, in registration order.
-
-    The built-in methods register themselves when ``sitewatch.analytics.change`` is imported,
-    which Python always does before this module.
-    """
+    """Names of the registered change detectors: the built-in ones, then those registered since."""
     return list(_REGISTRY)
 
 
@@ -222,5 +234,8 @@ def get_change_detector(name: str) -> ChangeDetector:
         raise UnsupportedInputError(
             f"no change detector named {name!r}; choose one of: {known}"
         ) from None
+    if isinstance(factory, str):
+        module, _, attribute = factory.partition(":")
+        factory = getattr(importlib.import_module(module), attribute)  # registers itself on import
     return factory()
 
