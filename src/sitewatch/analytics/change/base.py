@@ -135,10 +135,19 @@ def check_pair(
                 f"{detector.name}: valid mask {valid.shape} does not match the images {before.shape[1:]}"
             )
         finite &= valid.astype(bool)
-    if not finite.all():  # new arrays: never write into the caller's pixels
-        before32 = np.where(finite, before32, np.float32(0.0))
-        after32 = np.where(finite, after32, np.float32(0.0))
+    if not finite.all():
+        unseen = ~finite
+        # new arrays (never write into the caller's pixels), unless every unseen pixel already is
+        # +0.0 in both: a caller that zeroed them (scene windows) is spared two copies of the pair
+        if _any_bits(before32, unseen) or _any_bits(after32, unseen):
+            before32 = np.where(finite, before32, np.float32(0.0))
+            after32 = np.where(finite, after32, np.float32(0.0))
     return before32, after32, finite
+
+
+def _any_bits(image: FloatImage, where: BoolMask) -> bool:
+    """Whether any pixel of ``image`` (float32) at ``where`` is not +0.0 (NaN and -0.0 included)."""
+    return bool(image[:, where].view(np.uint32).any())
 
 
 def logistic_inplace(values: NDArray[np.float32]) -> NDArray[np.float32]:
