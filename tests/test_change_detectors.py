@@ -179,3 +179,22 @@ def test_irmad_whole_image_chi_square_is_the_pixel_formula() -> None:
     transform = fit_irmad(before.reshape(3, -1), after.reshape(3, -1))
     expected = transform.chi_square(before.reshape(3, -1), after.reshape(3, -1)).reshape(40, 50)
     assert np.allclose(transform.chi_square_image(before, after), expected, rtol=1e-3, atol=1e-3)
+
+
+def test_check_pair_leaves_the_callers_pixels_and_copies_only_when_it_must() -> None:
+    detector = get_change_detector("cva")
+    rng = np.random.default_rng(4)
+    before, after = (rng.normal(100, 20, (3, 30, 30)).astype(np.float32) for _ in range(2))
+    valid = rng.random((30, 30)) > 0.3
+    kept = before.copy()
+    first, second, seen = check_pair(detector, before, after, valid)
+    np.testing.assert_array_equal(before, kept)  # the caller's pixels are never written
+    assert first is not before and not first[:, ~valid].any() and not second[:, ~valid].any()
+    np.testing.assert_array_equal(seen, valid)
+    before[:, ~valid] = 0.0
+    after[:, ~valid] = 0.0
+    first, second, _ = check_pair(detector, before, after, valid)
+    assert first is before and second is after  # unseen pixels already +0.0: nothing to copy
+    after[1, np.argwhere(~valid)[0][0], np.argwhere(~valid)[0][1]] = -0.0  # not +0.0 bit for bit
+    first, second, _ = check_pair(detector, before, after, valid)
+    assert first is not before and not np.signbit(second).any()

@@ -13,7 +13,15 @@ from rasterio.enums import Resampling
 from shapely.geometry import box
 
 from sitewatch.core.types import Site
-from sitewatch.imagery.chips import Chip, choose_resampling, extract_chip, read_chip, write_chip
+from sitewatch.imagery.chips import (
+    OVERVIEWS_ABOVE,
+    Chip,
+    _lattice_offset,
+    choose_resampling,
+    extract_chip,
+    read_chip,
+    write_chip,
+)
 from sitewatch.imagery.grid import SiteGrid, site_grid
 
 UTM52 = "EPSG:32652"
@@ -123,13 +131,27 @@ def test_cog_round_trip(tmp_path: Path, dtype: str) -> None:
         assert dataset.tags(ns="IMAGE_STRUCTURE").get("LAYOUT") == "COG"
         assert dataset.profile["tiled"] and dataset.profile["compress"] == "deflate"
         assert dataset.tags(ns="IMAGE_STRUCTURE").get("PREDICTOR") == "2"  # lossless: pixels below equal
-        assert dataset.overviews(1), "a 700-pixel chip gets overviews"
+        assert not dataset.overviews(1), "a 700-pixel chip is read whole: no overviews"
         assert dataset.crs.to_epsg() == 32652 and dataset.transform == grid.transform
     back = read_chip(path)
     np.testing.assert_array_equal(back.array, chip.array)
     np.testing.assert_array_equal(back.valid, chip.valid)
     assert back.bands == ("red", "green", "blue")
     assert back.valid_fraction == pytest.approx(chip.valid_fraction)
+
+
+def test_a_large_chip_gets_overviews(tmp_path: Path) -> None:
+    grid = _grid(size=OVERVIEWS_ABOVE + 1)
+    valid = np.ones(grid.shape, dtype=bool)
+    valid[:300] = False
+    array = np.where(valid, np.indices(grid.shape).sum(axis=0) % 251, 0).astype("uint8")[None]
+    path = write_chip(Chip(array=array, valid=valid), grid, tmp_path / "large.tif")
+    with rasterio.open(path) as dataset:
+        assert dataset.tags(ns="IMAGE_STRUCTURE").get("LAYOUT") == "COG"
+        assert dataset.overviews(1) == [2, 4, 8]  # down to one 256-pixel tile
+    back = read_chip(path)
+    np.testing.assert_array_equal(back.array, array)
+    np.testing.assert_array_equal(back.valid, valid)
 
 
 def test_float_chip_round_trip_keeps_nan(tmp_path: Path) -> None:
@@ -195,3 +217,56 @@ def test_heavy_downsampling_reads_decimated_and_stays_accurate(tmp_path: Path) -
     assert chip.valid.all()
     expected = 10.0 + (np.arange(100) + 0.5) * 2.0  # grid starts 10 m east of the source
     np.testing.assert_allclose(chip.array[0].mean(axis=0), expected, atol=0.15)
+
+
+@pytest.mark.parametrize("dtype", ["uint8", "uint16", "int16", "int32"])
+@pytest.mark.parametrize("masking", ["nodata", "internal mask", "alpha"])
+@pytest.mark.parametrize("resampling", [None, Resampling.nearest, Resampling.bilinear])
+def test_grid_on_the_image_lattice_is_read_as_the_warp_would_give(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, dtype: str, masking: str,
+        resampling: Resampling | None) -> None:
+    """A grid that is a whole-pixel crop of the image is read, not warped: the same chip either way,
+    unobserved pixels and grids reaching past the image's edges included."""
+    rng = np.random.default_rng(sum(map(ord, dtype + masking)))
+    info = np.iinfo(dtype)
+    values = rng.integers(max(info.min, -3000), min(info.max, 3000), (3, 50, 70), endpoint=True).astype(dtype)
+    observed = rng.random((50, 70)) > 0.2
+    observed[10:14, :] = False
+    path = tmp_path / "s.tif"
+    profile: dict[str, object] = {"driver": "GTiff", "width": 70, "height": 50, "count": 3, "dtype": dtype,
+                                  "crs": UTM52, "transform": Affine(0.5, 0, 500_000, 0, -0.5, 4_300_000)}
+    if masking == "nodata":
+        profile["nodata"] = 7
+        values[:, ~observed] = 7
+        values[:, observed & (values[0] == 7)] = 8
+    if masking == "alpha":
+        profile.update(count=4, photometric="RGB", alpha="YES")
+    with rasterio.open(path, "w", **profile) as dataset:
+        dataset.write(values, indexes=[1, 2, 3])
+        if masking == "alpha":
+            dataset.write(np.where(observed, 255, 0).astype(dtype), 4)
+        if masking == "internal mask":
+            dataset.write_mask(np.where(observed, 255, 0).astype("uint8"))
+    fractions = []
+    for west_px, north_px, size in ((5, 3, 40), (-6, -4, 30), (50, 30, 40), (0, 0, 50), (-20, 0, 10)):
+        grid = _grid(west=500_000 + 0.5 * west_px, north=4_300_000 - 0.5 * north_px, size=size, gsd=0.5)
+        with rasterio.open(path) as dataset:
+            assert _lattice_offset(dataset, grid, resampling or Resampling.bilinear) == (north_px, west_px)
+        read = extract_chip(path, grid, resampling=resampling)
+        with monkeypatch.context() as patch:
+            patch.setattr("sitewatch.imagery.chips._lattice_offset", lambda *_: None)
+            warped = extract_chip(path, grid, resampling=resampling)
+        np.testing.assert_array_equal(read.valid, warped.valid)
+        np.testing.assert_array_equal(read.array, warped.array)
+        assert read.array.dtype == warped.array.dtype and read.bands == warped.bands
+        fractions.append(read.valid_fraction)
+    assert fractions[0] > 0.5 and fractions[-1] == 0.0  # the last grid lies west of the image
+
+
+def test_grid_off_the_image_lattice_is_warped(tmp_path: Path) -> None:
+    """Half a pixel off the lattice, bilinear interpolates (a read would be a half-pixel shift)."""
+    values = np.zeros((1, 40, 40), dtype="uint8")
+    values[:, :, 20:] = 200
+    path = write_geotiff(tmp_path / "s.tif", values, Affine(1.0, 0, 499_990, 0, -1.0, 4_300_010))
+    chip = extract_chip(path, _grid(west=500_000.5, size=20))
+    assert set(np.unique(chip.array[0, 5])) == {0, 100, 200}

@@ -19,6 +19,7 @@ from affine import Affine
 from rasterio.crs import CRS as RasterioCRS
 from rasterio.enums import Resampling
 from rasterio.errors import RasterioError
+from rasterio.io import DatasetReader
 from rasterio.warp import reproject, transform_bounds
 from rasterio.windows import Window
 
@@ -39,6 +40,15 @@ _WINDOW_PAD = 3
 """Source pixels read beyond the grid on each side, so edge pixels get their full kernel."""
 _DOWNSAMPLE_AVERAGE_FROM = 1.5
 """Grid GSD / source GSD above which pixels are averaged instead of interpolated."""
+OVERVIEWS_ABOVE = 2048
+"""Chips larger than this many pixels a side get overviews (2x, 4x, ... down to one 256 px tile).
+
+A smaller chip (at most 16 MP, a few MB compressed) is read whole by every reader here (the
+change and evidence steps, the report, the viewer) and by a map client in a few range
+requests, while GDAL's overviews were half the cost of writing it: two thirds of a demo
+chip's 0.12 CPU-s (issue 18). The map's tiles of such a chip, below its own resolution, are
+decimated from the full-resolution pixels instead of read from an averaged overview.
+"""
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -107,6 +117,9 @@ def extract_chip(path: ImageSource, grid: SiteGrid, *, resampling: Resampling | 
         destination = np.full((dataset.count, *grid.shape), np.nan, dtype=work)
         source_gsd = ground_sample_distance(dataset, path)
         method = resampling or choose_resampling(source_gsd, grid.gsd)
+        offset = _lattice_offset(dataset, grid, method)
+        if offset is not None:
+            return _copy_chip(dataset, grid, offset, names, path)
         window = _covering_window(dataset.crs, dataset.transform, dataset.width, dataset.height, grid)
         if window is not None:
             # A 0.3 m scene over a 10 m grid would be a huge window: let GDAL average it down (from
@@ -139,6 +152,62 @@ def extract_chip(path: ImageSource, grid: SiteGrid, *, resampling: Resampling | 
             )
     valid = np.asarray(np.isfinite(destination).all(axis=0), dtype=bool)
     return Chip(array=_to_dtype(destination, dtype, valid), valid=valid, bands=names)
+
+
+def _lattice_offset(dataset: DatasetReader, grid: SiteGrid, method: Resampling) -> tuple[int, int] | None:
+    """(row, col) of the grid's first pixel in the image when the grid is a crop of the image's own
+    pixel lattice (same CRS, same north-up pixel size, whole-pixel offset) and the warp would only
+    copy pixels; None otherwise.
+
+    Nearest and bilinear resampling at whole-pixel offsets give every grid pixel its one source
+    pixel with weight 1, and unobserved pixels stay unobserved, so a plain read gives the same
+    chip as the warp (tested against it). Integers up to 32 bits only: the warp's float path holds
+    them exactly, and floats (-0.0, NaN payloads) are left to the warp.
+    """
+    if method not in (Resampling.nearest, Resampling.bilinear) or dataset.crs is None:
+        return None
+    dtypes = set(dataset.dtypes)
+    if len(dtypes) != 1:
+        return None
+    dtype = np.dtype(dtypes.pop())
+    if not np.issubdtype(dtype, np.integer) or dtype.itemsize > 4:
+        return None
+    source, target = dataset.transform, grid.transform
+    if source.b != 0 or source.d != 0 or target.b != 0 or target.d != 0:
+        return None
+    if source.a != target.a or source.e != target.e:
+        return None
+    col = (target.c - source.c) / source.a
+    row = (target.f - source.f) / source.e
+    if not (col.is_integer() and row.is_integer()):
+        return None
+    if dataset.crs != RasterioCRS.from_epsg(grid.epsg):
+        return None
+    return int(row), int(col)
+
+
+def _copy_chip(dataset: DatasetReader, grid: SiteGrid, offset: tuple[int, int],
+               names: tuple[str, ...], path: ImageSource) -> Chip:
+    """The chip of a grid on the image's own lattice (:func:`_lattice_offset`): read, not warped."""
+    row, col = offset
+    array = np.zeros((dataset.count, *grid.shape), dtype=dataset.dtypes[0])
+    valid = np.zeros(grid.shape, dtype=bool)
+    row_start, col_start = max(row, 0), max(col, 0)
+    row_stop, col_stop = min(row + grid.height, dataset.height), min(col + grid.width, dataset.width)
+    if row_stop > row_start and col_stop > col_start:
+        window = Window(col_start, row_start, col_stop - col_start, row_stop - row_start)
+        try:
+            pixels = dataset.read(window=window)
+            observed = dataset.dataset_mask(window=window) > 0
+        except RasterioError as error:
+            raise UnreadableImageError(
+                f"{path}: pixels over the site grid cannot be read ({gdal_message(error)}); "
+                "the file is probably truncated or corrupt, copy or download it again"
+            ) from error
+        inside = np.s_[row_start - row:row_stop - row, col_start - col:col_stop - col]
+        np.copyto(array[(slice(None), *inside)], pixels, where=observed)
+        valid[inside] = observed
+    return Chip(array=array, valid=valid, bands=names)
 
 
 def _covering_window(crs: RasterioCRS, transform: Affine, width: int, height: int,
@@ -189,14 +258,15 @@ def _to_dtype(values: np.ndarray, dtype: np.dtype, valid: np.ndarray) -> np.ndar
 
 
 def write_chip(chip: Chip, grid: SiteGrid, path: Path) -> Path:
-    """Write ``chip`` as a Cloud Optimized GeoTIFF on ``grid`` (deflate, tiled, overviews, mask).
+    """Write ``chip`` as a Cloud Optimized GeoTIFF on ``grid`` (deflate, tiled, mask; overviews above
+    :data:`OVERVIEWS_ABOVE` pixels a side).
 
     Validity is stored as an internal mask (not a nodata value) so no real pixel value is lost.
     Deflate at level 1 after a horizontal predictor (integers): a demo chip (3 x 1,035 x 1,233 bytes)
-    takes a fifth less CPU than at level 6 without predictor (0.14 CPU-s instead of 0.18, two thirds
-    of it the overviews) and its file is a fifth smaller; the pixels are the same (lossless either
-    way). GDAL's NUM_THREADS was left out: it shortened the wall time of one chip on idle cores but
-    cost CPU, which the machines running ingest beside other work do not have to spare.
+    takes a fifth less CPU than at level 6 without predictor and its file is a fifth smaller; the
+    pixels are the same (lossless either way). GDAL's NUM_THREADS was left out: it shortened the wall
+    time of one chip on idle cores but cost CPU, which the machines running ingest beside other work
+    do not have to spare.
     """
     if chip.array.shape[1:] != grid.shape:
         raise ValidationError("Chip", "array",
@@ -216,6 +286,8 @@ def write_chip(chip: Chip, grid: SiteGrid, path: Path) -> Path:
         "overview_resampling": "average",
         "BIGTIFF": "IF_SAFER",
     }
+    if max(grid.shape) <= OVERVIEWS_ABOVE:
+        profile["overviews"] = "NONE"
     profile["predictor"] = 3 if np.issubdtype(chip.array.dtype, np.floating) else 2
     try:
         with rasterio.open(path, "w", **profile) as dataset:

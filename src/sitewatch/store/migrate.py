@@ -113,6 +113,8 @@ def upgrade_to_head(engine: Engine) -> tuple[str | None, str]:
         if stamp is not None and stamp == packaged_head():
             return stamp, stamp
         if connection.dialect.name == "postgresql":
+            import sitewatch.store.postgis  # noqa: F401  (PostGIS columns reflect as geometries)
+
             # Processes opening one server database at once migrate it one after the other; the
             # second then finds it at head. (SQLite's write lock does the same for a file.)
             connection.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY})

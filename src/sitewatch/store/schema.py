@@ -14,7 +14,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
-from geoalchemy2 import Geometry
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
@@ -55,32 +54,32 @@ SITE_GRID = 0
 so PostGIS keeps them as 'unknown' (0) and the observation says which CRS."""
 
 
-class PostGISGeometry(Geometry):
+class PostGISWKB(TypeDecorator[bytes]):
     """A PostGIS geometry column that takes and gives plain WKB bytes, as the SQLite BLOB does.
 
-    GeoAlchemy2 gives the DDL, reflection and GiST support; the binding is ours: no EWKT text,
-    no ``WKBElement``, so :mod:`sitewatch.store.codec` is the same for both backends.
+    Its PostgreSQL type is :class:`sitewatch.store.postgis.PostGISGeometry` (GeoAlchemy2: the DDL,
+    reflection and the binding), imported only when a statement is compiled for PostgreSQL:
+    GeoAlchemy2 loads every SQLAlchemy dialect, a tenth of a second that ``sitewatch alerts list``
+    on a SQLite workspace does not need (issue 18).
     """
 
+    impl = sa.LargeBinary
     cache_ok = True
 
-    def bind_expression(self, bindvalue: Any) -> Any:
-        return sa.func.ST_SetSRID(sa.func.ST_GeomFromWKB(bindvalue), self.srid, type_=self)
+    def __init__(self, srid: int) -> None:
+        super().__init__()
+        self.srid = srid
 
-    def column_expression(self, col: Any) -> Any:
-        return sa.func.ST_AsBinary(col, type_=sa.LargeBinary)
+    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
+        from sitewatch.store.postgis import PostGISGeometry
 
-    def bind_processor(self, dialect: Dialect) -> Any:
-        return None
-
-    def result_processor(self, dialect: Dialect, coltype: Any) -> Any:
-        return None
+        return dialect.type_descriptor(PostGISGeometry(geometry_type="GEOMETRY", srid=self.srid,
+                                                       spatial_index=False))
 
 
 def geometry_type(srid: int) -> TypeEngine[bytes]:
     """WKB in a BLOB on SQLite, a PostGIS geometry with ``srid`` on PostgreSQL."""
-    return sa.LargeBinary().with_variant(
-        PostGISGeometry(geometry_type="GEOMETRY", srid=srid, spatial_index=False), "postgresql")
+    return sa.LargeBinary().with_variant(PostGISWKB(srid), "postgresql")
 
 
 def spatial_index(table: str, column: str = "geometry_wkb") -> sa.Index:

@@ -897,6 +897,8 @@ def create_engine(url: str) -> Engine:
     """An engine for a workspace database URL (SQLite with WAL and a busy timeout, or PostgreSQL)."""
     parsed = check_database_url(url)
     if parsed.get_backend_name() != "sqlite":
+        import sitewatch.store.postgis  # noqa: F401  (PostGIS columns reflect as geometries)
+
         return sa.create_engine(parsed, pool_pre_ping=True)
     engine = sa.create_engine(parsed, connect_args={"timeout": BUSY_TIMEOUT_S})
 

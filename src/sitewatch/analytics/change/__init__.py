@@ -1,12 +1,12 @@
 """Change detection between two co-registered images of a site grid.
 
-Every method implements :class:`ChangeDetector` and registers itself here on import;
-use :func:`get_change_detector` / :func:`change_detectors` rather than the classes, and
+Every method implements :class:`ChangeDetector` and is named in the registry of ``base``, its
+module imported when the method is first asked for (:func:`get_change_detector`); use it and
+:func:`change_detectors` rather than the classes, and
 :func:`choose_change_method` for the method to run on an input by default
 (:func:`choose_monitoring_detector` for the monitor's indicators; ``choice`` says why two).
 """
 
-from sitewatch.analytics.change import contrast, cva, irmad, learned, pcakmeans, segments
 from sitewatch.analytics.change.base import (
     ChangeDetector,
     ChangeResult,
@@ -35,14 +35,8 @@ __all__ = [
     "change_detectors",
     "choose_change_method",
     "choose_monitoring_detector",
-    "contrast",
-    "cva",
     "get_change_detector",
     "input_bands",
-    "irmad",
-    "learned",
-    "pcakmeans",
     "register_change_detector",
-    "segments",
     "take_bands",
 ]

@@ -33,7 +33,6 @@ import numpy as np
 from numpy.typing import NDArray
 
 from sitewatch.analytics.change.base import ChangeDetector, get_change_detector
-from sitewatch.analytics.change.contrast import ContrastChange
 from sitewatch.core.errors import UnsupportedInputError
 from sitewatch.imagery.bands import describe_bands, find_bands
 
@@ -147,6 +146,9 @@ def choose_monitoring_detector(gsd: float) -> tuple[ChangeDetector, str]:
     change that illumination, shadows and small misregistration do not trigger, date after date,
     on every band the chips have.
     """
+    # here, not at the top: contrast's module loads scipy.ndimage, which the other methods need not
+    from sitewatch.analytics.change.contrast import ContrastChange
+
     contrast = ContrastChange()
     low, high = contrast.gsd_range
     if math.isfinite(gsd) and low <= gsd <= high:

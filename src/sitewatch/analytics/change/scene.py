@@ -195,6 +195,9 @@ def scene_change(
         aligned, valid = shifted[(slice(None), *inner)], covered[inner] & valid_reference
         if radiometry is not None:
             radiometry.apply(aligned, out=aligned)
+        unseen = ~valid
+        for image in (reference, aligned):  # ours: zeroed here, the detector need not copy them
+            np.copyto(image, np.float32(0.0), where=unseen)
         return WindowChange(part, detector(reference, aligned, valid=valid), valid)
 
     workers = max(1, min(workers, len(windows)))  # no idle threads for a raster of few windows
