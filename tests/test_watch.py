@@ -17,7 +17,7 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from email import message_from_bytes
 from email.message import Message
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -309,6 +309,49 @@ def test_cursors_and_the_outbox_hold_on_sqlite_and_postgis(tmp_path: Path, datab
         (change,) = ws.pending_notifications(max_attempts=2)
         assert (change.event, change.who, change.comment, change.delivery_id) == (
             "acknowledged", "ana", "on it", f"a2/{change.event_id}/hook")
+
+
+def test_an_item_published_late_is_found_within_the_look_back(tmp_path: Path) -> None:
+    catalog_path, item_ids = write_catalog(tmp_path / "series", 7, surges=())  # an image every few days
+    catalog = pystac.Catalog.from_file(str(catalog_path))
+    items = {item.id: item for item in catalog.get_items()}
+    for held_back in (item_ids[0], item_ids[5]):  # published after the others
+        catalog.remove_item(held_back)
+    catalog.save(pystac.CatalogType.SELF_CONTAINED)
+    acquired = [items[item_id].datetime or datetime.min for item_id in item_ids]
+    late = acquired[6] - acquired[5] + timedelta(hours=1)  # reaches back to the last but one, not further
+    assert acquired[0] < acquired[4] < acquired[6] - late
+    with Workspace.init(tmp_path / "ws", sites=[small_site()]) as ws:
+        first = ingest_stac(ws, str(catalog_path), cursor=ws.watch_cursor("series"), late=late)
+        assert len(first.ingested) == 5
+        cursor = ws.watch_cursor("series")
+        assert cursor.item_ids == (f"/{item_ids[-1]}",)
+
+        for held_back in (item_ids[0], item_ids[5]):
+            catalog.add_item(items[held_back])
+        catalog.save(pystac.CatalogType.SELF_CONTAINED)
+        # without a look-back the late items are behind the cursor and never read
+        assert ingest_stac(ws, str(catalog_path), cursor=cursor).outcomes == ()
+        # within it, the last but one is ingested and the stored ones are not reported; the first is
+        # further back than the look-back; the cursor stays where it was
+        second = ingest_stac(ws, str(catalog_path), cursor=cursor, late=late)
+        assert [outcome.status.value for outcome in second.outcomes] == ["ingested"]
+        assert sorted(s.stac_item for s in ws.scenes()) == sorted(set(item_ids) - {item_ids[0]})
+        assert ws.watch_cursor("series") == cursor
+        assert ingest_stac(ws, str(catalog_path), cursor=cursor, late=late).outcomes == ()  # once
+
+
+def test_a_source_look_back_is_read_from_the_watch_table(tmp_path: Path) -> None:
+    with Workspace.init(tmp_path / "ws", sites=[small_site()]) as ws:
+        watch_toml(ws.root, '[[watch.sources]]\nname = "a"\nstac = "catalog.json"\n'
+                   '[[watch.sources]]\nname = "b"\nstac = "catalog.json"\nlate = "12h"\n'
+                   '[[watch.sources]]\nname = "c"\nstac = "catalog.json"\nlate = 0\n', "")
+        a, b, c = load_watch_config(ws.root).sources
+        assert (a.late_s, b.late_s, c.late_s) == (3 * 86_400.0, 43_200.0, 0.0)
+    with Workspace.init(tmp_path / "ws2", sites=[small_site()]) as ws:
+        watch_toml(ws.root, '[[watch.sources]]\nname = "a"\nstac = "catalog.json"\nlate = "soon"\n', "")
+        with pytest.raises(ConfigError, match=r"watch\.sources\[0\]\.late"):
+            load_watch_config(ws.root)
 
 
 # --- the service in-process: a source going down mid-cycle, notifications once ----------------------

@@ -13,13 +13,19 @@ import logging
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
 
 from rasterio.errors import RasterioError
 
-from sitewatch.core.errors import ImageryError, NoSiteCoverageError, NoValidPixelsError, SitewatchError
+from sitewatch.core.errors import (
+    ImageryError,
+    NoSiteCoverageError,
+    NoValidPixelsError,
+    SitewatchError,
+    ValidationError,
+)
 from sitewatch.core.parallel import Scheduler, run_jobs
 from sitewatch.core.types import Observation, Scene, Site
 from sitewatch.imagery.chips import Chip, extract_chip, write_chip
@@ -353,6 +359,7 @@ def ingest_stac(workspace: Store, source: str, *, site_ids: Sequence[str] = (),
                 collections: Sequence[str] = (), max_cloud: float | None = None,
                 max_off_nadir: float | None = None, max_gsd: float | None = None,
                 progress: StacProgressCallback | None = None, cursor: SourceCursor | None = None,
+                late: timedelta = timedelta(0),
                 should_stop: Callable[[], bool] | None = None) -> IngestReport:
     """Ingest the items of the STAC ``source`` (API URL, ``catalog.json`` or ItemCollection) over the
     workspace's sites (or only ``site_ids``) that pass the filters.
@@ -367,17 +374,26 @@ def ingest_stac(workspace: Store, source: str, *, site_ids: Sequence[str] = (),
     With ``cursor`` (`sitewatch watch`), items are read in time order from the cursor on, and the
     cursor moves past each item done, in the transaction that stores its scene (see
     :func:`_advance`); ``should_stop()`` is asked before each item, and a true answer ends the run
-    there (the report then holds the items done).
+    there (the report then holds the items done). Items acquired up to ``late`` before the cursor are
+    looked for again, first (a provider may publish an item after later ones): those stored already
+    are skipped unopened, the others ingested, and the cursor stays where it is.
     """
     sites = [workspace.site(site_id) for site_id in site_ids] if site_ids else workspace.sites()
+    if late < timedelta(0):
+        raise ValidationError("ingest_stac", "late", f"{late} must not be negative")
     if cursor is not None and cursor.until is not None:
-        since = cursor.until if since is None else max(since, cursor.until)
+        start = cursor.until - late
+        since = start if since is None else max(since, start)
     query = StacQuery(area=union_area([site.geometry for site in sites]), since=since, until=until,
                       collections=tuple(collections), max_cloud=max_cloud, max_off_nadir=max_off_nadir,
                       max_gsd=max_gsd)
     entries = list(stac_entries(source, query))
+    behind: set[int] = set()  # items the cursor is past, looked for again within ``late``
     if cursor is not None:
-        entries = [entry for entry in sorted(entries, key=_time_order) if not _behind(entry, cursor)]
+        ordered = sorted(entries, key=_time_order)
+        again = [entry for entry in ordered if _behind(entry, cursor)] if late > timedelta(0) else []
+        behind = {id(entry) for entry in again}
+        entries = [*again, *(entry for entry in ordered if not _behind(entry, cursor))]
     limits = image_limits(workspace)
     outcomes: list[FileOutcome] = []
     held = False  # once an item fails for a reason that may pass, the cursor stays before it
@@ -387,6 +403,15 @@ def ingest_stac(workspace: Store, source: str, *, site_ids: Sequence[str] = (),
         where = entry.href if isinstance(entry, StacAssetRef) else entry.label
         if progress is not None:
             progress(where, index, len(entries), None)
+        if id(entry) in behind and isinstance(entry, StacAssetRef):  # late: the cursor stays put
+            outcome = _ingest_asset(workspace, entry, sites, limits)
+            if outcome.status is not FileStatus.SKIPPED:  # stored before: nothing to report
+                log.info("late item %s (acquired %s, before the cursor): %s: %s", _cursor_key(entry),
+                         entry.metadata.acquired, outcome.status.value, outcome.message)
+                outcomes.append(outcome)
+            if progress is not None:
+                progress(where, index, len(entries), outcome)
+            continue
         moved = None if cursor is None or held or isinstance(entry, StacProblem) else _advance(cursor, entry)
         if isinstance(entry, StacProblem):
             outcome = FileOutcome(entry.label, FileStatus.FAILED, entry.message)

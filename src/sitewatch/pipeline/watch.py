@@ -18,6 +18,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 from sitewatch.core.errors import SitewatchError
 from sitewatch.pipeline.ingest import FileOutcome, FileStatus, IngestReport, ingest_stac
@@ -120,7 +121,8 @@ def poll_source(workspace: Workspace, source: WatchSource, *, stop: threading.Ev
         report = ingest_stac(
             workspace, source.stac, site_ids=source.site_ids, since=source.since,
             collections=source.collections, max_cloud=source.max_cloud, max_off_nadir=source.max_off_nadir,
-            max_gsd=source.max_gsd, cursor=workspace.watch_cursor(source.name), should_stop=should_stop,
+            max_gsd=source.max_gsd, cursor=workspace.watch_cursor(source.name),
+            late=timedelta(seconds=source.late_s), should_stop=should_stop,
             progress=progress)
     except SitewatchError as error:
         return SourceResult(source.name, error=str(error))

@@ -32,6 +32,10 @@ _NAME = re.compile(r"^[a-z0-9][a-z0-9_\-]{0,63}$")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+$")
 
 
+DEFAULT_LATE_S = 3 * 86_400.0
+"""Default look-back of a source (``late = "3d"``): catalogs publish most late items within a day or two."""
+
+
 @dataclass(frozen=True, slots=True)
 class WatchSource:
     """One STAC source polled on its own interval, with the filters of ``ingest --stac``."""
@@ -49,6 +53,9 @@ class WatchSource:
     max_cloud: float | None = None
     max_off_nadir: float | None = None
     max_gsd: float | None = None
+    late_s: float = DEFAULT_LATE_S
+    """How far before its cursor each cycle looks again, for items a provider published late (their
+    acquisition time is before items already read). Those already stored are skipped unopened."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,7 +133,7 @@ class _Problems:
 
 
 _SOURCE_KEYS = ("name", "stac", "interval", "sites", "since", "collections", "max_cloud", "max_off_nadir",
-                "max_gsd")
+                "max_gsd", "late")
 _ROUTE_KEYS = ("name", "kind", "sites", "min_severity", "events", "timeout_s", "retries")
 _WEBHOOK_KEYS = ("url", "secret_env")
 _EMAIL_KEYS = ("smtp_host", "smtp_port", "from", "to", "username", "password_env", "ca_file")
@@ -189,8 +196,9 @@ def parse_watch_config(table: object, *, source: str, root: Path, site_ids: Sequ
                        max_attempts=int(max_attempts or 1), detect_objects=detect_objects)
 
 
-def parse_duration(value: object) -> float:
-    """Seconds from a number of seconds or a string such as ``"90s"``, ``"15m"``, ``"6h"``, ``"1d"``."""
+def parse_duration(value: object, *, allow_zero: bool = False) -> float:
+    """Seconds from a number of seconds or a string such as ``"90s"``, ``"15m"``, ``"6h"``, ``"1d"``;
+    zero only with ``allow_zero``."""
     if isinstance(value, bool):
         raise ValueError(f"{value!r} is not a duration")
     if isinstance(value, int | float):
@@ -199,8 +207,8 @@ def parse_duration(value: object) -> float:
         seconds = float(match.group(1)) * _UNITS[match.group(2)]
     else:
         raise ValueError(f"{value!r} is not a duration; give seconds or a string such as \"15m\", \"6h\"")
-    if not math.isfinite(seconds) or seconds <= 0:
-        raise ValueError(f"{value!r} must be more than 0 seconds")
+    if not math.isfinite(seconds) or seconds < 0 or (seconds == 0 and not allow_zero):
+        raise ValueError(f"{value!r} must be {'0 seconds or more' if allow_zero else 'more than 0 seconds'}")
     return seconds
 
 
@@ -302,6 +310,11 @@ def _source(table: Mapping[str, Any], path: str, root: Path, known: set[str] | N
         interval = parse_duration(table.get("interval", "1h"))
     except ValueError as error:
         problems.add(f"{path}.interval", str(error))
+    late: float | None = None
+    try:
+        late = parse_duration(table.get("late", DEFAULT_LATE_S), allow_zero=True)
+    except ValueError as error:
+        problems.add(f"{path}.late", str(error))
     since: datetime | None = None
     if table.get("since") is not None:
         raw = table["since"]
@@ -314,11 +327,11 @@ def _source(table: Mapping[str, Any], path: str, root: Path, known: set[str] | N
     max_cloud = _number(table, "max_cloud", path, problems, default=None, low=0.0, high=100.0)
     max_off_nadir = _number(table, "max_off_nadir", path, problems, default=None, low=0.0, high=90.0)
     max_gsd = _number(table, "max_gsd", path, problems, default=None, low=0.0)
-    if len(problems.items) > before or name is None or stac is None or interval is None:
+    if len(problems.items) > before or name is None or stac is None or interval is None or late is None:
         return None
     return WatchSource(name=name, stac=stac, interval_s=interval, site_ids=site_ids or (), since=since,
                        collections=collections or (), max_cloud=max_cloud, max_off_nadir=max_off_nadir,
-                       max_gsd=max_gsd)
+                       max_gsd=max_gsd, late_s=late)
 
 
 def _route(table: Mapping[str, Any], path: str, known: set[str] | None, environ: Mapping[str, str] | None,
