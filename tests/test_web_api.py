@@ -172,6 +172,9 @@ def test_each_analysts_hypothesis_pick_is_shown(client: TestClient, sample: Samp
     assert detail["picks"] == {"admin": "routine_delivery", "analyst": "launch_preparation"}
     page = client.get("/alerts/alert-trucks", headers=bearer(sample, "analyst"))
     assert page.status_code == 200 and "Analysts disagree" in page.text and 'name="pick"' in page.text
+    # where the image came from: its STAC item, linked, beside its licence
+    assert ('STAC item <a href="https://stac.example.org/collections/synthetic-rgb/items/test-' in page.text
+            and "of synthetic-rgb" in page.text and "CC0-1.0" in page.text)
 
 
 def test_tiles_preview_and_grid(client: TestClient, sample: SampleWorkspace) -> None:

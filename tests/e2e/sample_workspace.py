@@ -149,6 +149,9 @@ def build_sample_workspace(root: Path) -> SampleWorkspace:
                 off_nadir=12.5 + index,
                 license="CC0-1.0",
                 attribution="synthetic test image",
+                stac_item=f"test-{index}",
+                stac_collection="synthetic-rgb",
+                stac_href=f"https://stac.example.org/collections/synthetic-rgb/items/test-{index}",
             )
             observation_id = f"{SITE_ID}-{scene.id}"
             observation = Observation(
