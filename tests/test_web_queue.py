@@ -195,3 +195,10 @@ def test_benign_led_alerts_rank_below_the_rest_or_are_held_back_by_the_sites_pol
     assert ids.index("alert-unexplained") < ids.index("alert-holiday")
     assert "alert-holiday" not in [item["id"] for item in holding["items"]]
     assert holding["held_count"] == 1 and len(holding["items"]) == len(ids) - 1
+    # the alert list says the same of each alert, by the same rule
+    from sitewatch.app.web import serialize
+
+    with Workspace.open(root) as ws:
+        listed = {a.id: serialize.alert(a)["top_priority"] for a in ws.alerts()}
+    assert listed["alert-holiday"] is False and listed["alert-unexplained"] is True
+    assert all(listed[item["id"]] == item["top_priority"] for item in ranked["items"])

@@ -141,6 +141,8 @@ class AlertOut(BaseModel):
     explanation: str
     state: AlertState
     hypotheses: list[HypothesisOut] = Field(description="ranked explanations, most probable first")
+    top_priority: bool = Field(description="not led by a benign hypothesis that the readings favour over "
+                                           "routine: the policy's rule, which the queue ranks by")
 
 
 class AssessmentOut(BaseModel):

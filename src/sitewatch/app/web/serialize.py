@@ -31,6 +31,7 @@ from sitewatch.core.types import (
     Zone,
 )
 from sitewatch.imagery.acquisition import split_sensor
+from sitewatch.monitor.policy import top_priority
 
 
 class GeometryCrs(StrEnum):
@@ -206,6 +207,7 @@ def alert(value: Alert) -> dict[str, Any]:
         "explanation": value.explanation,
         "state": value.state.value,
         "hypotheses": [hypothesis(h) for h in value.hypotheses],
+        "top_priority": top_priority(value.hypotheses),
     }
 
 
