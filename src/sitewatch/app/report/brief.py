@@ -405,18 +405,19 @@ def brief_figure(
     if hypotheses:
         explanation = explanation.replace(hypotheses, " ").replace("  ", " ")
     top = 0.888
-    if hypotheses:
-        figure.text(0.02, top, _lines(hypotheses, width=140, count=1), fontsize=9.5, fontweight="bold",
-                    va="top", color="#1d2433")
-        top -= 0.027
+    hypothesis_lines = _lines(hypotheses, width=140, count=2) if hypotheses else ""
+    if hypothesis_lines:  # up to two lines: the lead and its nearest rivals with their LRs
+        figure.text(0.02, top, hypothesis_lines, fontsize=9.5, fontweight="bold", va="top", color="#1d2433")
+        top -= 0.027 * (hypothesis_lines.count("\n") + 1)
     figure.text(
         0.02, top, _lines(explanation, width=160, count=3 if not hypotheses else 2), fontsize=9, va="top",
         color="#333333",
     )
+    panels_top = min(0.81, top - 0.05)  # below the text, however many lines it took
     width = 0.96 / len(sides)
     callouts: list[str] = []
     for index, side in enumerate(sides):
-        axes = figure.add_axes((0.02 + index * width + 0.005, 0.13, width - 0.01, 0.68))
+        axes = figure.add_axes((0.02 + index * width + 0.005, 0.13, width - 0.01, panels_top - 0.13))
         callouts = draw_panel(axes, side, site, zone_grid, stretch, bounds)
     p_text = f", p = {words.p_value(alert.p_value)}" if alert.p_value is not None else ""
     figure.text(0.02, 0.045, credit_line([s.scene for s in sides]), fontsize=8.5, va="bottom")
