@@ -93,6 +93,17 @@ def test_tile_cores_partition_the_axis(length: int, tile: int, overlap: int) -> 
     assert (covered == 1).all()
 
 
+@pytest.mark.parametrize("length", [600, 1024, 1610, 2048, 4096])
+def test_tiles_are_spread_so_little_is_computed_twice(length: int) -> None:
+    spans = _spans(length, 512, 64, 16)
+    sizes = {stop - start for start, stop, _, _ in spans}
+    assert len(sizes) == 1 and sizes.pop() % 16 == 0  # one size, no padding to run
+    computed = sum(stop - start for start, stop, _, _ in spans)
+    assert computed <= length + len(spans) * 64 + 16  # overlaps of about 64 px, not a last tile repeated
+    overlaps = [spans[i][1] - spans[i + 1][0] for i in range(len(spans) - 1)]
+    assert min(overlaps) >= 64
+
+
 def test_normalise_date_ignores_invalid_pixels_and_gain() -> None:
     rng = np.random.default_rng(0)
     image = rng.uniform(50, 150, (3, 40, 40)).astype(np.float32)
