@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -230,6 +231,65 @@ def test_change_training_exports_a_working_model_reproducibly(tmp_path: Path) ->
         torch_logits = model.eval()(torch.from_numpy(first_date), torch.from_numpy(second_date)).numpy()
     onnx_logits = session.run(None, {"before": first_date, "after": second_date})[0]
     assert np.allclose(torch_logits, onnx_logits, atol=1e-4)
+
+
+def _toy_pairs(count: int, size: int) -> tuple[np.ndarray, np.ndarray]:
+    pairs = [make_pair(np.random.default_rng(seed), size) for seed in range(count)]
+    return (np.stack([(p.before * 255).astype(np.uint8) for p in pairs]),
+            np.stack([(p.after * 255).astype(np.uint8) for p in pairs]))
+
+
+def _views_gap(model: Any, before: np.ndarray, after: np.ndarray, teacher: Any) -> float:
+    """Mean squared difference between one view of the model and the teacher's four-view mean."""
+    from sitewatch.training.change_distill import teacher_mean
+
+    first = np.stack([normalise_date(image) for image in before])
+    second = np.stack([normalise_date(image) for image in after])
+    with torch.no_grad():
+        one = model(torch.from_numpy(first), torch.from_numpy(second)).numpy()
+    return float(np.mean((one - teacher_mean(teacher, first, second)) ** 2))
+
+
+def test_distillation_brings_one_view_closer_to_the_four_view_mean(tmp_path: Path) -> None:
+    import copy
+
+    import onnxruntime as ort
+
+    from sitewatch.training.change import export_change_onnx
+    from sitewatch.training.change_distill import distil_single_view
+    from sitewatch.training.change_model import SiameseUNet
+
+    torch.manual_seed(0)
+    teacher_model = SiameseUNet(4, 2).eval()
+    export_change_onnx(teacher_model, tmp_path / "teacher.onnx")
+    teacher = ort.InferenceSession(str(tmp_path / "teacher.onnx"), providers=["CPUExecutionProvider"])
+    before, after = _toy_pairs(8, 32)
+    gap = _views_gap(teacher_model, before, after, teacher)
+    student = distil_single_view(tmp_path / "teacher.onnx", copy.deepcopy(teacher_model), before, after,
+                                 steps=40, threads=1)
+    assert _views_gap(student, before, after, teacher) < 0.8 * gap
+
+
+def test_an_eight_bit_change_model_stays_close_to_the_float_one(tmp_path: Path) -> None:
+    import onnxruntime as ort
+
+    from sitewatch.training.change import export_change_onnx
+    from sitewatch.training.change_model import SiameseUNet
+    from sitewatch.training.quantize import quantize_change_model
+
+    torch.manual_seed(0)
+    export_change_onnx(SiameseUNet(8, 2).eval(), tmp_path / "float.onnx")
+    before, after = _toy_pairs(6, 64)
+    pairs = [(normalise_date(b), normalise_date(a)) for b, a in zip(before, after, strict=True)]
+    quantize_change_model(tmp_path / "float.onnx", tmp_path / "a.onnx", pairs)
+    quantize_change_model(tmp_path / "float.onnx", tmp_path / "b.onnx", pairs)
+    assert (tmp_path / "a.onnx").read_bytes() == (tmp_path / "b.onnx").read_bytes()
+    feed = {"before": np.stack([b for b, _ in pairs]), "after": np.stack([a for _, a in pairs])}
+    exact, eight = (ort.InferenceSession(str(tmp_path / name), providers=["CPUExecutionProvider"])
+                    .run(None, feed)[0] for name in ("float.onnx", "a.onnx"))
+    assert np.corrcoef(exact.ravel(), eight.ravel())[0, 1] > 0.98
+    with pytest.raises(ValueError, match="calibration pairs"):
+        quantize_change_model(tmp_path / "float.onnx", tmp_path / "c.onnx", [])
 
 
 def test_bad_change_config_names_the_problem(tmp_path: Path) -> None:
