@@ -29,7 +29,6 @@ from sitewatch.analytics.change.learned import ChangeModelCard, normalise_date
 from sitewatch.analytics.objects.onnx import file_sha256
 from sitewatch.core.errors import UnsupportedInputError
 from sitewatch.core.parallel import Scheduler, run_jobs
-from sitewatch.training.change_distill import DISTIL_PAIRS, distil_single_view
 from sitewatch.training.change_model import INPUT_MULTIPLE, SiameseUNet
 from sitewatch.training.change_pairs import make_pair
 from sitewatch.training.config import check_precision
@@ -105,9 +104,6 @@ class ChangeTrainingConfig:
     roof_share: float = 0.0
     built_share: float = 0.0
     land_share: float = 0.0
-    distil_steps: int = 0
-    """After training, steps teaching the model to give its own mirror-averaged logits in one view
-    (:mod:`sitewatch.training.change_distill`); 0: none."""
     precision: str = "float32"
     """Weights of the shipped ONNX file: ``float32``, or ``int8`` (calibrated on synthetic pairs,
     :func:`sitewatch.training.quantize.quantize_change_model`)."""
@@ -147,7 +143,6 @@ def load_change_config(path: Path) -> ChangeTrainingConfig:
                                    int(r.get("zoom", 21))) for r in data.get("roofs", ())),
             roof_share=float(data.get("roof_share", 0.0)), built_share=float(data.get("built_share", 0.0)),
             land_share=float(data.get("land_share", 0.0)),
-            distil_steps=int(train.get("distil_steps", 0)),
             precision=check_precision(raw.get("precision", "float32"), path),
             raw=raw,
         )
@@ -385,15 +380,6 @@ def train_change(config: ChangeTrainingConfig,
         running = smoothed(running, optimisation_step(model, optimiser, schedule, loss), step)
         if progress is not None and (step % 50 == 0 or step == config.steps - 1):
             progress(f"step {step + 1}/{config.steps} loss {running:.3f}")
-    if config.distil_steps:
-        model.eval()
-        with tempfile.TemporaryDirectory(prefix="sitewatch-teacher-") as scratch:
-            teacher = Path(scratch) / "teacher.onnx"
-            export_change_onnx(model, teacher)
-            distil_before, distil_after, _ = draw_pairs(config, config.seed + 11, DISTIL_PAIRS, sources, None)
-            model = distil_single_view(teacher, model, distil_before, distil_after, steps=config.distil_steps,
-                                       threads=config.threads, weight_decay=config.weight_decay,
-                                       progress=progress)
     held = draw_pairs(config, config.seed + 1, config.validation_pairs, sources, None)
     by_output = dict(zip(config.outputs, _pixel_scores(model, *held, flips=config.flips), strict=True))
     validation = by_output["buildings"]
