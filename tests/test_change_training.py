@@ -93,6 +93,17 @@ def test_tile_cores_partition_the_axis(length: int, tile: int, overlap: int) -> 
     assert (covered == 1).all()
 
 
+@pytest.mark.parametrize("length", [600, 1024, 1610, 2048, 4096])
+def test_tiles_are_spread_so_little_is_computed_twice(length: int) -> None:
+    spans = _spans(length, 512, 64, 16)
+    sizes = {stop - start for start, stop, _, _ in spans}
+    assert len(sizes) == 1 and sizes.pop() % 16 == 0  # one size, no padding to run
+    computed = sum(stop - start for start, stop, _, _ in spans)
+    assert computed <= length + len(spans) * 64 + 16  # overlaps of about 64 px, not a last tile repeated
+    overlaps = [spans[i][1] - spans[i + 1][0] for i in range(len(spans) - 1)]
+    assert min(overlaps) >= 64
+
+
 def test_normalise_date_ignores_invalid_pixels_and_gain() -> None:
     rng = np.random.default_rng(0)
     image = rng.uniform(50, 150, (3, 40, 40)).astype(np.float32)
@@ -219,6 +230,34 @@ def test_change_training_exports_a_working_model_reproducibly(tmp_path: Path) ->
         torch_logits = model.eval()(torch.from_numpy(first_date), torch.from_numpy(second_date)).numpy()
     onnx_logits = session.run(None, {"before": first_date, "after": second_date})[0]
     assert np.allclose(torch_logits, onnx_logits, atol=1e-4)
+
+
+def _toy_pairs(count: int, size: int) -> tuple[np.ndarray, np.ndarray]:
+    pairs = [make_pair(np.random.default_rng(seed), size) for seed in range(count)]
+    return (np.stack([(p.before * 255).astype(np.uint8) for p in pairs]),
+            np.stack([(p.after * 255).astype(np.uint8) for p in pairs]))
+
+
+def test_an_eight_bit_change_model_stays_close_to_the_float_one(tmp_path: Path) -> None:
+    import onnxruntime as ort
+
+    from sitewatch.training.change import export_change_onnx
+    from sitewatch.training.change_model import SiameseUNet
+    from sitewatch.training.quantize import quantize_change_model
+
+    torch.manual_seed(0)
+    export_change_onnx(SiameseUNet(8, 2).eval(), tmp_path / "float.onnx")
+    before, after = _toy_pairs(6, 64)
+    pairs = [(normalise_date(b), normalise_date(a)) for b, a in zip(before, after, strict=True)]
+    quantize_change_model(tmp_path / "float.onnx", tmp_path / "a.onnx", pairs)
+    quantize_change_model(tmp_path / "float.onnx", tmp_path / "b.onnx", pairs)
+    assert (tmp_path / "a.onnx").read_bytes() == (tmp_path / "b.onnx").read_bytes()
+    feed = {"before": np.stack([b for b, _ in pairs]), "after": np.stack([a for _, a in pairs])}
+    exact, eight = (ort.InferenceSession(str(tmp_path / name), providers=["CPUExecutionProvider"])
+                    .run(None, feed)[0] for name in ("float.onnx", "a.onnx"))
+    assert np.corrcoef(exact.ravel(), eight.ravel())[0, 1] > 0.98
+    with pytest.raises(ValueError, match="calibration pairs"):
+        quantize_change_model(tmp_path / "float.onnx", tmp_path / "c.onnx", [])
 
 
 def test_bad_change_config_names_the_problem(tmp_path: Path) -> None:

@@ -31,12 +31,17 @@ from sitewatch.core.errors import UnsupportedInputError
 from sitewatch.core.parallel import Scheduler, run_jobs
 from sitewatch.training.change_model import INPUT_MULTIPLE, SiameseUNet
 from sitewatch.training.change_pairs import make_pair
+from sitewatch.training.config import check_precision
+from sitewatch.training.quantize import quantize_change_model
 from sitewatch.training.roofs import BuiltFrame, Roof, read_built_frames
 from sitewatch.training.schedule import deterministic, optimisation_step, smoothed, warmup_cosine
 from sitewatch.training.weights import save_weights, state_arrays, weights_path
 
 CHUNK = 250
 """Pairs per seeded chunk."""
+CALIBRATION_PAIRS = 200
+"""Synthetic pairs (drawn with the config's seed + 2, neither training's nor validation's) whose
+activations set an 8-bit model's ranges."""
 CREDIT = ("Backgrounds: KIT AIS aerial frames of Munich, Institute of Photogrammetry and Remote Sensing, "
           "KIT, CC-BY 3.0 (via github.com/jekhor/aerial-cars-dataset); the rest procedural.",)
 ROOF_CREDIT = ("Real roofs and built-up backgrounds: drone imagery of Kampala, OpenAerialMap contributors "
@@ -99,6 +104,9 @@ class ChangeTrainingConfig:
     roof_share: float = 0.0
     built_share: float = 0.0
     land_share: float = 0.0
+    precision: str = "float32"
+    """Weights of the shipped ONNX file: ``float32``, or ``int8`` (calibrated on synthetic pairs,
+    :func:`sitewatch.training.quantize.quantize_change_model`)."""
     raw: dict[str, Any] = field(default_factory=dict)
 
 
@@ -135,6 +143,7 @@ def load_change_config(path: Path) -> ChangeTrainingConfig:
                                    int(r.get("zoom", 21))) for r in data.get("roofs", ())),
             roof_share=float(data.get("roof_share", 0.0)), built_share=float(data.get("built_share", 0.0)),
             land_share=float(data.get("land_share", 0.0)),
+            precision=check_precision(raw.get("precision", "float32"), path),
             raw=raw,
         )
     except (KeyError, TypeError, ValueError) as error:
@@ -324,6 +333,21 @@ def _pixel_scores(model: SiameseUNet, before: NDArray[np.uint8], after: NDArray[
     return scores
 
 
+def write_change_onnx(model: SiameseUNet, config: ChangeTrainingConfig, sources: _Sources) -> None:
+    """Export ``model`` to ``config.output``, in 8 bits when the config's precision says so."""
+    with tempfile.TemporaryDirectory(prefix="sitewatch-export-") as scratch:
+        exported = Path(scratch) / "model.onnx"  # written whole, then moved: never a half file
+        export_change_onnx(model, exported)
+        if config.precision == "int8":
+            before, after, _ = draw_pairs(config, config.seed + 2, CALIBRATION_PAIRS, sources, None)
+            calibration = [(normalise_date(b), normalise_date(a)) for b, a in zip(before, after, strict=True)]
+            quantised = Path(scratch) / "int8.onnx"
+            quantize_change_model(exported, quantised, calibration)
+            exported = quantised
+        config.output.parent.mkdir(parents=True, exist_ok=True)
+        config.output.write_bytes(exported.read_bytes())
+
+
 @dataclass(frozen=True, slots=True)
 class ChangeTrainingResult:
     onnx_path: Path
@@ -359,11 +383,7 @@ def train_change(config: ChangeTrainingConfig,
     held = draw_pairs(config, config.seed + 1, config.validation_pairs, sources, None)
     by_output = dict(zip(config.outputs, _pixel_scores(model, *held, flips=config.flips), strict=True))
     validation = by_output["buildings"]
-    with tempfile.TemporaryDirectory(prefix="sitewatch-export-") as scratch:
-        exported = Path(scratch) / "model.onnx"  # written whole, then moved: never a half file
-        export_change_onnx(model, exported)
-        config.output.parent.mkdir(parents=True, exist_ok=True)
-        config.output.write_bytes(exported.read_bytes())
+    write_change_onnx(model, config, sources)
     sha256 = file_sha256(config.output)
     parameters = sum(p.numel() for p in model.parameters())
     weights = weights_path(config.output)  # float weights to fine-tune from (the ONNX file folds BatchNorm)

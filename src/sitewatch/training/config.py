@@ -102,7 +102,8 @@ class DetectorTrainingConfig:
 PRECISIONS = ("float32", "int8")
 
 
-def _precision(value: object, path: Path) -> str:
+def check_precision(value: object, path: Path) -> str:
+    """A config's ``precision``, or the error that says what to write."""
     if value not in PRECISIONS:
         raise UnsupportedInputError(
             f"training config {path}: precision {value!r} is not one of {', '.join(PRECISIONS)}; "
@@ -177,7 +178,7 @@ def load_config(path: Path) -> DetectorTrainingConfig:
             threads=int(train.get("threads", 2)),
             tile=int(raw.get("tile", 512)),
             overlap=int(raw.get("overlap", 96)),
-            precision=_precision(raw.get("precision", "float32"), path),
+            precision=check_precision(raw.get("precision", "float32"), path),
             augmentation=Augmentation(**raw.get("augmentation", {})),
             raw=raw,
         )
