@@ -39,7 +39,7 @@ serve: $(STAMP)
 	$(BIN)/sitewatch serve --workspace $(DEMO_WORKSPACE)
 
 lint: $(DEV_STAMP)
-	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff check src tests benchmarks scripts
 
 typecheck: $(DEV_STAMP)
 	$(BIN)/mypy
