@@ -22,6 +22,7 @@ from sitewatch.analytics.objects import (
 from sitewatch.analytics.objects.onnx import (
     Tile,
     file_sha256,
+    load_detector,
     nms,
     plan_tiles,
     shipped_model_dir,
@@ -256,3 +257,18 @@ def test_batches_resampled_ahead_are_the_ones_inferred(detector: OnnxDetector,
             expected = np.asarray(patch, np.float32).transpose(2, 0, 1)
             expected *= 1.0 / 255.0
             assert np.array_equal(batch[k, :, : t.height, : t.width], expected)
+
+
+def test_tiles_per_call_do_not_change_the_boxes() -> None:
+    """Tiles go to onnxruntime a pixel budget at a time (four 640-px tiles, one 1280-px tile): how
+    many share a call must not change what each finds."""
+    rng = np.random.default_rng(5)
+    image = rng.integers(0, 256, (3, 700, 800), dtype=np.uint8)
+    one_each = load_detector(shipped_model_dir() / "vehicles.json", threads=1)
+    one_each.batch_pixels = 1
+    all_at_once = load_detector(shipped_model_dir() / "vehicles.json", threads=1)
+    all_at_once.batch_pixels = 10**9
+    first = one_each.detect(image, 0.5, score_threshold=0.05, tile=640, overlap=160)
+    second = all_at_once.detect(image, 0.5, score_threshold=0.05, tile=640, overlap=160)
+    assert len(first) > 10
+    assert first == second

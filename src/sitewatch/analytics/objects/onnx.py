@@ -302,11 +302,16 @@ def model_files_version(card_path: Path) -> tuple[tuple[str, int, int], ...]:
     return tuple(sorted((name, stat.st_size, stat.st_mtime_ns) for name, stat in stats))
 
 
+BATCH_PIXELS = 4 * 640 * 640
+"""Model pixels per onnxruntime call: four 640-px tiles, or one 1280-px tile (the same pixels per
+second either way; a batch of four 1280-px tiles would only hold four times the memory)."""
+
+
 class OnnxDetector:
     """Runs a CenterNet-style ONNX model (outputs: peaks, log size, offset) over any image size."""
 
     def __init__(self, model_path: Path, card: ModelCard, *, threads: int | None = None,
-                 batch: int = 4, verify: bool = True, remedy: str = SHIPPED_REMEDY) -> None:
+                 batch_pixels: int = BATCH_PIXELS, verify: bool = True, remedy: str = SHIPPED_REMEDY) -> None:
         if not model_path.is_file():
             raise UnsupportedInputError(f"model file {model_path} not found; {remedy}")
         if verify and file_sha256(model_path) != card.sha256:
@@ -325,7 +330,7 @@ class OnnxDetector:
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self.session = ort.InferenceSession(str(model_path), options, providers=["CPUExecutionProvider"])
         self.card = card
-        self.batch = batch
+        self.batch_pixels = batch_pixels
         self._info = DetectorInfo(
             name=card.name,
             classes=card.classes,
@@ -357,7 +362,8 @@ class OnnxDetector:
         model_w = max(1, round(image.shape[2] * scale))
         model_h = max(1, round(image.shape[1] * scale))
         tiles = plan_tiles(model_w, model_h, tile or self.card.tile, overlap or self.card.overlap)
-        groups = [tiles[first:first + self.batch] for first in range(0, len(tiles), self.batch)]
+        per_run = max(1, self.batch_pixels // (tiles[0].width * tiles[0].height))
+        groups = [tiles[first:first + per_run] for first in range(0, len(tiles), per_run)]
         found: list[np.ndarray] = []
         # The next batch is resampled in a thread of its own while onnxruntime runs this one (PIL's
         # resize and onnxruntime both release the GIL): at 0.5 m the resampling and the conversion
