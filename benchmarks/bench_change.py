@@ -213,6 +213,8 @@ def main() -> None:
     parser.add_argument("--case", nargs=4, metavar=("BEFORE", "AFTER", "METHOD", "WINDOW"),
                         help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.workdir is not None:
+        args.workdir.mkdir(parents=True, exist_ok=True)
     if args.case:
         before, after, method, window = args.case
         print(json.dumps(run_case(Path(before), Path(after), method, int(window), args.workers)))
