@@ -19,6 +19,7 @@ import logging
 import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from onnxruntime.quantization import (
@@ -85,16 +86,22 @@ def quantize_detector(float_path: Path, output: Path, crops: Sequence[np.ndarray
     """Write the 8-bit version of the float ONNX model at ``float_path`` to ``output``."""
     if not crops:
         raise ValueError("quantisation needs calibration crops; the training set gave none")
+    _quantize(float_path, output, _Crops(iter(crops)), QUANTISED_OPS)
+
+
+def _quantize(float_path: Path, output: Path, reader: CalibrationDataReader, ops: Sequence[str],
+              **options: Any) -> None:
+    """Static QDQ quantisation, weights per channel in int8, activations in uint8, of ``ops``."""
     with tempfile.TemporaryDirectory(prefix="sitewatch-quant-") as scratch:
         prepared = Path(scratch) / "prepared.onnx"
         # Symbolic shape inference cannot follow the dynamic height/width through Resize; the
         # ONNX shape inference and graph clean-up are enough for these operators.
         quant_pre_process(str(float_path), str(prepared), skip_symbolic_shape=True)
         quantize_static(
-            str(prepared), str(output), _Crops(iter(crops)),
+            str(prepared), str(output), reader,
             quant_format=QuantFormat.QDQ, per_channel=True,
             activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-            op_types_to_quantize=list(QUANTISED_OPS),
+            op_types_to_quantize=list(ops), **options,
         )
     log.info("quantised %s to 8 bits: %s", float_path.name, output)
 
@@ -125,14 +132,5 @@ def quantize_change_model(float_path: Path, output: Path,
     too; on the Joplin pair 0.083 against 0.099 and 0.106."""
     if not pairs:
         raise ValueError("quantisation needs calibration pairs; none were given")
-    with tempfile.TemporaryDirectory(prefix="sitewatch-quant-") as scratch:
-        prepared = Path(scratch) / "prepared.onnx"
-        quant_pre_process(str(float_path), str(prepared), skip_symbolic_shape=True)
-        quantize_static(
-            str(prepared), str(output), _Pairs(pairs),
-            quant_format=QuantFormat.QDQ, per_channel=True,
-            activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-            op_types_to_quantize=list(CHANGE_QUANTISED_OPS),
-            calibrate_method=CalibrationMethod.Percentile,
-        )
-    log.info("quantised %s to 8 bits: %s", float_path.name, output)
+    _quantize(float_path, output, _Pairs(pairs), CHANGE_QUANTISED_OPS,
+              calibrate_method=CalibrationMethod.Percentile)
