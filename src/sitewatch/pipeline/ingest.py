@@ -388,29 +388,30 @@ def ingest_stac(workspace: Store, source: str, *, site_ids: Sequence[str] = (),
                       collections=tuple(collections), max_cloud=max_cloud, max_off_nadir=max_off_nadir,
                       max_gsd=max_gsd)
     entries = list(stac_entries(source, query))
-    behind: set[int] = set()  # items the cursor is past, looked for again within ``late``
+    # (entry, late): with a cursor, the items it is past (looked for again within ``late``) first
+    plan = [(entry, False) for entry in entries]
     if cursor is not None:
         ordered = sorted(entries, key=_time_order)
         again = [entry for entry in ordered if _behind(entry, cursor)] if late > timedelta(0) else []
-        behind = {id(entry) for entry in again}
-        entries = [*again, *(entry for entry in ordered if not _behind(entry, cursor))]
+        plan = [*((entry, True) for entry in again),
+                *((entry, False) for entry in ordered if not _behind(entry, cursor))]
     limits = image_limits(workspace)
     outcomes: list[FileOutcome] = []
     held = False  # once an item fails for a reason that may pass, the cursor stays before it
-    for index, entry in enumerate(entries):
+    for index, (entry, is_late) in enumerate(plan):
         if should_stop is not None and should_stop():
             break
         where = entry.href if isinstance(entry, StacAssetRef) else entry.label
         if progress is not None:
-            progress(where, index, len(entries), None)
-        if id(entry) in behind and isinstance(entry, StacAssetRef):  # late: the cursor stays put
+            progress(where, index, len(plan), None)
+        if is_late and isinstance(entry, StacAssetRef):  # the cursor stays where it is
             outcome = _ingest_asset(workspace, entry, sites, limits)
             if outcome.status is not FileStatus.SKIPPED:  # stored before: nothing to report
                 log.info("late item %s (acquired %s, before the cursor): %s: %s", _cursor_key(entry),
                          entry.metadata.acquired, outcome.status.value, outcome.message)
                 outcomes.append(outcome)
             if progress is not None:
-                progress(where, index, len(entries), outcome)
+                progress(where, index, len(plan), outcome)
             continue
         moved = None if cursor is None or held or isinstance(entry, StacProblem) else _advance(cursor, entry)
         if isinstance(entry, StacProblem):
@@ -430,7 +431,7 @@ def ingest_stac(workspace: Store, source: str, *, site_ids: Sequence[str] = (),
         log.info("%s: %s", outcome.status.value, outcome.message)
         outcomes.append(outcome)
         if progress is not None:
-            progress(where, index, len(entries), outcome)
+            progress(where, index, len(plan), outcome)
     return IngestReport(tuple(outcomes))
 
 
