@@ -190,6 +190,35 @@ def test_small_tiles_give_the_same_objects_as_one_tile(shared_data: Path, detect
 
 
 @pytest.mark.shared_data
+def test_tiles_whose_core_is_unobserved_are_not_run(shared_data: Path, detector: OnnxDetector,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    from sitewatch.analytics.objects import onnx
+
+    pixels, gsd = _kit_frame(shared_data, "MOS84")
+    nodata = np.zeros(pixels.shape[1:], bool)
+    nodata[:, : pixels.shape[2] * 3 // 5] = True  # a scene edge: the left three fifths unobserved
+    run: list[int] = []
+    infer = OnnxDetector._infer
+
+    def counting(self: OnnxDetector, batch: np.ndarray, tiles: list[onnx.Tile], threshold: float) -> list:
+        run.append(len(tiles))
+        return infer(self, batch, tiles, threshold)
+
+    monkeypatch.setattr(OnnxDetector, "_infer", counting)
+    skipped = detector.detect(pixels, gsd, nodata_mask=nodata, tile=256, overlap=96)
+    tiles_skipping = sum(run)
+    run.clear()
+    with monkeypatch.context() as every_tile:
+        every_tile.setattr(onnx, "_core_observed", lambda *_: True)
+        everything = detector.detect(pixels, gsd, nodata_mask=nodata, tile=256, overlap=96)
+    assert tiles_skipping < sum(run) * 0.6
+    assert set(skipped) <= set(everything) and len(skipped) > 5
+    for box in set(everything) - set(skipped):  # only boxes centred on unobserved pixels are lost
+        assert nodata[int(box.centre[1]), int(box.centre[0])]
+    assert detector.detect(pixels, gsd, nodata_mask=np.ones(pixels.shape[1:], bool)) == []
+
+
+@pytest.mark.shared_data
 def test_coarser_input_is_resampled_to_the_model_gsd(shared_data: Path, detector: OnnxDetector) -> None:
     pixels, gsd = _kit_frame(shared_data, "MOS84")
     native = detector.detect(pixels, gsd)

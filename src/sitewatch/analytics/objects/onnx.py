@@ -167,6 +167,19 @@ def plan_tiles(width: int, height: int, tile: int, overlap: int) -> list[Tile]:
     return tiles
 
 
+def _core_observed(tile: Tile, nodata_mask: np.ndarray, scale: float) -> bool:
+    """Whether the core of ``tile`` (model pixels) holds an observed pixel of the input, whose grid is
+    ``scale`` times coarser; the core's edges are rounded outwards, so a tile is only left out when
+    none of its core can be seen."""
+    rows, cols = nodata_mask.shape
+    cx0, cy0, cx1, cy1 = tile.core
+    x0 = max(0, math.floor(max(cx0, tile.x) / scale) - 1)
+    y0 = max(0, math.floor(max(cy0, tile.y) / scale) - 1)
+    x1 = min(cols, math.ceil(min(cx1, tile.x + tile.width) / scale) + 1)
+    y1 = min(rows, math.ceil(min(cy1, tile.y + tile.height) / scale) + 1)
+    return bool((~nodata_mask[y0:y1, x0:x1]).any())
+
+
 def to_display_bytes(image: np.ndarray, nodata_mask: np.ndarray | None = None) -> np.ndarray:
     """(bands, rows, cols) pixels as (rows, cols, bands) uint8, the range the model was trained on.
 
@@ -362,6 +375,12 @@ class OnnxDetector:
         model_w = max(1, round(image.shape[2] * scale))
         model_h = max(1, round(image.shape[1] * scale))
         tiles = plan_tiles(model_w, model_h, tile or self.card.tile, overlap or self.card.overlap)
+        if nodata_mask is not None:
+            # A tile whose core holds no observed pixel could only own boxes centred on unobserved
+            # ones (a site at a scene's edge leaves whole tiles of nodata): it is not run.
+            tiles = [t for t in tiles if _core_observed(t, nodata_mask, scale)]
+            if not tiles:
+                return []
         per_run = max(1, self.batch_pixels // (tiles[0].width * tiles[0].height))
         groups = [tiles[first:first + per_run] for first in range(0, len(tiles), per_run)]
         found: list[np.ndarray] = []
