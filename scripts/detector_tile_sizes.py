@@ -1,6 +1,7 @@
-"""Does the detector's tile size change what it finds? Paired, object by object, at 0.5 m.
+"""Does the detector's tile size, or model, change what it finds? Paired, object by object, at 0.5 m.
 
     .venv/bin/python scripts/detector_tile_sizes.py [--tiles 640 608 704 1280] [--mosaics DIR]
+    .venv/bin/python scripts/detector_tile_sizes.py --cards OTHER/vehicles-0.5m.json [--mosaics DIR]
 
 The real labelled sets of docs/detector.md are finer than the model's 0.3 m and fit one tile, so
 at their own GSD the tile size hardly matters. Here each set's frames are resampled to 0.5 m (PIL
@@ -13,6 +14,10 @@ the per-image count error and McNemar's exact two-sided p of each tile size agai
 Tile sizes near the first (608, 704) move only the seams and the phase of the network's stride
 grid: their differences are what seam placement alone does, the noise a real change must exceed.
 Objects repeated across mosaics are not independent, so p-values on the mosaics are optimistic.
+
+``--cards`` compares other models with the shipped one instead (each at its card's tiles and
+thresholds), e.g. a model trained at 0.5 m (``configs/experiments/detector-0.5m.yaml``) on the same
+0.5 m scenes.
 
 ``--mosaics DIR`` keeps the mosaics as DOTA folders (``gsd:0.5`` in each label file), for
 ``sitewatch eval detect DIR/kit_test --json`` and the like.
@@ -29,7 +34,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from sitewatch.analytics.objects.onnx import load_shipped_detector
+from sitewatch.analytics.objects.onnx import OnnxDetector, load_detector, load_shipped_detector
 from sitewatch.evaluation.detect import LabelledObject, PredictedObject, found_objects, read_folder
 from sitewatch.training.config import load_config
 from sitewatch.training.simulated import simulated_frames
@@ -97,13 +102,15 @@ def write_mosaics(out: Path, seed: int = 18) -> None:
 
 def _scenes(mosaics: Path, classes: tuple[str, ...]) -> dict[str, list[Scene]]:
     config = load_config(ROOT / "configs" / "detector.yaml")
-    groups: dict[str, list[Scene]] = {"renders": []}
+    groups: dict[str, list[Scene]] = {}
+    # Seed 8 measures; seed 9 chose the thresholds of the classes without a real validation frame.
     for spec in (config.simulated_holdout, config.simulated_validation):
         assert spec is not None, "configs/detector.yaml names the renders of seeds 8 and 9"
         for frame in simulated_frames(spec, classes):
             objects = [LabelledObject(classes[int(c)], (float(b[0]), float(b[1]), float(b[2]), float(b[3])))
                        for b, c in zip(frame.boxes, frame.classes, strict=True)]
-            groups["renders"].append((np.asarray(frame.image).transpose(2, 0, 1), frame.gsd, objects))
+            groups.setdefault(f"renders{spec.seed}", []).append(
+                (np.asarray(frame.image).transpose(2, 0, 1), frame.gsd, objects))
     for folder in sorted(p for p in mosaics.iterdir() if p.is_dir()):
         for image in read_folder(folder)[1]:
             with Image.open(image.image_path) as opened:
@@ -118,35 +125,41 @@ def _mcnemar(lost: int, gained: int) -> float:
     return min(1.0, 2 * sum(comb(n, k) for k in range(min(lost, gained) + 1)) / 2**n) if n else 1.0
 
 
-def compare(mosaics: Path, tiles: list[int], overlap: int) -> None:
-    detector = load_shipped_detector()
-    thresholds = dict(detector.card.class_thresholds)
-    for group, scenes in _scenes(mosaics, detector.card.classes).items():
-        found: dict[int, dict[str, list[bool]]] = {t: {} for t in tiles}
-        errors: dict[int, dict[str, list[float]]] = {t: {} for t in tiles}
+Variant = tuple[str, OnnxDetector, int | None, int | None]
+"""(label, detector, tile, overlap): one way of running a detector; None keeps the model card's."""
+
+
+def compare(mosaics: Path, variants: list[Variant]) -> None:
+    """Each variant on every scene; recall and count error per class, paired against the first."""
+    classes = variants[0][1].info.classes
+    for group, scenes in _scenes(mosaics, classes).items():
+        found: dict[str, dict[str, list[bool]]] = {label: {} for label, *_ in variants}
+        errors: dict[str, dict[str, list[float]]] = {label: {} for label, *_ in variants}
         for pixels, gsd, objects in scenes:
-            for tile in tiles:
+            for label, detector, tile, overlap in variants:
+                thresholds = detector.info.thresholds()  # each model at its own operating thresholds
                 predicted = [PredictedObject(b.class_name, b.score, (b.x0, b.y0, b.x1, b.y1))
                              for b in detector.detect(pixels, gsd, tile=tile, overlap=overlap)]
-                for cls in detector.card.classes:
+                for cls in classes:
                     truth = [o for o in objects if o.class_name == cls]
                     if not truth:
                         continue
                     flags = found_objects(truth, predicted, cls, thresholds[cls])
-                    found[tile].setdefault(cls, []).extend(f for f, o in zip(flags, truth, strict=True)
-                                                           if not o.difficult)
+                    found[label].setdefault(cls, []).extend(f for f, o in zip(flags, truth, strict=True)
+                                                            if not o.difficult)
                     true = sum(not o.difficult for o in truth)
                     count = sum(p.class_name == cls and p.score >= thresholds[cls] for p in predicted)
                     if true:
-                        errors[tile].setdefault(cls, []).append(abs(count - true) / true)
-        for cls, flags in found[tiles[0]].items():
+                        errors[label].setdefault(cls, []).append(abs(count - true) / true)
+        first = variants[0][0]
+        for cls, flags in found[first].items():
             base = np.array(flags)
-            line = (f"{group:10s} {cls:13s} n={len(base):5d} | {tiles[0]}: recall {base.mean():.3f} "
-                    f"count err {np.mean(errors[tiles[0]][cls]):.3f}")
-            for tile in tiles[1:]:
-                other = np.array(found[tile][cls])
+            line = (f"{group:10s} {cls:13s} n={len(base):5d} | {first}: recall {base.mean():.3f} "
+                    f"count err {np.mean(errors[first][cls]):.3f}")
+            for label, *_ in variants[1:]:
+                other = np.array(found[label][cls])
                 lost, gained = int((base & ~other).sum()), int((~base & other).sum())
-                line += (f" | {tile}: recall {other.mean():.3f} count err {np.mean(errors[tile][cls]):.3f} "
+                line += (f" | {label}: recall {other.mean():.3f} count err {np.mean(errors[label][cls]):.3f} "
                          f"lost {lost} gained {gained} p={_mcnemar(lost, gained):.3f}")
             print(line, flush=True)
 
@@ -155,16 +168,25 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tiles", type=int, nargs="+", default=[640, 608, 704, 1280])
     parser.add_argument("--overlap", type=int, default=160)
+    parser.add_argument("--cards", nargs="+", type=Path, metavar="CARD",
+                        help="compare the shipped model with the models of these cards (each at its own "
+                             "tiles and thresholds) instead of tile sizes")
     parser.add_argument("--mosaics", type=Path, help="write the 0.5 m mosaics here and keep them")
     args = parser.parse_args()
     if not SHARED.is_dir():
         raise SystemExit(f"{SHARED} not found: set SITEWATCH_SHARED_DATA to the real data folder")
+    shipped = load_shipped_detector()
+    if args.cards:
+        variants: list[Variant] = [("shipped", shipped, None, None)] + [
+            (card.stem, load_detector(card), None, None) for card in args.cards]
+    else:
+        variants = [(str(tile), shipped, tile, args.overlap) for tile in args.tiles]
     with tempfile.TemporaryDirectory(prefix="sitewatch-mosaics-") as scratch:
         mosaics = args.mosaics or Path(scratch)
         if args.mosaics is not None and args.mosaics.exists():
             raise SystemExit(f"{args.mosaics} exists; give a new folder")
         write_mosaics(mosaics)
-        compare(mosaics, args.tiles, args.overlap)
+        compare(mosaics, variants)
 
 
 if __name__ == "__main__":

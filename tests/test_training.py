@@ -225,3 +225,16 @@ def test_bad_config_names_the_problem(tmp_path: Path) -> None:
                      encoding="utf-8")
     with pytest.raises(UnsupportedInputError, match="precision 'int4'"):
         load_config(wrong)
+
+
+CONFIGS = Path(__file__).parents[1] / "configs"
+
+
+@pytest.mark.parametrize("config", [CONFIGS / "detector.yaml",
+                                    *sorted((CONFIGS / "experiments").glob("detector*.yaml"))], ids=lambda p: p.name)
+def test_detector_configs_load_and_experiments_never_write_into_the_package(config: Path) -> None:
+    loaded = load_config(config)
+    package = Path(__file__).parents[1] / "src" / "sitewatch"
+    writes_into_package = package in loaded.output.resolve().parents
+    # The shipped model's config writes into the package; an experiment never overwrites a shipped one.
+    assert writes_into_package == (config.parent.name != "experiments")
