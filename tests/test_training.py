@@ -230,8 +230,10 @@ def test_bad_config_names_the_problem(tmp_path: Path) -> None:
 CONFIGS = Path(__file__).parents[1] / "configs"
 
 
-@pytest.mark.parametrize("config", [CONFIGS / "detector.yaml",
-                                    *sorted((CONFIGS / "experiments").glob("detector*.yaml"))], ids=lambda p: p.name)
+DETECTOR_CONFIGS = [CONFIGS / "detector.yaml", *sorted((CONFIGS / "experiments").glob("detector*.yaml"))]
+
+
+@pytest.mark.parametrize("config", DETECTOR_CONFIGS, ids=lambda p: p.name)
 def test_detector_configs_load_and_experiments_never_write_into_the_package(config: Path) -> None:
     loaded = load_config(config)
     package = Path(__file__).parents[1] / "src" / "sitewatch"
