@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,7 +15,7 @@ from rasterio.windows import Window
 from scipy import ndimage
 
 from sitewatch.analytics.change import ChangeResult, get_change_detector
-from sitewatch.analytics.change.base import BoolMask, FloatImage
+from sitewatch.analytics.change.base import BoolMask, ChangeDetector, FloatImage
 from sitewatch.analytics.change.scene import (
     _source_window,
     plan_scene,
@@ -38,6 +39,7 @@ class AbsoluteDifference:
     bands: tuple[str, ...] = ()
     gsd_range: tuple[float, float] = (0.0, 1000.0)
     description: str = "mean absolute difference / 255, for tests"
+    context_px: int = 0
 
     def __call__(
         self, before: FloatImage, after: FloatImage, *, valid: BoolMask | None = None
@@ -151,6 +153,49 @@ def test_windows_agree_with_the_whole_scene_without_seams(pair: tuple[Path, Path
     np.testing.assert_allclose(mosaic[inside], expected[inside], atol=2e-3)
     # the window edges (every 256 px) are shifted from real pixels, not left invalid
     assert (mosaic[255:257, 10:-10] > 0).mean() > 0.95
+
+
+@dataclass(frozen=True)
+class LocalDifference(AbsoluteDifference):
+    """The absolute difference averaged over 13 x 13 pixels: each answer depends on 6 pixels around."""
+
+    name: str = "local-difference"
+    context_px: int = 6
+
+    def __call__(
+        self, before: FloatImage, after: FloatImage, *, valid: BoolMask | None = None
+    ) -> ChangeResult:
+        local = ndimage.uniform_filter(np.abs(after - before).mean(axis=0) / 255, 13, mode="nearest")
+        probability = np.clip(local, 0, 1).astype(np.float32)
+        return ChangeResult(probability, probability >= 0.2, 0.2, "fixed 0.2", self.name)
+
+
+def test_windows_read_the_margin_their_detector_looks_at(pair: tuple[Path, Path, np.ndarray]) -> None:
+    with rasterio.open(pair[0]) as before, rasterio.open(pair[1]) as after:
+        plan = plan_scene(before, after)
+
+    def mosaic(detector: ChangeDetector) -> np.ndarray:
+        out = np.full((700, 900), np.nan, np.float32)
+        for part in scene_change(pair[0], pair[1], detector, window=256, workers=2, plan=plan):
+            w = part.window
+            assert part.result.probability.shape == part.valid.shape == (w.height, w.width)
+            out[w.row_off:w.row_off + w.height, w.col_off:w.col_off + w.width] = part.result.probability
+        return out
+
+    single = list(scene_change(pair[0], pair[1], LocalDifference(), window=1024, plan=plan))
+    assert len(single) == 1  # the whole scene in one window: no seams
+    whole = single[0].result.probability
+    seams = np.zeros(whole.shape, bool)
+    for edge in (256, 512, 768):
+        seams[:, edge - 6:edge + 6] = True
+        if edge < 700:
+            seams[edge - 6:edge + 6] = True
+    interior = np.zeros(whole.shape, bool)
+    interior[8:-8, 8:-8] = True
+    with_margin = mosaic(LocalDifference())
+    without = mosaic(dataclasses.replace(LocalDifference(), context_px=0))
+    np.testing.assert_allclose(with_margin[interior], whole[interior], atol=1e-5)
+    assert np.abs(without - whole)[seams & interior].max() > 0.01  # what the margin is for
 
 
 def test_a_real_detector_finds_the_new_roofs(pair: tuple[Path, Path, np.ndarray]) -> None:

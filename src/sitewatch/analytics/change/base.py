@@ -84,6 +84,13 @@ class ChangeDetector(Protocol):
     def description(self) -> str:
         """One line: the method and how its operating point is chosen."""
 
+    @property
+    def context_px(self) -> int:
+        """How many pixels on each side of a pixel its answer depends on (0: on the pixel alone).
+        Whoever cuts a large image into windows (:func:`~sitewatch.analytics.change.scene.scene_change`)
+        reads that margin around each window and keeps the window's part, so window edges are not
+        image edges to the method."""
+
     def __call__(
         self, before: FloatImage, after: FloatImage, *, valid: BoolMask | None = None
     ) -> ChangeResult:

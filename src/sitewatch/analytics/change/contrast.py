@@ -174,6 +174,15 @@ class ContrastChange:
                 "objects the size of vehicles are not resolved there, use cva or irmad"
             )
 
+    @property
+    def context_px(self) -> int:
+        """The widest of its scales, in whole blocks of the working GSD: a long edge and its relief
+        margin (25 m by default), the local mean's box, a large shadow and its rim."""
+        metres = max(self.edge_length_m + self.relief_m, self.context_m,
+                     self.shadow_width_m + self.shadow_margin_m)
+        factor = max(1, int(self.working_gsd / self.gsd + 1e-6))
+        return -(-math.ceil(metres / self.gsd) // factor) * factor
+
     def _pixels(self, metres: float, minimum: int = 1) -> int:
         return max(minimum, round(metres / self.gsd))
 

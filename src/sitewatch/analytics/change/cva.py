@@ -52,6 +52,8 @@ class ChangeVectorAnalysis:
     bands: tuple[str, ...] = ()
     gsd_range: tuple[float, float] = (0.05, 1000.0)
     description: str = "change vector magnitude; operating point: Otsu on the pair's magnitudes"
+    context_px: int = 0
+    """Per pixel: no context."""
 
     def __call__(
         self, before: FloatImage, after: FloatImage, *, valid: BoolMask | None = None

@@ -165,6 +165,8 @@ class IrMad:
     bands: tuple[str, ...] = ()
     gsd_range: tuple[float, float] = (0.05, 1000.0)
     description: str = "IR-MAD (Nielsen 2007); operating point: chi-square test at 1 % significance"
+    context_px: int = 0
+    """Per pixel (the transform's statistics are the pair's): no context."""
     significance: float = 0.01
 
     def __call__(

@@ -284,6 +284,11 @@ class LearnedBuildings:
     model: Path | None = None
     """Card of a fine-tuned model (a workspace's ``models/buildings.json``); None: the shipped one."""
 
+    @property
+    def context_px(self) -> int:
+        """Its model's tile overlap: a window's edge gets the context a seam between its tiles gets."""
+        return _load(self.model)[0].overlap
+
     def __call__(
         self, before: FloatImage, after: FloatImage, *, valid: BoolMask | None = None
     ) -> ChangeResult:
@@ -307,6 +312,11 @@ class LearnedSite:
     )
     model: Path | None = None
     """Card of a fine-tuned model (a workspace's ``models/buildings.json``); None: the shipped one."""
+
+    @property
+    def context_px(self) -> int:
+        """Its model's tile overlap: a window's edge gets the context a seam between its tiles gets."""
+        return _load(self.model)[0].overlap
 
     def __call__(
         self, before: FloatImage, after: FloatImage, *, valid: BoolMask | None = None

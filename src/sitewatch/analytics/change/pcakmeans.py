@@ -84,6 +84,11 @@ class PcaKMeans:
     block: int = 4
     components: int = 3
 
+    @property
+    def context_px(self) -> int:
+        """Its features are the difference image correlated with block x block kernels."""
+        return self.block
+
     def __call__(
         self, before: FloatImage, after: FloatImage, *, valid: BoolMask | None = None
     ) -> ChangeResult:

@@ -6,7 +6,10 @@ of the whole scene, so both are measured once, on textured probe tiles spread ov
 two or more windows at a time in threads (reading and numpy both release the GIL), with at most
 a few windows in flight: memory depends on the window, never on the scene. Each window of the
 second date is read with a margin of the shift, so window edges are shifted from real pixels and
-no seam of invalid pixels appears between windows.
+no seam of invalid pixels appears between windows. Each window is also read with the margin its
+detector's answer depends on (``context_px``: none for per-pixel methods, the tile overlap of the
+learned model, the widest scale of ``contrast``), and only the window's own part of the answer is
+kept, so the edges of windows are not edges of the image to the detector.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ import os
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -126,6 +129,14 @@ def plan_scene(before: DatasetReader, after: DatasetReader, *,
     return ScenePlan(registration, fit)
 
 
+def with_margin(window: Window, margin: int, width: int, height: int) -> Window:
+    """``window`` grown by ``margin`` pixels on each side, within a ``width`` x ``height`` raster."""
+    col0, row0 = max(0, window.col_off - margin), max(0, window.row_off - margin)
+    col1 = min(width, window.col_off + window.width + margin)
+    row1 = min(height, window.row_off + window.height + margin)
+    return Window(col0, row0, col1 - col0, row1 - row0)
+
+
 def _source_window(window: Window, shift: tuple[float, float], width: int,
                    height: int) -> tuple[Window, tuple[slice, slice]]:
     """The second date's pixels that the shifted ``window`` is interpolated from, within the raster,
@@ -183,12 +194,17 @@ def scene_change(
     indexes = [b + 1 for b in selected]
     radiometry = plan.radiometry.select(selected) if plan.radiometry is not None else None
 
+    context = max(0, int(detector.context_px))
+
     def one(part: Window) -> WindowChange:
+        # The window and the margin the detector's answer at its edge depends on (none for per-pixel
+        # methods); the margin's answers are dropped, so the windows' parts tile the scene.
+        seen = with_margin(part, context, width, height)
         # Each window opens its own handles: datasets are not shared between threads (opening a
         # GeoTIFF costs about a millisecond, a window's work a few hundred).
         with rasterio.open(before_path) as first, rasterio.open(after_path) as second:
-            reference = first.read(indexes, window=part).astype(np.float32)
-            grown, inner = _source_window(part, shift, width, height)
+            reference = first.read(indexes, window=seen).astype(np.float32)
+            grown, inner = _source_window(seen, shift, width, height)
             moving = second.read(indexes, window=grown).astype(np.float32)
             valid_reference, valid_moving = _valid(first, reference), _valid(second, moving)
         shifted, covered = apply_shift(moving, shift, valid=valid_moving)
@@ -198,7 +214,14 @@ def scene_change(
         unseen = ~valid
         for image in (reference, aligned):  # ours: zeroed here, the detector need not copy them
             np.copyto(image, np.float32(0.0), where=unseen)
-        return WindowChange(part, detector(reference, aligned, valid=valid), valid)
+        result = detector(reference, aligned, valid=valid)
+        if seen == part:
+            return WindowChange(part, result, valid)
+        own = (slice(part.row_off - seen.row_off, part.row_off - seen.row_off + part.height),
+               slice(part.col_off - seen.col_off, part.col_off - seen.col_off + part.width))
+        return WindowChange(part, replace(result, probability=np.ascontiguousarray(result.probability[own]),
+                                          mask=np.ascontiguousarray(result.mask[own])),
+                            np.ascontiguousarray(valid[own]))
 
     workers = max(1, min(workers, len(windows)))  # no idle threads for a raster of few windows
     with ThreadPoolExecutor(workers, thread_name_prefix="sitewatch-scene") as pool:

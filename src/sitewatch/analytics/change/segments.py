@@ -17,6 +17,7 @@ The project's method for very-high-resolution imagery (≤ 5 m), designed before
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -93,6 +94,11 @@ class SegmentChange:
     smoothing: float = 1.5
     compactness: float = 0.5
     """SLIC balance of space against colour; the bands are in inter-quartile units, so about 1."""
+
+    @property
+    def context_px(self) -> int:
+        """About two segments' widths and the smoothing's reach: a pixel's score is its segment's mean."""
+        return math.ceil(2 * math.sqrt(self.pixels_per_segment) + 3 * self.smoothing)
 
     def __call__(
         self, before: FloatImage, after: FloatImage, *, valid: BoolMask | None = None
