@@ -4,7 +4,7 @@ Run by ``bench_detect.py --peer-python PYTHON`` with the python of a separate en
 ``sahi`` and ``ultralytics`` (they pull torch; never install them into the project's environment):
 
     python3 -m venv /tmp/peer-venv
-    /tmp/peer-venv/bin/pip install torch==2.13.0 sahi ultralytics
+    /tmp/peer-venv/bin/pip install torch==2.14.1 torchvision==0.29.1 sahi ultralytics
 
     /tmp/peer-venv/bin/python benchmarks/peer_sahi.py IMAGE.png GSD_M THREADS REPEAT
 
@@ -28,7 +28,12 @@ def main() -> None:
     from sahi.predict import get_sliced_prediction
     from ultralytics import YOLO
 
-    # ultralytics sets torch to cpu_count - 1 threads when imported: give it the same as sitewatch.
+    # ultralytics sets torch to cpu_count - 1 threads when imported, and again whenever it selects a
+    # device (ultralytics.utils.torch_utils.select_device): give it the same threads as sitewatch.
+    import ultralytics.utils
+    import ultralytics.utils.torch_utils
+
+    ultralytics.utils.NUM_THREADS = ultralytics.utils.torch_utils.NUM_THREADS = threads
     torch.set_num_threads(threads)
     model = AutoDetectionModel.from_pretrained(model_type="ultralytics", model=YOLO("yolov8n.yaml"),
                                                confidence_threshold=0.25, device="cpu")
