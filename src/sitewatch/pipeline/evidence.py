@@ -37,6 +37,7 @@ from __future__ import annotations
 import logging
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -64,7 +65,7 @@ from sitewatch.core.types import ChangeRegion, Detection, IndicatorValue, Observ
 from sitewatch.imagery.chips import Chip, chip_grid, read_chip
 from sitewatch.imagery.coregister import CoregistrationError, Registration, coregister
 from sitewatch.imagery.radiometry import RadiometryError, fit_radiometry
-from sitewatch.pipeline.detect import detection_problem, find_detections
+from sitewatch.pipeline.detect import FoundDetections, detection_problem, find_detections
 from sitewatch.pipeline.models import with_change_model
 from sitewatch.store.records import EvidenceRecord
 
@@ -384,15 +385,26 @@ class SiteEvidence:
             nothing = ObservationEvidence(valid=np.zeros(masks.shape, bool), gsd=self.site.gsd)
             return Evidence(observation, nothing, masks, change_skipped=self._too_clouded(valid))
         scene = self.scenes[observation.scene_id]
-        good = [o for o in earlier if o.valid_fraction >= REFERENCE_VALID]
-        if good:
-            self.chips.set_anchor(good)
-        chip = self.chips.get(observation)
-        # Detections alone need no reference: do not read or align any.
-        chosen = list(references) if references is not None else self._references(good) if change else []
-        detections, classes, skipped, previous = self._detections(observation, scene, chosen, masks)
-        why = self._not_compared(observation, chip, chosen, change=change, named=references is not None)
+        # Objects are counted in a thread while the chips are aligned and the change is measured here:
+        # onnxruntime releases the GIL, so the detector's threads and this one's numpy share the cores
+        # instead of taking turns (the same results).
+        with ThreadPoolExecutor(1, thread_name_prefix="sitewatch-detect") as counter:
+            counting = self._start_detections(counter, observation, scene)
+            good = [o for o in earlier if o.valid_fraction >= REFERENCE_VALID]
+            if good:
+                self.chips.set_anchor(good)
+            chip = self.chips.get(observation)
+            # Detections alone need no reference: do not read or align any.
+            chosen = list(references) if references is not None else self._references(good) if change else []
+            return self._observe(observation, scene, chip, chosen, masks, counting, change=change,
+                                 named=references is not None)
+
+    def _observe(self, observation: Observation, scene: Scene, chip: AlignedChip, chosen: list[Observation],
+                 masks: ZoneMasks, counting: Future[FoundDetections] | None, *, change: bool,
+                 named: bool) -> Evidence:
+        why = self._not_compared(observation, chip, chosen, change=change, named=named)
         if why is not None:
+            detections, classes, skipped, previous = self._detections(counting, observation, chosen, masks)
             measured = ObservationEvidence(valid=chip.valid, gsd=scene.gsd, detections=detections,
                                            detection_classes=classes, off_nadir=scene.off_nadir)
             return Evidence(observation, measured, masks, registration=chip.registration, looked=True,
@@ -414,6 +426,7 @@ class SiteEvidence:
             # Regions are for display; the indicators come from the probability map itself.
             log.warning("%s: change regions not drawn (%s)", observation.id, error)
             regions, problem = (), str(error)
+        detections, classes, skipped, previous = self._detections(counting, observation, chosen, masks)
         measured = ObservationEvidence(
             valid=valid_pixels,
             gsd=scene.gsd,
@@ -461,16 +474,25 @@ class SiteEvidence:
         return (f"{valid:.0%} of the site grid observed, under the workspace's min_valid_fraction "
                 f"{self.options.min_valid_fraction:.0%}")
 
-    def _detections(
-        self, observation: Observation, scene: Scene, references: Sequence[Observation], masks: ZoneMasks,
-    ) -> tuple[tuple[Detection, ...] | None, tuple[str, ...], str | None, tuple[Detection, ...] | None]:
-        """(detections, classes looked for, why skipped, the last reference's detections)."""
+    def _start_detections(self, counter: ThreadPoolExecutor, observation: Observation,
+                          scene: Scene) -> Future[FoundDetections] | None:
+        """The object detector run on the observation's chip in ``counter``'s thread (None without one);
+        the chip is read here, so the thread touches none of this object's state."""
         if self.object_detector is None:
-            return None, (), None, None
+            return None
         path = self.chip_path(observation)
-        found = find_detections(self.site, observation, self.chips.read(observation), chip_grid(path),
-                                image_gsd=scene.gsd,
-                                detector=self.object_detector)
+        return counter.submit(find_detections, self.site, observation, self.chips.read(observation),
+                              chip_grid(path), image_gsd=scene.gsd, detector=self.object_detector)
+
+    def _detections(
+        self, counting: Future[FoundDetections] | None, observation: Observation,
+        references: Sequence[Observation], masks: ZoneMasks,
+    ) -> tuple[tuple[Detection, ...] | None, tuple[str, ...], str | None, tuple[Detection, ...] | None]:
+        """(detections, classes looked for, why skipped, the last reference's detections) of the run
+        :meth:`_start_detections` started."""
+        if counting is None or self.object_detector is None:
+            return None, (), None, None
+        found = counting.result()
         if found.summary.skipped is not None:
             # Objects the detector cannot resolve are not observed: no counts, not zero counts.
             log.info("%s: object detection skipped: %s", observation.id, found.summary.skipped)
