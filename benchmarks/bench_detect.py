@@ -40,8 +40,8 @@ THREADS = 2
 GSD = 0.5
 PEER_PYTHON = Path("/tmp/peer-venv/bin/python")
 PEER_HOW_TO = ("peer not installed: how to: python3 -m venv /tmp/peer-venv && /tmp/peer-venv/bin/pip install "
-               "torch==2.14.1 torchvision==0.29.1 sahi ultralytics (a separate environment: ultralytics pulls torch "
-               "and torchvision, whose operators need a torch of their own version), then run "
+               "torch==2.14.1 torchvision==0.29.1 sahi ultralytics (a separate environment: ultralytics "
+               "pulls torch and torchvision, whose operators need a torch of their own version), then run "
                "this again or pass --peer-python")
 SHARED = Path(os.environ.get("SITEWATCH_SHARED_DATA",
                              Path(__file__).resolve().parents[2] / "shared" / "data"))

@@ -23,6 +23,8 @@ import time
 def main() -> None:
     image_path, gsd, threads, repeat = sys.argv[1], float(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
     import torch
+    import ultralytics.utils
+    import ultralytics.utils.torch_utils
     from PIL import Image
     from sahi import AutoDetectionModel
     from sahi.predict import get_sliced_prediction
@@ -30,9 +32,6 @@ def main() -> None:
 
     # ultralytics sets torch to cpu_count - 1 threads when imported, and again whenever it selects a
     # device (ultralytics.utils.torch_utils.select_device): give it the same threads as sitewatch.
-    import ultralytics.utils
-    import ultralytics.utils.torch_utils
-
     ultralytics.utils.NUM_THREADS = ultralytics.utils.torch_utils.NUM_THREADS = threads
     torch.set_num_threads(threads)
     model = AutoDetectionModel.from_pretrained(model_type="ultralytics", model=YOLO("yolov8n.yaml"),
