@@ -105,6 +105,18 @@ def test_model_is_small_and_shapes_follow_the_stride() -> None:
     assert float(offset.min()) >= 0 and float(offset.max()) <= 1
 
 
+def test_the_light_network_has_the_same_outputs_for_about_half_the_work() -> None:
+    full, light = CenterNetLite(num_classes=5, width=48), CenterNetLite(num_classes=5, width=48, light=True)
+    assert parameter_count(light) < 0.85 * parameter_count(full)
+    with torch.no_grad():
+        shapes = [[o.shape for o in m.eval()(torch.rand(1, 3, 64, 96))] for m in (full, light)]
+    assert shapes[0] == shapes[1]
+    # the full network's parameters keep their names: the shipped weights load into it
+    assert {k for k in full.state_dict() if k.startswith(("heat.0", "box.0", "fuse4", "stage4"))} >= {
+        "heat.0.0.weight", "box.0.0.weight", "fuse4.0.weight", "stage4.0.0.weight"}
+    assert not any(k.startswith("shared") for k in full.state_dict())
+
+
 def _config(tmp_path: Path, folder: Path, name: str) -> Path:
     """A toy config that uses every part of the training data: extra labels, pasted vehicles and
     look-alikes, mined negatives, the sensor looks, merged classes."""

@@ -83,6 +83,8 @@ class DetectorTrainingConfig:
     model_gsd: float = 0.3
     gsd_range: tuple[float, float] = (0.1, 1.0)
     width: int = 32
+    light: bool = False
+    """A lighter network at stride 4 (see :class:`~sitewatch.training.model.CenterNetLite`)."""
     steps: int = 3000
     batch: int = 16
     crop: int = 192
@@ -170,6 +172,7 @@ def load_config(path: Path) -> DetectorTrainingConfig:
             model_gsd=float(raw.get("model_gsd", 0.3)),
             gsd_range=(float(gsd_range[0]), float(gsd_range[1])),
             width=int(raw.get("width", 32)),
+            light=bool(raw.get("light", False)),
             steps=int(train.get("steps", 3000)),
             batch=int(train.get("batch", 16)),
             crop=int(train.get("crop", 192)),

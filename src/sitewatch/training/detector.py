@@ -483,7 +483,7 @@ def train_detector(config: DetectorTrainingConfig,
     sampler = CropSampler(frames, model_gsd=config.model_gsd, crop=config.crop,
                           augmentation=config.augmentation, seed=config.seed,
                           compositor=_compositor(config, frames))
-    model = CenterNetLite(len(config.classes), width=config.width)
+    model = CenterNetLite(len(config.classes), width=config.width, light=config.light)
     optimiser = torch.optim.AdamW(model.parameters(), lr=config.learning_rate,
                                   weight_decay=config.weight_decay)
     schedule = warmup_cosine(optimiser, config.steps, config.steps // 20)
@@ -529,7 +529,8 @@ def train_detector(config: DetectorTrainingConfig,
         classes=config.classes, bands=("red", "green", "blue"), model_gsd=config.model_gsd,
         gsd_range=config.gsd_range, stride=STRIDE, input_multiple=16, score_threshold=0.3,
         tile=config.tile, overlap=config.overlap, merge_classes=config.merge_classes,
-        architecture={"model": "CenterNetLite", "width": config.width}, weights_file=weights.name,
+        architecture={"model": "CenterNetLite", "width": config.width,
+                      **({"light": True} if config.light else {})}, weights_file=weights.name,
         weights_sha256=save_weights(weights, state_arrays(model)),
     )
     card, holdout, holdout_simulated = measured_card(

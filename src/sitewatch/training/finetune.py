@@ -172,7 +172,8 @@ def load_base(card_path: Path) -> tuple[ModelCard, CenterNetLite]:
             f"{card_path}: model {card.architecture['model']!r} cannot be fine-tuned by this version of "
             "sitewatch; update sitewatch"
         )
-    model = CenterNetLite(len(card.classes), width=_width(card))
+    model = CenterNetLite(len(card.classes), width=_width(card),
+                          light=bool(card.architecture.get("light", False)))
     weights = card_path.parent / (card.weights_file or "")
     load_into(model, load_weights(weights, card.weights_sha256, card=card_path), source=weights)
     return card, model
@@ -250,6 +251,7 @@ def fine_tune_detector(
         name=f"{base.name}{FINE_TUNED_SUFFIX}", version=base.version, seed=settings.seed,
         classes=base.classes, datasets=datasets, output=output / base.onnx_file,
         model_gsd=base.model_gsd, gsd_range=base.gsd_range, width=_width(base),
+        light=bool(base.architecture.get("light", False)),
         steps=settings.steps, batch=settings.batch, crop=settings.crop, learning_rate=settings.learning_rate,
         weight_decay=settings.weight_decay, threads=settings.threads, max_objects=settings.max_objects,
         tile=base.tile, overlap=base.overlap, precision="int8", augmentation=augmentation,

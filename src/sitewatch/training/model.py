@@ -52,23 +52,27 @@ class CenterNetLite(nn.Module):
     ``offset`` (N, 2, h, w): centre offset within the cell, in cells (x, y).
     """
 
-    def __init__(self, num_classes: int, width: int = 32) -> None:
+    def __init__(self, num_classes: int, width: int = 32, *, light: bool = False) -> None:
+        """``light``: the stride-4 stage and merge depthwise-separable and one 3x3 convolution shared by
+        both heads, about half the multiply-adds (the full 3x3 convolutions at stride 4 are 70 % of
+        them); an experiment (``configs/experiments/detector-light.yaml``)."""
         super().__init__()
         self.num_classes = num_classes
         self.register_buffer("mean", torch.tensor(_MEAN).view(1, 3, 1, 1))
         self.register_buffer("std", torch.tensor(_STD).view(1, 3, 1, 1))
         w = width
         self.stem = nn.Sequential(_conv(3, 16, stride=2), _conv(16, w, stride=2))  # stride 4
-        self.stage4 = nn.Sequential(_conv(w, w))
+        self.stage4 = nn.Sequential(_Separable(w) if light else _conv(w, w))
         self.down8 = _conv(w, 2 * w, stride=2)
         self.stage8 = nn.Sequential(_Separable(2 * w), _Separable(2 * w, dilation=2))
         self.down16 = _conv(2 * w, 2 * w, stride=2)
         self.stage16 = nn.Sequential(_Separable(2 * w), _Separable(2 * w, dilation=2), _Separable(2 * w))
         self.lateral8 = nn.Conv2d(2 * w, 2 * w, 1)
         self.reduce8 = _conv(2 * w, w, kernel=1)
-        self.fuse4 = _conv(w, w)
-        self.heat = nn.Sequential(_conv(w, w), nn.Conv2d(w, num_classes, 1))
-        self.box = nn.Sequential(_conv(w, w), nn.Conv2d(w, 4, 1))
+        self.fuse4: nn.Module = _Separable(w) if light else _conv(w, w)
+        self.shared: nn.Module = _conv(w, w) if light else nn.Identity()
+        self.heat = nn.Sequential(nn.Identity() if light else _conv(w, w), nn.Conv2d(w, num_classes, 1))
+        self.box = nn.Sequential(nn.Identity() if light else _conv(w, w), nn.Conv2d(w, 4, 1))
         self.up = nn.Upsample(scale_factor=2, mode="nearest")
         # Focal-loss prior: start with a low object probability everywhere.
         last = self.heat[-1]
@@ -81,7 +85,7 @@ class CenterNetLite(nn.Module):
         f8 = self.stage8(self.down8(f4))
         f16 = self.stage16(self.down16(f8))
         f8 = self.reduce8(self.lateral8(f8) + self.up(f16))
-        return self.fuse4(f4 + self.up(f8))
+        return self.shared(self.fuse4(f4 + self.up(f8)))
 
     def raw(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Heatmap logits (N, C, h, w) and box regression (N, 4, h, w) for training."""
