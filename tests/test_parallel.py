@@ -4,6 +4,7 @@ and none of its workers may live on."""
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -122,3 +123,15 @@ def _fail(value: int, report) -> int:  # type: ignore[no-untyped-def]
 def test_a_jobs_error_is_raised_in_the_caller() -> None:
     with pytest.raises(ValueError, match="job 3 failed"):
         run_jobs(_fail, [(i,) for i in range(4)], Scheduler(local_workers=2))
+
+
+def _environment(name: str, report) -> str | None:  # type: ignore[no-untyped-def]
+    return os.environ.get(name)
+
+
+def test_local_workers_keep_glibcs_own_malloc_thresholds() -> None:
+    """distributed's MALLOC_TRIM_THRESHOLD_ fixes glibc's mmap threshold at 128 KiB, and every chip's
+    arrays were then mapped and zeroed afresh by the kernel; its thread limits stay."""
+    found = run_jobs(_environment, [("MALLOC_TRIM_THRESHOLD_",), ("OMP_NUM_THREADS",)],
+                     Scheduler(local_workers=2))
+    assert found == [None, "1"]
