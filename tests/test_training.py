@@ -252,3 +252,22 @@ def test_detector_configs_load_and_experiments_never_write_into_the_package(conf
     writes_into_package = package in loaded.output.resolve().parents
     # The shipped model's config writes into the package; an experiment never overwrites a shipped one.
     assert writes_into_package == (config.parent.name != "experiments")
+
+
+def test_an_experiment_is_the_shipped_recipe_with_its_own_changes(tmp_path: Path) -> None:
+    shipped = load_config(CONFIGS / "detector.yaml")
+    light = load_config(CONFIGS / "experiments" / "detector-light.yaml")
+    assert light.light and not shipped.light and light.name != shipped.name
+    # the inherited paths still point where the shipped config meant them to
+    assert light.datasets == shipped.datasets and light.mosaics == shipped.mosaics
+    assert light.steps == shipped.steps and light.augmentation == shipped.augmentation
+    coarse = load_config(CONFIGS / "experiments" / "detector-0.5m.yaml")
+    assert coarse.augmentation.degrade_max_gsd == 1.0  # one key of a section, the rest inherited
+    assert coarse.augmentation.scale_jitter == shipped.augmentation.scale_jitter
+    (tmp_path / "a.yaml").write_text("extends: b.yaml\n", encoding="utf-8")
+    (tmp_path / "b.yaml").write_text("extends: a.yaml\n", encoding="utf-8")
+    with pytest.raises(UnsupportedInputError, match="extends itself"):
+        load_config(tmp_path / "a.yaml")
+    (tmp_path / "c.yaml").write_text("extends: missing.yaml\n", encoding="utf-8")
+    with pytest.raises(UnsupportedInputError, match=r"missing\.yaml not found"):
+        load_config(tmp_path / "c.yaml")

@@ -114,11 +114,47 @@ def check_precision(value: object, path: Path) -> str:
     return str(value)
 
 
-def load_config(path: Path) -> DetectorTrainingConfig:
-    """Read a detector training config; relative paths are taken from the config file's folder."""
+_PATHS = {"": ("output",), "datasets": ("path", "extra_labels"), "mosaics": ("path", "labels")}
+"""Where a config names files: top-level keys, and keys of each entry of a list."""
+
+
+def _merged(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    """``override`` over ``base``: mappings merge key by key, anything else (lists too) replaces."""
+    out = dict(base)
+    for key, value in override.items():
+        out[key] = (_merged(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict)
+                    else value)
+    return out
+
+
+def _read_raw(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
+    """The config at ``path`` as a mapping; with ``extends: OTHER.yaml`` (relative to it), that config
+    with this one's keys over it, the other's file paths made absolute so they keep pointing where
+    it meant."""
     if not path.is_file():
         raise UnsupportedInputError(f"training config {path} not found; see configs/detector.yaml")
+    if path.resolve() in seen:
+        raise UnsupportedInputError(f"training config {path} extends itself (through {seen[-1]}); "
+                                    "remove the `extends` that closes the loop")
     raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    parent = raw.pop("extends", None)
+    if parent is None:
+        return dict(raw)
+    folder = (path.parent / str(parent)).resolve().parent
+    inherited = _read_raw(path.parent / str(parent), (*seen, path.resolve()))
+    for section, keys in _PATHS.items():
+        for entry in ([inherited] if not section else inherited.get(section, ())):
+            for key in keys:
+                if entry.get(key):
+                    entry[key] = str((folder / str(entry[key])).resolve())
+    return _merged(inherited, raw)
+
+
+def load_config(path: Path) -> DetectorTrainingConfig:
+    """Read a detector training config; relative paths are taken from the config file's folder.
+    ``extends: OTHER.yaml`` takes every setting of another config that this one does not give (the
+    experiments in configs/experiments/ are the shipped recipe with a change or two)."""
+    raw = _read_raw(path)
     base = path.resolve().parent
     try:
         datasets = tuple(
