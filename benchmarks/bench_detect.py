@@ -89,13 +89,13 @@ def sliding_window(detector: object, image: np.ndarray, gsd: float, window: int 
     scale = gsd / card.model_gsd
     pil = Image.fromarray(image.transpose(1, 2, 0))
     full = pil.resize((round(pil.width * scale), round(pil.height * scale)), Image.Resampling.BILINEAR)
-    pixels = np.asarray(full, np.float32).transpose(2, 0, 1) / 255.0
+    pixels = detector.model_input(np.asarray(full).transpose(2, 0, 1))  # bytes, or floats 0..1
     height, width = pixels.shape[1:]
     rows = []
     step = window - overlap
     for y in range(0, max(1, height - overlap), step):
         for x in range(0, max(1, width - overlap), step):
-            patch = np.zeros((1, 3, window, window), np.float32)
+            patch = np.zeros((1, 3, window, window), pixels.dtype)
             part = pixels[:, y:y + window, x:x + window]
             patch[0, :, : part.shape[1], : part.shape[2]] = part
             peaks, size, offset = detector.session.run(None, {"image": patch})

@@ -260,7 +260,7 @@ def test_held_out_scene_accuracy(shared_data: Path, detector: OnnxDetector) -> N
 def test_batches_resampled_ahead_are_the_ones_inferred(detector: OnnxDetector,
                                                        monkeypatch: pytest.MonkeyPatch) -> None:
     """The next batch is resampled in a thread while the model runs this one: each batch the model
-    gets must be its own tiles' pixels, converted as the plain float32(byte) / 255 would be."""
+    gets must be its own tiles' pixels: the bytes themselves for the shipped model, which takes bytes."""
     rng = np.random.default_rng(3)
     image = rng.integers(0, 256, (3, 1100, 1000), dtype=np.uint8)
     gsd = 0.5
@@ -283,9 +283,8 @@ def test_batches_resampled_ahead_are_the_ones_inferred(detector: OnnxDetector,
             box = (t.x / scale, t.y / scale, min((t.x + t.width) / scale, pixels.width),
                    min((t.y + t.height) / scale, pixels.height))
             patch = pixels.resize((t.width, t.height), Image.Resampling.BILINEAR, box=box)
-            expected = np.asarray(patch, np.float32).transpose(2, 0, 1)
-            expected *= 1.0 / 255.0
-            assert np.array_equal(batch[k, :, : t.height, : t.width], expected)
+            expected = np.asarray(patch).transpose(2, 0, 1)
+            assert batch.dtype == np.uint8 and np.array_equal(batch[k, :, : t.height, : t.width], expected)
 
 
 def test_tiles_per_call_do_not_change_the_boxes() -> None:

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
+from sitewatch.analytics.objects.onnx import ModelCard, OnnxDetector, file_sha256
 from sitewatch.core.errors import UnsupportedInputError
 from toy_frames import toy_frames
 
@@ -190,14 +191,59 @@ def test_int8_model_follows_the_float_model_and_is_reproducible(tmp_path: Path) 
     assert (tmp_path / "a.onnx").read_bytes() == (tmp_path / "b.onnx").read_bytes()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.onnx", "b.onnx", "float.onnx"]  # no leftovers
     batch = np.stack(crops).astype(np.float32)
+    pixels = np.rint(batch * 255).astype(np.uint8)  # the crops' bytes: the 8-bit model takes bytes
     sessions = [ort.InferenceSession(str(tmp_path / name), providers=["CPUExecutionProvider"])
                 for name in ("float.onnx", "a.onnx")]
-    runs = [session.run(None, {"image": batch}) for session in sessions]
+    assert [s.get_inputs()[0].type for s in sessions] == ["tensor(float)", "tensor(uint8)"]
+    runs = [session.run(None, {"image": image})
+            for session, image in zip(sessions, (batch, pixels), strict=True)]
     (float_peaks, float_size, _), (int8_peaks, int8_size, _) = runs
     assert int8_peaks.shape == float_peaks.shape
     heat = np.maximum(float_peaks, int8_peaks) > 0  # peaks are scores where a local maximum, else 0
     assert np.abs(float_size - int8_size).max() < 0.15 * max(1.0, np.abs(float_size).max())
     assert heat.any()
+
+
+def test_byte_input_gives_the_float_input_model_outputs_bit_for_bit(tmp_path: Path) -> None:
+    """The 8-bit model's first steps (normalise, quantise) map each byte to itself even when the
+    calibration crops hold no black or white (the range is fixed, not measured), so they are dropped
+    and the bytes fed as they are: the outputs are the float-input model's, exactly."""
+    import onnxruntime as ort
+
+    from sitewatch.training.quantize import take_bytes
+
+    torch.manual_seed(1)
+    model = CenterNetLite(num_classes=2, width=16)
+    export_onnx(model, tmp_path / "float.onnx")
+    image = Image.new("RGB", (300, 200), (120, 125, 110))  # grey ground, one dark car: no 0 or 255
+    ImageDraw.Draw(image).rectangle([100, 80, 130, 92], fill=(20, 20, 30))
+    frame = TrainingFrame("F", image, 0.15, np.zeros((0, 4), np.float32), np.zeros(0, np.int64))
+    crops = calibration_crops([frame], model_gsd=0.3, seed=1, count=4, size=64)
+    quantize_detector(tmp_path / "float.onnx", tmp_path / "floats.onnx", crops, byte_input=False)
+    quantize_detector(tmp_path / "float.onnx", tmp_path / "bytes.onnx", crops)
+    floats, takes = (ort.InferenceSession(str(tmp_path / name), providers=["CPUExecutionProvider"])
+                     for name in ("floats.onnx", "bytes.onnx"))
+    assert takes.get_inputs()[0].type == "tensor(uint8)" and floats.get_inputs()[0].type == "tensor(float)"
+    pixels = np.random.default_rng(3).integers(0, 256, (2, 3, 96, 128), dtype=np.uint8)
+    pixels[0, :, :8] = 0  # black and white as well as everything between
+    pixels[1, :, :8] = 255
+    before = floats.run(None, {"image": np.multiply(pixels, np.float32(1 / 255), dtype=np.float32)})
+    after = takes.run(None, {"image": pixels})
+    assert all(np.array_equal(a, b) for a, b in zip(before, after, strict=True))
+    assert (before[0] > 0).any()  # some peaks, so equal is not trivially equal
+    assert not take_bytes(tmp_path / "bytes.onnx")  # already bytes: left as it is
+    assert not take_bytes(tmp_path / "float.onnx")  # not quantised: nothing maps bytes to themselves
+    # The detector feeds either kind: the same boxes from both.
+    boxes = []
+    for name in ("floats.onnx", "bytes.onnx"):
+        card = ModelCard(name="toy", version="1", onnx_file=name, sha256=file_sha256(tmp_path / name),
+                         classes=("car", "large_vehicle"), bands=("red", "green", "blue"), model_gsd=0.3,
+                         gsd_range=(0.1, 1.0), stride=STRIDE, input_multiple=16, score_threshold=0.0)
+        detector = OnnxDetector(tmp_path / name, card, threads=1)
+        assert detector.takes_bytes == (name == "bytes.onnx")
+        found = detector.detect(pixels[0], 0.3, score_threshold=0.0)
+        boxes.append([(b.class_name, b.score, b.x0, b.y0, b.x1, b.y1) for b in found])
+    assert boxes[0] == boxes[1] and boxes[0]
 
 
 def test_threshold_is_the_lowest_keeping_training_precision(tmp_path: Path) -> None:

@@ -342,6 +342,9 @@ class OnnxDetector:
         # detection then took 0.66 s and 0.46 CPU-s instead of 1.1 s and 0.66 CPU-s, same boxes.
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self.session = ort.InferenceSession(str(model_path), options, providers=["CPUExecutionProvider"])
+        self.takes_bytes = self.session.get_inputs()[0].type == "tensor(uint8)"
+        """Whether the model takes the image's bytes (the shipped model since issue 18's 7th pass:
+        ``sitewatch.training.quantize.take_bytes``) rather than floats 0..1."""
         self.card = card
         self.batch_pixels = batch_pixels
         self._info = DetectorInfo(
@@ -407,20 +410,30 @@ class OnnxDetector:
 
     def _resample(self, pixels: Image.Image, tiles: list[Tile], scale: float) -> np.ndarray:
         """The model's input for ``tiles``: each resampled from the source to the model's GSD,
-        scaled to 0..1 and zero-padded to the batch's common size."""
+        as the model takes them (:meth:`model_input`) and zero-padded to the batch's common size."""
         multiple = self.card.input_multiple
         height = max(t.height for t in tiles)
         width = max(t.width for t in tiles)
         height, width = -(-height // multiple) * multiple, -(-width // multiple) * multiple
-        batch = np.zeros((len(tiles), 3, height, width), np.float32)
+        batch = np.zeros((len(tiles), 3, height, width), np.uint8 if self.takes_bytes else np.float32)
         for k, t in enumerate(tiles):
             source_box = (t.x / scale, t.y / scale, min((t.x + t.width) / scale, pixels.width),
                           min((t.y + t.height) / scale, pixels.height))
             patch = pixels.resize((t.width, t.height), Image.Resampling.BILINEAR, box=source_box)
-            # float32(byte) * float32(1 / 255), as converting first and scaling after would give
-            np.multiply(np.asarray(patch).transpose(2, 0, 1), np.float32(1.0 / 255.0),
-                        out=batch[k, :, : t.height, : t.width])
+            self.model_input(np.asarray(patch).transpose(2, 0, 1), out=batch[k, :, : t.height, : t.width])
         return batch
+
+    def model_input(self, pixels: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        """What the model takes for image bytes ``pixels`` (uint8, ..., 3, rows, cols): the bytes as
+        they are, or floats 0..1 for a model with float input (a workspace's model fine-tuned before
+        byte input), written into ``out`` when given."""
+        if self.takes_bytes:
+            if out is None:
+                return np.array(pixels, np.uint8)
+            out[...] = pixels
+            return out
+        # float32(byte) * float32(1 / 255), as converting first and scaling after would give
+        return np.multiply(pixels, np.float32(1.0 / 255.0), out=out, dtype=np.float32)
 
     def _infer(self, batch: np.ndarray, tiles: list[Tile], threshold: float) -> list[np.ndarray]:
         """Rows (class, score, x0, y0, x1, y1 in model pixels) that the tiles own, scored at least
