@@ -93,6 +93,7 @@ def test_apply_shift_marks_pixels_shifted_in_from_outside() -> None:
     assert not valid[:3].any() and not valid[:, -2:].any()
     assert valid[3:, :-2].all()
     assert np.allclose(moved[:, 3:, :-2], image[:, :-3, 2:], atol=1e-3)
+    assert not moved[:, :3].any() and not moved[:, :, -2:].any()  # what came from outside is 0
     same, all_valid = apply_shift(image, (0.0, 0.0))
     assert np.array_equal(same, image) and all_valid.all()
 
@@ -108,5 +109,6 @@ def test_apply_shift_is_scipy_bilinear_shift_inside_and_honours_invalid_sources(
     assert np.allclose(moved[:, covered], expected[:, covered], atol=1e-3)
     # rows 0-1 and the last 3 columns come from outside; pixel (30, 40) feeds (31..32, 37..38)
     assert not covered[:2].any() and not covered[:, -3:].any()
+    assert not moved[:, :2].any() and not moved[:, :, -3:].any()  # 0 where not every tap is inside
     assert not covered[31:33, 37:39].any()
     assert covered.sum() == (64 - 2) * (64 - 3) - 4
