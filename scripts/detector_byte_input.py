@@ -26,7 +26,7 @@ import numpy as np
 import onnxruntime as ort
 from PIL import Image
 
-from sitewatch.analytics.objects.onnx import file_sha256, load_card, shipped_model_dir
+from sitewatch.analytics.objects.onnx import file_sha256, load_card, shipped_model_dir, takes_bytes
 from sitewatch.training.quantize import BYTE_INPUT, take_bytes
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -67,7 +67,7 @@ def main() -> None:
     model = args.card.parent / card.onnx_file
     if file_sha256(model) != card.sha256:
         raise SystemExit(f"{model} does not match its card's checksum; restore it first")
-    if _session(model).get_inputs()[0].type == "tensor(uint8)":
+    if takes_bytes(_session(model)):
         print(f"{model} already takes bytes; nothing to do")
         return
     with tempfile.TemporaryDirectory(prefix="sitewatch-bytes-") as scratch:

@@ -24,6 +24,7 @@ import onnxruntime as ort
 import torch
 from PIL import Image
 
+from sitewatch.analytics.objects.onnx import takes_bytes
 from sitewatch.training.change_model import SiameseUNet
 from sitewatch.training.model import CenterNetLite
 from sitewatch.training.weights import save_weights, state_from_onnx, weights_path
@@ -69,8 +70,7 @@ def vehicles(check: bool) -> None:
     with torch.no_grad():
         peaks = model.eval()(image)[0].numpy()
     session = _session(VEHICLES.parent / card["onnx_file"])
-    takes_bytes = session.get_inputs()[0].type == "tensor(uint8)"  # the 8-bit model since issue 18
-    fed = np.rint(image.numpy() * 255).astype(np.uint8) if takes_bytes else image.numpy()
+    fed = np.rint(image.numpy() * 255).astype(np.uint8) if takes_bytes(session) else image.numpy()
     onnx_peaks = session.run(None, {"image": fed})[0]
     threshold = card["score_threshold"]
     print(f"vehicles: float vs 8-bit ONNX on a real crop: peaks >= {threshold}: "

@@ -168,7 +168,7 @@ def take_bytes(path: Path) -> bool:
     if steps is None or len(quantise) != 1 or quantise[0].op_type != "QuantizeLinear":
         return False
     quantised = quantise[0].output[0]
-    kept = {name for name in (steps.sub.input[1], steps.div.input[1], *quantise[0].input[1:])}
+    kept = {steps.sub.input[1], steps.div.input[1], *quantise[0].input[1:]}
     prefix = helper.make_graph(
         [steps.sub, steps.div, quantise[0]], "input-steps",
         [helper.make_tensor_value_info(BYTE_INPUT, onnx.TensorProto.FLOAT, [1, 3, 1, 256])],

@@ -315,6 +315,12 @@ def model_files_version(card_path: Path) -> tuple[tuple[str, int, int], ...]:
     return tuple(sorted((name, stat.st_size, stat.st_mtime_ns) for name, stat in stats))
 
 
+def takes_bytes(session: ort.InferenceSession) -> bool:
+    """Whether the detector model of ``session`` takes the image's bytes (the shipped model since issue
+    18's 7th pass: ``sitewatch.training.quantize.take_bytes``) rather than floats 0..1."""
+    return bool(session.get_inputs()[0].type == "tensor(uint8)")
+
+
 BATCH_PIXELS = 4 * 640 * 640
 """Model pixels per onnxruntime call: four 640-px tiles, or one 1280-px tile (the same pixels per
 second either way; a batch of four 1280-px tiles would only hold four times the memory)."""
@@ -342,9 +348,7 @@ class OnnxDetector:
         # detection then took 0.66 s and 0.46 CPU-s instead of 1.1 s and 0.66 CPU-s, same boxes.
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self.session = ort.InferenceSession(str(model_path), options, providers=["CPUExecutionProvider"])
-        self.takes_bytes = self.session.get_inputs()[0].type == "tensor(uint8)"
-        """Whether the model takes the image's bytes (the shipped model since issue 18's 7th pass:
-        ``sitewatch.training.quantize.take_bytes``) rather than floats 0..1."""
+        self.takes_bytes = takes_bytes(self.session)
         self.card = card
         self.batch_pixels = batch_pixels
         self._info = DetectorInfo(
